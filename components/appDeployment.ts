@@ -1,0 +1,153 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { bundleManifest } from "../templates/bundle";
+import { ENV_FILE_NAME } from "../templates/compose";
+import { renderEnvFile } from "../templates/envFile";
+import { renderBackupCron } from "../templates/hostConfig";
+import { encodeFiles } from "../templates/hostFiles";
+import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
+
+export const CRON_PATH = "/etc/cron.d/chitram-backup";
+export const BACKUP_LOG = "/var/log/chitram-backup.log";
+
+export interface AppDeploymentArgs {
+  /** How steps connect: as the deploy user with the deploy key. Default: none (required). */
+  connection: pulumi.Input<Connection>;
+  /** The deploy user, owner of the app directory. Plain: rendered into scripts. Default: none (required). */
+  deployUser: string;
+  /** The app directory on the host. Plain: rendered into files. Default: "/opt/chitram". */
+  appDir?: string;
+  /** Directory for all persistent data. Plain: rendered into files. Default: "/var/lib/chitram". */
+  dataDir?: string;
+  /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
+  appImage: string;
+  /** Port the app listens on inside the compose network. Plain. Default: 8000. */
+  appPort?: number;
+  /** The app's health path. Plain. Default: "/health". */
+  healthPath?: string;
+  /** Domain for automatic HTTPS; undefined = IP mode. Plain. Default: undefined. */
+  domain?: string;
+  /** ACME account email. Plain. Default: undefined. */
+  acmeEmail?: string;
+  /** Five-field cron expression of the backup. Plain. Default: "0 3 * * *". */
+  backupSchedule?: string;
+  /** Days a backup is kept. Plain. Default: 7. */
+  backupRetentionDays?: number;
+  /** Provisioning steps that must have run first. Default: []. */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * The app on a provisioned host: generated secrets, the env file, the bundle (compose file,
+ * Caddyfile, scripts), `docker compose up --wait`, a health check through Caddy, the backup cron.
+ */
+export class AppDeployment extends pulumi.ComponentResource {
+  /** The env file's content (secret). */
+  public readonly envFile: pulumi.Output<string>;
+  /** Hash of everything the compose project is started from; changes re-run compose and health. */
+  public readonly releaseHash: pulumi.Output<string>;
+
+  constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chitram:app:AppDeployment", name, {}, opts);
+    const appDir = args.appDir ?? "/opt/chitram";
+    const dataDir = args.dataDir ?? "/var/lib/chitram";
+    const plainSecret = (suffix: string, length: number) =>
+      new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
+
+    // ONE value each for the MinIO user and secret: both keys of each pair are rendered from it.
+    const minioUser = new random.RandomString(
+      `${name}-minio-user`,
+      { length: 20, special: false, upper: false },
+      { parent: this },
+    ).result;
+    const minioSecret = plainSecret("minio-secret", 40);
+    const postgresPassword = plainSecret("postgres-password", 32);
+    const appSecretKey = plainSecret("app-secret-key", 50);
+
+    this.envFile = pulumi.secret(
+      pulumi
+        .all([postgresPassword, minioUser, minioSecret, appSecretKey])
+        .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) =>
+          renderEnvFile({ postgresPassword, minioUser, minioSecret, appSecretKey }),
+        ),
+    );
+
+    const bundle = encodeFiles(
+      bundleManifest({
+        appDir,
+        dataDir,
+        appImage: args.appImage,
+        appPort: args.appPort ?? 8000,
+        healthPath: args.healthPath ?? "/health",
+        domain: args.domain,
+        acmeEmail: args.acmeEmail,
+        backupRetentionDays: args.backupRetentionDays ?? 7,
+        backupLog: BACKUP_LOG,
+      }),
+    );
+    const envBundle = pulumi.secret(
+      this.envFile.apply((content) =>
+        encodeFiles([{ path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content }]),
+      ),
+    );
+    this.releaseHash = pulumi.secret(envBundle.apply((env) => sha256(bundle + env)));
+
+    const step = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
+      remoteStep(stepName, { ...o, parent: this, connection: args.connection });
+    const user = args.deployUser;
+
+    const appDirs = step(`${name}-app-dirs`, {
+      script: "appDirs",
+      params: { DEPLOY_USER: user, APP_DIR: appDir, DATA_DIR: dataDir },
+      sudo: true,
+      dependsOn: args.dependsOn ?? [],
+    });
+    // Pushed as the deploy user into the directory it owns: no sudo, so its files are its own.
+    const envFile = step(`${name}-env-file`, {
+      script: "pushFiles",
+      params: { APP_DIR: appDir, PRUNE_SCRIPTS: false },
+      stdin: envBundle,
+      secret: true,
+      sudo: false,
+      dependsOn: [appDirs],
+    });
+    const files = step(`${name}-files`, {
+      script: "pushFiles",
+      params: { APP_DIR: appDir, PRUNE_SCRIPTS: true },
+      stdin: bundle,
+      sudo: false,
+      dependsOn: [appDirs],
+    });
+    const composeUp = step(`${name}-compose-up`, {
+      script: "composeUp",
+      params: { APP_DIR: appDir, WAIT_SECONDS: 300 },
+      triggers: [this.releaseHash],
+      sudo: false,
+      dependsOn: [envFile, files],
+      timeout: "15m",
+    });
+    // Domain mode waits longer: the first certificate comes from Let's Encrypt.
+    step(`${name}-health`, {
+      script: "healthCheck",
+      params: { APP_DIR: appDir, RETRIES: args.domain ? 90 : 30, INTERVAL: 4 },
+      triggers: [this.releaseHash],
+      sudo: false,
+      dependsOn: [composeUp],
+    });
+    step(`${name}-backup-cron`, {
+      script: "backupCron",
+      params: { CRON_PATH, BACKUP_LOG },
+      stdin: encodeFiles([
+        {
+          path: CRON_PATH,
+          mode: "0644",
+          content: renderBackupCron({ schedule: args.backupSchedule ?? "0 3 * * *", appDir }),
+        },
+      ]),
+      sudo: true,
+      dependsOn: [files],
+    });
+
+    this.registerOutputs({ envFile: this.envFile, releaseHash: this.releaseHash });
+  }
+}

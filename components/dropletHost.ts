@@ -1,0 +1,173 @@
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import { CLOUD_CONFIG } from "../templates/cloudConfig";
+
+export interface DropletHostArgs {
+  /** Region slug of the droplet, volume and project resources. Default: none (required). */
+  region: pulumi.Input<string>;
+  /** Droplet size slug. Default: none (required). */
+  size: pulumi.Input<string>;
+  /** Droplet image slug. Default: none (required). */
+  image: pulumi.Input<string>;
+  /** OpenSSH public key that root accepts on first boot (the stack's deploy key). Default: none (required). */
+  publicKey: pulumi.Input<string>;
+  /** CIDRs allowed to reach port 22. Default: none (required). */
+  sshAllowedCidrs: pulumi.Input<pulumi.Input<string>[]>;
+  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: 0. */
+  dataVolumeSizeGb?: number;
+  /** Protect the data volume from deletion. Plain: a resource option. Default: true. */
+  protectData?: boolean;
+  /** Zone and record name of the domain's A record; undefined = no record. Plain: it decides which resources exist. Default: undefined. */
+  dns?: { zone: string; recordName: string };
+  /** Uptime check on the public health URL and who is alerted; undefined = none. Plain: it decides which resources exist. Default: undefined. */
+  uptime?: { domain?: string; healthPath: string; alertEmails: string[] };
+  /** DigitalOcean project environment label. Default: "Production". */
+  environment?: pulumi.Input<string>;
+}
+
+/**
+ * A DigitalOcean droplet for the stack, with what a production host needs around it: the stack's
+ * own SSH key, a cloud firewall, an optional data volume, the domain's A record, an uptime check and
+ * a DigitalOcean project that groups them.
+ */
+export class DropletHost extends pulumi.ComponentResource {
+  /** Public IPv4 address of the droplet. */
+  public readonly ipv4Address: pulumi.Output<string>;
+  /** The droplet's id. */
+  public readonly dropletId: pulumi.Output<string>;
+  /** Name of the data volume, or undefined without one. */
+  public readonly volumeName?: string;
+  /** Volume attachment the host steps wait for, or undefined. */
+  public readonly volumeAttachment?: digitalocean.VolumeAttachment;
+
+  constructor(name: string, args: DropletHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chitram:digitalocean:DropletHost", name, {}, opts);
+    const stack = pulumi.getStack();
+
+    // Named after the stack, so a recreated staging stack never clashes with prod's key.
+    const sshKey = new digitalocean.SshKey(
+      `${name}-ssh-key`,
+      { name: `${name}-${stack}-deploy`, publicKey: args.publicKey },
+      { parent: this },
+    );
+
+    const droplet = new digitalocean.Droplet(
+      `${name}-droplet`,
+      {
+        name: `${name}-${stack}`,
+        region: args.region,
+        size: args.size,
+        image: args.image,
+        monitoring: true,
+        ipv6: false,
+        sshKeys: [sshKey.fingerprint],
+        // Constant for every stack and config: a change here would replace the droplet.
+        userData: CLOUD_CONFIG,
+        tags: ["chitram", `chitram-${stack}`],
+      },
+      {
+        parent: this,
+        // The key only seeds root on first boot; a new deploy key must not replace the droplet.
+        ignoreChanges: ["sshKeys"],
+        // A volume attaches to one droplet at a time: the old one must go first.
+        deleteBeforeReplace: true,
+      },
+    );
+
+    let volume: digitalocean.Volume | undefined;
+    if ((args.dataVolumeSizeGb ?? 0) > 0) {
+      this.volumeName = `${name}-${stack}-data`;
+      volume = new digitalocean.Volume(
+        `${name}-data`,
+        {
+          name: this.volumeName,
+          region: args.region,
+          size: args.dataVolumeSizeGb ?? 0,
+          initialFilesystemType: "ext4",
+          description: `chitram ${stack}: PostgreSQL, MinIO, Caddy data and backups`,
+        },
+        { parent: this, protect: args.protectData ?? true },
+      );
+      this.volumeAttachment = new digitalocean.VolumeAttachment(
+        `${name}-data-attachment`,
+        { dropletId: droplet.id.apply(Number), volumeId: volume.id },
+        { parent: this },
+      );
+    }
+
+    const anywhere = ["0.0.0.0/0", "::/0"];
+    new digitalocean.Firewall(
+      `${name}-firewall`,
+      {
+        name: `${name}-${stack}`,
+        dropletIds: [droplet.id.apply(Number)],
+        inboundRules: [
+          { protocol: "tcp", portRange: "22", sourceAddresses: args.sshAllowedCidrs },
+          { protocol: "tcp", portRange: "80", sourceAddresses: anywhere },
+          { protocol: "tcp", portRange: "443", sourceAddresses: anywhere },
+        ],
+        outboundRules: [
+          { protocol: "tcp", portRange: "1-65535", destinationAddresses: anywhere },
+          { protocol: "udp", portRange: "1-65535", destinationAddresses: anywhere },
+          { protocol: "icmp", destinationAddresses: anywhere },
+        ],
+      },
+      { parent: this },
+    );
+
+    if (args.dns !== undefined) {
+      new digitalocean.DnsRecord(
+        `${name}-a-record`,
+        { domain: args.dns.zone, name: args.dns.recordName, type: "A", value: droplet.ipv4Address, ttl: 300 },
+        { parent: this },
+      );
+    }
+
+    if (args.uptime !== undefined && args.uptime.alertEmails.length > 0) {
+      const { domain, healthPath } = args.uptime;
+      const check = new digitalocean.UptimeCheck(
+        `${name}-uptime`,
+        {
+          name: `${name}-${stack}-health`,
+          target: domain
+            ? `https://${domain}${healthPath}`
+            : pulumi.interpolate`http://${droplet.ipv4Address}${healthPath}`,
+          type: domain ? "https" : "http",
+          regions: ["us_east", "eu_west"],
+        },
+        { parent: this },
+      );
+      new digitalocean.UptimeAlert(
+        `${name}-uptime-down`,
+        {
+          name: `${name}-${stack}-down`,
+          checkId: check.id,
+          type: "down",
+          period: "2m",
+          notifications: [{ emails: args.uptime.alertEmails }],
+        },
+        { parent: this },
+      );
+    }
+
+    new digitalocean.Project(
+      `${name}-project`,
+      {
+        name: `${name}-${stack}`,
+        description: `chitram web app, stack ${stack}`,
+        purpose: "Web Application",
+        environment: args.environment ?? "Production",
+        resources: volume ? [droplet.dropletUrn, volume.volumeUrn] : [droplet.dropletUrn],
+      },
+      { parent: this },
+    );
+
+    this.ipv4Address = droplet.ipv4Address;
+    this.dropletId = droplet.id;
+    this.registerOutputs({
+      ipv4Address: this.ipv4Address,
+      dropletId: this.dropletId,
+      volumeName: this.volumeName,
+    });
+  }
+}

@@ -1,0 +1,368 @@
+// The stack's configuration: every key is declared (type, description, default) in Pulumi.yaml and
+// checked here, in one place, before any resource is registered.
+import * as fs from "fs";
+import * as net from "net";
+import * as path from "path";
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
+
+export const CONFIG_NAMESPACE = "chitram";
+
+export type Target = "digitalocean" | "existing";
+
+/** The validated configuration, in plain values. Components receive parts of it as args. */
+export interface StackConfig {
+  stack: string;
+  target: Target;
+  region: string;
+  size: string;
+  image: string;
+  /** Undefined in IP mode. */
+  domain?: string;
+  acmeEmail?: string;
+  /** Set when a domain is set, `manageDns` is true and the target is DigitalOcean. */
+  dns?: { zone: string; recordName: string };
+  sshAllowedCidrs: string[];
+  deployUser: string;
+  closeRootLogin: boolean;
+  appImage: string;
+  appPort: number;
+  healthPath: string;
+  backupSchedule: string;
+  backupRetentionDays: number;
+  dataVolumeSizeGb: number;
+  protectData: boolean;
+  swapSizeMb: number;
+  alertEmails: string[];
+  /** Set with `target: existing`. */
+  existingHost?: { host: string; port: number; user: string };
+}
+
+/** Raw values as Pulumi hands them over: strings, with arrays as JSON text. */
+export type RawConfig = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+interface Declaration {
+  type: "string" | "integer" | "boolean" | "array";
+  default?: unknown;
+  description: string;
+}
+
+const projectFile = path.join(__dirname, "Pulumi.yaml");
+
+/** The `config:` block of Pulumi.yaml: the one list of keys and their defaults. */
+export function declaredConfig(): Record<string, Declaration> {
+  const project = YAML.parse(fs.readFileSync(projectFile, "utf8")) as { config: Record<string, Declaration> };
+  return project.config;
+}
+
+/**
+ * Pulumi's CLI fills in Pulumi.yaml defaults before the program runs; tests and `render` run the
+ * program without the CLI, so defaults are applied here from the same file.
+ */
+export function withDefaults(raw: RawConfig): RawConfig {
+  const out: RawConfig = {};
+  for (const [key, decl] of Object.entries(declaredConfig())) {
+    const value = raw[key];
+    if (value !== undefined) {
+      out[key] = value;
+    } else if (decl.default !== undefined) {
+      out[key] = typeof decl.default === "string" ? decl.default : JSON.stringify(decl.default);
+    }
+  }
+  return out;
+}
+
+const regions: readonly string[] = Object.values(digitalocean.Region);
+const linuxUser = /^[a-z_][a-z0-9_-]{0,31}$/;
+const email = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
+const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path.
+const imageRef =
+  /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+/** Memory in MB named by a droplet size slug (`s-2vcpu-2gb` → 2048), or undefined if it names none. */
+export function slugMemoryMb(slug: string): number | undefined {
+  for (const part of slug.split("-")) {
+    const m = /^(\d+)(mb|gb)$/.exec(part);
+    if (m) return Number(m[1]) * (m[2] === "gb" ? 1024 : 1);
+  }
+  return undefined;
+}
+
+export function isCidr(value: string): boolean {
+  const [addr, prefix, ...rest] = value.split("/");
+  if (rest.length > 0 || prefix === undefined || !/^\d{1,3}$/.test(prefix)) return false;
+  const family = net.isIP(addr);
+  return family !== 0 && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** A bare DNS name: no scheme, path, port or trailing dot, at least two labels, not an IP address. */
+export function isBareDomain(value: string): boolean {
+  if (value.length > 253 || net.isIP(value) !== 0) return false;
+  const labels = value.split(".");
+  return (
+    labels.length >= 2 && labels.every((l) => dnsLabel.test(l)) && !/^\d+$/.test(labels[labels.length - 1])
+  );
+}
+
+const cronFields: { name: string; min: number; max: number; names?: string[] }[] = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day of month", min: 1, max: 31 },
+  {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+  },
+  { name: "day of week", min: 0, max: 7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] },
+];
+
+/** Why a five-field cron expression is invalid, or undefined if it is valid. */
+export function cronProblem(expr: string): string | undefined {
+  const fields = expr.trim().split(/\s+/);
+  if (fields.length !== 5) return `has ${fields.length} fields`;
+  for (const [i, field] of fields.entries()) {
+    const spec = cronFields[i];
+    const value = (v: string): number | undefined => {
+      const named = spec.names?.indexOf(v.toLowerCase()) ?? -1;
+      if (named >= 0) return named + (spec.min === 1 ? 1 : 0);
+      return /^\d+$/.test(v) ? Number(v) : undefined;
+    };
+    for (const item of field.split(",")) {
+      const [range, step, ...extra] = item.split("/");
+      if (extra.length > 0 || (step !== undefined && !/^[1-9]\d*$/.test(step))) {
+        return `${spec.name} field "${field}" has a bad step`;
+      }
+      if (range === "*") continue;
+      const bounds = range.split("-");
+      const nums = bounds.map(value);
+      if (bounds.length > 2 || nums.some((n) => n === undefined || n < spec.min || n > spec.max)) {
+        return `${spec.name} field "${field}" must be within ${spec.min}-${spec.max}`;
+      }
+      if (nums.length === 2 && nums[0]! > nums[1]!)
+        return `${spec.name} field "${field}" has a reversed range`;
+    }
+  }
+  return undefined;
+}
+
+/** Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing every problem. */
+export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boolean): StackConfig {
+  const problems: string[] = [];
+  const bad = (key: string, value: string | undefined, allowed: string) =>
+    problems.push(`${CONFIG_NAMESPACE}:${key}: ${JSON.stringify(value ?? null)} is not allowed; ${allowed}`);
+
+  const str = (key: string): string => raw[key] ?? "";
+  const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
+    const v = str(key);
+    if (!(allowed as readonly string[]).includes(v)) bad(key, v, `use one of: ${allowed.join(", ")}`);
+    return v as T;
+  };
+  const bool = (key: string): boolean => {
+    const v = str(key);
+    if (v !== "true" && v !== "false") bad(key, v, "use true or false");
+    return v === "true";
+  };
+  const int = (key: string, min: number, max: number): number => {
+    const v = str(key);
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v) || n < min || n > max) bad(key, v, `use a whole number from ${min} to ${max}`);
+    return n;
+  };
+  const list = (key: string, check: (item: string) => boolean, allowed: string): string[] => {
+    const v = str(key);
+    let items: unknown;
+    try {
+      items = JSON.parse(v);
+    } catch {
+      items = undefined;
+    }
+    if (!Array.isArray(items) || items.some((i) => typeof i !== "string")) {
+      bad(key, v, `use a list of strings; ${allowed}`);
+      return [];
+    }
+    for (const item of items as string[]) {
+      if (!check(item)) bad(key, item, allowed);
+    }
+    return items as string[];
+  };
+
+  const target = oneOf<Target>("target", ["digitalocean", "existing"]);
+  const region = oneOf("region", regions);
+
+  const size = str("size");
+  const memory = slugMemoryMb(size);
+  if (!/^[a-z0-9-]+$/.test(size) || memory === undefined || memory < 2048) {
+    bad("size", size, "use a droplet size slug that names at least 2 GB of memory, e.g. s-2vcpu-2gb");
+  }
+  const image = str("image");
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(image))
+    bad("image", image, "use a DigitalOcean image slug, e.g. ubuntu-22-04-x64");
+
+  const domain = str("domain");
+  if (domain !== "" && !isBareDomain(domain)) {
+    bad(
+      "domain",
+      domain,
+      "use a bare lowercase DNS name such as chitram.example.com: no scheme, path, port or IP address",
+    );
+  }
+  const acmeEmail = str("acmeEmail");
+  if (acmeEmail !== "" && !email.test(acmeEmail)) bad("acmeEmail", acmeEmail, "use an email address");
+  const manageDns = bool("manageDns");
+  let dnsZone = str("dnsZone");
+  if (dnsZone !== "" && !isBareDomain(dnsZone))
+    bad("dnsZone", dnsZone, "use a bare DNS name such as example.com");
+  if (domain !== "" && dnsZone === "") {
+    const labels = domain.split(".");
+    dnsZone = labels.length >= 3 ? labels.slice(1).join(".") : domain;
+  }
+  if (domain !== "" && dnsZone !== "" && domain !== dnsZone && !domain.endsWith(`.${dnsZone}`)) {
+    bad("dnsZone", dnsZone, `use a zone that contains the domain ${domain}`);
+  }
+
+  const sshAllowedCidrs = list(
+    "sshAllowedCidrs",
+    isCidr,
+    "each entry must be an IPv4 or IPv6 CIDR such as 203.0.113.0/24",
+  );
+  if (sshAllowedCidrs.length === 0 && problems.every((p) => !p.includes(":sshAllowedCidrs:"))) {
+    bad(
+      "sshAllowedCidrs",
+      str("sshAllowedCidrs"),
+      "list at least one CIDR (the stack itself deploys over SSH)",
+    );
+  }
+
+  const deployUser = str("deployUser");
+  if (!linuxUser.test(deployUser) || deployUser === "root") {
+    bad(
+      "deployUser",
+      deployUser,
+      "use a Linux user name (lowercase letter or _, then up to 31 of a-z 0-9 _ -), not root",
+    );
+  }
+  const closeRootLogin = bool("closeRootLogin");
+
+  const appImage = str("appImage");
+  if (appImage === "") {
+    bad(
+      "appImage",
+      undefined,
+      "it is required: set a container image reference, e.g. ghcr.io/example/chitram:1.0.0",
+    );
+  } else if (!imageRef.test(appImage)) {
+    bad("appImage", appImage, "use a container image reference such as ghcr.io/example/chitram:1.0.0");
+  }
+  const appPort = int("appPort", 1, 65535);
+  const healthPath = str("healthPath");
+  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/.test(healthPath)) {
+    bad("healthPath", healthPath, "use a URL path that starts with / and has no spaces or quotes");
+  }
+
+  const backupSchedule = str("backupSchedule");
+  const cron = cronProblem(backupSchedule);
+  if (cron)
+    bad(
+      "backupSchedule",
+      backupSchedule,
+      `use a five-field cron expression such as "0 3 * * *" (this one ${cron})`,
+    );
+  const backupRetentionDays = int("backupRetentionDays", 1, 365);
+  const dataVolumeSizeGb = int("dataVolumeSizeGb", 0, 16384);
+  const protectData = bool("protectData");
+  const swapSizeMb = int("swapSizeMb", 0, 16384);
+  const alertEmails = list("alertEmails", (e) => email.test(e), "each entry must be an email address");
+
+  let existingHost: StackConfig["existingHost"];
+  if (target === "existing") {
+    const host = str("host");
+    if (host === "" || !(net.isIP(host) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host))) {
+      bad("host", host, "with target existing, set the SSH host's address (IP address or DNS name)");
+    }
+    const port = int("sshPort", 1, 65535);
+    const user = str("sshUser");
+    if (!linuxUser.test(user))
+      bad("sshUser", user, "use a Linux user name: root, or a user with passwordless sudo");
+    if (!hasSshPrivateKey) {
+      bad(
+        "sshPrivateKey",
+        undefined,
+        "with target existing, set it: pulumi config set --secret chitram:sshPrivateKey < key",
+      );
+    }
+    if (dataVolumeSizeGb > 0)
+      bad(
+        "dataVolumeSizeGb",
+        str("dataVolumeSizeGb"),
+        "with target existing use 0 (volumes are DigitalOcean resources)",
+      );
+    if (alertEmails.length > 0)
+      bad(
+        "alertEmails",
+        str("alertEmails"),
+        "with target existing leave it empty (uptime checks are DigitalOcean resources)",
+      );
+    if (domain !== "" && manageDns)
+      bad(
+        "manageDns",
+        "true",
+        "with target existing and a domain, set it to false and point the domain at the host yourself",
+      );
+    existingHost = { host, port, user };
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dns =
+    target === "digitalocean" && domain !== "" && manageDns
+      ? { zone: dnsZone, recordName: domain === dnsZone ? "@" : domain.slice(0, -dnsZone.length - 1) }
+      : undefined;
+
+  return {
+    stack,
+    target,
+    region,
+    size,
+    image,
+    domain: domain || undefined,
+    acmeEmail: acmeEmail || undefined,
+    dns,
+    sshAllowedCidrs,
+    deployUser,
+    closeRootLogin,
+    appImage,
+    appPort,
+    healthPath,
+    backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
+    backupRetentionDays,
+    dataVolumeSizeGb,
+    protectData,
+    swapSizeMb,
+    alertEmails,
+    existingHost,
+  };
+}
+
+/** Reads the stack's configuration through Pulumi and checks it. */
+export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Output<string> } {
+  const cfg = new pulumi.Config(CONFIG_NAMESPACE);
+  const raw: RawConfig = {};
+  for (const key of Object.keys(declaredConfig())) {
+    if (key !== "sshPrivateKey") raw[key] = cfg.get(key);
+  }
+  // Read only through getSecret, so the key is a secret Output even if it was set in plaintext.
+  const keyIsSet = (cfg.get("sshPrivateKey") ?? "") !== "";
+  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyIsSet);
+  const sshPrivateKey = keyIsSet ? cfg.requireSecret("sshPrivateKey") : undefined;
+  return { config, sshPrivateKey };
+}

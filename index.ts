@@ -1,0 +1,19 @@
+// Entry point of the chitram Pulumi program: the stack outputs. See stack.ts for the resources.
+import { createStack } from "./stack";
+
+const stack = createStack();
+
+/** The host's public IPv4 address. */
+export const publicIp = stack.publicIp;
+/** The URL users open: https://<domain> in domain mode, http://<ip> in IP mode. */
+export const url = stack.url;
+/** The app's health URL, through Caddy. */
+export const healthUrl = stack.healthUrl;
+/** How to log in as the deploy user (with the deploy key). */
+export const sshCommand = stack.sshCommand;
+/** The deploy user CI/CD logs in as. */
+export const deployUser = stack.deployUser;
+/** The deploy key's private half (secret): `pulumi stack output --show-secrets deployPrivateKey`. */
+export const deployPrivateKey = stack.deployPrivateKey;
+/** The deploy key's public half. */
+export const deployPublicKey = stack.deployPublicKey;

@@ -1,0 +1,111 @@
+// The whole stack: config is checked first, then the host (a new droplet or an existing SSH
+// host), its provisioning, and the app. index.ts exports what this returns as stack outputs.
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { AppDeployment } from "./components/appDeployment";
+import { DropletHost } from "./components/dropletHost";
+import { HostProvisioning } from "./components/hostProvisioning";
+import { loadConfig } from "./config";
+
+export const APP_DIR = "/opt/chitram";
+export const VOLUME_MOUNT = "/mnt/chitram-data";
+export const LOCAL_DATA_DIR = "/var/lib/chitram";
+
+export interface StackOutputs {
+  publicIp: pulumi.Output<string>;
+  url: pulumi.Output<string>;
+  healthUrl: pulumi.Output<string>;
+  sshCommand: pulumi.Output<string>;
+  deployUser: string;
+  deployPrivateKey: pulumi.Output<string>;
+  deployPublicKey: pulumi.Output<string>;
+}
+
+export function createStack(): StackOutputs {
+  // Throws before any resource is registered when the config is bad.
+  const { config, sshPrivateKey } = loadConfig();
+
+  // ED25519 in OpenSSH format: a key without a passphrase by construction (retro #3).
+  const deployKey = new tls.PrivateKey("deploy-key", { algorithm: "ED25519" });
+
+  let publicIp: pulumi.Output<string>;
+  let provisioning: HostProvisioning;
+  let dataDir = LOCAL_DATA_DIR;
+  if (config.target === "digitalocean") {
+    const host = new DropletHost("chitram", {
+      region: config.region,
+      size: config.size,
+      image: config.image,
+      publicKey: deployKey.publicKeyOpenssh,
+      sshAllowedCidrs: config.sshAllowedCidrs,
+      dataVolumeSizeGb: config.dataVolumeSizeGb,
+      protectData: config.protectData,
+      dns: config.dns,
+      uptime: { domain: config.domain, healthPath: config.healthPath, alertEmails: config.alertEmails },
+      environment: config.stack === "prod" ? "Production" : "Staging",
+    });
+    publicIp = host.ipv4Address;
+    const dataVolume =
+      host.volumeName !== undefined && host.volumeAttachment !== undefined
+        ? { name: host.volumeName, mountPoint: VOLUME_MOUNT, attachment: host.volumeAttachment }
+        : undefined;
+    if (dataVolume) dataDir = VOLUME_MOUNT;
+    provisioning = new HostProvisioning("host", {
+      host: host.ipv4Address,
+      bootstrapUser: "root",
+      bootstrapPrivateKey: deployKey.privateKeyOpenssh,
+      deployUser: config.deployUser,
+      deployPublicKey: deployKey.publicKeyOpenssh,
+      deployPrivateKey: deployKey.privateKeyOpenssh,
+      closeRootLogin: config.closeRootLogin,
+      swapSizeMb: config.swapSizeMb,
+      dataVolume,
+      // SSH is possible only once the droplet and its firewall exist.
+      dependsOn: [host],
+    });
+  } else {
+    const existing = config.existingHost!;
+    publicIp = pulumi.output(existing.host);
+    provisioning = new HostProvisioning("host", {
+      host: existing.host,
+      port: existing.port,
+      bootstrapUser: existing.user,
+      bootstrapPrivateKey: sshPrivateKey!,
+      deployUser: config.deployUser,
+      deployPublicKey: deployKey.publicKeyOpenssh,
+      deployPrivateKey: deployKey.privateKeyOpenssh,
+      closeRootLogin: config.closeRootLogin,
+      swapSizeMb: config.swapSizeMb,
+    });
+  }
+
+  new AppDeployment("app", {
+    connection: provisioning.deployConnection,
+    deployUser: config.deployUser,
+    appDir: APP_DIR,
+    dataDir,
+    appImage: config.appImage,
+    appPort: config.appPort,
+    healthPath: config.healthPath,
+    domain: config.domain,
+    acmeEmail: config.acmeEmail,
+    backupSchedule: config.backupSchedule,
+    backupRetentionDays: config.backupRetentionDays,
+    dependsOn: provisioning.ready,
+  });
+
+  const url = config.domain
+    ? pulumi.output(`https://${config.domain}`)
+    : pulumi.interpolate`http://${publicIp}`;
+  const sshPort =
+    config.existingHost && config.existingHost.port !== 22 ? ` -p ${config.existingHost.port}` : "";
+  return {
+    publicIp,
+    url,
+    healthUrl: pulumi.interpolate`${url}${config.healthPath}`,
+    sshCommand: pulumi.interpolate`ssh${sshPort} ${config.deployUser}@${publicIp}`,
+    deployUser: config.deployUser,
+    deployPrivateKey: pulumi.secret(deployKey.privateKeyOpenssh),
+    deployPublicKey: deployKey.publicKeyOpenssh,
+  };
+}

@@ -1,0 +1,80 @@
+// The app bundle's manifest: the ONE list of files pushed to the app directory. The scripts/
+// folder is read whole, so a new script cannot be left out of a deploy (retro #6).
+import * as fs from "fs";
+import * as path from "path";
+import { renderCaddyfile } from "./caddyfile";
+import { renderCompose } from "./compose";
+import { renderHostEnv } from "./hostConfig";
+import { HostFile } from "./hostFiles";
+
+export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
+
+export interface BundleArgs {
+  /** The app directory on the host. */
+  appDir: string;
+  /** Directory holding all persistent data. */
+  dataDir: string;
+  /** The app's container image. */
+  appImage: string;
+  /** Port the app listens on. */
+  appPort: number;
+  /** The app's health path. */
+  healthPath: string;
+  /** Domain mode: the domain; undefined = IP mode. */
+  domain?: string;
+  /** ACME account email (domain mode). */
+  acmeEmail?: string;
+  /** Days a backup is kept. */
+  backupRetentionDays: number;
+  /** Backup log file. */
+  backupLog: string;
+}
+
+/** Every script in scripts/, executable. */
+export function scriptFiles(appDir: string): HostFile[] {
+  return fs
+    .readdirSync(SCRIPTS_DIR)
+    .filter((f) => fs.statSync(path.join(SCRIPTS_DIR, f)).isFile())
+    .sort()
+    .map((f) => ({
+      path: `${appDir}/scripts/${f}`,
+      mode: "0755",
+      content: fs.readFileSync(path.join(SCRIPTS_DIR, f), "utf8"),
+    }));
+}
+
+export function bundleManifest(args: BundleArgs): HostFile[] {
+  const healthUrl = args.domain
+    ? `https://${args.domain}${args.healthPath}`
+    : `http://127.0.0.1${args.healthPath}`;
+  return [
+    {
+      path: `${args.appDir}/compose.yaml`,
+      mode: "0644",
+      content: renderCompose({
+        appImage: args.appImage,
+        appPort: args.appPort,
+        dataDir: args.dataDir,
+        healthPath: args.healthPath,
+      }),
+    },
+    {
+      path: `${args.appDir}/Caddyfile`,
+      mode: "0644",
+      content: renderCaddyfile({ domain: args.domain, acmeEmail: args.acmeEmail, appPort: args.appPort }),
+    },
+    {
+      path: `${args.appDir}/host.env`,
+      mode: "0644",
+      content: renderHostEnv({
+        appDir: args.appDir,
+        dataDir: args.dataDir,
+        backupRetentionDays: args.backupRetentionDays,
+        backupLog: args.backupLog,
+        healthUrl,
+        healthHost: args.domain ?? "",
+      }),
+    },
+    ...scriptFiles(args.appDir),
+  ];
+}

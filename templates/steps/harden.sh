@@ -1,0 +1,18 @@
+# sshd: keys only, and root login closed once the deploy user is proven. The drop-in is checked
+# with sshd -t before sshd reloads; a bad file is removed again.
+incoming=$(mktemp -d)
+trap 'rm -rf "$incoming"' EXIT
+receive_files "$incoming" >/dev/null
+grep -Eq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/' /etc/ssh/sshd_config ||
+  die "/etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d/*.conf"
+install_atomically "$incoming$SSHD_DROPIN_PATH" "$SSHD_DROPIN_PATH" root:root
+if ! sshd -t 2>"$incoming/sshd-t.err"; then
+  rm -f "$SSHD_DROPIN_PATH"
+  die "sshd -t rejects the configuration, drop-in removed: $(cat "$incoming/sshd-t.err")"
+fi
+if has_systemd; then
+  systemctl reload ssh 2>/dev/null || systemctl reload sshd
+else
+  kill -HUP "$(cat /run/sshd.pid)"
+fi
+say "sshd: $(sshd -T 2>/dev/null | grep -Ei '^(passwordauthentication|permitrootlogin) ' | tr '\n' ' ')"

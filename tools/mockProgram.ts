@@ -1,0 +1,235 @@
+// Runs the real program under Pulumi's mocks and records every resource the engine would see:
+// its type, name, resolved inputs (with which of them are secret), options and dependencies.
+// Used by the tests, by `npm run render` and by the real-host replay.
+import * as pulumi from "@pulumi/pulumi";
+import { randomBytes } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { CONFIG_NAMESPACE } from "../config";
+
+// Internal to the SDK: resolves once every registration the program started has finished.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
+
+const SECRET_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+export const SECRET_MASK = "[secret]";
+
+/** The droplet address the mocks hand out: TEST-NET-3, documentation only, never contacted. */
+export const MOCK_DROPLET_IP = "203.0.113.10";
+
+export interface RecordedResource {
+  urn: string;
+  type: string;
+  name: string;
+  parent?: string;
+  custom: boolean;
+  /** Inputs with secrets unwrapped to their values. */
+  inputs: Record<string, unknown>;
+  /** The same inputs with every secret value replaced by "[secret]". */
+  maskedInputs: Record<string, unknown>;
+  /** Dotted paths of the inputs that are secret. */
+  secretPaths: string[];
+  /** URNs this resource depends on (explicit dependsOn and inputs from other resources). */
+  dependencies: string[];
+  options: {
+    protect: boolean;
+    deleteBeforeReplace: boolean;
+    ignoreChanges: string[];
+    additionalSecretOutputs: string[];
+    customTimeouts?: { create: string; update: string; delete: string };
+  };
+}
+
+export interface OutputValue {
+  value: unknown;
+  secret: boolean;
+}
+
+export interface ProgramRun {
+  resources: RecordedResource[];
+  outputs: Record<string, OutputValue>;
+}
+
+export interface RunOptions {
+  /** Stack name. */
+  stack: string;
+  /** Config values without the namespace, as Pulumi hands them over (strings; arrays as JSON). */
+  config: Record<string, string>;
+  /** Keys of `config` that are set as secrets. */
+  secretKeys?: string[];
+  /**
+   * "placeholders": random values and keys are clearly-marked placeholders (render, most tests);
+   * "real": real random values and a real ED25519 key (the real-host replay needs them).
+   */
+  values?: "placeholders" | "real";
+}
+
+function unwrap(value: unknown, at: string, secrets: string[], mask: boolean): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => unwrap(v, `${at}[${i}]`, secrets, mask));
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SECRET_KEY] === SECRET_SIG) {
+      secrets.push(at);
+      return mask ? SECRET_MASK : unwrap(obj.value, at, [], false);
+    }
+    return Object.fromEntries(
+      Object.entries(obj).map(([k, v]) => [k, unwrap(v, at ? `${at}.${k}` : k, secrets, mask)]),
+    );
+  }
+  return value;
+}
+
+function randomAlnum(length: number, upper: boolean): string {
+  const alphabet = `abcdefghijklmnopqrstuvwxyz0123456789${upper ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ" : ""}`;
+  return Array.from(randomBytes(length), (b) => alphabet[b % alphabet.length]).join("");
+}
+
+function realEd25519(): { privateKeyOpenssh: string; publicKeyOpenssh: string } {
+  // ssh2 (a dev dependency) writes OpenSSH-format keys without a passphrase, as @pulumi/tls does.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { utils } = require("ssh2") as typeof import("ssh2");
+  const pair = utils.generateKeyPairSync("ed25519", { comment: "chitram-deploy" });
+  return { privateKeyOpenssh: pair.private, publicKeyOpenssh: `${pair.public.trim()}\n` };
+}
+
+/** Outputs the providers would compute, for the resource types the program uses. */
+function mockState(args: pulumi.runtime.MockResourceArgs, real: boolean): Record<string, unknown> {
+  const inputs = args.inputs as Record<string, unknown>;
+  switch (args.type) {
+    case "tls:index/privateKey:PrivateKey":
+      return real
+        ? realEd25519()
+        : {
+            privateKeyOpenssh: `PLACEHOLDER-private-key-of-${args.name}\n`,
+            publicKeyOpenssh: `ssh-ed25519 PLACEHOLDER-public-key-of-${args.name} chitram-deploy\n`,
+          };
+    case "random:index/randomPassword:RandomPassword":
+    case "random:index/randomString:RandomString": {
+      const length = Number(inputs.length);
+      return {
+        result: real
+          ? randomAlnum(length, inputs.upper !== false)
+          : `PLACEHOLDER-${args.name}`.toLowerCase().replace(/[^a-z0-9-]/g, "-"),
+      };
+    }
+    case "digitalocean:index/droplet:Droplet":
+      return { ipv4Address: MOCK_DROPLET_IP, dropletUrn: `do:droplet:${args.name}` };
+    case "digitalocean:index/sshKey:SshKey":
+      return { fingerprint: `fingerprint-of-${args.name}` };
+    case "digitalocean:index/volume:Volume":
+      return { volumeUrn: `do:volume:${args.name}` };
+    default:
+      return {};
+  }
+}
+
+/** Reads a stack file's `config:` into raw strings for `namespace` keys (objects as JSON). */
+export function readStackFile(file: string): Record<string, string> {
+  const doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc.config ?? {})) {
+    const [ns, name] = key.includes(":") ? key.split(":", 2) : [CONFIG_NAMESPACE, key];
+    if (ns !== CONFIG_NAMESPACE) continue;
+    if (value !== null && typeof value === "object" && "secure" in value) {
+      out[name] = `PLACEHOLDER-secure-${name}`;
+    } else {
+      out[name] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+  }
+  return out;
+}
+
+export function stackFile(stack: string): string {
+  return path.join(__dirname, "..", `Pulumi.${stack}.yaml`);
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getDependenciesList(): string[];
+  getProtect(): boolean;
+  getDeletebeforereplace(): boolean;
+  getIgnorechangesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
+  getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
+}
+
+interface MockMonitorLike {
+  registerResource(req: RegisterRequest, cb: unknown): unknown;
+  newUrn(parent: string, type: string, name: string): string;
+}
+
+/**
+ * Evaluates the program with the given config under mocks. Only one run at a time: Pulumi's
+ * runtime state is global.
+ */
+export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
+  const real = opts.values === "real";
+  const config = Object.fromEntries(Object.entries(opts.config).map(([k, v]) => [`${CONFIG_NAMESPACE}:${k}`, v]));
+  pulumi.runtime.setAllConfig(
+    config,
+    (opts.secretKeys ?? []).map((k) => `${CONFIG_NAMESPACE}:${k}`),
+  );
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...mockState(args, real) } }),
+      call: (args) => {
+        throw new Error(`unmocked provider call ${args.token}: the program must not read from the cloud`);
+      },
+    },
+    "chitram",
+    opts.stack,
+    false,
+  );
+
+  const resources: RecordedResource[] = [];
+  const monitor = (pulumi.runtime as unknown as { getMonitor(): MockMonitorLike }).getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: RegisterRequest, cb: unknown) => {
+    const raw = req.getObject()?.toJavaScript() ?? {};
+    const secretPaths: string[] = [];
+    const timeouts = req.getCustomtimeouts();
+    resources.push({
+      urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
+      type: req.getType(),
+      name: req.getName(),
+      parent: req.getParent() || undefined,
+      custom: req.getCustom(),
+      inputs: unwrap(raw, "", [], false) as Record<string, unknown>,
+      maskedInputs: unwrap(raw, "", secretPaths, true) as Record<string, unknown>,
+      secretPaths,
+      dependencies: req.getDependenciesList(),
+      options: {
+        protect: req.getProtect(),
+        deleteBeforeReplace: req.getDeletebeforereplace(),
+        ignoreChanges: req.getIgnorechangesList(),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        customTimeouts: timeouts
+          ? { create: timeouts.getCreate(), update: timeouts.getUpdate(), delete: timeouts.getDelete() }
+          : undefined,
+      },
+    });
+    return register(req, cb);
+  };
+
+  // Imported here, after the mocks: the program's modules must see the mocked runtime.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createStack } = require("../stack") as typeof import("../stack");
+  const stack = createStack();
+  const outputs: Record<string, OutputValue> = {};
+  for (const [key, value] of Object.entries(stack)) {
+    if (pulumi.Output.isInstance(value)) {
+      const internal = value as unknown as { promise(): Promise<unknown>; isSecret: Promise<boolean> };
+      outputs[key] = { value: await internal.promise(), secret: await internal.isSecret };
+    } else {
+      outputs[key] = { value, secret: false };
+    }
+  }
+  await waitForRPCs();
+  return { resources, outputs };
+}
