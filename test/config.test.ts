@@ -1,0 +1,165 @@
+// One test per config rule: each bad value is rejected with a message that names the key and says
+// what is allowed; good values pass; Pulumi.yaml and the checker agree on the keys and defaults.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, cronProblem, declaredConfig, parseConfig, RawConfig, withDefaults } from "../config";
+
+const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
+const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
+
+function parse(overrides: RawConfig, hasKey = false) {
+  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", hasKey);
+}
+
+function rejects(overrides: RawConfig, key: string, allowed: RegExp, hasKey = false) {
+  assert.throws(
+    () => parse(overrides, hasKey),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+      const line = err.problems.find((p) => p.startsWith(`chitram:${key}:`));
+      assert.ok(line, `no problem names chitram:${key}; got:\n${err.message}`);
+      assert.match(line, allowed);
+      return true;
+    },
+  );
+}
+
+describe("config: defaults", () => {
+  it("a config with only appImage is valid and gets the documented defaults", () => {
+    const c = parse({});
+    assert.equal(c.target, "digitalocean");
+    assert.equal(c.region, "nyc3");
+    assert.equal(c.size, "s-2vcpu-2gb");
+    assert.equal(c.image, "ubuntu-22-04-x64");
+    assert.equal(c.domain, undefined);
+    assert.equal(c.deployUser, "chitram");
+    assert.equal(c.appPort, 8000);
+    assert.equal(c.healthPath, "/health");
+    assert.equal(c.backupSchedule, "0 3 * * *");
+    assert.equal(c.backupRetentionDays, 7);
+    assert.equal(c.dataVolumeSizeGb, 0);
+    assert.deepEqual(c.sshAllowedCidrs, ["0.0.0.0/0", "::/0"]);
+    assert.deepEqual(c.alertEmails, []);
+    assert.equal(c.closeRootLogin, true);
+    assert.equal(c.dns, undefined);
+  });
+
+  it("every key in Pulumi.yaml has a type and a description, and only appImage has no default", () => {
+    const decl = declaredConfig();
+    for (const [key, d] of Object.entries(decl)) {
+      assert.ok(["string", "integer", "boolean", "array"].includes(d.type), `${key}: type`);
+      assert.ok(d.description.length > 10, `${key}: description`);
+    }
+    const noDefault = Object.entries(decl).filter(([, d]) => d.default === undefined).map(([k]) => k);
+    assert.deepEqual(noDefault, ["appImage"]);
+  });
+
+  it("every key the checker reads is declared in Pulumi.yaml (an undeclared key would be unset under the CLI)", () => {
+    const declared = new Set(Object.keys(declaredConfig()));
+    const source = require("fs").readFileSync(require.resolve("../config"), "utf8") as string;
+    const read = new Set([...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\("(\w+)"/g)].map((m) => m[1]));
+    assert.ok(read.size > 15, "found the keys the checker reads");
+    for (const key of read) assert.ok(declared.has(key), `${key} is read but not declared`);
+    for (const key of declared) {
+      if (key !== "sshPrivateKey") assert.ok(read.has(key), `${key} is declared but never checked`);
+    }
+  });
+});
+
+describe("config: one rule per key", () => {
+  it("target: digitalocean or existing", () => rejects({ target: "aws" }, "target", /digitalocean, existing/));
+  it("region: a DigitalOcean region slug", () => rejects({ region: "us-east-1" }, "region", /nyc3/));
+  it("size: at least 2 GB of memory", () => {
+    rejects({ size: "s-1vcpu-1gb" }, "size", /at least 2 GB/);
+    rejects({ size: "s-1vcpu-512mb-10gb" }, "size", /at least 2 GB/);
+    rejects({ size: "c-2" }, "size", /names at least 2 GB/);
+    assert.equal(parse({ size: "s-2vcpu-4gb-amd" }).size, "s-2vcpu-4gb-amd");
+  });
+  it("image: an image slug", () => rejects({ image: "Ubuntu 22.04" }, "image", /image slug/));
+  it("domain: bare DNS name, never an IP, scheme, path or port", () => {
+    for (const bad of ["https://chitram.example.com", "chitram.example.com/app", "chitram.example.com:443", "203.0.113.5", "localhost", "::1", "Chitram.Example.com", "exa_mple.com"]) {
+      rejects({ domain: bad }, "domain", /bare lowercase DNS name/);
+    }
+    assert.equal(parse({ domain: "chitram.example.com" }).domain, "chitram.example.com");
+  });
+  it("acmeEmail: an email address", () => rejects({ acmeEmail: "ops-at-example" }, "acmeEmail", /email address/));
+  it("manageDns: true or false", () => rejects({ manageDns: "yes" }, "manageDns", /true or false/));
+  it("dnsZone: must contain the domain; default is the parent zone", () => {
+    rejects({ domain: "chitram.example.com", dnsZone: "example.org" }, "dnsZone", /contains the domain/);
+    assert.deepEqual(parse({ domain: "chitram.example.com" }).dns, { zone: "example.com", recordName: "chitram" });
+    assert.deepEqual(parse({ domain: "example.com" }).dns, { zone: "example.com", recordName: "@" });
+    assert.equal(parse({ domain: "chitram.example.com", manageDns: "false" }).dns, undefined);
+  });
+  it("sshAllowedCidrs: valid IPv4/IPv6 CIDRs", () => {
+    rejects({ sshAllowedCidrs: '["10.0.0.0/33"]' }, "sshAllowedCidrs", /CIDR/);
+    rejects({ sshAllowedCidrs: '["203.0.113.4"]' }, "sshAllowedCidrs", /CIDR/);
+    rejects({ sshAllowedCidrs: '["2001:db8::/129"]' }, "sshAllowedCidrs", /CIDR/);
+    rejects({ sshAllowedCidrs: "0.0.0.0/0" }, "sshAllowedCidrs", /list of strings/);
+    rejects({ sshAllowedCidrs: "[]" }, "sshAllowedCidrs", /at least one/);
+    assert.deepEqual(parse({ sshAllowedCidrs: '["203.0.113.0/24","2001:db8::/32"]' }).sshAllowedCidrs.length, 2);
+  });
+  it("deployUser: a Linux user name, not root", () => {
+    rejects({ deployUser: "root" }, "deployUser", /not root/);
+    rejects({ deployUser: "Deploy User" }, "deployUser", /Linux user name/);
+    rejects({ deployUser: "1deploy" }, "deployUser", /Linux user name/);
+  });
+  it("closeRootLogin: true or false", () => rejects({ closeRootLogin: "1" }, "closeRootLogin", /true or false/));
+  it("appImage: required, a container image reference", () => {
+    assert.throws(() => parseConfig(withDefaults({}), "test", false), /chitram:appImage: null is not allowed; it is required/);
+    rejects({ appImage: "ghcr.io/Example/Chitram:1.0" }, "appImage", /image reference/);
+    rejects({ appImage: "chitram:has space" }, "appImage", /image reference/);
+    for (const ok of ["chitram", "chitram:sandbox", "registry.example.com:5000/team/chitram:1.2.3", `ghcr.io/x/y@sha256:${"a".repeat(64)}`]) {
+      assert.equal(parse({ appImage: ok }).appImage, ok);
+    }
+  });
+  it("appPort: 1-65535", () => {
+    rejects({ appPort: "0" }, "appPort", /1 to 65535/);
+    rejects({ appPort: "65536" }, "appPort", /1 to 65535/);
+    rejects({ appPort: "80.5" }, "appPort", /whole number/);
+  });
+  it("healthPath: starts with /", () => {
+    rejects({ healthPath: "health" }, "healthPath", /starts with \//);
+    rejects({ healthPath: "/he alth" }, "healthPath", /no spaces/);
+  });
+  it("backupSchedule: a five-field cron expression", () => {
+    rejects({ backupSchedule: "@daily" }, "backupSchedule", /five-field cron/);
+    rejects({ backupSchedule: "0 3 * *" }, "backupSchedule", /has 4 fields/);
+    rejects({ backupSchedule: "60 3 * * *" }, "backupSchedule", /minute field/);
+    rejects({ backupSchedule: "0 24 * * *" }, "backupSchedule", /hour field/);
+    rejects({ backupSchedule: "0 3 * * 8" }, "backupSchedule", /day of week/);
+    rejects({ backupSchedule: "0 3 */0 * *" }, "backupSchedule", /bad step/);
+    for (const ok of ["*/15 * * * *", "0 3 * * mon-fri", "30 2 1,15 jan,jul *", "0 0-6/2 * * 7"]) {
+      assert.equal(cronProblem(ok), undefined, ok);
+    }
+  });
+  it("backupRetentionDays: 1-365", () => {
+    rejects({ backupRetentionDays: "0" }, "backupRetentionDays", /1 to 365/);
+    rejects({ backupRetentionDays: "366" }, "backupRetentionDays", /1 to 365/);
+  });
+  it("dataVolumeSizeGb: 0 or a volume size", () => rejects({ dataVolumeSizeGb: "-1" }, "dataVolumeSizeGb", /0 to 16384/));
+  it("protectData: true or false", () => rejects({ protectData: "no" }, "protectData", /true or false/));
+  it("swapSizeMb: 0-16384", () => rejects({ swapSizeMb: "99999" }, "swapSizeMb", /0 to 16384/));
+  it("alertEmails: email addresses", () => {
+    rejects({ alertEmails: '["ops@example.com", "pager"]' }, "alertEmails", /email address/);
+    rejects({ alertEmails: "ops@example.com" }, "alertEmails", /list of strings/);
+  });
+  it("target existing: host, sshPort, sshUser and sshPrivateKey are required and checked", () => {
+    rejects({ ...existing, host: "" }, "host", /SSH host's address/, true);
+    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, true);
+    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, true);
+    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, true);
+    rejects(existing, "sshPrivateKey", /--secret/, false);
+    assert.deepEqual(parse(existing, true).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+  });
+  it("target existing: no DigitalOcean-only features", () => {
+    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, true);
+    rejects({ ...existing, alertEmails: '["ops@example.com"]' }, "alertEmails", /target existing leave it empty/, true);
+    rejects({ ...existing, domain: "chitram.example.com", manageDns: "true" }, "manageDns", /set it to false/, true);
+  });
+  it("every problem is reported at once, not one per run", () => {
+    assert.throws(
+      () => parse({ size: "s-1vcpu-1gb", appPort: "0", deployUser: "root" }),
+      (err: ConfigError) => err.problems.length === 3,
+    );
+  });
+});

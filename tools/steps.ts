@@ -1,0 +1,87 @@
+// The program's remote steps, as the engine would run them: each @pulumi/command resource with
+// its resolved inputs and the other steps it waits for (directly or through other resources).
+import { ProgramRun, RecordedResource, SECRET_MASK } from "./mockProgram";
+
+export const STEP_TYPES = ["command:remote:Command", "command:remote:CopyToRemote"] as const;
+
+export interface StepConnection {
+  host: string;
+  port?: number;
+  user?: string;
+  privateKey?: string;
+  dialErrorLimit?: number;
+  perDialTimeout?: number;
+}
+
+export interface ProgramStep {
+  name: string;
+  type: (typeof STEP_TYPES)[number];
+  connection: StepConnection;
+  create?: string;
+  stdin?: string;
+  environment?: Record<string, string>;
+  triggers: unknown[];
+  /** Names of the steps this one waits for. */
+  dependsOn: string[];
+  /** Inputs that are secret (dotted paths). */
+  secretPaths: string[];
+  /** Resource options that matter for re-runs. */
+  ignoreChanges: string[];
+  logging?: string;
+}
+
+function isStep(r: RecordedResource): boolean {
+  return (STEP_TYPES as readonly string[]).includes(r.type);
+}
+
+/** Steps in registration order, each with the steps it depends on through any chain of resources. */
+export function collectSteps(run: ProgramRun): ProgramStep[] {
+  const byUrn = new Map(run.resources.map((r) => [r.urn, r]));
+  const stepUrns = new Set(run.resources.filter(isStep).map((r) => r.urn));
+  // Nearest steps reachable through dependencies, looking through non-step resources.
+  const nearestSteps = (urn: string, seen = new Set<string>()): string[] => {
+    const out: string[] = [];
+    for (const dep of byUrn.get(urn)?.dependencies ?? []) {
+      if (seen.has(dep)) continue;
+      seen.add(dep);
+      if (stepUrns.has(dep)) out.push(dep);
+      else out.push(...nearestSteps(dep, seen));
+    }
+    return out;
+  };
+  return run.resources.filter(isStep).map((r) => {
+    const inputs = r.inputs as Record<string, unknown>;
+    return {
+      name: r.name,
+      type: r.type as ProgramStep["type"],
+      connection: inputs.connection as StepConnection,
+      create: inputs.create as string | undefined,
+      stdin: inputs.stdin as string | undefined,
+      environment: inputs.environment as Record<string, string> | undefined,
+      triggers: (inputs.triggers as unknown[] | undefined) ?? [],
+      dependsOn: [...new Set(nearestSteps(r.urn))].map((u) => byUrn.get(u)!.name),
+      secretPaths: r.secretPaths,
+      ignoreChanges: r.options.ignoreChanges,
+      logging: inputs.logging as string | undefined,
+    };
+  });
+}
+
+/** A step as users read it in `render`: secrets masked, files listed rather than inlined. */
+export function describeStep(step: ProgramStep, masked: RecordedResource): Record<string, unknown> {
+  const maskedInputs = masked.maskedInputs as Record<string, unknown>;
+  const stdinSecret = step.secretPaths.includes("stdin");
+  return {
+    name: step.name,
+    type: step.type,
+    sshUser: step.connection.user ?? "root",
+    host: step.connection.host,
+    port: step.connection.port ?? 22,
+    command: step.create,
+    stdin: step.stdin === undefined ? null : stdinSecret ? SECRET_MASK : step.stdin,
+    dependsOn: step.dependsOn,
+    triggers: maskedInputs.triggers ?? [],
+    logging: step.logging ?? "stdoutAndStderr",
+    ignoreChanges: step.ignoreChanges,
+  };
+}
