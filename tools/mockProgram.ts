@@ -164,11 +164,17 @@ interface MockMonitorLike {
   newUrn(parent: string, type: string, name: string): string;
 }
 
-/**
- * Evaluates the program with the given config under mocks. Only one run at a time: Pulumi's
- * runtime state is global.
- */
-export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
+// Pulumi's runtime state (config, mocks, monitor) is global: runs take turns.
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Evaluates the program with the given config under mocks. Concurrent calls run one after another. */
+export function runProgram(opts: RunOptions): Promise<ProgramRun> {
+  const result = queue.then(() => runProgramAlone(opts));
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
   const real = opts.values === "real";
   const config = Object.fromEntries(Object.entries(opts.config).map(([k, v]) => [`${CONFIG_NAMESPACE}:${k}`, v]));
   pulumi.runtime.setAllConfig(
@@ -220,7 +226,12 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
   // Imported here, after the mocks: the program's modules must see the mocked runtime.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createStack } = require("../stack") as typeof import("../stack");
-  const stack = createStack();
+  let stack: ReturnType<typeof createStack>;
+  try {
+    stack = createStack();
+  } finally {
+    await waitForRPCs();
+  }
   const outputs: Record<string, OutputValue> = {};
   for (const [key, value] of Object.entries(stack)) {
     if (pulumi.Output.isInstance(value)) {

@@ -1,0 +1,365 @@
+// The whole program under Pulumi's mocks: every resource and its inputs, secrets still secret,
+// the remote steps' order and connections, and bad config stopping everything.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { decodeFiles } from "../templates/hostFiles";
+import { parseEnvFile } from "../templates/envFile";
+import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { MOCK_DROPLET_IP, runProgram } from "../tools/mockProgram";
+import { EXISTING, named, ofType, PROD, runStack, STAGING, step } from "./support";
+
+const DROPLET = "digitalocean:index/droplet:Droplet";
+const FIREWALL = "digitalocean:index/firewall:Firewall";
+const VOLUME = "digitalocean:index/volume:Volume";
+const DNS = "digitalocean:index/dnsRecord:DnsRecord";
+const UPTIME = "digitalocean:index/uptimeCheck:UptimeCheck";
+
+describe("program: DigitalOcean host in IP mode (staging)", async () => {
+  const run = await runStack("staging", STAGING);
+
+  it("creates one droplet from config, monitored, with the stack's key and constant user data", () => {
+    const [droplet] = ofType(run, DROPLET);
+    assert.equal(ofType(run, DROPLET).length, 1);
+    assert.equal(droplet.inputs.size, "s-2vcpu-2gb");
+    assert.equal(droplet.inputs.image, "ubuntu-22-04-x64");
+    assert.equal(droplet.inputs.region, "nyc3");
+    assert.equal(droplet.inputs.monitoring, true);
+    assert.equal(droplet.inputs.name, "chitram-staging");
+    assert.deepEqual(droplet.inputs.sshKeys, ["fingerprint-of-chitram-ssh-key"]);
+    assert.equal(droplet.inputs.userData, CLOUD_CONFIG);
+  });
+
+  it("a new deploy key never replaces the droplet (sshKeys only seed root on first boot)", () => {
+    assert.ok(named(run, "chitram-droplet").options.ignoreChanges.includes("sshKeys"));
+  });
+
+  it("the SSH key is named after the stack, so staging and prod never clash", async () => {
+    const prod = await runStack("prod", PROD);
+    const a = named(run, "chitram-ssh-key").inputs.name;
+    const b = named(prod, "chitram-ssh-key").inputs.name;
+    assert.notEqual(a, b);
+    assert.match(String(a), /staging/);
+    assert.equal(named(run, "chitram-ssh-key").inputs.publicKey, "ssh-ed25519 PLACEHOLDER-public-key-of-deploy-key chitram-deploy\n");
+  });
+
+  it("the firewall lets in 22 from sshAllowedCidrs and 80/443 from anywhere, nothing else", () => {
+    const [fw] = ofType(run, FIREWALL);
+    const rules = (fw.inputs.inboundRules as { protocol: string; portRange: string; sourceAddresses: string[] }[]).map(
+      (r) => `${r.protocol}/${r.portRange} ${r.sourceAddresses.join(",")}`,
+    );
+    assert.deepEqual(rules.sort(), ["tcp/22 0.0.0.0/0,::/0", "tcp/443 0.0.0.0/0,::/0", "tcp/80 0.0.0.0/0,::/0"]);
+    assert.deepEqual(fw.inputs.dropletIds, [Number.NaN].map(() => (fw.inputs.dropletIds as unknown[])[0]));
+  });
+
+  it("sshAllowedCidrs reach the firewall's port 22 rule only", async () => {
+    const r = await runStack("staging", { ...STAGING, sshAllowedCidrs: '["198.51.100.0/24"]' });
+    const rules = ofType(r, FIREWALL)[0].inputs.inboundRules as { portRange: string; sourceAddresses: string[] }[];
+    assert.deepEqual(rules.find((x) => x.portRange === "22")!.sourceAddresses, ["198.51.100.0/24"]);
+    assert.deepEqual(rules.find((x) => x.portRange === "80")!.sourceAddresses, ["0.0.0.0/0", "::/0"]);
+  });
+
+  it("IP mode: no volume, no DNS record, no uptime check without alertEmails; a project groups the droplet", () => {
+    assert.equal(ofType(run, VOLUME).length, 0);
+    assert.equal(ofType(run, DNS).length, 0);
+    assert.equal(ofType(run, UPTIME).length, 0);
+    const [project] = ofType(run, "digitalocean:index/project:Project");
+    assert.deepEqual(project.inputs.resources, ["do:droplet:chitram-droplet"]);
+    assert.equal(project.inputs.environment, "Staging");
+  });
+
+  it("stack outputs: the URL and health URL are plain HTTP on the droplet's IP, through Caddy's port 80", () => {
+    assert.equal(run.outputs.publicIp.value, MOCK_DROPLET_IP);
+    assert.equal(run.outputs.url.value, `http://${MOCK_DROPLET_IP}`);
+    assert.equal(run.outputs.healthUrl.value, `http://${MOCK_DROPLET_IP}/health`);
+    assert.equal(run.outputs.sshCommand.value, `ssh chitram@${MOCK_DROPLET_IP}`);
+  });
+
+  it("the deploy private key is a secret output; nothing else is", () => {
+    assert.equal(run.outputs.deployPrivateKey.secret, true);
+    assert.equal(run.outputs.deployPrivateKey.value, "PLACEHOLDER-private-key-of-deploy-key\n");
+    for (const [k, o] of Object.entries(run.outputs)) if (k !== "deployPrivateKey") assert.equal(o.secret, false, k);
+  });
+
+  it("the deploy key is ED25519 from @pulumi/tls (OpenSSH format, no passphrase possible)", () => {
+    const keys = ofType(run, "tls:index/privateKey:PrivateKey");
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0].inputs.algorithm, "ED25519");
+  });
+});
+
+describe("program: domain mode with a data volume and alerts (prod)", async () => {
+  const run = await runStack("prod", PROD);
+
+  it("a protected block volume is attached, and the droplet is deleted before it is replaced", () => {
+    const [volume] = ofType(run, VOLUME);
+    assert.equal(volume.inputs.size, 20);
+    assert.equal(volume.inputs.region, "nyc3");
+    assert.equal(volume.options.protect, true);
+    assert.equal(ofType(run, "digitalocean:index/volumeAttachment:VolumeAttachment").length, 1);
+    assert.equal(named(run, "chitram-droplet").options.deleteBeforeReplace, true);
+    assert.deepEqual(ofType(run, "digitalocean:index/project:Project")[0].inputs.resources, [
+      "do:droplet:chitram-droplet",
+      "do:volume:chitram-data",
+    ]);
+  });
+
+  it("the volume is mounted before the app directories are made, and holds the data", () => {
+    const mount = step(run, "host-data-volume");
+    assert.match(mount.create!, /VOLUME_NAME='\\''chitram-prod-data'\\''/);
+    assert.ok(step(run, "app-app-dirs").dependsOn.includes("host-data-volume"));
+    assert.match(step(run, "app-app-dirs").create!, /DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
+  });
+
+  it("protectData false leaves the volume deletable (staging is destroyed at will)", async () => {
+    const r = await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" });
+    assert.equal(ofType(r, VOLUME)[0].options.protect, false);
+  });
+
+  it("the domain gets an A record on the droplet's IP in its zone", () => {
+    const [record] = ofType(run, DNS);
+    assert.deepEqual(
+      { domain: record.inputs.domain, name: record.inputs.name, type: record.inputs.type, value: record.inputs.value },
+      { domain: "example.com", name: "chitram", type: "A", value: MOCK_DROPLET_IP },
+    );
+  });
+
+  it("manageDns false: no record", async () => {
+    const r = await runStack("prod", { ...PROD, manageDns: "false" });
+    assert.equal(ofType(r, DNS).length, 0);
+  });
+
+  it("alertEmails: an HTTPS uptime check on the health URL and a down alert to those emails", () => {
+    const [check] = ofType(run, UPTIME);
+    assert.equal(check.inputs.target, "https://chitram.example.com/health");
+    assert.equal(check.inputs.type, "https");
+    const [alert] = ofType(run, "digitalocean:index/uptimeAlert:UptimeAlert");
+    assert.deepEqual(alert.inputs.notifications, [{ emails: ["ops@example.com"] }]);
+    assert.equal(alert.inputs.type, "down");
+  });
+
+  it("outputs: https URL on the domain", () => {
+    assert.equal(run.outputs.url.value, "https://chitram.example.com");
+    assert.equal(run.outputs.healthUrl.value, "https://chitram.example.com/health");
+  });
+});
+
+describe("program: target existing", async () => {
+  const run = await runStack("sandbox", EXISTING);
+
+  it("creates no DigitalOcean resource at all", () => {
+    assert.deepEqual(run.resources.filter((r) => r.type.startsWith("digitalocean:")).map((r) => r.type), []);
+  });
+
+  it("runs the same steps against the given host, first contact as sshUser with the given key", () => {
+    const doSteps = (await_: typeof run) => await_.steps.map((s) => s.name);
+    assert.ok(doSteps(run).includes("app-compose-up"));
+    const ready = step(run, "host-ready");
+    assert.deepEqual([ready.connection.host, ready.connection.port, ready.connection.user], ["192.0.2.7", 2222, "root"]);
+    assert.equal(ready.connection.privateKey, "PLACEHOLDER-bootstrap-key");
+    assert.ok(ready.secretPaths.includes("connection"), "the bootstrap key is secret in the step's inputs");
+    assert.equal(run.outputs.sshCommand.value, "ssh -p 2222 chitram@192.0.2.7");
+  });
+});
+
+describe("program: user data never changes with app config", () => {
+  it("is byte-identical across changes of every app-level key", async () => {
+    const base = await runStack("staging", STAGING);
+    const changed = await runStack("staging", {
+      ...STAGING,
+      appImage: "ghcr.io/example/chitram:2.0.0",
+      appPort: "9000",
+      healthPath: "/healthz",
+      domain: "chitram.example.com",
+      acmeEmail: "ops@example.com",
+      backupSchedule: "15 4 * * *",
+      backupRetentionDays: "30",
+      deployUser: "deployer",
+      closeRootLogin: "false",
+      swapSizeMb: "1024",
+      alertEmails: '["ops@example.com"]',
+    });
+    const userData = (r: typeof base) => ofType(r, DROPLET)[0].inputs.userData;
+    assert.equal(userData(changed), userData(base));
+    // and the droplet's other inputs do not change either: nothing here replaces it
+    const { userData: _a, ...d1 } = ofType(base, DROPLET)[0].inputs;
+    const { userData: _b, ...d2 } = ofType(changed, DROPLET)[0].inputs;
+    assert.deepEqual(d1, d2);
+  });
+});
+
+describe("program: bad config stops everything", () => {
+  it("throws the config error before any resource is registered", async () => {
+    const attempt = runProgram({ stack: "staging", config: { ...STAGING, size: "s-1vcpu-1gb", domain: "https://x.example.com" } });
+    await assert.rejects(attempt, /chitram:size:[\s\S]*chitram:domain:/);
+    // A fresh run records what registered; the failed one registered nothing.
+    const resources: unknown[] = [];
+    try {
+      const r = await runProgram({ stack: "staging", config: { ...STAGING, appPort: "0" } });
+      resources.push(...r.resources);
+    } catch {
+      // expected
+    }
+    assert.equal(resources.length, 0);
+  });
+});
+
+describe("program: the files the host receives", async () => {
+  const real = await runStack("staging", STAGING, "real");
+
+  it("retro #1: the env file's MinIO keys are equal, non-empty, and come from ONE generated value each", () => {
+    const files = decodeFiles(step(real, "app-env-file").stdin!);
+    assert.deepEqual(files.map((f) => [f.path, f.mode]), [["/opt/chitram/.env.production", "0600"]]);
+    const env = parseEnvFile(files[0].content);
+    assert.ok(env.MINIO_SECRET_KEY.length >= 32);
+    assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
+    assert.ok(env.MINIO_ROOT_USER.length > 0);
+    assert.equal(env.MINIO_ROOT_USER, env.MINIO_ACCESS_KEY);
+    const secrets = ofType(real, "random:index/randomPassword:RandomPassword").map((r) => r.name);
+    assert.ok(secrets.includes("app-minio-secret"));
+    assert.equal(secrets.filter((n) => n.includes("minio")).length, 1, "exactly one MinIO secret resource");
+    assert.match(env.DATABASE_URL, new RegExp(`:${env.POSTGRES_PASSWORD}@postgres:5432/`));
+  });
+
+  it("the env file is secret: its step's stdin is secret, nothing is logged, outputs are secret", () => {
+    const s = step(real, "app-env-file");
+    assert.ok(s.secretPaths.includes("stdin"));
+    assert.equal(s.logging, "none");
+    const secretOutputs = named(real, "app-env-file").options.additionalSecretOutputs;
+    assert.ok(secretOutputs.includes("stdout") && secretOutputs.includes("stderr"), secretOutputs.join(","));
+  });
+
+  it("no secret value appears in any command string or any non-secret input", () => {
+    const secretValues = [
+      ...real.resources
+        .filter((r) => r.type.startsWith("random:"))
+        .map((r) => String((r.inputs as { result?: string }).result ?? "")),
+    ];
+    // Secret values come from mocks' outputs, not inputs: collect them from the env file instead.
+    const env = parseEnvFile(decodeFiles(step(real, "app-env-file").stdin!)[0].content);
+    secretValues.push(env.POSTGRES_PASSWORD, env.MINIO_SECRET_KEY, env.SECRET_KEY, env.MINIO_ACCESS_KEY);
+    const key = String(real.outputs.deployPrivateKey.value);
+    const keyBody = key.split("\n").slice(1, -2).join("");
+    assert.ok(keyBody.length > 40, "a real private key was generated");
+    for (const r of real.resources) {
+      const visible = JSON.stringify(r.maskedInputs);
+      for (const secret of [...secretValues.filter((v) => v.length >= 8), keyBody]) {
+        assert.ok(!visible.includes(secret), `${r.name} shows a secret in a non-secret input`);
+      }
+    }
+    for (const s of real.steps) {
+      for (const secret of [env.POSTGRES_PASSWORD, env.MINIO_SECRET_KEY, env.SECRET_KEY, keyBody]) {
+        assert.ok(!s.create!.includes(secret), `${s.name}'s command contains a secret`);
+      }
+    }
+  });
+
+  it("retro #6: the pushed files are exactly the manifest, with every file under scripts/ executable", () => {
+    const pushed = decodeFiles(step(real, "app-files").stdin!);
+    const scriptsDir = path.join(__dirname, "..", "scripts");
+    const onDisk = fs.readdirSync(scriptsDir).sort();
+    assert.ok(onDisk.length >= 3, "backup, restore and health check scripts exist");
+    for (const f of onDisk) {
+      const file = pushed.find((p) => p.path === `/opt/chitram/scripts/${f}`);
+      assert.ok(file, `scripts/${f} is not pushed`);
+      assert.equal(file.mode, "0755");
+      assert.equal(file.content, fs.readFileSync(path.join(scriptsDir, f), "utf8"));
+    }
+    assert.deepEqual(
+      pushed.map((p) => p.path).filter((p) => !p.includes("/scripts/")),
+      ["/opt/chitram/compose.yaml", "/opt/chitram/Caddyfile", "/opt/chitram/host.env"],
+    );
+  });
+
+  it("retro #7: the host's health check goes through Caddy on port 80, never the app's port", () => {
+    const hostEnv = decodeFiles(step(real, "app-files").stdin!).find((f) => f.path.endsWith("host.env"))!;
+    assert.match(hostEnv.content, /^HEALTH_URL=http:\/\/127\.0\.0\.1\/health$/m);
+    assert.doesNotMatch(hostEnv.content, /:8000/);
+    assert.match(step(real, "app-health").create!, /scripts\/healthcheck\.sh/);
+  });
+
+  it("retro #5: the backup cron entry is in /etc/cron.d format with a user field and the configured schedule", async () => {
+    const r = await runStack("staging", { ...STAGING, backupSchedule: "15 4 * * *" });
+    const [cron] = decodeFiles(step(r, "app-backup-cron").stdin!);
+    assert.equal(cron.path, "/etc/cron.d/chitram-backup");
+    assert.equal(cron.mode, "0644");
+    const jobs = cron.content.split("\n").filter((l) => l && !l.startsWith("#") && !/^\w+=/.test(l));
+    assert.equal(jobs.length, 1);
+    const fields = jobs[0].split(/\s+/);
+    assert.deepEqual(fields.slice(0, 7), ["15", "4", "*", "*", "*", "root", "/opt/chitram/scripts/backup.sh"]);
+  });
+});
+
+describe("program: remote steps", async () => {
+  const run = await runStack("staging", STAGING);
+  const names = run.steps.map((s) => s.name);
+  const dependsTransitively = (from: string, on: string): boolean => {
+    const seen = new Set<string>();
+    const visit = (n: string): boolean =>
+      step(run, n).dependsOn.some((d) => d === on || (!seen.has(d) && (seen.add(d), visit(d))));
+    return visit(from);
+  };
+
+  it("every step waits for the ready step, which dials without limit and may take 20 minutes", () => {
+    for (const n of names) if (n !== "host-ready") assert.ok(dependsTransitively(n, "host-ready"), n);
+    const ready = step(run, "host-ready");
+    assert.equal(ready.connection.dialErrorLimit, -1);
+    assert.ok((ready.connection.perDialTimeout ?? 0) >= 15);
+    assert.equal(named(run, "host-ready").options.customTimeouts?.create, "20m");
+    assert.match(ready.create!, /cloud-init status --wait/);
+  });
+
+  it("retro #3/#4: access is proven as the deploy user after the user and sudoers exist", () => {
+    assert.ok(dependsTransitively("host-access-proof", "host-bootstrap"));
+    assert.ok(dependsTransitively("host-access-proof", "host-deploy-user"));
+    assert.ok(dependsTransitively("host-access-proof", "host-docker"));
+    const proof = step(run, "host-access-proof");
+    assert.equal(proof.connection.user, "chitram");
+    assert.match(proof.create!, /sudo -n true/);
+    assert.match(proof.create!, /docker info/);
+    assert.doesNotMatch(proof.create!, /^sudo /, "the proof itself must not run under sudo");
+  });
+
+  it("root login closes only after access is proven, and app steps run after it", () => {
+    assert.ok(dependsTransitively("host-harden", "host-access-proof"));
+    for (const n of names.filter((x) => x.startsWith("app-"))) assert.ok(dependsTransitively(n, "host-harden"), n);
+  });
+
+  it("only the two first-contact steps connect as root; they ignore later script changes", () => {
+    const asRoot = run.steps.filter((s) => s.connection.user === "root").map((s) => s.name);
+    assert.deepEqual(asRoot, ["host-ready", "host-bootstrap"]);
+    for (const n of asRoot) assert.deepEqual(step(run, n).ignoreChanges, ["create", "stdin", "triggers"]);
+    for (const s of run.steps.filter((x) => x.connection.user !== "root")) {
+      assert.equal(s.connection.user, "chitram", s.name);
+      assert.deepEqual(s.ignoreChanges, [], s.name);
+    }
+  });
+
+  it("steps that need root use sudo -n (never a password prompt); the bundle is pushed without sudo", () => {
+    assert.match(step(run, "host-docker").create!, /^sudo -n bash -c /);
+    assert.match(step(run, "app-files").create!, /^bash -c /);
+    assert.match(step(run, "app-env-file").create!, /^bash -c /);
+  });
+
+  it("no step sets environment variables (a default sshd drops them: no AcceptEnv)", () => {
+    for (const s of run.steps) assert.equal(s.environment, undefined, s.name);
+  });
+
+  it("triggers are content hashes: the same config twice gives identical step inputs", async () => {
+    const again = await runStack("staging", STAGING);
+    for (const s of run.steps) {
+      const t = step(again, s.name);
+      assert.deepEqual(t.triggers, s.triggers, s.name);
+      assert.equal(t.create, s.create, s.name);
+      assert.equal(t.stdin, s.stdin, s.name);
+      assert.match(String(s.triggers[0]), /^[0-9a-f]{64}$/, `${s.name}: first trigger is a sha256`);
+    }
+  });
+
+  it("a Caddyfile change re-runs the push, compose and health steps, and nothing on the host level", async () => {
+    const changed = await runStack("staging", { ...STAGING, domain: "chitram.example.com", manageDns: "false" });
+    const differs = run.steps.filter((s) => JSON.stringify(step(changed, s.name).triggers) !== JSON.stringify(s.triggers)).map((s) => s.name);
+    assert.deepEqual(differs.sort(), ["app-compose-up", "app-files", "app-health"]);
+  });
+});
