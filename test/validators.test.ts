@@ -1,0 +1,223 @@
+// Every file the host receives, read by the real tool that will read it on the host:
+// caddy, visudo, shellcheck, docker compose, cloud-init, ssh-keygen.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import * as YAML from "yaml";
+import { renderCaddyfile } from "../templates/caddyfile";
+import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
+import { renderEnvFile } from "../templates/envFile";
+import { renderBackupCron, renderSshdDropIn } from "../templates/hostConfig";
+import { renderStepScript, StepScript } from "../templates/steps";
+import { renderSudoers } from "../templates/sudoers";
+import { EXISTING, PROD, runStack, STAGING, tool } from "./support";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-validators-"));
+function write(name: string, content: string, mode = 0o644): string {
+  const file = path.join(tmp, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content, { mode });
+  return file;
+}
+
+function caddyJson(caddyfile: string): { apps: { http: { servers: Record<string, Record<string, unknown>> } } } {
+  const r = tool("caddy", ["adapt", "--adapter", "caddyfile", "--config", write(`Caddyfile-${Math.random()}`, caddyfile)]);
+  assert.equal(r.code, 0, r.out);
+  return JSON.parse(r.out.slice(r.out.indexOf("{"), r.out.lastIndexOf("}") + 1)) as never;
+}
+
+describe("validators: Caddyfile (caddy validate)", () => {
+  const ip = renderCaddyfile({ appPort: 8000 });
+  const domain = renderCaddyfile({ domain: "chitram.example.com", acmeEmail: "ops@example.com", appPort: 8000 });
+
+  it("both modes pass caddy validate", () => {
+    for (const [name, text] of [["ip", ip], ["domain", domain]]) {
+      const r = tool("caddy", ["validate", "--adapter", "caddyfile", "--config", write(`Caddyfile.${name}`, text)]);
+      assert.equal(r.code, 0, `${name}: ${r.out}`);
+      assert.match(r.out, /Valid configuration/);
+    }
+  });
+
+  it("a broken Caddyfile fails caddy validate (the check can fail)", () => {
+    const r = tool("caddy", ["validate", "--adapter", "caddyfile", "--config", write("Caddyfile.bad", ip.replace("reverse_proxy app:8000", "reverse_proxy {"))]);
+    assert.notEqual(r.code, 0);
+  });
+
+  it("retro #8: IP mode listens on :80 only, with automatic HTTPS off: no redirect, no HSTS", () => {
+    const server = Object.values(caddyJson(ip).apps.http.servers)[0];
+    assert.deepEqual(server.listen, [":80"]);
+    assert.deepEqual(server.automatic_https, { disable: true });
+    const directives = ip.split("\n").filter((l) => !l.startsWith("#")).join("\n");
+    assert.doesNotMatch(directives, /Strict-Transport-Security|redir|https:\/\/|localhost/);
+  });
+
+  it("domain mode: the domain as site address with automatic HTTPS and HSTS; certificates on /data", () => {
+    const json = caddyJson(domain);
+    const server = Object.values(json.apps.http.servers)[0];
+    assert.deepEqual(server.listen, [":443"]);
+    assert.match(JSON.stringify(server.routes), /"host":\["chitram.example.com"\]/);
+    assert.match(domain, /Strict-Transport-Security/);
+    assert.match(domain, /email ops@example\.com/);
+    const caddy = composeObject({ appImage: "x", appPort: 8000, dataDir: "/d", healthPath: "/health" }).services.caddy;
+    assert.ok(caddy.volumes.includes("/d/caddy/data:/data"));
+  });
+
+  it("an IP address or URL is never produced as a site address", () => {
+    for (const bad of ["203.0.113.5", "https://chitram.example.com", "localhost", "chitram.example.com:443"]) {
+      assert.throws(() => renderCaddyfile({ domain: bad, appPort: 8000 }), /not a bare domain/);
+    }
+  });
+
+  it("both modes proxy to the app's configured port and keep the retrospective's security headers", () => {
+    const other = renderCaddyfile({ appPort: 9000 });
+    assert.match(other, /reverse_proxy app:9000/);
+    for (const h of ["X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "-Server"]) {
+      assert.ok(ip.includes(h) && domain.includes(h), h);
+    }
+  });
+});
+
+describe("validators: sudoers (visudo -cf)", () => {
+  it("retro #4: the drop-in passes visudo and grants NOPASSWD to the deploy user", () => {
+    const text = renderSudoers("chitram");
+    const r = tool("visudo", ["-cf", write("sudoers-chitram", text, 0o440)]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(text, /^chitram ALL=\(ALL:ALL\) NOPASSWD: ALL$/m);
+  });
+
+  it("a broken drop-in fails the same check (what the host step relies on)", () => {
+    const r = tool("visudo", ["-cf", write("sudoers-bad", "chitram ALL=(ALL NOPASSWD ALL\n", 0o440)]);
+    assert.notEqual(r.code, 0);
+  });
+});
+
+describe("validators: shellcheck on every script the host runs", async () => {
+  const run = await runStack("prod", PROD);
+  const existing = await runStack("sandbox", EXISTING);
+
+  it("every rendered step script (prod and existing) is shellcheck-clean", () => {
+    const scripts = new Map<string, string>();
+    for (const r of [run, existing]) {
+      for (const s of r.steps) {
+        // The command is `[sudo -n] bash -c '<script>'`: check exactly the script bash receives.
+        const quoted = s.create!.slice(s.create!.indexOf("bash -c '") + "bash -c ".length);
+        const script = tool("bash", ["-c", `printf %s ${quoted}`]).out;
+        assert.match(script, /^#!\/usr\/bin\/env bash\n/, s.name);
+        scripts.set(s.name, script);
+      }
+    }
+    assert.ok(scripts.size >= 13);
+    for (const [name, script] of scripts) {
+      const r = tool("shellcheck", ["-s", "bash", "-"], script);
+      assert.equal(r.code, 0, `${name}:\n${r.out}`);
+    }
+  });
+
+  it("every step script template renders and passes shellcheck, including ones a stack may not use", () => {
+    const all = fs.readdirSync(path.join(__dirname, "..", "templates", "steps")).filter((f) => f !== "lib.sh");
+    for (const f of all) {
+      const r = tool("shellcheck", ["-s", "bash", "-"], renderStepScript(f.replace(/\.sh$/, "") as StepScript, {}));
+      assert.equal(r.code, 0, `${f}:\n${r.out}`);
+    }
+  });
+
+  it("every script in scripts/ is shellcheck-clean", () => {
+    const dir = path.join(__dirname, "..", "scripts");
+    for (const f of fs.readdirSync(dir)) {
+      const r = tool("shellcheck", [path.join(dir, f)]);
+      assert.equal(r.code, 0, `scripts/${f}:\n${r.out}`);
+    }
+  });
+
+  it("shellcheck does catch a broken script (the check can fail)", () => {
+    assert.notEqual(tool("shellcheck", ["-s", "bash", "-"], "#!/usr/bin/env bash\nrm -rf $DIR/*\n").code, 0);
+  });
+});
+
+describe("validators: compose file (docker compose config)", () => {
+  const args = { appImage: "ghcr.io/example/chitram:1.0.0", appPort: 8000, dataDir: "/var/lib/chitram", healthPath: "/health" };
+  const dir = path.join(tmp, "compose");
+  const composeFile = write("compose/compose.yaml", renderCompose(args));
+  write(
+    "compose/.env.production",
+    renderEnvFile({ postgresPassword: "pw1234567890", minioUser: "user1234", minioSecret: "secret1234567890", appSecretKey: "key1234567890" }),
+    0o600,
+  );
+  const config = tool("docker", ["compose", "--project-directory", dir, "-f", composeFile, "config", "--format", "json"]);
+
+  it("passes docker compose config", () => {
+    assert.equal(config.code, 0, config.out);
+  });
+
+  it("retro #7: only Caddy publishes ports, 80 and 443; the app, Postgres and MinIO are internal", () => {
+    const parsed = JSON.parse(config.out) as { services: Record<string, { ports?: { published: string; target: number }[] }> };
+    const published = Object.entries(parsed.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => `${name}:${p.published}->${p.target}`));
+    assert.deepEqual(published.sort(), ["caddy:443->443", "caddy:80->80"]);
+  });
+
+  it("every service restarts, has a healthcheck and a memory limit; the limits fit a 2 GB host", () => {
+    const obj = composeObject(args);
+    for (const [name, s] of Object.entries(obj.services)) {
+      assert.equal(s.restart, "unless-stopped", name);
+      assert.ok(s.healthcheck.test.length > 1, name);
+      assert.match(s.mem_limit, /^\d+m$/, name);
+    }
+    const total = Object.values(MEMORY_LIMITS_MB).reduce((a, b) => a + b, 0);
+    // 2 GB droplet: about 1.9 GiB usable, of which the OS, dockerd and sshd need a few hundred MiB.
+    assert.ok(total <= 1600, `limits sum to ${total} MiB`);
+  });
+
+  it("the app starts only when Postgres and MinIO are healthy; data lives under the data directory", () => {
+    const obj = composeObject(args);
+    assert.deepEqual(obj.services.app.depends_on, {
+      postgres: { condition: "service_healthy" },
+      minio: { condition: "service_healthy" },
+    });
+    assert.deepEqual(obj.services.postgres.volumes, ["/var/lib/chitram/postgres:/var/lib/postgresql/data"]);
+    assert.deepEqual(obj.services.minio.volumes, ["/var/lib/chitram/minio:/data"]);
+    assert.equal(obj.services.app.image, "ghcr.io/example/chitram:1.0.0");
+  });
+
+  it("a compose file with a bad key fails the same check (the check can fail)", () => {
+    const bad = YAML.stringify({ services: { app: { image: "x", publish: ["5432:5432"] } } });
+    const r = tool("docker", ["compose", "-f", write("compose-bad/compose.yaml", bad), "config"]);
+    assert.notEqual(r.code, 0);
+  });
+});
+
+describe("validators: cloud-init, cron, sshd, keys", () => {
+  it("the droplet's user data passes cloud-init schema", () => {
+    const r = tool("cloud-init", ["schema", "--config-file", write("user-data", CLOUD_CONFIG)]);
+    assert.equal(r.code, 0, r.out);
+    const bad = tool("cloud-init", ["schema", "--config-file", write("user-data-bad", "#cloud-config\nssh_pwauth: [1, 2]\n")]);
+    assert.notEqual(bad.code, 0, "cloud-init schema can fail");
+  });
+
+  it("the cron file has cron.d's user field, an absolute script path and a trailing newline", () => {
+    const text = renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/chitram" });
+    assert.match(text, /^0 3 \* \* \* root \/opt\/chitram\/scripts\/backup\.sh /m);
+    assert.ok(text.endsWith("\n"));
+    assert.match(text, /^PATH=\/usr\/local\/sbin/m, "cron's default PATH has no /usr/local/bin");
+  });
+
+  it("sshd drop-in: keys only; root login closed or key-only as configured", () => {
+    assert.match(renderSshdDropIn({ closeRootLogin: true }), /^PasswordAuthentication no$[\s\S]*^PermitRootLogin no$/m);
+    assert.match(renderSshdDropIn({ closeRootLogin: false }), /^PermitRootLogin prohibit-password$/m);
+  });
+
+  it("retro #3: the deploy key works with an empty passphrase (ssh-keygen -y -P ''); a passphrase key fails it", async () => {
+    const run = await runStack("staging", STAGING, "real");
+    const keyFile = write("deploy_key", String(run.outputs.deployPrivateKey.value), 0o600);
+    const ok = tool("ssh-keygen", ["-y", "-P", "", "-f", keyFile]);
+    assert.equal(ok.code, 0, ok.out);
+    assert.equal(ok.out.trim().split(" ").slice(0, 2).join(" "), String(run.outputs.deployPublicKey.value).trim().split(" ").slice(0, 2).join(" "));
+    assert.match(ok.out, /^ssh-ed25519 /);
+    const locked = path.join(tmp, "locked_key");
+    assert.equal(tool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", locked]).code, 0);
+    const fail = tool("ssh-keygen", ["-y", "-P", "", "-f", locked]);
+    assert.notEqual(fail.code, 0, "a passphrase-protected key must fail the same check");
+  });
+});
