@@ -20,7 +20,7 @@ export const MINIO_BUCKET = "chitram";
 const plain = /^[A-Za-z0-9_-]+$/;
 
 export function renderEnvFile(args: EnvFileArgs): string {
-  for (const [name, value] of Object.entries(args)) {
+  for (const [name, value] of Object.entries(args) as [string, string][]) {
     if (!plain.test(value)) throw new Error(`renderEnvFile: ${name} must be non-empty and alphanumeric`);
   }
   return [

@@ -183,7 +183,10 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
   );
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...mockState(args, real) } }),
+      newResource: (args) => ({
+        id: `${args.name}-id`,
+        state: { ...(args.inputs as Record<string, unknown>), ...mockState(args, real) },
+      }),
       call: (args) => {
         throw new Error(`unmocked provider call ${args.token}: the program must not read from the cloud`);
       },

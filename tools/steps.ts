@@ -50,7 +50,7 @@ export function collectSteps(run: ProgramRun): ProgramStep[] {
     return out;
   };
   return run.resources.filter(isStep).map((r) => {
-    const inputs = r.inputs as Record<string, unknown>;
+    const inputs = r.inputs;
     return {
       name: r.name,
       type: r.type as ProgramStep["type"],
@@ -69,7 +69,7 @@ export function collectSteps(run: ProgramRun): ProgramStep[] {
 
 /** A step as users read it in `render`: secrets masked, files listed rather than inlined. */
 export function describeStep(step: ProgramStep, masked: RecordedResource): Record<string, unknown> {
-  const maskedInputs = masked.maskedInputs as Record<string, unknown>;
+  const maskedInputs = masked.maskedInputs;
   const stdinSecret = step.secretPaths.includes("stdin");
   return {
     name: step.name,
