@@ -94,13 +94,23 @@ function realEd25519(): { privateKeyOpenssh: string; publicKeyOpenssh: string } 
   return { privateKeyOpenssh: pair.private, publicKeyOpenssh: `${pair.public.trim()}\n` };
 }
 
+// Real values are generated once per stack and resource in a process and then kept, as Pulumi keeps
+// them in the stack's state: a second run of the program sees the same keys and passwords.
+const realValues = new Map<string, Record<string, unknown>>();
+
+function remembered(key: string, make: () => Record<string, unknown>): Record<string, unknown> {
+  if (!realValues.has(key)) realValues.set(key, make());
+  return realValues.get(key)!;
+}
+
 /** Outputs the providers would compute, for the resource types the program uses. */
-function mockState(args: pulumi.runtime.MockResourceArgs, real: boolean): Record<string, unknown> {
+function mockState(args: pulumi.runtime.MockResourceArgs, real: boolean, stack: string): Record<string, unknown> {
+  const key = `${stack}/${args.type}/${args.name}`;
   const inputs = args.inputs as Record<string, unknown>;
   switch (args.type) {
     case "tls:index/privateKey:PrivateKey":
       return real
-        ? realEd25519()
+        ? remembered(key, realEd25519)
         : {
             privateKeyOpenssh: `PLACEHOLDER-private-key-of-${args.name}\n`,
             publicKeyOpenssh: `ssh-ed25519 PLACEHOLDER-public-key-of-${args.name} chitram-deploy\n`,
@@ -110,7 +120,7 @@ function mockState(args: pulumi.runtime.MockResourceArgs, real: boolean): Record
       const length = Number(inputs.length);
       return {
         result: real
-          ? randomAlnum(length, inputs.upper !== false)
+          ? remembered(key, () => ({ result: randomAlnum(length, inputs.upper !== false) })).result
           : `PLACEHOLDER-${args.name}`.toLowerCase().replace(/[^a-z0-9-]/g, "-"),
       };
     }
@@ -185,7 +195,7 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
     {
       newResource: (args) => ({
         id: `${args.name}-id`,
-        state: { ...(args.inputs as Record<string, unknown>), ...mockState(args, real) },
+        state: { ...(args.inputs as Record<string, unknown>), ...mockState(args, real, opts.stack) },
       }),
       call: (args) => {
         throw new Error(`unmocked provider call ${args.token}: the program must not read from the cloud`);

@@ -1,0 +1,171 @@
+// The stack's remote steps replayed over real SSH against a throw-away droplet container, then
+// the host's state checked. Each test names the retrospective failure it shows prevented.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { decodeFiles } from "../../templates/hostFiles";
+import { parseEnvFile } from "../../templates/envFile";
+import { backupUnderCronEnv, dumpIsReadable, failsWithPostgresStopped, HostExec, restoreDrill } from "./backupDrill";
+import { apply } from "./engine";
+import { Deployment, get, hostFingerprint, newDeployment, sshExec, tcpOpen, waitHealthy } from "./hostKit";
+import { StepError } from "./replay";
+import { removeAllSandboxes } from "./sandbox";
+
+const log = (line: string) => console.log(`  ${line}`);
+const stepNamed = (d: Deployment, name: string) => d.steps.find((s) => s.name === name)!;
+
+describe("real host: a bare droplet deployed by the stack's steps", () => {
+  let d: Deployment;
+  let exec: HostExec;
+
+  before(async () => {
+    await removeAllSandboxes();
+    d = await newDeployment("sandbox");
+    exec = (cmd) => d.droplet.exec(cmd);
+    const first = await apply(d.steps, d.state, { log });
+    assert.equal(first.ran.length, d.steps.length, "a bare host runs every step");
+  });
+  after(async () => {
+    await d?.droplet.stop();
+  });
+
+  it("retro #3/#4: the deploy user logs in with the generated key (no agent, no TTY) and sudo -n works", async () => {
+    const r = await sshExec(d.droplet.sshPort, "chitram", d.deployPrivateKey, "sudo -n true && id -nG && tty || true");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\bdocker\b/);
+    assert.match(r.stdout, /not a tty/);
+  });
+
+  it("root login is closed after the deploy user is proven, and passwords are off", async () => {
+    await assert.rejects(sshExec(d.droplet.sshPort, "root", d.bootstrapPrivateKey, "true"), /authentication/i);
+    const sshd = await exec("sshd -T | grep -Ei '^(passwordauthentication|permitrootlogin) '");
+    assert.match(sshd.stdout, /^passwordauthentication no$/m);
+    assert.match(sshd.stdout, /^permitrootlogin no$/m);
+  });
+
+  it("retro #1: the env file is 0600, owned by the deploy user, and its MinIO keys are equal", async () => {
+    const stat = await exec("stat -c '%a %U' /opt/chitram/.env.production");
+    assert.equal(stat.stdout.trim(), "600 chitram");
+    const env = parseEnvFile((await exec("cat /opt/chitram/.env.production")).stdout);
+    assert.ok(env.MINIO_SECRET_KEY.length >= 32);
+    assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
+    assert.equal(env.MINIO_ROOT_USER, env.MINIO_ACCESS_KEY);
+  });
+
+  it("retro #1/#7/#8: GET /health on the published port 80 is 200 through Caddy, no redirect, no HSTS", async () => {
+    const r = await waitHealthy(d.droplet.httpPort);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.location, undefined);
+    assert.equal(r.headers["strict-transport-security"], undefined);
+    assert.equal(r.headers.server, undefined, "Caddy strips the Server header");
+    assert.match(r.body, /ok/);
+    const home = await get(d.droplet.httpPort, "/");
+    assert.equal(home.status, 200);
+  });
+
+  it("retro #7: PostgreSQL, MinIO and the app port are not reachable from outside the droplet", async () => {
+    const ip = d.droplet.containerIp;
+    assert.equal(await tcpOpen(ip, 80), true, "the probe reaches the droplet (Caddy on 80)");
+    for (const port of [5432, 9000, 9001, 8000]) assert.equal(await tcpOpen(ip, port), false, `port ${port} is open`);
+  });
+
+  it("retro #6: every manifest file is on the host with its content, scripts executable", async () => {
+    const files = decodeFiles(stepNamed(d, "app-files").stdin!);
+    assert.ok(files.some((f) => f.path.endsWith("/scripts/backup.sh")));
+    for (const f of files) {
+      const r = await exec(`stat -c '%a %U' ${f.path} && sha256sum ${f.path}`);
+      assert.equal(r.code, 0, `${f.path} missing: ${r.stderr}`);
+      const [statLine, sumLine] = r.stdout.trim().split("\n");
+      assert.equal(statLine, `${f.mode.slice(1)} chitram`, f.path);
+      assert.equal(sumLine.split(" ")[0], createHash("sha256").update(f.content).digest("hex"), f.path);
+    }
+  });
+
+  it("retro #5: the cron file is installed, root-owned 0644, running backup.sh", async () => {
+    const r = await exec("stat -c '%a %U' /etc/cron.d/chitram-backup && cat /etc/cron.d/chitram-backup");
+    assert.match(r.stdout, /^644 root$/m);
+    assert.match(r.stdout, /^0 3 \* \* \* root \/opt\/chitram\/scripts\/backup\.sh/m);
+  });
+
+  it("retro #5: backup.sh under cron's empty environment writes a dump that pg_restore -l reads", async () => {
+    const r = await backupUnderCronEnv(exec);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.ok(r.dump, "a new dump was written");
+    assert.equal(await dumpIsReadable(exec, r.dump), true);
+  });
+
+  it("retro #5: with PostgreSQL stopped, backup.sh exits non-zero, names the reason, keeps the last dump", async () => {
+    const r = await failsWithPostgresStopped(exec);
+    assert.notEqual(r.code, 0);
+    assert.match(r.output, /postgres container is not running|no postgres container/);
+    assert.equal(r.previousDumpUnchanged, true);
+  });
+
+  it("restore drill: write a row, back up, drop it, restore, the row is back", async () => {
+    await restoreDrill(exec);
+    await waitHealthy(d.droplet.httpPort);
+  });
+
+  it("a second apply with nothing changed runs no step (steps re-run only when their content changes)", async () => {
+    const r = await apply(d.steps, d.state, { log });
+    assert.deepEqual(r.ran.map((x) => x.name), []);
+    assert.equal(r.skipped.length, d.steps.length);
+  });
+
+  it("every step the deploy user runs is idempotent: forced to re-run, it exits 0 and the host stays the same", async () => {
+    const before = await hostFingerprint(d.droplet);
+    const r = await apply(d.steps, d.state, { log, force: (s) => s.connection.user === "chitram" });
+    assert.equal(r.ran.length, d.steps.length - 2, "all but the two first-contact steps ran again");
+    assert.equal(await hostFingerprint(d.droplet), before);
+    await waitHealthy(d.droplet.httpPort);
+  });
+
+  it("retro #1 negative control: an env file whose MinIO keys differ makes /health fail with SignatureDoesNotMatch", async () => {
+    const envStep = stepNamed(d, "app-env-file");
+    const broken = {
+      ...envStep,
+      stdin: envStep.stdin!.replace(/^MINIO_SECRET_KEY=.*$/m, "MINIO_SECRET_KEY=not-the-minio-root-password"),
+    };
+    const steps = d.steps.map((s) => (s.name === envStep.name ? broken : s));
+    // compose re-creates the containers; the app's healthcheck fails, so `up --wait` fails the apply
+    await assert.rejects(apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" }), (err: StepError) => {
+      assert.equal(err.step, "app-compose-up");
+      return true;
+    });
+    const r = await get(d.droplet.httpPort, "/health");
+    assert.notEqual(r.status, 200);
+    assert.match(r.body, /SignatureDoesNotMatch/);
+    // and the stack's own env file puts it right again
+    await apply(d.steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+});
+
+describe("real host: faults — sshd late, applies killed part-way", () => {
+  let d: Deployment;
+
+  before(async () => {
+    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 20 });
+  });
+  after(async () => {
+    await d?.droplet.stop();
+  });
+
+  it("SSH refused for the first 20 s is waited out by the first step", async () => {
+    const started = Date.now();
+    const r = await apply(d.steps, d.state, { log, stopAfter: 1 });
+    assert.deepEqual(r.ran.map((x) => x.name), ["host-ready"]);
+    assert.ok(Date.now() - started >= 10_000, "sshd really was late");
+  });
+
+  it("applies killed after step 3, 6 and 10 each pick up where the last stopped, and the host converges", async () => {
+    const runs: string[][] = [];
+    for (const k of [3, 6, 10]) runs.push((await apply(d.steps, d.state, { log, stopAfter: k })).ran.map((x) => x.name));
+    assert.equal(runs[0].length, 2);
+    assert.equal(runs[1].length, 3);
+    assert.equal(runs[2].length, 4);
+    const last = await apply(d.steps, d.state, { log });
+    assert.equal(last.ran.length, d.steps.length - 10);
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+});

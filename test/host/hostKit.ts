@@ -1,0 +1,149 @@
+// What the real-host tests and the sandbox benchmark share: a deployed sandbox droplet, its
+// program run and engine state, and small probes (HTTP through the published port, SSH logins).
+import * as http from "node:http";
+import * as net from "node:net";
+import { Client, utils } from "ssh2";
+import { ProgramStep } from "../../tools/steps";
+import { EngineState } from "./engine";
+import { buildImages, Droplet, ensureDockerd, startDroplet } from "./sandbox";
+import { runStack } from "../support";
+
+export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
+
+export interface Deployment {
+  droplet: Droplet;
+  stack: string;
+  config: Record<string, string>;
+  steps: ProgramStep[];
+  state: EngineState;
+  deployPrivateKey: string;
+  bootstrapPrivateKey: string;
+}
+
+/** A fresh droplet whose root accepts a new bootstrap key, and the program configured for it. */
+export async function newDeployment(
+  stack: string,
+  opts: { sshdDelaySeconds?: number; config?: Record<string, string> } = {},
+): Promise<Deployment> {
+  await ensureDockerd();
+  await buildImages();
+  const bootstrap = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
+  const droplet = await startDroplet({ rootPublicKey: bootstrap.public, sshdDelaySeconds: opts.sshdDelaySeconds });
+  const config = {
+    target: "existing",
+    host: "127.0.0.1",
+    sshPort: String(droplet.sshPort),
+    sshUser: "root",
+    sshPrivateKey: bootstrap.private,
+    appImage: SANDBOX_APP_IMAGE,
+    ...opts.config,
+  };
+  const run = await runStack(stack, config, "real");
+  return {
+    droplet,
+    stack,
+    config,
+    steps: run.steps,
+    state: new Map(),
+    deployPrivateKey: String(run.outputs.deployPrivateKey.value),
+    bootstrapPrivateKey: bootstrap.private,
+  };
+}
+
+/** The program's steps again with changed config; keys and passwords stay (as in Pulumi's state). */
+export async function restep(d: Deployment, config: Record<string, string>): Promise<ProgramStep[]> {
+  return (await runStack(d.stack, { ...d.config, ...config }, "real")).steps;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One GET to 127.0.0.1:<port>, redirects not followed. */
+export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on("error", reject);
+  });
+}
+
+/** Whether a TCP connection to host:port is accepted (host: a container the test started). */
+export function tcpOpen(host: string, port: number, timeoutMs = 3000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on("connect", () => done(true));
+    socket.on("error", () => done(false));
+  });
+}
+
+/**
+ * Logs in over SSH the way CI/CD does: a private key, no agent, no TTY, no password; runs one
+ * command. Rejects when the login itself fails.
+ */
+export function sshExec(
+  port: number,
+  user: string,
+  privateKey: string,
+  command: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client
+      .on("ready", () => {
+        client.exec(command, (err, channel) => {
+          if (err) return reject(err);
+          let stdout = "";
+          let stderr = "";
+          channel.on("data", (d: Buffer) => (stdout += d.toString()));
+          channel.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+          channel.on("close", (code: number | null) => {
+            client.end();
+            resolve({ code, stdout, stderr });
+          });
+        });
+      })
+      .on("error", reject)
+      .connect({ host: "127.0.0.1", port, username: user, privateKey, readyTimeout: 15_000, tryKeyboard: false });
+  });
+}
+
+/** A summary of the host's state that a re-run must not change. */
+export async function hostFingerprint(droplet: Droplet, deployUser = "chitram"): Promise<string> {
+  const r = await droplet.exec(
+    [
+      `getent passwd ${deployUser}`,
+      `id -nG ${deployUser}`,
+      `stat -c '%n %a %U' /opt/chitram /opt/chitram/.env.production /etc/sudoers.d/${deployUser} /etc/cron.d/chitram-backup`,
+      `find /opt/chitram /etc/sudoers.d /etc/cron.d/chitram-backup /etc/ssh/sshd_config.d /home/${deployUser}/.ssh -type f -not -name '.compose-up.err' -exec sha256sum {} + | sort`,
+      "cd /opt/chitram && docker compose ps -q | sort",
+      "grep -c chitram /etc/fstab || true",
+    ].join(" && "),
+  );
+  if (r.code !== 0) throw new Error(`fingerprint failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Polls GET /health on the published port until it answers 200 or the time is up. */
+export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<HttpResult> {
+  const deadline = Date.now() + timeoutMs;
+  let last: HttpResult | Error = new Error("no answer");
+  while (Date.now() < deadline) {
+    last = await get(port, "/health").catch((e: Error) => e);
+    if (!(last instanceof Error) && last.status === 200) return last;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`health did not become 200: ${last instanceof Error ? last.message : `${last.status} ${last.body}`}`);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs before `npm test`: makes sure the real validators and a Docker engine are there. On a
+# Debian/Ubuntu machine as root it installs and starts what is missing; elsewhere it says what to do.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in caddy visudo shellcheck cloud-init ssh-keygen debootstrap dockerd; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+docker compose version >/dev/null 2>&1 || missing+=("docker compose v2")
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test prerequisites: installing ${missing[*]}" >&2
+    bash .ci/install-host-tools.sh
+  else
+    echo "test prerequisites missing: ${missing[*]}" >&2
+    echo "run as root on Debian/Ubuntu: sudo bash .ci/install-host-tools.sh" >&2
+    exit 1
+  fi
+fi
+bash .ci/start-dockerd.sh
