@@ -59,7 +59,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
       }),
     },
     {
-      path: `${args.appDir}/Caddyfile`,
+      path: `${args.appDir}/caddy/Caddyfile`,
       mode: "0644",
       content: renderCaddyfile({ domain: args.domain, acmeEmail: args.acmeEmail, appPort: args.appPort }),
     },

@@ -80,7 +80,9 @@ export function composeObject(args: ComposeArgs) {
         ...common("caddy"),
         ports: ["80:80", "443:443"],
         volumes: [
-          "./Caddyfile:/etc/caddy/Caddyfile:ro",
+          // The directory, not the file: a file bind mount keeps the old inode when the
+          // Caddyfile is replaced by rename, and Caddy would go on reading the old one.
+          "./caddy:/etc/caddy:ro",
           `${args.dataDir}/caddy/data:/data`,
           `${args.dataDir}/caddy/config:/config`,
         ],

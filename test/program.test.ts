@@ -267,7 +267,7 @@ describe("program: the files the host receives", async () => {
     }
     assert.deepEqual(
       pushed.map((p) => p.path).filter((p) => !p.includes("/scripts/")),
-      ["/opt/chitram/compose.yaml", "/opt/chitram/Caddyfile", "/opt/chitram/host.env"],
+      ["/opt/chitram/compose.yaml", "/opt/chitram/caddy/Caddyfile", "/opt/chitram/host.env"],
     );
   });
 

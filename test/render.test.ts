@@ -59,7 +59,7 @@ describe("render: staging (IP mode)", () => {
   it("host/ holds every file the host receives, exactly as rendered, with placeholders for secrets", () => {
     for (const f of [
       "opt/chitram/compose.yaml",
-      "opt/chitram/Caddyfile",
+      "opt/chitram/caddy/Caddyfile",
       "opt/chitram/host.env",
       "opt/chitram/.env.production",
       "opt/chitram/scripts/backup.sh",
@@ -73,7 +73,7 @@ describe("render: staging (IP mode)", () => {
     ]) {
       assert.ok(fs.existsSync(path.join(r.out, "host", f)), f);
     }
-    assert.match(r.read("host/opt/chitram/Caddyfile"), /^:80 \{$/m);
+    assert.match(r.read("host/opt/chitram/caddy/Caddyfile"), /^:80 \{$/m);
     assert.match(r.read("host/opt/chitram/.env.production"), /^MINIO_SECRET_KEY=placeholder-app-minio-secret$/m);
     assert.equal(fs.statSync(path.join(r.out, "host/opt/chitram/scripts/backup.sh")).mode & 0o111, 0o111);
   });
@@ -88,7 +88,7 @@ describe("render: prod (domain mode) and overrides", () => {
   it("prod renders the domain Caddyfile, the DNS record and the volume mount step", () => {
     const r = render("--stack", "prod");
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.read("host/opt/chitram/Caddyfile"), /^chitram\.example\.com \{$/m);
+    assert.match(r.read("host/opt/chitram/caddy/Caddyfile"), /^chitram\.example\.com \{$/m);
     assert.ok(r.json<Step[]>("steps.json").some((s) => s.name === "host-data-volume"));
     assert.match(r.read("resources.json"), /digitalocean:index\/dnsRecord:DnsRecord/);
     assert.match(r.read("host/opt/chitram/compose.yaml"), /\/mnt\/chitram-data\/postgres:/);
@@ -100,7 +100,7 @@ describe("render: prod (domain mode) and overrides", () => {
     const r = render("--stack", "x", "--config-file", file, "--set", "chitram:healthPath=/ready");
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.read("host/opt/chitram/compose.yaml"), /image: registry\.example\.com\/chitram:7/);
-    assert.match(r.read("host/opt/chitram/Caddyfile"), /reverse_proxy app:9100/);
+    assert.match(r.read("host/opt/chitram/caddy/Caddyfile"), /reverse_proxy app:9100/);
     assert.match(r.read("host/opt/chitram/host.env"), /^HEALTH_URL=http:\/\/127\.0\.0\.1\/ready$/m);
   });
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { decodeFiles } from "../../templates/hostFiles";
+import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
 import { parseEnvFile } from "../../templates/envFile";
 import { backupUnderCronEnv, dumpIsReadable, failsWithPostgresStopped, HostExec, restoreDrill } from "./backupDrill";
 import { apply } from "./engine";
@@ -118,6 +118,24 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.equal(r.ran.length, d.steps.length - 2, "all but the two first-contact steps ran again");
     assert.equal(await hostFingerprint(d.droplet), before);
     await waitHealthy(d.droplet.httpPort);
+  });
+
+  it("a changed Caddyfile reaches the running Caddy (pushed, then reloaded by the compose step)", async () => {
+    const filesStep = stepNamed(d, "app-files");
+    const files = decodeFiles(filesStep.stdin!).map((f) =>
+      f.path.endsWith("/Caddyfile")
+        ? { ...f, content: f.content.replace("\t\t-Server\n", '\t\t-Server\n\t\tX-Chitram-Release "caddy-reload-check"\n') }
+        : f,
+    );
+    const changed = { ...filesStep, stdin: encodeFiles(files) };
+    assert.notEqual(changed.stdin, filesStep.stdin);
+    const steps = d.steps.map((s) => (s.name === filesStep.name ? changed : s));
+    // the compose step's triggers would change with the bundle's hash; force it here
+    const r = await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    assert.ok(r.ran.some((x) => x.name === "app-files"));
+    assert.equal((await get(d.droplet.httpPort, "/health")).headers["x-chitram-release"], "caddy-reload-check");
+    await apply(d.steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    assert.equal((await get(d.droplet.httpPort, "/health")).headers["x-chitram-release"], undefined);
   });
 
   it("retro #1 negative control: an env file whose MinIO keys differ makes /health fail with SignatureDoesNotMatch", async () => {
