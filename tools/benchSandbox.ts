@@ -1,0 +1,105 @@
+// npm run bench:sandbox — numbers for a deploy into a throw-away sandbox droplet (not a test):
+// seconds from a bare host to healthy (image builds excluded), seconds for a no-op re-run,
+// failed requests out of N at 10 Hz on /health while a Caddyfile change and while an app image
+// change are applied, and steady-state memory of the containers.
+import { decodeFiles, encodeFiles } from "../templates/hostFiles";
+import { ProgramStep } from "./steps";
+import { apply } from "../test/host/engine";
+import { Deployment, get, newDeployment, restep, SANDBOX_APP_IMAGE, waitHealthy } from "../test/host/hostKit";
+import { buildImages, ensureDockerd, removeAllSandboxes } from "../test/host/sandbox";
+
+const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
+
+/** GETs /health every 100 ms while `work` runs; counts answers other than 200. */
+async function probeDuring(port: number, work: () => Promise<unknown>): Promise<{ total: number; failed: number }> {
+  let running = true;
+  let total = 0;
+  let failed = 0;
+  const probe = (async () => {
+    while (running) {
+      const tick = Date.now();
+      total++;
+      const r = await get(port, "/health", 2000).catch(() => undefined);
+      if (r?.status !== 200) failed++;
+      await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - tick))));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    running = false;
+    await probe;
+  }
+  return { total, failed };
+}
+
+function withCaddyHeader(steps: ProgramStep[], value: string): ProgramStep[] {
+  return steps.map((s) => {
+    if (s.name !== "app-files") return s;
+    const files = decodeFiles(s.stdin!).map((f) =>
+      f.path.endsWith("/Caddyfile")
+        ? { ...f, content: f.content.replace("\t\t-Server\n", `\t\t-Server\n\t\tX-Chitram-Release "${value}"\n`) }
+        : f,
+    );
+    // The program would also change the compose and health steps' triggers (the bundle hash);
+    // the caller forces those two steps instead.
+    return { ...s, stdin: encodeFiles(files) };
+  });
+}
+
+async function main(): Promise<void> {
+  await ensureDockerd();
+  let t = Date.now();
+  await buildImages();
+  console.log(`images ready (built or up to date): ${seconds(t)} s`);
+  await removeAllSandboxes();
+
+  t = Date.now();
+  const d: Deployment = await newDeployment("bench");
+  console.log(`sandbox droplet started, service images loaded: ${seconds(t)} s`);
+  try {
+    t = Date.now();
+    await apply(d.steps, d.state);
+    await waitHealthy(d.droplet.httpPort);
+    console.log(`bare host -> healthy (all ${d.steps.length} steps): ${seconds(t)} s`);
+
+    t = Date.now();
+    const noop = await apply(d.steps, d.state);
+    console.log(`no-op re-run (${noop.ran.length} steps ran): ${seconds(t)} s`);
+
+    const caddy = withCaddyHeader(d.steps, "bench");
+    t = Date.now();
+    const caddyProbe = await probeDuring(d.droplet.httpPort, () =>
+      apply(caddy, d.state, { force: (s) => ["app-compose-up", "app-health"].includes(s.name) }),
+    );
+    console.log(
+      `Caddyfile change: applied in ${seconds(t)} s, failed requests ${caddyProbe.failed}/${caddyProbe.total} at 10 Hz`,
+    );
+
+    await d.droplet.exec(`docker tag ${SANDBOX_APP_IMAGE} chitram-app:sandbox-v2`);
+    const newImage = await restep(d, { appImage: "chitram-app:sandbox-v2" });
+    t = Date.now();
+    const appProbe = await probeDuring(d.droplet.httpPort, () => apply(newImage, d.state));
+    console.log(
+      `app image change: applied in ${seconds(t)} s, failed requests ${appProbe.failed}/${appProbe.total} at 10 Hz`,
+    );
+    await waitHealthy(d.droplet.httpPort);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const stats = await d.droplet.exec("docker stats --no-stream --format '{{.Name}} {{.MemUsage}}'");
+    console.log("steady-state memory (container, used / limit):");
+    for (const line of stats.stdout.trim().split("\n")) console.log(`  ${line}`);
+    const mib = stats.stdout
+      .trim()
+      .split("\n")
+      .map((l) => /\s([\d.]+)(KiB|MiB|GiB) \//.exec(l))
+      .reduce((sum, m) => sum + (m ? Number(m[1]) * { KiB: 1 / 1024, MiB: 1, GiB: 1024 }[m[2] as "KiB"] : 0), 0);
+    console.log(`  total: ${mib.toFixed(0)} MiB`);
+  } finally {
+    await d.droplet.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});
