@@ -1,0 +1,47 @@
+#!/bin/bash
+# PID 1 of the sandbox droplet (no systemd): host keys, root's key, cron, the inner Docker
+# engine (vfs, log /var/log/dockerd.log), then sshd in the foreground.
+# Env: ROOT_AUTHORIZED_KEY (root's authorized_keys), SSHD_DELAY_SECONDS (start sshd late),
+#      DOCKERD_STORAGE_DRIVER (default vfs).
+set -euo pipefail
+
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+
+install -d -m 0700 /root/.ssh
+if [[ -n ${ROOT_AUTHORIZED_KEY:-} ]]; then
+  printf '%s\n' "$ROOT_AUTHORIZED_KEY" >/root/.ssh/authorized_keys
+  chmod 0600 /root/.ssh/authorized_keys
+fi
+delay=${SSHD_DELAY_SECONDS:-}
+driver=${DOCKERD_STORAGE_DRIVER:-vfs}
+unset ROOT_AUTHORIZED_KEY SSHD_DELAY_SECONDS DOCKERD_STORAGE_DRIVER
+
+# Without --privileged the cgroup hierarchies are mounted read-only, and the inner engine must
+# create cgroups for its containers (runc: "mkdir /sys/fs/cgroup/cpuset/docker: read-only").
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  # cgroup v2 (untested here; same steps as docker:dind): move ourselves out of the root
+  # cgroup so that controllers can be delegated to the engine's children.
+  mount -o remount,rw /sys/fs/cgroup 2>/dev/null || true
+  mkdir -p /sys/fs/cgroup/init
+  xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
+  sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers \
+    >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+else
+  # cgroup v1: each controller is a read-only bind mount of this container's own cgroup.
+  for d in /sys/fs/cgroup/*/; do
+    if mountpoint -q "$d"; then
+      mount -o remount,bind,rw "$d" || echo "entrypoint: warning: $d stays read-only" >&2
+    fi
+  done
+fi
+
+cron
+dockerd --storage-driver="$driver" >>/var/log/dockerd.log 2>&1 &
+
+if [[ -n $delay ]]; then
+  echo "entrypoint: sshd starts in ${delay}s" >&2
+  sleep "$delay"
+fi
+exec /usr/sbin/sshd -D -e
