@@ -1,0 +1,421 @@
+// Throw-away "droplets" for the host tests: a local/droplet:sandbox container (sshd, cron, its own
+// Docker engine, compose v2) with the sandbox service images loaded into its engine.
+// Images come from sandbox/build.sh (no registry is reachable, see /work/shared/ENVIRONMENT.md).
+//
+// Network rule: a droplet publishes 22, 80 and 443 on 127.0.0.1 only (random free host ports);
+// tests talk to 127.0.0.1 or to the droplet's container IP, never to any other address.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+const BUILD_SCRIPT = path.join(REPO_ROOT, "sandbox", "build.sh");
+const START_DOCKERD = path.join(REPO_ROOT, ".ci", "start-dockerd.sh");
+
+/** Label (=1) on every container, network and volume this module creates. */
+export const SANDBOX_LABEL = "chitram.sandbox";
+/** Label holding the pid of the process that started the droplet (see removeAllSandboxes). */
+const OWNER_LABEL = "chitram.sandbox.pid";
+export const DROPLET_IMAGE = "local/droplet:sandbox";
+/** Stand-ins built from Debian packages, tagged with the production tags of the compose file. */
+export const SERVICE_IMAGES: readonly string[] = [
+  "postgres:16-alpine",
+  "minio/minio:RELEASE.2024-11-07T00-52-20Z",
+  "caddy:2.8-alpine",
+  "chitram-app:sandbox",
+];
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  /** Written to the command's stdin. */
+  input?: string | Buffer;
+  /** Kill the command after this many ms (code is then 124). Default: no limit. */
+  timeoutMs?: number;
+}
+
+export interface Droplet {
+  /** Container name (also the droplet's hostname). */
+  name: string;
+  /** Host ports on 127.0.0.1 that reach the droplet's 22, 80 and 443. */
+  sshPort: number;
+  httpPort: number;
+  httpsPort: number;
+  /** The droplet's address on its own bridge network (reachable from this machine). */
+  containerIp: string;
+  /** The bridge network created for this droplet. */
+  network: string;
+  /** `docker exec <droplet> bash -lc <cmd>` as root. Never rejects on a non-zero exit code. */
+  exec(cmd: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Removes the container and its network. Safe to call twice. The inner engine's volume (GBs of
+   * vfs copies, slow to delete) is removed by a detached background `docker volume rm`.
+   */
+  stop(): Promise<void>;
+}
+
+export interface StartDropletOptions {
+  /** Container name; default chitram-sbx-<random>. */
+  name?: string;
+  /** One authorized_keys line for root (e.g. "ssh-ed25519 AAAA... comment"). */
+  rootPublicKey: string;
+  /** Start sshd only after this many seconds; startDroplet then does not wait for sshd. */
+  sshdDelaySeconds?: number;
+  /** Storage driver of the inner engine: vfs (default) or overlay2 (on a volume, faster). */
+  storageDriver?: "vfs" | "overlay2";
+  /** Load SERVICE_IMAGES into the inner engine (default true). */
+  loadImages?: boolean;
+}
+
+interface RunOptions {
+  input?: string | Buffer;
+  timeoutMs?: number;
+  /** Reject when the exit code is not 0 (default true). */
+  check?: boolean;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a command without a shell and collects its output. */
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
+  const { input, timeoutMs, check = true, cwd, env } = opts;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+          }, timeoutMs);
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", (e) => {
+      if (timer) clearTimeout(timer);
+      reject(new Error(`${cmd}: ${e.message}`));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      const result: ExecResult = {
+        code: timedOut ? 124 : (code ?? (signal ? 128 : 1)),
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      };
+      if (check && result.code !== 0) {
+        const what = timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${result.code}`;
+        reject(new Error(`${[cmd, ...args].join(" ").slice(0, 300)} ${what}\n${result.stderr.slice(-4000)}`));
+      } else {
+        resolve(result);
+      }
+    });
+    child.stdin.on("error", () => undefined); // the command may exit without reading stdin
+    child.stdin.end(input ?? "");
+  });
+}
+
+const docker = (args: readonly string[], opts?: RunOptions) => run("docker", args, opts);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+/** Starts the host's Docker engine if it is not running (.ci/start-dockerd.sh). */
+export async function ensureDockerd(): Promise<void> {
+  await run("bash", [START_DOCKERD], { timeoutMs: 90_000 });
+}
+
+/**
+ * Builds local/bookworm:base, the four service images and local/droplet:sandbox (sandbox/build.sh).
+ * Fast (< 1 s) when they are up to date; the first build takes 1-3 minutes. Rejects with the
+ * script's output on failure.
+ */
+export async function buildImages(opts: { force?: boolean } = {}): Promise<void> {
+  const env = { ...process.env, ...(opts.force ? { FORCE: "1" } : {}) };
+  await run("bash", [BUILD_SCRIPT], { env, timeoutMs: 20 * 60_000 });
+}
+
+/** Pipes `docker save <images>` into `docker exec -i <container> docker load`. */
+function loadImagesInto(container: string, images: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const save = spawn("docker", ["save", ...images], { stdio: ["ignore", "pipe", "pipe"] });
+    const load = spawn("docker", ["exec", "-i", container, "docker", "load"], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const errors: string[] = [];
+    let saveErr = "";
+    let loadErr = "";
+    save.stderr.on("data", (b: Buffer) => (saveErr += b.toString()));
+    load.stderr.on("data", (b: Buffer) => (loadErr += b.toString()));
+    load.stdout.resume();
+    save.stdout.pipe(load.stdin);
+    load.stdin.on("error", () => undefined);
+    let pending = 2;
+    const done = () => {
+      if (--pending > 0) return;
+      if (errors.length) reject(new Error(`loading images into ${container}: ${errors.join("; ")}`));
+      else resolve();
+    };
+    save.on("error", (e) => errors.push(`docker save: ${e.message}`));
+    load.on("error", (e) => errors.push(`docker load: ${e.message}`));
+    save.on("close", (code) => {
+      if (code !== 0) {
+        errors.push(`docker save exited with ${code}: ${saveErr.trim()}`);
+        load.stdin.destroy();
+      }
+      done();
+    });
+    load.on("close", (code) => {
+      if (code !== 0) errors.push(`docker load exited with ${code}: ${loadErr.trim()}`);
+      done();
+    });
+  });
+}
+
+function hostPort(inspect: ContainerInspect, port: string): number {
+  const binding = inspect.NetworkSettings.Ports?.[port]?.[0];
+  if (!binding || binding.HostIp !== "127.0.0.1") {
+    throw new Error(`port ${port} of ${inspect.Name} is not published on 127.0.0.1`);
+  }
+  return Number(binding.HostPort);
+}
+
+interface ContainerInspect {
+  Name: string;
+  NetworkSettings: {
+    Ports?: Record<string, { HostIp: string; HostPort: string }[] | null>;
+    Networks: Record<string, { IPAddress: string }>;
+  };
+}
+
+/**
+ * Starts a fresh droplet: root's authorized_keys holds rootPublicKey, no other user exists.
+ * Resolves once the inner Docker engine answers, the service images are loaded into it and
+ * (unless sshdDelaySeconds is set) sshd answers on 127.0.0.1:sshPort.
+ * Call buildImages() first. Takes ~25 s with vfs (mostly `docker load`).
+ */
+export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> {
+  const name = opts.name ?? `chitram-sbx-${randomBytes(4).toString("hex")}`;
+  const network = `${name}-net`;
+  const storageDriver = opts.storageDriver ?? "vfs";
+  const loadImages = opts.loadImages ?? true;
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name))
+    throw new Error(`invalid droplet name ${JSON.stringify(name)}`);
+  if (!opts.rootPublicKey?.trim()) throw new Error("startDroplet: rootPublicKey is required");
+  const required = loadImages ? [DROPLET_IMAGE, ...SERVICE_IMAGES] : [DROPLET_IMAGE];
+  const missing = (await docker(["image", "inspect", ...required], { check: false })).code !== 0;
+  if (missing)
+    throw new Error(`sandbox images missing (need ${required.join(", ")}): run buildImages() first`);
+
+  const stop = async () => {
+    const volumes = await docker(["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", name], {
+      check: false,
+    });
+    await docker(["rm", "-f", name], { check: false });
+    await docker(["network", "rm", network], { check: false });
+    removeVolumesInBackground(volumes.code === 0 ? volumes.stdout.split(/\s+/).filter(Boolean) : []);
+  };
+  const exec = (cmd: string, execOpts: ExecOptions = {}) =>
+    docker(["exec", ...(execOpts.input === undefined ? [] : ["-i"]), name, "bash", "-lc", cmd], {
+      check: false,
+      input: execOpts.input,
+      timeoutMs: execOpts.timeoutMs,
+    });
+
+  const label = `${SANDBOX_LABEL}=1`;
+  const owner = `${OWNER_LABEL}=${process.pid}`;
+  await docker(["network", "create", "--label", label, "--label", owner, network]);
+  try {
+    const env = [
+      "-e",
+      `ROOT_AUTHORIZED_KEY=${opts.rootPublicKey.trim()}`,
+      "-e",
+      `DOCKERD_STORAGE_DRIVER=${storageDriver}`,
+    ];
+    if (opts.sshdDelaySeconds !== undefined) env.push("-e", `SSHD_DELAY_SECONDS=${opts.sshdDelaySeconds}`);
+    await docker([
+      "run",
+      "-d",
+      "--name",
+      name,
+      "--hostname",
+      name,
+      "--label",
+      label,
+      "--label",
+      owner,
+      "--network",
+      network,
+      "--cap-add",
+      "ALL",
+      "--cap-drop",
+      "SYS_RESOURCE",
+      "--security-opt",
+      "seccomp=unconfined",
+      "--security-opt",
+      "apparmor=unconfined",
+      // overlay2 cannot sit on the container's own overlay root; vfs is faster on a volume too
+      "--mount",
+      `type=volume,dst=/var/lib/docker,volume-label=${label}`,
+      "-p",
+      "127.0.0.1::22",
+      "-p",
+      "127.0.0.1::80",
+      "-p",
+      "127.0.0.1::443",
+      ...env,
+      DROPLET_IMAGE,
+    ]);
+    const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
+    const droplet: Droplet = {
+      name,
+      network,
+      sshPort: hostPort(inspect, "22/tcp"),
+      httpPort: hostPort(inspect, "80/tcp"),
+      httpsPort: hostPort(inspect, "443/tcp"),
+      containerIp: inspect.NetworkSettings.Networks[network]?.IPAddress ?? "",
+      exec,
+      stop,
+    };
+    await waitFor(`the Docker engine in ${name}`, 60_000, async () => {
+      const r = await docker(["exec", name, "docker", "version", "--format", "{{.Server.Version}}"], {
+        check: false,
+        timeoutMs: 10_000,
+      });
+      return r.code === 0;
+    });
+    if (loadImages) await loadImagesInto(name, SERVICE_IMAGES);
+    if (opts.sshdDelaySeconds === undefined) {
+      await waitFor(`sshd of ${name} on 127.0.0.1:${droplet.sshPort}`, 30_000, async () => {
+        const r = await run("ssh-keyscan", ["-T", "2", "-p", String(droplet.sshPort), "127.0.0.1"], {
+          check: false,
+          timeoutMs: 5_000,
+        });
+        return r.code === 0 && r.stdout.includes("ssh-");
+      });
+    }
+    return droplet;
+  } catch (e) {
+    const logs = await docker(["logs", "--tail", "30", name], { check: false });
+    const dockerd = await docker(["exec", name, "tail", "-n", "30", "/var/log/dockerd.log"], {
+      check: false,
+    });
+    await stop();
+    const detail = [logs.stdout, logs.stderr, dockerd.stdout].filter((s) => s.trim()).join("\n");
+    throw new Error(
+      `startDroplet(${name}) failed: ${(e as Error).message}${detail ? `\n--- logs ---\n${detail}` : ""}`,
+    );
+  }
+}
+
+/** Deletes docker volumes from a detached process that outlives this one. */
+function removeVolumesInBackground(volumes: readonly string[]): void {
+  if (!volumes.length) return;
+  const child = spawn("docker", ["volume", "rm", "-f", ...volumes], { detached: true, stdio: "ignore" });
+  child.on("error", () => undefined);
+  child.unref();
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes sandbox droplets (containers labelled chitram.sandbox=1), their networks and volumes:
+ * those started by this process and those whose starting process is gone (left over by a killed
+ * run). Droplets of other live processes (a colleague's test run on the same engine) and
+ * droplets without an owner label are kept unless `all` is set.
+ */
+export async function removeAllSandboxes(opts: { all?: boolean } = {}): Promise<void> {
+  const mine = (pidLabel: string) => {
+    const pid = Number(pidLabel);
+    if (opts.all) return true;
+    if (!pidLabel || !Number.isInteger(pid)) return false; // no owner recorded: not ours to judge
+    return pid === process.pid || !processAlive(pid);
+  };
+  const filter = ["--filter", `label=${SANDBOX_LABEL}=1`];
+  const fmt = `{{.ID}} {{.Label "${OWNER_LABEL}"}}`;
+  const rows = (await docker(["ps", "-a", ...filter, "--format", fmt])).stdout.split("\n").filter(Boolean);
+  const containers = rows
+    .map((r) => r.split(" "))
+    .filter(([, pid]) => mine(pid ?? ""))
+    .map(([id]) => id);
+  if (containers.length) await docker(["rm", "-f", ...containers], { check: false });
+  const nets = (await docker(["network", "ls", ...filter, "--format", fmt])).stdout
+    .split("\n")
+    .filter(Boolean);
+  const networks = nets
+    .map((r) => r.split(" "))
+    .filter(([, pid]) => mine(pid ?? ""))
+    .map(([id]) => id);
+  for (const n of networks) await docker(["network", "rm", n], { check: false }); // in use: kept
+  // volumes of removed droplets (anonymous, labelled; slow to delete, so in the background)
+  const volumes = (await docker(["volume", "ls", "-q", ...filter, "--filter", "dangling=true"])).stdout
+    .split(/\s+/)
+    .filter(Boolean);
+  removeVolumesInBackground(volumes);
+}
+
+export interface SshKeyPair {
+  dir: string;
+  privateKeyPath: string;
+  privateKey: string;
+  publicKey: string;
+  /** Deletes dir. */
+  remove(): void;
+}
+
+/** A fresh ED25519 key pair (ssh-keygen) in a temporary directory, for logging into droplets. */
+export async function makeSshKeyPair(comment = "chitram-sandbox"): Promise<SshKeyPair> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-sbx-key-"));
+  const privateKeyPath = path.join(dir, "id_ed25519");
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", privateKeyPath]);
+  return {
+    dir,
+    privateKeyPath,
+    privateKey: fs.readFileSync(privateKeyPath, "utf8"),
+    publicKey: fs.readFileSync(`${privateKeyPath}.pub`, "utf8").trim(),
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** ssh arguments for `ssh <args> root@127.0.0.1 <cmd>` to a droplet (no host key checks). */
+export function sshArgs(droplet: Pick<Droplet, "sshPort">, privateKeyPath: string): string[] {
+  return [
+    "-i",
+    privateKeyPath,
+    "-p",
+    String(droplet.sshPort),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+  ];
+}
