@@ -140,7 +140,7 @@ service_files_b64() {
   local dir=$1
   if [[ -d $dir/rootfs ]]; then
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=go-w \
-      -C "$dir/rootfs" -c . | gzip -n -9 | base64 -w0
+      --exclude=__pycache__ -C "$dir/rootfs" -c . | gzip -n -9 | base64 -w0
   fi
 }
 
