@@ -1,0 +1,320 @@
+// The real Pulumi CLI deploys the whole stack to a throw-away "droplet" container on this machine:
+// target existing, host 127.0.0.1, state in a local file backend under .sandbox/. Nothing in
+// DigitalOcean is touched. See docs/DEPLOYING.md ("Laptop sandbox").
+//
+//   npm run sandbox [-- --base IMAGE] [--dry-run]   build images, start the droplet, pulumi up
+//   npm run sandbox:down [-- --dry-run]             pulumi destroy (best effort), remove the droplet
+//
+// --base is the droplet's base image: ubuntu:22.04 (default, what the droplets run) or
+// local/bookworm:base (debootstrap, built by sandbox/build.sh) where no registry can be reached.
+// --dry-run prints the commands without running any; values known only once the droplet runs
+// (its published ports) appear as <ssh port> and <http port>.
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  buildImages,
+  DROPLET_IMAGE,
+  ensureDockerd,
+  run,
+  SANDBOX_LABEL,
+  SERVICE_IMAGES,
+  startDroplet,
+} from "../test/host/sandbox";
+
+const ROOT = path.resolve(__dirname, "..");
+const STACK = "sandbox";
+export const DROPLET_NAME = "chitram-sandbox";
+export const DEFAULT_BASE = "ubuntu:22.04";
+/** Built by sandbox/build.sh, which also builds the droplet image from it. */
+const DEBOOTSTRAP_BASE = "local/bookworm:base";
+/** The app stand-in built by sandbox/build.sh and loaded into the droplet's engine. */
+const APP_IMAGE = "chitram-app:sandbox";
+const PASSPHRASE = "sandbox";
+
+// Paths relative to the repository root: commands run there and print the way a person types them.
+const WORK = ".sandbox";
+const STATE_DIR = `${WORK}/state`;
+// `pulumi stack init` writes the new stack's settings file (with its encryption salt) next to the
+// Pulumi.yaml it finds, and has no --config-file flag. It runs against a copy of Pulumi.yaml in
+// here, so Pulumi.sandbox.yaml lands in .sandbox/ (ignored by git); every other command is given
+// that file with --config-file and runs the real program from the repository root.
+const PROJECT_DIR = `${WORK}/project`;
+const CONFIG_FILE = `${PROJECT_DIR}/Pulumi.${STACK}.yaml`;
+const KEY_FILE = `${WORK}/bootstrap_ed25519`;
+
+interface Ports {
+  ssh: string;
+  http: string;
+}
+
+interface Action {
+  /** The command as a person would type it from the repository root. */
+  show(ports: Ports): string;
+  run(ports: Ports): Promise<void>;
+}
+
+const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+const commandLine = (argv: string[]) => argv.map(quote).join(" ");
+
+const pulumiEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PULUMI_BACKEND_URL: `file://${path.join(ROOT, STATE_DIR)}`,
+    PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+  };
+  delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
+  return env;
+};
+
+/** Runs a command from the repository root with the terminal attached; stdin from `input` if given. */
+function exec(argv: string[], opts: { input?: string; check?: boolean } = {}): Promise<number> {
+  const check = opts.check ?? true;
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: ROOT,
+      env: pulumiEnv(),
+      stdio: [opts.input === undefined ? "inherit" : "pipe", "inherit", "inherit"],
+    });
+    child.on("error", (e) => reject(new Error(`${argv[0]}: ${e.message}`)));
+    child.on("close", (code) => {
+      if (check && code !== 0) reject(new Error(`${commandLine(argv)} exited with ${code}`));
+      else resolve(code ?? 1);
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+const command = (
+  argv: string[],
+  opts: { input?: string; inputFrom?: string; check?: boolean } = {},
+): Action => ({
+  show: () =>
+    commandLine(argv) +
+    (opts.inputFrom ? ` < ${opts.inputFrom}` : "") +
+    (opts.check === false ? "   # may fail" : ""),
+  run: async () => {
+    const input = opts.inputFrom ? fs.readFileSync(path.join(ROOT, opts.inputFrom), "utf8") : opts.input;
+    await exec(argv, { input, check: opts.check });
+  },
+});
+
+const pulumi = (args: string[], opts: { inputFrom?: string; check?: boolean } = {}) =>
+  command(["npx", "pulumi", ...args], opts);
+const withConfig = ["--stack", STACK, "--config-file", CONFIG_FILE];
+
+interface DropletState {
+  status: "running" | "stopped" | "absent";
+  ports?: Ports;
+}
+
+interface ContainerInspect {
+  State: { Running: boolean };
+  NetworkSettings: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> };
+}
+
+async function dropletState(): Promise<DropletState> {
+  const r = await run("docker", ["inspect", DROPLET_NAME], { check: false }).catch(() => undefined);
+  if (!r || r.code !== 0) return { status: "absent" };
+  const inspect = (JSON.parse(r.stdout) as ContainerInspect[])[0];
+  const port = (p: string) => inspect.NetworkSettings.Ports?.[p]?.[0]?.HostPort;
+  const ssh = port("22/tcp");
+  const http = port("80/tcp");
+  if (!inspect.State.Running || !ssh || !http) return { status: "stopped" };
+  return { status: "running", ports: { ssh, http } };
+}
+
+const removeDroplet = (): Action[] => [
+  command(["docker", "rm", "-f", "-v", DROPLET_NAME], { check: false }),
+  command(["docker", "network", "rm", `${DROPLET_NAME}-net`], { check: false }),
+];
+
+function upActions(base: string, droplet: DropletState): Action[] {
+  const actions: Action[] = [
+    { show: () => "bash .ci/start-dockerd.sh", run: () => ensureDockerd() },
+    // The service stand-ins (PostgreSQL, MinIO, Caddy, the app) and local/bookworm:base.
+    { show: () => "bash sandbox/build.sh", run: () => buildImages() },
+  ];
+  if (base !== DEBOOTSTRAP_BASE) {
+    // Same tag as the bookworm droplet the host tests use; the label differs from build.sh's own
+    // hash, so build.sh builds its bookworm droplet again the next time the tests run.
+    actions.push(
+      command([
+        "docker",
+        "build",
+        "--build-arg",
+        `BASE=${base}`,
+        "--label",
+        `chitram.sandbox.hash=base:${base}`,
+        "-t",
+        DROPLET_IMAGE,
+        "sandbox/droplet",
+      ]),
+    );
+  }
+  actions.push({
+    show: () => `mkdir -p ${STATE_DIR} ${PROJECT_DIR} && cp Pulumi.yaml ${PROJECT_DIR}/Pulumi.yaml`,
+    run: () => {
+      for (const dir of [STATE_DIR, PROJECT_DIR]) fs.mkdirSync(path.join(ROOT, dir), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(ROOT, PROJECT_DIR, "Pulumi.yaml"));
+      return Promise.resolve();
+    },
+  });
+  if (!fs.existsSync(path.join(ROOT, KEY_FILE))) {
+    actions.push(
+      command([
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "chitram-sandbox-bootstrap",
+        "-f",
+        KEY_FILE,
+      ]),
+    );
+  }
+  if (droplet.status !== "running") {
+    if (droplet.status === "stopped") actions.push(...removeDroplet());
+    // What startDroplet() in test/host/sandbox.ts runs (it labels the droplet with the id of the
+    // process that started it), before it waits for the inner engine and sshd.
+    const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", "chitram.sandbox.pid=<this process id>"];
+    actions.push({
+      show: () =>
+        [
+          commandLine(["docker", "network", "create", ...labels, `${DROPLET_NAME}-net`]),
+          commandLine([
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            DROPLET_NAME,
+            "--hostname",
+            DROPLET_NAME,
+            ...labels,
+            "--network",
+            `${DROPLET_NAME}-net`,
+            "--cap-add",
+            "ALL",
+            "--cap-drop",
+            "SYS_RESOURCE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--mount",
+            `type=volume,dst=/var/lib/docker,volume-label=${SANDBOX_LABEL}=1`,
+            "-p",
+            "127.0.0.1::22",
+            "-p",
+            "127.0.0.1::80",
+            "-p",
+            "127.0.0.1::443",
+          ]) +
+            ` -e "ROOT_AUTHORIZED_KEY=$(cat ${KEY_FILE}.pub)" -e DOCKERD_STORAGE_DRIVER=vfs ${DROPLET_IMAGE}`,
+          `docker save ${SERVICE_IMAGES.join(" ")} | docker exec -i ${DROPLET_NAME} docker load`,
+        ].join("\n"),
+      run: async (ports) => {
+        const rootPublicKey = fs.readFileSync(path.join(ROOT, `${KEY_FILE}.pub`), "utf8");
+        const started = await startDroplet({ name: DROPLET_NAME, rootPublicKey });
+        ports.ssh = String(started.sshPort);
+        ports.http = String(started.httpPort);
+      },
+    });
+    // A new droplet gets a new stack: state left from an earlier droplet would skip its steps.
+    actions.push(pulumi(["--cwd", PROJECT_DIR, "stack", "rm", STACK, "--force", "--yes"], { check: false }));
+  }
+  actions.push(
+    pulumi(["--cwd", PROJECT_DIR, "stack", "select", "--create", STACK]),
+    pulumi(["config", "set", ...withConfig, "chitram:target", "existing"]),
+    pulumi(["config", "set", ...withConfig, "chitram:host", "127.0.0.1"]),
+    {
+      show: (ports) =>
+        commandLine(["npx", "pulumi", "config", "set", ...withConfig, "chitram:sshPort", ports.ssh]),
+      run: (ports) =>
+        exec(["npx", "pulumi", "config", "set", ...withConfig, "chitram:sshPort", ports.ssh]).then(
+          () => undefined,
+        ),
+    },
+    pulumi(["config", "set", ...withConfig, "chitram:sshUser", "root"]),
+    pulumi(["config", "set", ...withConfig, "--secret", "chitram:sshPrivateKey"], { inputFrom: KEY_FILE }),
+    pulumi(["config", "set", ...withConfig, "chitram:appImage", APP_IMAGE]),
+    pulumi(["up", "--yes", ...withConfig]),
+  );
+  return actions;
+}
+
+function downActions(): Action[] {
+  return [
+    pulumi(["destroy", "--yes", ...withConfig], { check: false }),
+    // Everything the stack manages lives in the droplet (or is local: keys, random values).
+    pulumi(["--cwd", PROJECT_DIR, "stack", "rm", STACK, "--force", "--yes"], { check: false }),
+    ...removeDroplet(),
+  ];
+}
+
+export interface Args {
+  command: "up" | "down";
+  base: string;
+  dryRun: boolean;
+}
+
+const usage = "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--dry-run] | down [--dry-run]";
+
+export function parseArgs(argv: string[]): Args {
+  const [cmd, ...rest] = argv;
+  if (cmd !== "up" && cmd !== "down") throw new Error(usage);
+  const args: Args = { command: cmd, base: DEFAULT_BASE, dryRun: false };
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === "--dry-run") args.dryRun = true;
+    else if (rest[i] === "--base" && cmd === "up") {
+      if (!rest[i + 1]) throw new Error(`--base needs an image, e.g. ${DEFAULT_BASE}\n${usage}`);
+      args.base = rest[++i];
+    } else throw new Error(`unknown argument ${rest[i]}\n${usage}`);
+  }
+  return args;
+}
+
+async function main(args: Args): Promise<void> {
+  const droplet = await dropletState();
+  const ports: Ports = droplet.ports ?? { ssh: "<ssh port>", http: "<http port>" };
+  const actions = args.command === "up" ? upActions(args.base, droplet) : downActions();
+  // The commands below run with these two variables set; export them to run Pulumi by hand.
+  console.log(
+    `export PULUMI_BACKEND_URL=${quote(pulumiEnv().PULUMI_BACKEND_URL!)} PULUMI_CONFIG_PASSPHRASE=${PASSPHRASE}`,
+  );
+  if (args.command === "up" && droplet.status === "running") {
+    console.log(`# droplet ${DROPLET_NAME} is running (ssh 127.0.0.1:${ports.ssh}): updating it`);
+  }
+  for (const action of actions) {
+    console.log(`${args.dryRun ? "" : "$ "}${action.show(ports)}`);
+    if (!args.dryRun) await action.run(ports);
+  }
+  if (args.command === "up") {
+    console.log(`\nThe app: http://127.0.0.1:${ports.http}`);
+    console.log(
+      `The deploy user: npx pulumi stack output --stack ${STACK} --show-secrets deployPrivateKey > ${WORK}/deploy_key && ` +
+        `chmod 600 ${WORK}/deploy_key && ssh -i ${WORK}/deploy_key -p ${ports.ssh} chitram@127.0.0.1`,
+    );
+  }
+}
+
+if (require.main === module) {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+  main(args).catch((e: Error) => {
+    console.error(`sandbox: ${e.message}`);
+    if (args.command === "up") {
+      console.error("Nothing was removed: run `npm run sandbox` again to go on, or `npm run sandbox:down`.");
+    }
+    process.exit(1);
+  });
+}
