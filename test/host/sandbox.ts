@@ -239,6 +239,7 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
   const label = `${SANDBOX_LABEL}=1`;
   const owner = `${OWNER_LABEL}=${process.pid}`;
   await docker(["network", "create", "--label", label, "--label", owner, network]);
+  let created = false; // never remove a same-named container that someone else started
   try {
     const env = [
       "-e",
@@ -268,7 +269,8 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       "seccomp=unconfined",
       "--security-opt",
       "apparmor=unconfined",
-      // overlay2 cannot sit on the container's own overlay root; vfs is faster on a volume too
+      // overlay2 cannot sit on the container's overlay root; the volume also keeps the GBs of vfs
+      // copies out of the container layer (stop() deletes it in the background)
       "--mount",
       `type=volume,dst=/var/lib/docker,volume-label=${label}`,
       "-p",
@@ -280,6 +282,7 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       ...env,
       DROPLET_IMAGE,
     ]);
+    created = true;
     const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
     const droplet: Droplet = {
       name,
@@ -310,12 +313,17 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
     }
     return droplet;
   } catch (e) {
-    const logs = await docker(["logs", "--tail", "30", name], { check: false });
-    const dockerd = await docker(["exec", name, "tail", "-n", "30", "/var/log/dockerd.log"], {
-      check: false,
-    });
-    await stop();
-    const detail = [logs.stdout, logs.stderr, dockerd.stdout].filter((s) => s.trim()).join("\n");
+    let detail = "";
+    if (created) {
+      const logs = await docker(["logs", "--tail", "30", name], { check: false });
+      const dockerd = await docker(["exec", name, "tail", "-n", "30", "/var/log/dockerd.log"], {
+        check: false,
+      });
+      detail = [logs.stdout, logs.stderr, dockerd.stdout].filter((s) => s.trim()).join("\n");
+      await stop();
+    } else {
+      await docker(["network", "rm", network], { check: false });
+    }
     throw new Error(
       `startDroplet(${name}) failed: ${(e as Error).message}${detail ? `\n--- logs ---\n${detail}` : ""}`,
     );
