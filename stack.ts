@@ -25,8 +25,11 @@ export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
   const { config, sshPrivateKey } = loadConfig();
 
-  // ED25519 in OpenSSH format: a key without a passphrase by construction (retro #3).
+  // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
+  // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
+  // stack's own steps log in with, so rotating the deploy key never locks the stack out.
   const deployKey = new tls.PrivateKey("deploy-key", { algorithm: "ED25519" });
+  const stackKey = new tls.PrivateKey("stack-key", { algorithm: "ED25519" });
 
   let publicIp: pulumi.Output<string>;
   let provisioning: HostProvisioning;
@@ -36,7 +39,7 @@ export function createStack(): StackOutputs {
       region: config.region,
       size: config.size,
       image: config.image,
-      publicKey: deployKey.publicKeyOpenssh,
+      publicKey: stackKey.publicKeyOpenssh,
       sshAllowedCidrs: config.sshAllowedCidrs,
       dataVolumeSizeGb: config.dataVolumeSizeGb,
       protectData: config.protectData,
@@ -53,8 +56,10 @@ export function createStack(): StackOutputs {
     provisioning = new HostProvisioning("host", {
       host: host.ipv4Address,
       bootstrapUser: "root",
-      bootstrapPrivateKey: deployKey.privateKeyOpenssh,
+      bootstrapPrivateKey: stackKey.privateKeyOpenssh,
       deployUser: config.deployUser,
+      stackPublicKey: stackKey.publicKeyOpenssh,
+      stackPrivateKey: stackKey.privateKeyOpenssh,
       deployPublicKey: deployKey.publicKeyOpenssh,
       deployPrivateKey: deployKey.privateKeyOpenssh,
       closeRootLogin: config.closeRootLogin,
@@ -72,6 +77,8 @@ export function createStack(): StackOutputs {
       bootstrapUser: existing.user,
       bootstrapPrivateKey: sshPrivateKey!,
       deployUser: config.deployUser,
+      stackPublicKey: stackKey.publicKeyOpenssh,
+      stackPrivateKey: stackKey.privateKeyOpenssh,
       deployPublicKey: deployKey.publicKeyOpenssh,
       deployPrivateKey: deployKey.privateKeyOpenssh,
       closeRootLogin: config.closeRootLogin,

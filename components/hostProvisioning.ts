@@ -19,7 +19,11 @@ export interface HostProvisioningArgs {
   bootstrapPrivateKey: pulumi.Input<string>;
   /** The deploy user. Plain: it is rendered into the scripts. Default: none (required). */
   deployUser: string;
-  /** OpenSSH public half of the deploy key. Default: none (required). */
+  /** OpenSSH public half of the stack key, which the stack's own steps log in with. Default: none (required). */
+  stackPublicKey: pulumi.Input<string>;
+  /** Private half of the stack key. Default: none (required). */
+  stackPrivateKey: pulumi.Input<string>;
+  /** OpenSSH public half of the deploy key, which CI/CD logs in with. Default: none (required). */
   deployPublicKey: pulumi.Input<string>;
   /** Private half of the deploy key (no passphrase). Default: none (required). */
   deployPrivateKey: pulumi.Input<string>;
@@ -43,9 +47,13 @@ export interface HostProvisioningArgs {
  * once root login is closed. Every other step connects as the deploy user and uses `sudo -n`, so
  * any of them can re-run months later; the sudoers file those steps rely on is only ever replaced
  * after `visudo -cf` accepts the new one, so a bad template cannot lock the stack out.
+ *
+ * Keys: the deploy user accepts two keys. The stack's steps log in with the stack key; CI/CD logs
+ * in with the deploy key, and so does the access proof. Replacing the deploy key re-runs only the
+ * steps that install and prove it, and they log in with the stack key, which has not changed.
  */
 export class HostProvisioning extends pulumi.ComponentResource {
-  /** How later steps connect: as the deploy user with the deploy key. */
+  /** How later steps connect: as the deploy user with the stack key. */
   public readonly deployConnection: pulumi.Output<Connection>;
   /** The last provisioning steps; app steps depend on them. */
   public readonly ready: command.remote.Command[];
@@ -63,22 +71,24 @@ export class HostProvisioning extends pulumi.ComponentResource {
       dialErrorLimit: -1,
       perDialTimeout: 30,
     });
-    this.deployConnection = pulumi.output({
-      host: args.host,
-      port,
-      user,
-      privateKey: args.deployPrivateKey,
-      dialErrorLimit: 30,
-      perDialTimeout: 30,
-    });
+    const asDeployUser = (privateKey: pulumi.Input<string>) =>
+      pulumi.output({ host: args.host, port, user, privateKey, dialErrorLimit: 30, perDialTimeout: 30 });
+    this.deployConnection = asDeployUser(args.stackPrivateKey);
     const firstContact = ["create", "stdin", "triggers"];
 
-    const deployUserFiles = pulumi.output(args.deployPublicKey).apply((key) =>
-      encodeFiles([
-        { path: `/home/${user}/.ssh/authorized_keys`, mode: "0600", content: `${key.trim()}\n` },
-        { path: `/etc/sudoers.d/${user}`, mode: "0440", content: renderSudoers(user) },
-      ]),
-    );
+    // Both keys, so the deploy key can be replaced by a step that logs in with the stack key.
+    const deployUserFiles = pulumi
+      .all([args.stackPublicKey, args.deployPublicKey])
+      .apply(([stackKey, deployKey]) =>
+        encodeFiles([
+          {
+            path: `/home/${user}/.ssh/authorized_keys`,
+            mode: "0600",
+            content: `${stackKey.trim()}\n${deployKey.trim()}\n`,
+          },
+          { path: `/etc/sudoers.d/${user}`, mode: "0440", content: renderSudoers(user) },
+        ]),
+      );
     const deployUserParams = {
       DEPLOY_USER: user,
       AUTHORIZED_KEYS_PATH: `/home/${user}/.ssh/authorized_keys`,
@@ -121,7 +131,10 @@ export class HostProvisioning extends pulumi.ComponentResource {
       sudo: true,
       dependsOn: [docker],
     });
-    const accessProof = asDeploy(`${name}-access-proof`, {
+    // Logs in with the deploy key itself: the way CI/CD will.
+    const accessProof = remoteStep(`${name}-access-proof`, {
+      parent: this,
+      connection: asDeployUser(args.deployPrivateKey),
       script: "accessProof",
       sudo: false,
       dependsOn: [deployUser],

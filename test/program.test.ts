@@ -7,7 +7,8 @@ import { describe, it } from "node:test";
 import { decodeFiles } from "../templates/hostFiles";
 import { parseEnvFile } from "../templates/envFile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { MOCK_DROPLET_IP, runProgram } from "../tools/mockProgram";
+import { MOCK_DROPLET_IP, replaceRealValue, runProgram } from "../tools/mockProgram";
+import { ProgramStep } from "../tools/steps";
 import { EXISTING, named, ofType, PROD, runStack, STAGING, step } from "./support";
 
 const DROPLET = "digitalocean:index/droplet:Droplet";
@@ -41,21 +42,34 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
     const b = named(prod, "chitram-ssh-key").inputs.name;
     assert.notEqual(a, b);
     assert.match(String(a), /staging/);
-    assert.equal(named(run, "chitram-ssh-key").inputs.publicKey, "ssh-ed25519 PLACEHOLDER-public-key-of-deploy-key chitram-deploy\n");
+    assert.equal(
+      named(run, "chitram-ssh-key").inputs.publicKey,
+      "ssh-ed25519 PLACEHOLDER-public-key-of-stack-key chitram-deploy\n",
+    );
   });
 
   it("the firewall lets in 22 from sshAllowedCidrs and 80/443 from anywhere, nothing else", () => {
     const [fw] = ofType(run, FIREWALL);
-    const rules = (fw.inputs.inboundRules as { protocol: string; portRange: string; sourceAddresses: string[] }[]).map(
-      (r) => `${r.protocol}/${r.portRange} ${r.sourceAddresses.join(",")}`,
+    const rules = (
+      fw.inputs.inboundRules as { protocol: string; portRange: string; sourceAddresses: string[] }[]
+    ).map((r) => `${r.protocol}/${r.portRange} ${r.sourceAddresses.join(",")}`);
+    assert.deepEqual(rules.sort(), [
+      "tcp/22 0.0.0.0/0,::/0",
+      "tcp/443 0.0.0.0/0,::/0",
+      "tcp/80 0.0.0.0/0,::/0",
+    ]);
+    assert.deepEqual(
+      fw.inputs.dropletIds,
+      [Number.NaN].map(() => (fw.inputs.dropletIds as unknown[])[0]),
     );
-    assert.deepEqual(rules.sort(), ["tcp/22 0.0.0.0/0,::/0", "tcp/443 0.0.0.0/0,::/0", "tcp/80 0.0.0.0/0,::/0"]);
-    assert.deepEqual(fw.inputs.dropletIds, [Number.NaN].map(() => (fw.inputs.dropletIds as unknown[])[0]));
   });
 
   it("sshAllowedCidrs reach the firewall's port 22 rule only", async () => {
     const r = await runStack("staging", { ...STAGING, sshAllowedCidrs: '["198.51.100.0/24"]' });
-    const rules = ofType(r, FIREWALL)[0].inputs.inboundRules as { portRange: string; sourceAddresses: string[] }[];
+    const rules = ofType(r, FIREWALL)[0].inputs.inboundRules as {
+      portRange: string;
+      sourceAddresses: string[];
+    }[];
     assert.deepEqual(rules.find((x) => x.portRange === "22")!.sourceAddresses, ["198.51.100.0/24"]);
     assert.deepEqual(rules.find((x) => x.portRange === "80")!.sourceAddresses, ["0.0.0.0/0", "::/0"]);
   });
@@ -79,13 +93,20 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
   it("the deploy private key is a secret output; nothing else is", () => {
     assert.equal(run.outputs.deployPrivateKey.secret, true);
     assert.equal(run.outputs.deployPrivateKey.value, "PLACEHOLDER-private-key-of-deploy-key\n");
-    for (const [k, o] of Object.entries(run.outputs)) if (k !== "deployPrivateKey") assert.equal(o.secret, false, k);
+    for (const [k, o] of Object.entries(run.outputs))
+      if (k !== "deployPrivateKey") assert.equal(o.secret, false, k);
   });
 
-  it("the deploy key is ED25519 from @pulumi/tls (OpenSSH format, no passphrase possible)", () => {
+  it("the deploy and stack keys are ED25519 from @pulumi/tls (OpenSSH format, no passphrase possible)", () => {
     const keys = ofType(run, "tls:index/privateKey:PrivateKey");
-    assert.equal(keys.length, 1);
-    assert.equal(keys[0].inputs.algorithm, "ED25519");
+    assert.deepEqual(keys.map((k) => [k.name, k.inputs.algorithm]).sort(), [
+      ["deploy-key", "ED25519"],
+      ["stack-key", "ED25519"],
+    ]);
+    assert.equal(
+      run.outputs.deployPublicKey.value,
+      "ssh-ed25519 PLACEHOLDER-public-key-of-deploy-key chitram-deploy\n",
+    );
   });
 });
 
@@ -120,7 +141,12 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
   it("the domain gets an A record on the droplet's IP in its zone", () => {
     const [record] = ofType(run, DNS);
     assert.deepEqual(
-      { domain: record.inputs.domain, name: record.inputs.name, type: record.inputs.type, value: record.inputs.value },
+      {
+        domain: record.inputs.domain,
+        name: record.inputs.name,
+        type: record.inputs.type,
+        value: record.inputs.value,
+      },
       { domain: "example.com", name: "chitram", type: "A", value: MOCK_DROPLET_IP },
     );
   });
@@ -149,14 +175,20 @@ describe("program: target existing", async () => {
   const run = await runStack("sandbox", EXISTING);
 
   it("creates no DigitalOcean resource at all", () => {
-    assert.deepEqual(run.resources.filter((r) => r.type.startsWith("digitalocean:")).map((r) => r.type), []);
+    assert.deepEqual(
+      run.resources.filter((r) => r.type.startsWith("digitalocean:")).map((r) => r.type),
+      [],
+    );
   });
 
   it("runs the same steps against the given host, first contact as sshUser with the given key", () => {
     const doSteps = (await_: typeof run) => await_.steps.map((s) => s.name);
     assert.ok(doSteps(run).includes("app-compose-up"));
     const ready = step(run, "host-ready");
-    assert.deepEqual([ready.connection.host, ready.connection.port, ready.connection.user], ["192.0.2.7", 2222, "root"]);
+    assert.deepEqual(
+      [ready.connection.host, ready.connection.port, ready.connection.user],
+      ["192.0.2.7", 2222, "root"],
+    );
     assert.equal(ready.connection.privateKey, "PLACEHOLDER-bootstrap-key");
     assert.ok(ready.secretPaths.includes("connection"), "the bootstrap key is secret in the step's inputs");
     assert.equal(run.outputs.sshCommand.value, "ssh -p 2222 chitram@192.0.2.7");
@@ -190,7 +222,10 @@ describe("program: user data never changes with app config", () => {
 
 describe("program: bad config stops everything", () => {
   it("throws the config error before any resource is registered", async () => {
-    const attempt = runProgram({ stack: "staging", config: { ...STAGING, size: "s-1vcpu-1gb", domain: "https://x.example.com" } });
+    const attempt = runProgram({
+      stack: "staging",
+      config: { ...STAGING, size: "s-1vcpu-1gb", domain: "https://x.example.com" },
+    });
     await assert.rejects(attempt, /chitram:size:[\s\S]*chitram:domain:/);
     // A fresh run records what registered; the failed one registered nothing.
     const resources: unknown[] = [];
@@ -209,7 +244,10 @@ describe("program: the files the host receives", async () => {
 
   it("retro #1: the env file's MinIO keys are equal, non-empty, and come from ONE generated value each", () => {
     const files = decodeFiles(step(real, "app-env-file").stdin!);
-    assert.deepEqual(files.map((f) => [f.path, f.mode]), [["/opt/chitram/.env.production", "0600"]]);
+    assert.deepEqual(
+      files.map((f) => [f.path, f.mode]),
+      [["/opt/chitram/.env.production", "0600"]],
+    );
     const env = parseEnvFile(files[0].content);
     assert.ok(env.MINIO_SECRET_KEY.length >= 32);
     assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
@@ -286,7 +324,15 @@ describe("program: the files the host receives", async () => {
     const jobs = cron.content.split("\n").filter((l) => l && !l.startsWith("#") && !/^\w+=/.test(l));
     assert.equal(jobs.length, 1);
     const fields = jobs[0].split(/\s+/);
-    assert.deepEqual(fields.slice(0, 7), ["15", "4", "*", "*", "*", "root", "/opt/chitram/scripts/backup.sh"]);
+    assert.deepEqual(fields.slice(0, 7), [
+      "15",
+      "4",
+      "*",
+      "*",
+      "*",
+      "root",
+      "/opt/chitram/scripts/backup.sh",
+    ]);
   });
 });
 
@@ -322,7 +368,8 @@ describe("program: remote steps", async () => {
 
   it("root login closes only after access is proven, and app steps run after it", () => {
     assert.ok(dependsTransitively("host-harden", "host-access-proof"));
-    for (const n of names.filter((x) => x.startsWith("app-"))) assert.ok(dependsTransitively(n, "host-harden"), n);
+    for (const n of names.filter((x) => x.startsWith("app-")))
+      assert.ok(dependsTransitively(n, "host-harden"), n);
   });
 
   it("only the two first-contact steps connect as root; they ignore later script changes", () => {
@@ -333,6 +380,37 @@ describe("program: remote steps", async () => {
       assert.equal(s.connection.user, "chitram", s.name);
       assert.deepEqual(s.ignoreChanges, [], s.name);
     }
+  });
+
+  it("the stack's steps log in with the stack key; the access proof with the deploy key CI/CD gets", () => {
+    for (const s of run.steps.filter((x) => x.connection.user === "chitram")) {
+      const expected = s.name === "host-access-proof" ? "deploy-key" : "stack-key";
+      assert.equal(s.connection.privateKey, `PLACEHOLDER-private-key-of-${expected}\n`, s.name);
+    }
+    const keys = decodeFiles(step(run, "host-deploy-user").stdin!).find((f) =>
+      f.path.endsWith("authorized_keys"),
+    )!;
+    assert.deepEqual(
+      keys.content
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ")[1]),
+      ["PLACEHOLDER-public-key-of-stack-key", "PLACEHOLDER-public-key-of-deploy-key"],
+    );
+  });
+
+  it("replacing the deploy key changes only the steps that install and prove it", async () => {
+    const before = await runStack("rotation", STAGING, "real");
+    replaceRealValue("rotation", "tls:index/privateKey:PrivateKey", "deploy-key");
+    const after = await runStack("rotation", STAGING, "real");
+    const diffed = (s: ProgramStep) =>
+      JSON.stringify(
+        ["connection", "create", "stdin", "triggers"]
+          .filter((k) => !s.ignoreChanges.includes(k))
+          .map((k) => s[k as keyof ProgramStep]),
+      );
+    const changed = before.steps.filter((s) => diffed(s) !== diffed(step(after, s.name))).map((s) => s.name);
+    assert.deepEqual(changed, ["host-deploy-user", "host-access-proof"]);
   });
 
   it("steps that need root use sudo -n (never a password prompt); the bundle is pushed without sudo", () => {
@@ -357,8 +435,14 @@ describe("program: remote steps", async () => {
   });
 
   it("a Caddyfile change re-runs the push, compose and health steps, and nothing on the host level", async () => {
-    const changed = await runStack("staging", { ...STAGING, domain: "chitram.example.com", manageDns: "false" });
-    const differs = run.steps.filter((s) => JSON.stringify(step(changed, s.name).triggers) !== JSON.stringify(s.triggers)).map((s) => s.name);
+    const changed = await runStack("staging", {
+      ...STAGING,
+      domain: "chitram.example.com",
+      manageDns: "false",
+    });
+    const differs = run.steps
+      .filter((s) => JSON.stringify(step(changed, s.name).triggers) !== JSON.stringify(s.triggers))
+      .map((s) => s.name);
     assert.deepEqual(differs.sort(), ["app-compose-up", "app-files", "app-health"]);
   });
 });

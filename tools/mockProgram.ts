@@ -98,13 +98,22 @@ function realEd25519(): { privateKeyOpenssh: string; publicKeyOpenssh: string } 
 // them in the stack's state: a second run of the program sees the same keys and passwords.
 const realValues = new Map<string, Record<string, unknown>>();
 
+/** Drops a remembered value, as `pulumi up --replace` of that resource would: the next run makes a new one. */
+export function replaceRealValue(stack: string, type: string, name: string): void {
+  realValues.delete(`${stack}/${type}/${name}`);
+}
+
 function remembered(key: string, make: () => Record<string, unknown>): Record<string, unknown> {
   if (!realValues.has(key)) realValues.set(key, make());
   return realValues.get(key)!;
 }
 
 /** Outputs the providers would compute, for the resource types the program uses. */
-function mockState(args: pulumi.runtime.MockResourceArgs, real: boolean, stack: string): Record<string, unknown> {
+function mockState(
+  args: pulumi.runtime.MockResourceArgs,
+  real: boolean,
+  stack: string,
+): Record<string, unknown> {
   const key = `${stack}/${args.type}/${args.name}`;
   const inputs = args.inputs as Record<string, unknown>;
   switch (args.type) {
@@ -186,7 +195,9 @@ export function runProgram(opts: RunOptions): Promise<ProgramRun> {
 
 async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
   const real = opts.values === "real";
-  const config = Object.fromEntries(Object.entries(opts.config).map(([k, v]) => [`${CONFIG_NAMESPACE}:${k}`, v]));
+  const config = Object.fromEntries(
+    Object.entries(opts.config).map(([k, v]) => [`${CONFIG_NAMESPACE}:${k}`, v]),
+  );
   pulumi.runtime.setAllConfig(
     config,
     (opts.secretKeys ?? []).map((k) => `${CONFIG_NAMESPACE}:${k}`),
