@@ -13,11 +13,20 @@ import {
   restoreDrill,
 } from "./backupDrill";
 import { apply } from "./engine";
-import { Deployment, get, hostFingerprint, newDeployment, sshExec, tcpOpen, waitHealthy } from "./hostKit";
+import {
+  Deployment,
+  get,
+  hostFingerprint,
+  newDeployment,
+  request,
+  sshExec,
+  tcpOpen,
+  waitHealthy,
+} from "./hostKit";
 import { StepError } from "./replay";
 import { replaceRealValue } from "../../tools/mockProgram";
 import { runStack } from "../support";
-import { removeAllSandboxes } from "./sandbox";
+import { ensureDockerd, removeAllSandboxes } from "./sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
 const stepNamed = (d: Deployment, name: string) => d.steps.find((s) => s.name === name)!;
@@ -27,6 +36,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   let exec: HostExec;
 
   before(async () => {
+    await ensureDockerd();
     await removeAllSandboxes(); // droplets left by an earlier run that was killed
     d = await newDeployment("sandbox");
     exec = (cmd) => d.droplet.exec(cmd);
@@ -105,10 +115,18 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #5: backup.sh under cron's empty environment writes a dump that pg_restore -l reads", async () => {
+    // Some data first, written through Caddy into PostgreSQL and MinIO by the app.
+    assert.equal((await request(d.droplet.httpPort, "PUT", "/api/objects/retro5", "backup me")).status, 200);
     const r = await backupUnderCronEnv(exec);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     assert.ok(r.dump, "a new dump was written");
     assert.equal(await dumpIsReadable(exec, r.dump), true);
+    const toc = await exec(`cd /opt/chitram && docker compose exec -T postgres pg_restore -l < ${r.dump}`);
+    assert.match(toc.stdout, /TABLE DATA public sandbox_objects/);
+    const minio = await exec(
+      `ls ${r.dump.replace(/postgres-(\w+)\.dump$/, "minio-$1.tar.gz")} && tar -tzf ${r.dump.replace(/postgres-(\w+)\.dump$/, "minio-$1.tar.gz")}`,
+    );
+    assert.match(minio.stdout, /retro5/, "the MinIO archive holds the object");
   });
 
   it("retro #5: with PostgreSQL stopped, backup.sh exits non-zero, names the reason, keeps the last dump", async () => {

@@ -28,7 +28,10 @@ export async function newDeployment(
   await ensureDockerd();
   await buildImages();
   const bootstrap = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
-  const droplet = await startDroplet({ rootPublicKey: bootstrap.public, sshdDelaySeconds: opts.sshdDelaySeconds });
+  const droplet = await startDroplet({
+    rootPublicKey: bootstrap.public,
+    sshdDelaySeconds: opts.sshdDelaySeconds,
+  });
   const config = {
     target: "existing",
     host: "127.0.0.1",
@@ -63,15 +66,27 @@ export interface HttpResult {
 
 /** One GET to 127.0.0.1:<port>, redirects not followed. */
 export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpResult> {
+  return request(port, "GET", path, undefined, timeoutMs);
+}
+
+/** One request to 127.0.0.1:<port>, redirects not followed. */
+export function request(
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+  timeoutMs = 5000,
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path, timeout: timeoutMs }, (res) => {
+    const req = http.request({ host: "127.0.0.1", port, path, method, timeout: timeoutMs }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
-    req.on("timeout", () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -116,7 +131,14 @@ export function sshExec(
         });
       })
       .on("error", reject)
-      .connect({ host: "127.0.0.1", port, username: user, privateKey, readyTimeout: 15_000, tryKeyboard: false });
+      .connect({
+        host: "127.0.0.1",
+        port,
+        username: user,
+        privateKey,
+        readyTimeout: 15_000,
+        tryKeyboard: false,
+      });
   });
 }
 
@@ -145,5 +167,7 @@ export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<Htt
     if (!(last instanceof Error) && last.status === 200) return last;
     await new Promise((r) => setTimeout(r, 1000));
   }
-  throw new Error(`health did not become 200: ${last instanceof Error ? last.message : `${last.status} ${last.body}`}`);
+  throw new Error(
+    `health did not become 200: ${last instanceof Error ? last.message : `${last.status} ${last.body}`}`,
+  );
 }
