@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { AppDeployment } from "./components/appDeployment";
 import { DropletHost } from "./components/dropletHost";
-import { HostProvisioning } from "./components/hostProvisioning";
+import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
 import { loadConfig } from "./config";
 
 export const APP_DIR = "/opt/chitram";
@@ -31,9 +31,13 @@ export function createStack(): StackOutputs {
   const deployKey = new tls.PrivateKey("deploy-key", { algorithm: "ED25519" });
   const stackKey = new tls.PrivateKey("stack-key", { algorithm: "ED25519" });
 
+  // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
+  // stack key) or the SSH host from config.
   let publicIp: pulumi.Output<string>;
-  let provisioning: HostProvisioning;
-  let dataDir = LOCAL_DATA_DIR;
+  let target: Pick<
+    HostProvisioningArgs,
+    "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "dataVolume" | "dependsOn"
+  >;
   if (config.target === "digitalocean") {
     const host = new DropletHost("chitram", {
       region: config.region,
@@ -48,43 +52,39 @@ export function createStack(): StackOutputs {
       environment: config.stack === "prod" ? "Production" : "Staging",
     });
     publicIp = host.ipv4Address;
-    const dataVolume =
-      host.volumeName !== undefined && host.volumeAttachment !== undefined
-        ? { name: host.volumeName, mountPoint: VOLUME_MOUNT, attachment: host.volumeAttachment }
-        : undefined;
-    if (dataVolume) dataDir = VOLUME_MOUNT;
-    provisioning = new HostProvisioning("host", {
+    target = {
       host: host.ipv4Address,
       bootstrapUser: "root",
       bootstrapPrivateKey: stackKey.privateKeyOpenssh,
-      deployUser: config.deployUser,
-      stackPublicKey: stackKey.publicKeyOpenssh,
-      stackPrivateKey: stackKey.privateKeyOpenssh,
-      deployPublicKey: deployKey.publicKeyOpenssh,
-      deployPrivateKey: deployKey.privateKeyOpenssh,
-      closeRootLogin: config.closeRootLogin,
-      swapSizeMb: config.swapSizeMb,
-      dataVolume,
+      dataVolume:
+        host.volumeName !== undefined && host.volumeAttachment !== undefined
+          ? { name: host.volumeName, mountPoint: VOLUME_MOUNT, attachment: host.volumeAttachment }
+          : undefined,
       // SSH is possible only once the droplet and its firewall exist.
       dependsOn: [host],
-    });
+    };
   } else {
     const existing = config.existingHost!;
     publicIp = pulumi.output(existing.host);
-    provisioning = new HostProvisioning("host", {
+    target = {
       host: existing.host,
       port: existing.port,
       bootstrapUser: existing.user,
       bootstrapPrivateKey: sshPrivateKey!,
-      deployUser: config.deployUser,
-      stackPublicKey: stackKey.publicKeyOpenssh,
-      stackPrivateKey: stackKey.privateKeyOpenssh,
-      deployPublicKey: deployKey.publicKeyOpenssh,
-      deployPrivateKey: deployKey.privateKeyOpenssh,
-      closeRootLogin: config.closeRootLogin,
-      swapSizeMb: config.swapSizeMb,
-    });
+    };
   }
+  const dataDir = target.dataVolume ? VOLUME_MOUNT : LOCAL_DATA_DIR;
+
+  const provisioning = new HostProvisioning("host", {
+    ...target,
+    deployUser: config.deployUser,
+    stackPublicKey: stackKey.publicKeyOpenssh,
+    stackPrivateKey: stackKey.privateKeyOpenssh,
+    deployPublicKey: deployKey.publicKeyOpenssh,
+    deployPrivateKey: deployKey.privateKeyOpenssh,
+    closeRootLogin: config.closeRootLogin,
+    swapSizeMb: config.swapSizeMb,
+  });
 
   new AppDeployment("app", {
     connection: provisioning.deployConnection,

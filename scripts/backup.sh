@@ -99,29 +99,14 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 log "starting backup $STAMP (APP_DIR=$APP_DIR, BACKUP_DIR=$BACKUP_DIR)"
 
 command -v docker >/dev/null || die "docker not found in $PATH"
-compose() { docker compose --project-directory "$APP_DIR" -f "$APP_DIR/compose.yaml" "$@"; }
+# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
+. "$SCRIPT_DIR/common.sh"
 
 # --- PostgreSQL must be running (and healthy when it has a healthcheck) -------------------------
 # Not `docker compose ps` text (retro #5) nor its JSON (shape differs across compose versions):
 # the container id, then docker inspect. A running container first; else -a, so that a stopped
 # container reports its state.
-ids="$(compose ps -q postgres 2>"$ERR_FILE")" || die "cannot list the postgres container (docker compose ps)"
-if [[ -z $ids ]]; then
-  ids="$(compose ps -a -q postgres 2>"$ERR_FILE")" || die "cannot list the postgres container (docker compose ps -a)"
-fi
-cid="${ids%%$'\n'*}"
-[[ -n $cid ]] || die "no postgres container in compose project at $APP_DIR (is the stack up?)"
-# A container that was just (re)started reports health "starting": give it up to 60 s.
-for ((waited = 0; ; waited += 2)); do
-  state="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$cid" 2>"$ERR_FILE")" ||
-    die "cannot inspect postgres container $cid"
-  read -r pg_status pg_health <<<"$state"
-  [[ $pg_status == running && $pg_health == starting && $waited -lt 60 ]] || break
-  if ((waited == 0)); then log "postgres health is 'starting'; waiting up to 60 s"; fi
-  sleep 2
-done
-[[ $pg_status == running ]] || die "postgres container is not running (state: $pg_status)"
-[[ -z $pg_health || $pg_health == healthy ]] || die "postgres container is not healthy (health: $pg_health)"
+require_running_postgres log
 
 # --- PostgreSQL dump -----------------------------------------------------------------------------
 # Temp names start with a dot and end in .tmp: they never match postgres-*.dump / minio-*.tar.gz.

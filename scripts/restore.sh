@@ -88,7 +88,8 @@ for var in APP_DIR DATA_DIR BACKUP_DIR; do
   [[ -n ${!var:-} ]] || die "$HOST_ENV does not set $var"
 done
 
-compose() { docker compose --project-directory "$APP_DIR" -f "$APP_DIR/compose.yaml" "$@"; }
+# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
+. "$SCRIPT_DIR/common.sh"
 
 # newest <glob>: the newest backup of that kind in BACKUP_DIR (names carry a sortable UTC stamp).
 newest() {
@@ -130,23 +131,7 @@ if [[ -d $BACKUP_DIR ]]; then
 fi
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
-ids="$(compose ps -q postgres 2>"$ERR_FILE")" || die "cannot list the postgres container (docker compose ps)"
-if [[ -z $ids ]]; then
-  ids="$(compose ps -a -q postgres 2>"$ERR_FILE")" || die "cannot list the postgres container (docker compose ps -a)"
-fi
-cid="${ids%%$'\n'*}"
-[[ -n $cid ]] || die "no postgres container in compose project at $APP_DIR (is the stack up?)"
-# A container that was just (re)started reports health "starting": give it up to 60 s.
-for ((waited = 0; ; waited += 2)); do
-  state="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$cid" 2>"$ERR_FILE")" ||
-    die "cannot inspect postgres container $cid"
-  read -r pg_status pg_health <<<"$state"
-  [[ $pg_status == running && $pg_health == starting && $waited -lt 60 ]] || break
-  if ((waited == 0)); then say "postgres health is 'starting'; waiting up to 60 s"; fi
-  sleep 2
-done
-[[ $pg_status == running ]] || die "postgres container is not running (state: $pg_status)"
-[[ -z $pg_health || $pg_health == healthy ]] || die "postgres container is not healthy (health: $pg_health)"
+require_running_postgres say
 
 # Read the whole archive before dropping anything.
 compose exec -T postgres pg_restore -l <"$DUMP" >/dev/null 2>"$ERR_FILE" ||

@@ -116,7 +116,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
 
   it("retro #5: backup.sh under cron's empty environment writes a dump that pg_restore -l reads", async () => {
     // Some data first, written through Caddy into PostgreSQL and MinIO by the app.
-    assert.equal((await request(d.droplet.httpPort, "PUT", "/api/objects/retro5", "backup me")).status, 200);
+    assert.equal((await request(d.droplet.httpPort, "PUT", "/api/objects/retro5", "backup me")).status, 201);
     const r = await backupUnderCronEnv(exec);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     assert.ok(r.dump, "a new dump was written");
