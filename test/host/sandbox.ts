@@ -19,6 +19,42 @@ export const SANDBOX_LABEL = "chitram.sandbox";
 /** Label holding the pid of the process that started the droplet (see removeAllSandboxes). */
 const OWNER_LABEL = "chitram.sandbox.pid";
 export const DROPLET_IMAGE = "local/droplet:sandbox";
+
+/**
+ * `docker run` arguments of a droplet, up to its environment and image: the capabilities its inner
+ * Docker engine needs (see ENVIRONMENT.md), ports 22, 80, 443 published on 127.0.0.1 only.
+ */
+export function dropletRunArgs(o: { name: string; network: string; labels: string[] }): string[] {
+  return [
+    "run",
+    "-d",
+    "--name",
+    o.name,
+    "--hostname",
+    o.name,
+    ...o.labels.flatMap((l) => ["--label", l]),
+    "--network",
+    o.network,
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    // overlay2 cannot sit on the container's overlay root; the volume also keeps the GBs of vfs
+    // copies out of the container layer (stop() deletes it in the background)
+    "--mount",
+    `type=volume,dst=/var/lib/docker,volume-label=${SANDBOX_LABEL}=1`,
+    "-p",
+    "127.0.0.1::22",
+    "-p",
+    "127.0.0.1::80",
+    "-p",
+    "127.0.0.1::443",
+  ];
+}
 /** Stand-ins built from Debian packages, tagged with the production tags of the compose file. */
 export const SERVICE_IMAGES: readonly string[] = [
   "postgres:16-alpine",
@@ -248,40 +284,7 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       `DOCKERD_STORAGE_DRIVER=${storageDriver}`,
     ];
     if (opts.sshdDelaySeconds !== undefined) env.push("-e", `SSHD_DELAY_SECONDS=${opts.sshdDelaySeconds}`);
-    await docker([
-      "run",
-      "-d",
-      "--name",
-      name,
-      "--hostname",
-      name,
-      "--label",
-      label,
-      "--label",
-      owner,
-      "--network",
-      network,
-      "--cap-add",
-      "ALL",
-      "--cap-drop",
-      "SYS_RESOURCE",
-      "--security-opt",
-      "seccomp=unconfined",
-      "--security-opt",
-      "apparmor=unconfined",
-      // overlay2 cannot sit on the container's overlay root; the volume also keeps the GBs of vfs
-      // copies out of the container layer (stop() deletes it in the background)
-      "--mount",
-      `type=volume,dst=/var/lib/docker,volume-label=${label}`,
-      "-p",
-      "127.0.0.1::22",
-      "-p",
-      "127.0.0.1::80",
-      "-p",
-      "127.0.0.1::443",
-      ...env,
-      DROPLET_IMAGE,
-    ]);
+    await docker([...dropletRunArgs({ name, network, labels: [label, owner] }), ...env, DROPLET_IMAGE]);
     created = true;
     const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
     const droplet: Droplet = {
