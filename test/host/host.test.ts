@@ -12,7 +12,7 @@ import {
   HostExec,
   restoreDrill,
 } from "./backupDrill";
-import { apply } from "./engine";
+import { apply, toReplayStep } from "./engine";
 import {
   Deployment,
   get,
@@ -23,7 +23,7 @@ import {
   tcpOpen,
   waitHealthy,
 } from "./hostKit";
-import { StepError } from "./replay";
+import { replay, StepError } from "./replay";
 import { replaceRealValue } from "../../tools/mockProgram";
 import { runStack } from "../support";
 import { ensureDockerd, removeAllSandboxes } from "./sandbox";
@@ -67,6 +67,19 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     const sshd = await exec("sshd -T | grep -Ei '^(passwordauthentication|permitrootlogin) '");
     assert.match(sshd.stdout, /^passwordauthentication no$/m);
     assert.match(sshd.stdout, /^permitrootlogin no$/m);
+  });
+
+  it("a step relying on SSH environment variables fails here as on a droplet (sshd has no AcceptEnv for them)", async () => {
+    const proof = stepNamed(d, "host-access-proof");
+    const probe = {
+      ...toReplayStep(proof),
+      name: "env-probe",
+      dependsOn: [],
+      environment: { CHITRAM_PROBE: "1" },
+    };
+    await assert.rejects(replay([probe], { log }), /could not set environment variable "CHITRAM_PROBE"/);
+    // the same step without environment runs: the refusal is about the variable, not the login
+    await replay([{ ...probe, environment: undefined }], { log });
   });
 
   it("retro #1: the env file is 0600, owned by the deploy user, and its MinIO keys are equal", async () => {
