@@ -52,14 +52,18 @@ describe("config: defaults", () => {
       assert.ok(["string", "integer", "boolean", "array"].includes(d.type), `${key}: type`);
       assert.ok(d.description.length > 10, `${key}: description`);
     }
-    const noDefault = Object.entries(decl).filter(([, d]) => d.default === undefined).map(([k]) => k);
+    const noDefault = Object.entries(decl)
+      .filter(([, d]) => d.default === undefined)
+      .map(([k]) => k);
     assert.deepEqual(noDefault, ["appImage"]);
   });
 
   it("every key the checker reads is declared in Pulumi.yaml (an undeclared key would be unset under the CLI)", () => {
     const declared = new Set(Object.keys(declaredConfig()));
     const source = fs.readFileSync(path.join(__dirname, "..", "config.ts"), "utf8");
-    const read = new Set([...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\("(\w+)"/g)].map((m) => m[1]));
+    const read = new Set(
+      [...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\("(\w+)"/g)].map((m) => m[1]),
+    );
     assert.ok(read.size > 15, "found the keys the checker reads");
     for (const key of read) assert.ok(declared.has(key), `${key} is read but not declared`);
     for (const key of declared) {
@@ -69,7 +73,8 @@ describe("config: defaults", () => {
 });
 
 describe("config: one rule per key", () => {
-  it("target: digitalocean or existing", () => rejects({ target: "aws" }, "target", /digitalocean, existing/));
+  it("target: digitalocean or existing", () =>
+    rejects({ target: "aws" }, "target", /digitalocean, existing/));
   it("region: a DigitalOcean region slug", () => rejects({ region: "us-east-1" }, "region", /nyc3/));
   it("size: at least 2 GB of memory", () => {
     rejects({ size: "s-1vcpu-1gb" }, "size", /at least 2 GB/);
@@ -79,16 +84,29 @@ describe("config: one rule per key", () => {
   });
   it("image: an image slug", () => rejects({ image: "Ubuntu 22.04" }, "image", /image slug/));
   it("domain: bare DNS name, never an IP, scheme, path or port", () => {
-    for (const bad of ["https://chitram.example.com", "chitram.example.com/app", "chitram.example.com:443", "203.0.113.5", "localhost", "::1", "Chitram.Example.com", "exa_mple.com"]) {
+    for (const bad of [
+      "https://chitram.example.com",
+      "chitram.example.com/app",
+      "chitram.example.com:443",
+      "203.0.113.5",
+      "localhost",
+      "::1",
+      "Chitram.Example.com",
+      "exa_mple.com",
+    ]) {
       rejects({ domain: bad }, "domain", /bare lowercase DNS name/);
     }
     assert.equal(parse({ domain: "chitram.example.com" }).domain, "chitram.example.com");
   });
-  it("acmeEmail: an email address", () => rejects({ acmeEmail: "ops-at-example" }, "acmeEmail", /email address/));
+  it("acmeEmail: an email address", () =>
+    rejects({ acmeEmail: "ops-at-example" }, "acmeEmail", /email address/));
   it("manageDns: true or false", () => rejects({ manageDns: "yes" }, "manageDns", /true or false/));
   it("dnsZone: must contain the domain; default is the parent zone", () => {
     rejects({ domain: "chitram.example.com", dnsZone: "example.org" }, "dnsZone", /contains the domain/);
-    assert.deepEqual(parse({ domain: "chitram.example.com" }).dns, { zone: "example.com", recordName: "chitram" });
+    assert.deepEqual(parse({ domain: "chitram.example.com" }).dns, {
+      zone: "example.com",
+      recordName: "chitram",
+    });
     assert.deepEqual(parse({ domain: "example.com" }).dns, { zone: "example.com", recordName: "@" });
     assert.equal(parse({ domain: "chitram.example.com", manageDns: "false" }).dns, undefined);
   });
@@ -98,19 +116,31 @@ describe("config: one rule per key", () => {
     rejects({ sshAllowedCidrs: '["2001:db8::/129"]' }, "sshAllowedCidrs", /CIDR/);
     rejects({ sshAllowedCidrs: "0.0.0.0/0" }, "sshAllowedCidrs", /list of strings/);
     rejects({ sshAllowedCidrs: "[]" }, "sshAllowedCidrs", /at least one/);
-    assert.deepEqual(parse({ sshAllowedCidrs: '["203.0.113.0/24","2001:db8::/32"]' }).sshAllowedCidrs.length, 2);
+    assert.deepEqual(
+      parse({ sshAllowedCidrs: '["203.0.113.0/24","2001:db8::/32"]' }).sshAllowedCidrs.length,
+      2,
+    );
   });
   it("deployUser: a Linux user name, not root", () => {
     rejects({ deployUser: "root" }, "deployUser", /not root/);
     rejects({ deployUser: "Deploy User" }, "deployUser", /Linux user name/);
     rejects({ deployUser: "1deploy" }, "deployUser", /Linux user name/);
   });
-  it("closeRootLogin: true or false", () => rejects({ closeRootLogin: "1" }, "closeRootLogin", /true or false/));
+  it("closeRootLogin: true or false", () =>
+    rejects({ closeRootLogin: "1" }, "closeRootLogin", /true or false/));
   it("appImage: required, a container image reference", () => {
-    assert.throws(() => parseConfig(withDefaults({}), "test", false), /chitram:appImage: null is not allowed; it is required/);
+    assert.throws(
+      () => parseConfig(withDefaults({}), "test", false),
+      /chitram:appImage: null is not allowed; it is required/,
+    );
     rejects({ appImage: "ghcr.io/Example/Chitram:1.0" }, "appImage", /image reference/);
     rejects({ appImage: "chitram:has space" }, "appImage", /image reference/);
-    for (const ok of ["chitram", "chitram:sandbox", "registry.example.com:5000/team/chitram:1.2.3", `ghcr.io/x/y@sha256:${"a".repeat(64)}`]) {
+    for (const ok of [
+      "chitram",
+      "chitram:sandbox",
+      "registry.example.com:5000/team/chitram:1.2.3",
+      `ghcr.io/x/y@sha256:${"a".repeat(64)}`,
+    ]) {
       assert.equal(parse({ appImage: ok }).appImage, ok);
     }
   });
@@ -138,7 +168,8 @@ describe("config: one rule per key", () => {
     rejects({ backupRetentionDays: "0" }, "backupRetentionDays", /1 to 365/);
     rejects({ backupRetentionDays: "366" }, "backupRetentionDays", /1 to 365/);
   });
-  it("dataVolumeSizeGb: 0 or a volume size", () => rejects({ dataVolumeSizeGb: "-1" }, "dataVolumeSizeGb", /0 to 16384/));
+  it("dataVolumeSizeGb: 0 or a volume size", () =>
+    rejects({ dataVolumeSizeGb: "-1" }, "dataVolumeSizeGb", /0 to 16384/));
   it("protectData: true or false", () => rejects({ protectData: "no" }, "protectData", /true or false/));
   it("swapSizeMb: 0-16384", () => rejects({ swapSizeMb: "99999" }, "swapSizeMb", /0 to 16384/));
   it("alertEmails: email addresses", () => {
@@ -155,8 +186,18 @@ describe("config: one rule per key", () => {
   });
   it("target existing: no DigitalOcean-only features", () => {
     rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, true);
-    rejects({ ...existing, alertEmails: '["ops@example.com"]' }, "alertEmails", /target existing leave it empty/, true);
-    rejects({ ...existing, domain: "chitram.example.com", manageDns: "true" }, "manageDns", /set it to false/, true);
+    rejects(
+      { ...existing, alertEmails: '["ops@example.com"]' },
+      "alertEmails",
+      /target existing leave it empty/,
+      true,
+    );
+    rejects(
+      { ...existing, domain: "chitram.example.com", manageDns: "true" },
+      "manageDns",
+      /set it to false/,
+      true,
+    );
   });
   it("every problem is reported at once, not one per run", () => {
     assert.throws(

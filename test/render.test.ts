@@ -12,15 +12,26 @@ const root = path.join(__dirname, "..");
 
 function render(...args: string[]) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-render-"));
-  const r = spawnSync(path.join(root, "node_modules", ".bin", "tsx"), [path.join(root, "tools", "render.ts"), ...args, "--out", out], {
-    cwd: os.tmpdir(), // paths must not depend on the working directory
-    encoding: "utf8",
-  });
+  const r = spawnSync(
+    path.join(root, "node_modules", ".bin", "tsx"),
+    [path.join(root, "tools", "render.ts"), ...args, "--out", out],
+    {
+      cwd: os.tmpdir(), // paths must not depend on the working directory
+      encoding: "utf8",
+    },
+  );
   const read = (f: string) => fs.readFileSync(path.join(out, f), "utf8");
   return { ...r, out, read, json: <T>(f: string) => JSON.parse(read(f)) as T };
 }
 
-type Step = { name: string; sshUser: string; command: string; stdin: string | null; dependsOn: string[]; triggers: unknown[] };
+type Step = {
+  name: string;
+  sshUser: string;
+  command: string;
+  stdin: string | null;
+  dependsOn: string[];
+  triggers: unknown[];
+};
 
 describe("render: staging (IP mode)", () => {
   const r = render("--stack", "staging");
@@ -31,9 +42,16 @@ describe("render: staging (IP mode)", () => {
   });
 
   it("resources.json has every resource with masked secrets", () => {
-    const resources = r.json<{ type: string; name: string; inputs: Record<string, unknown>; secretInputs: string[] }[]>("resources.json");
+    const resources =
+      r.json<{ type: string; name: string; inputs: Record<string, unknown>; secretInputs: string[] }[]>(
+        "resources.json",
+      );
     const types = resources.map((x) => x.type);
-    for (const t of ["digitalocean:index/droplet:Droplet", "digitalocean:index/firewall:Firewall", "tls:index/privateKey:PrivateKey"]) {
+    for (const t of [
+      "digitalocean:index/droplet:Droplet",
+      "digitalocean:index/firewall:Firewall",
+      "tls:index/privateKey:PrivateKey",
+    ]) {
       assert.ok(types.includes(t), t);
     }
     const env = resources.find((x) => x.name === "app-env-file")!;
@@ -74,7 +92,10 @@ describe("render: staging (IP mode)", () => {
       assert.ok(fs.existsSync(path.join(r.out, "host", f)), f);
     }
     assert.match(r.read("host/opt/chitram/caddy/Caddyfile"), /^:80 \{$/m);
-    assert.match(r.read("host/opt/chitram/.env.production"), /^MINIO_SECRET_KEY=placeholder-app-minio-secret$/m);
+    assert.match(
+      r.read("host/opt/chitram/.env.production"),
+      /^MINIO_SECRET_KEY=placeholder-app-minio-secret$/m,
+    );
     assert.equal(fs.statSync(path.join(r.out, "host/opt/chitram/scripts/backup.sh")).mode & 0o111, 0o111);
   });
 
@@ -96,7 +117,10 @@ describe("render: prod (domain mode) and overrides", () => {
 
   it("--set and --config-file override the stack file", () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "chitram-cfg-")), "Pulumi.x.yaml");
-    fs.writeFileSync(file, "config:\n  chitram:appImage: registry.example.com/chitram:7\n  chitram:appPort: 9100\n");
+    fs.writeFileSync(
+      file,
+      "config:\n  chitram:appImage: registry.example.com/chitram:7\n  chitram:appPort: 9100\n",
+    );
     const r = render("--stack", "x", "--config-file", file, "--set", "chitram:healthPath=/ready");
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.read("host/opt/chitram/compose.yaml"), /image: registry\.example\.com\/chitram:7/);

@@ -43,6 +43,9 @@ export function step(run: { steps: ProgramStep[] }, name: string): ProgramStep {
 /** Runs a validator; throws with its output when it is missing or fails. */
 export function tool(cmd: string, args: string[], input?: string): { code: number; out: string } {
   const r = spawnSync(cmd, args, { input, encoding: "utf8" });
-  if (r.error) throw new Error(`${cmd} is not installed here (.ci/install-host-tools.sh installs it): ${r.error.message}`);
+  if (r.error)
+    throw new Error(
+      `${cmd} is not installed here (.ci/install-host-tools.sh installs it): ${r.error.message}`,
+    );
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }

@@ -23,26 +23,53 @@ function write(name: string, content: string, mode = 0o644): string {
   return file;
 }
 
-function caddyJson(caddyfile: string): { apps: { http: { servers: Record<string, Record<string, unknown>> } } } {
-  const r = tool("caddy", ["adapt", "--adapter", "caddyfile", "--config", write(`Caddyfile-${Math.random()}`, caddyfile)]);
+function caddyJson(caddyfile: string): {
+  apps: { http: { servers: Record<string, Record<string, unknown>> } };
+} {
+  const r = tool("caddy", [
+    "adapt",
+    "--adapter",
+    "caddyfile",
+    "--config",
+    write(`Caddyfile-${Math.random()}`, caddyfile),
+  ]);
   assert.equal(r.code, 0, r.out);
   return JSON.parse(r.out.slice(r.out.indexOf("{"), r.out.lastIndexOf("}") + 1)) as never;
 }
 
 describe("validators: Caddyfile (caddy validate)", () => {
   const ip = renderCaddyfile({ appPort: 8000 });
-  const domain = renderCaddyfile({ domain: "chitram.example.com", acmeEmail: "ops@example.com", appPort: 8000 });
+  const domain = renderCaddyfile({
+    domain: "chitram.example.com",
+    acmeEmail: "ops@example.com",
+    appPort: 8000,
+  });
 
   it("both modes pass caddy validate", () => {
-    for (const [name, text] of [["ip", ip], ["domain", domain]]) {
-      const r = tool("caddy", ["validate", "--adapter", "caddyfile", "--config", write(`Caddyfile.${name}`, text)]);
+    for (const [name, text] of [
+      ["ip", ip],
+      ["domain", domain],
+    ]) {
+      const r = tool("caddy", [
+        "validate",
+        "--adapter",
+        "caddyfile",
+        "--config",
+        write(`Caddyfile.${name}`, text),
+      ]);
       assert.equal(r.code, 0, `${name}: ${r.out}`);
       assert.match(r.out, /Valid configuration/);
     }
   });
 
   it("a broken Caddyfile fails caddy validate (the check can fail)", () => {
-    const r = tool("caddy", ["validate", "--adapter", "caddyfile", "--config", write("Caddyfile.bad", ip.replace("reverse_proxy app:8000", "reverse_proxy {"))]);
+    const r = tool("caddy", [
+      "validate",
+      "--adapter",
+      "caddyfile",
+      "--config",
+      write("Caddyfile.bad", ip.replace("reverse_proxy app:8000", "reverse_proxy {")),
+    ]);
     assert.notEqual(r.code, 0);
   });
 
@@ -50,7 +77,10 @@ describe("validators: Caddyfile (caddy validate)", () => {
     const server = Object.values(caddyJson(ip).apps.http.servers)[0];
     assert.deepEqual(server.listen, [":80"]);
     assert.deepEqual(server.automatic_https, { disable: true });
-    const directives = ip.split("\n").filter((l) => !l.startsWith("#")).join("\n");
+    const directives = ip
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .join("\n");
     assert.doesNotMatch(directives, /Strict-Transport-Security|redir|https:\/\/|localhost/);
   });
 
@@ -61,12 +91,18 @@ describe("validators: Caddyfile (caddy validate)", () => {
     assert.match(JSON.stringify(server.routes), /"host":\["chitram.example.com"\]/);
     assert.match(domain, /Strict-Transport-Security/);
     assert.match(domain, /email ops@example\.com/);
-    const caddy = composeObject({ appImage: "x", appPort: 8000, dataDir: "/d", healthPath: "/health" }).services.caddy;
+    const caddy = composeObject({ appImage: "x", appPort: 8000, dataDir: "/d", healthPath: "/health" })
+      .services.caddy;
     assert.ok(caddy.volumes.includes("/d/caddy/data:/data"));
   });
 
   it("an IP address or URL is never produced as a site address", () => {
-    for (const bad of ["203.0.113.5", "https://chitram.example.com", "localhost", "chitram.example.com:443"]) {
+    for (const bad of [
+      "203.0.113.5",
+      "https://chitram.example.com",
+      "localhost",
+      "chitram.example.com:443",
+    ]) {
       assert.throws(() => renderCaddyfile({ domain: bad, appPort: 8000 }), /not a bare domain/);
     }
   });
@@ -117,9 +153,15 @@ describe("validators: shellcheck on every script the host runs", async () => {
   });
 
   it("every step script template renders and passes shellcheck, including ones a stack may not use", () => {
-    const all = fs.readdirSync(path.join(__dirname, "..", "templates", "steps")).filter((f) => f !== "lib.sh");
+    const all = fs
+      .readdirSync(path.join(__dirname, "..", "templates", "steps"))
+      .filter((f) => f !== "lib.sh");
     for (const f of all) {
-      const r = tool("shellcheck", ["-s", "bash", "-"], renderStepScript(f.replace(/\.sh$/, "") as StepScript, {}));
+      const r = tool(
+        "shellcheck",
+        ["-s", "bash", "-"],
+        renderStepScript(f.replace(/\.sh$/, "") as StepScript, {}),
+      );
       assert.equal(r.code, 0, `${f}:\n${r.out}`);
     }
   });
@@ -138,23 +180,46 @@ describe("validators: shellcheck on every script the host runs", async () => {
 });
 
 describe("validators: compose file (docker compose config)", () => {
-  const args = { appImage: "ghcr.io/example/chitram:1.0.0", appPort: 8000, dataDir: "/var/lib/chitram", healthPath: "/health" };
+  const args = {
+    appImage: "ghcr.io/example/chitram:1.0.0",
+    appPort: 8000,
+    dataDir: "/var/lib/chitram",
+    healthPath: "/health",
+  };
   const dir = path.join(tmp, "compose");
   const composeFile = write("compose/compose.yaml", renderCompose(args));
   write(
     "compose/.env.production",
-    renderEnvFile({ postgresPassword: "pw1234567890", minioUser: "user1234", minioSecret: "secret1234567890", appSecretKey: "key1234567890" }),
+    renderEnvFile({
+      postgresPassword: "pw1234567890",
+      minioUser: "user1234",
+      minioSecret: "secret1234567890",
+      appSecretKey: "key1234567890",
+    }),
     0o600,
   );
-  const config = tool("docker", ["compose", "--project-directory", dir, "-f", composeFile, "config", "--format", "json"]);
+  const config = tool("docker", [
+    "compose",
+    "--project-directory",
+    dir,
+    "-f",
+    composeFile,
+    "config",
+    "--format",
+    "json",
+  ]);
 
   it("passes docker compose config", () => {
     assert.equal(config.code, 0, config.out);
   });
 
   it("retro #7: only Caddy publishes ports, 80 and 443; the app, Postgres and MinIO are internal", () => {
-    const parsed = JSON.parse(config.out) as { services: Record<string, { ports?: { published: string; target: number }[] }> };
-    const published = Object.entries(parsed.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => `${name}:${p.published}->${p.target}`));
+    const parsed = JSON.parse(config.out) as {
+      services: Record<string, { ports?: { published: string; target: number }[] }>;
+    };
+    const published = Object.entries(parsed.services).flatMap(([name, s]) =>
+      (s.ports ?? []).map((p) => `${name}:${p.published}->${p.target}`),
+    );
     assert.deepEqual(published.sort(), ["caddy:443->443", "caddy:80->80"]);
   });
 
@@ -192,7 +257,11 @@ describe("validators: cloud-init, cron, sshd, keys", () => {
   it("the droplet's user data passes cloud-init schema", () => {
     const r = tool("cloud-init", ["schema", "--config-file", write("user-data", CLOUD_CONFIG)]);
     assert.equal(r.code, 0, r.out);
-    const bad = tool("cloud-init", ["schema", "--config-file", write("user-data-bad", "#cloud-config\nssh_pwauth: [1, 2]\n")]);
+    const bad = tool("cloud-init", [
+      "schema",
+      "--config-file",
+      write("user-data-bad", "#cloud-config\nssh_pwauth: [1, 2]\n"),
+    ]);
     assert.notEqual(bad.code, 0, "cloud-init schema can fail");
   });
 
@@ -204,7 +273,10 @@ describe("validators: cloud-init, cron, sshd, keys", () => {
   });
 
   it("sshd drop-in: keys only; root login closed or key-only as configured", () => {
-    assert.match(renderSshdDropIn({ closeRootLogin: true }), /^PasswordAuthentication no$[\s\S]*^PermitRootLogin no$/m);
+    assert.match(
+      renderSshdDropIn({ closeRootLogin: true }),
+      /^PasswordAuthentication no$[\s\S]*^PermitRootLogin no$/m,
+    );
     assert.match(renderSshdDropIn({ closeRootLogin: false }), /^PermitRootLogin prohibit-password$/m);
   });
 
@@ -213,7 +285,10 @@ describe("validators: cloud-init, cron, sshd, keys", () => {
     const keyFile = write("deploy_key", String(run.outputs.deployPrivateKey.value), 0o600);
     const ok = tool("ssh-keygen", ["-y", "-P", "", "-f", keyFile]);
     assert.equal(ok.code, 0, ok.out);
-    assert.equal(ok.out.trim().split(" ").slice(0, 2).join(" "), String(run.outputs.deployPublicKey.value).trim().split(" ").slice(0, 2).join(" "));
+    assert.equal(
+      ok.out.trim().split(" ").slice(0, 2).join(" "),
+      String(run.outputs.deployPublicKey.value).trim().split(" ").slice(0, 2).join(" "),
+    );
     assert.match(ok.out, /^ssh-ed25519 /);
     const locked = path.join(tmp, "locked_key");
     assert.equal(tool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", locked]).code, 0);

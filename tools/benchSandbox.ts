@@ -11,7 +11,10 @@ import { buildImages, ensureDockerd, removeAllSandboxes } from "../test/host/san
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
 /** GETs /health every 100 ms while `work` runs; counts answers other than 200. */
-async function probeDuring(port: number, work: () => Promise<unknown>): Promise<{ total: number; failed: number }> {
+async function probeDuring(
+  port: number,
+  work: () => Promise<unknown>,
+): Promise<{ total: number; failed: number }> {
   let running = true;
   let total = 0;
   let failed = 0;
@@ -38,7 +41,10 @@ function withCaddyHeader(steps: ProgramStep[], value: string): ProgramStep[] {
     if (s.name !== "app-files") return s;
     const files = decodeFiles(s.stdin!).map((f) =>
       f.path.endsWith("/Caddyfile")
-        ? { ...f, content: f.content.replace("\t\t-Server\n", `\t\t-Server\n\t\tX-Chitram-Release "${value}"\n`) }
+        ? {
+            ...f,
+            content: f.content.replace("\t\t-Server\n", `\t\t-Server\n\t\tX-Chitram-Release "${value}"\n`),
+          }
         : f,
     );
     // The program would also change the compose and health steps' triggers (the bundle hash);
@@ -92,7 +98,10 @@ async function main(): Promise<void> {
       .trim()
       .split("\n")
       .map((l) => /\s([\d.]+)(KiB|MiB|GiB) \//.exec(l))
-      .reduce((sum, m) => sum + (m ? Number(m[1]) * { KiB: 1 / 1024, MiB: 1, GiB: 1024 }[m[2] as "KiB"] : 0), 0);
+      .reduce(
+        (sum, m) => sum + (m ? Number(m[1]) * { KiB: 1 / 1024, MiB: 1, GiB: 1024 }[m[2] as "KiB"] : 0),
+        0,
+      );
     console.log(`  total: ${mib.toFixed(0)} MiB`);
   } finally {
     await d.droplet.stop();

@@ -18,7 +18,8 @@ interface RenderArgs {
   out: string;
 }
 
-const usage = "usage: npm run render -- --stack <name> [--config-file <path>] [--set key=value ...] --out <dir>";
+const usage =
+  "usage: npm run render -- --stack <name> [--config-file <path>] [--set key=value ...] --out <dir>";
 
 export function parseArgs(argv: string[]): RenderArgs {
   const args: Partial<RenderArgs> & { set: Record<string, string> } = { set: {} };
@@ -39,9 +40,12 @@ export function parseArgs(argv: string[]): RenderArgs {
   return args as RenderArgs;
 }
 
-export async function render(args: RenderArgs): Promise<{ resources: number; steps: number; files: string[] }> {
+export async function render(
+  args: RenderArgs,
+): Promise<{ resources: number; steps: number; files: string[] }> {
   const file = args.configFile ?? stackFile(args.stack);
-  if (!fs.existsSync(file)) throw new Error(`no config file ${file}: pass --config-file or create the stack file`);
+  if (!fs.existsSync(file))
+    throw new Error(`no config file ${file}: pass --config-file or create the stack file`);
   const fromFile = readStackFile(file);
   const secretKeys = Object.entries(fromFile)
     .filter(([, v]) => v.startsWith("PLACEHOLDER-secure-"))
@@ -63,7 +67,12 @@ export async function render(args: RenderArgs): Promise<{ resources: number; ste
   fs.writeFileSync(path.join(args.out, "resources.json"), JSON.stringify(resources, null, 2) + "\n");
 
   const steps = collectSteps(run);
-  const described = steps.map((s) => describeStep(s, run.resources.find((r) => r.name === s.name)!));
+  const described = steps.map((s) =>
+    describeStep(
+      s,
+      run.resources.find((r) => r.name === s.name)!,
+    ),
+  );
   fs.writeFileSync(path.join(args.out, "steps.json"), JSON.stringify(described, null, 2) + "\n");
 
   const files: string[] = [];
@@ -97,7 +106,9 @@ if (require.main === module) {
     );
     for (const f of result.files) console.log(`  host${f}`);
   })().catch((err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err));
+    console.error(
+      err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err),
+    );
     process.exit(1);
   });
 }

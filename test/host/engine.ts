@@ -13,7 +13,10 @@ const DIFFED_INPUTS = ["connection", "create", "stdin", "environment", "triggers
 
 function inputsHash(step: ProgramStep): string {
   const relevant = Object.fromEntries(
-    DIFFED_INPUTS.filter((k) => !step.ignoreChanges.includes(k)).map((k) => [k, step[k as keyof ProgramStep]]),
+    DIFFED_INPUTS.filter((k) => !step.ignoreChanges.includes(k)).map((k) => [
+      k,
+      step[k as keyof ProgramStep],
+    ]),
   );
   return createHash("sha256").update(JSON.stringify(relevant)).digest("hex");
 }
@@ -44,7 +47,11 @@ export interface ApplyResult {
 }
 
 /** Applies the program's steps against the state, in dependency order, like `pulumi up`. */
-export async function apply(steps: ProgramStep[], state: EngineState, opts: ApplyOptions = {}): Promise<ApplyResult> {
+export async function apply(
+  steps: ProgramStep[],
+  state: EngineState,
+  opts: ApplyOptions = {},
+): Promise<ApplyResult> {
   const log = opts.log ?? (() => undefined);
   const byName = new Map(steps.map((s) => [s.name, s]));
   // The replay's own ordering (and its checks for cycles and unknown dependencies).
