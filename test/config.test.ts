@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
+import * as YAML from "yaml";
 import { ConfigError, cronProblem, declaredConfig, parseConfig, RawConfig, withDefaults } from "../config";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
@@ -68,6 +69,24 @@ describe("config: defaults", () => {
     for (const key of read) assert.ok(declared.has(key), `${key} is read but not declared`);
     for (const key of declared) {
       if (key !== "sshPrivateKey") assert.ok(read.has(key), `${key} is declared but never checked`);
+    }
+  });
+});
+
+describe("config: the example stack files", () => {
+  it('give every value the YAML type its key declares (the CLI rejects a quoted "20" for an integer)', () => {
+    const decl = declaredConfig();
+    const expected = { string: "string", integer: "number", boolean: "boolean", array: "array" } as const;
+    for (const stack of ["prod", "staging"]) {
+      const doc = YAML.parse(fs.readFileSync(path.join(__dirname, "..", `Pulumi.${stack}.yaml`), "utf8")) as {
+        config: Record<string, unknown>;
+      };
+      for (const [key, value] of Object.entries(doc.config)) {
+        const name = key.replace(/^chitram:/, "");
+        assert.ok(decl[name], `${stack}: ${key} is not declared in Pulumi.yaml`);
+        const actual = Array.isArray(value) ? "array" : typeof value;
+        assert.equal(actual, expected[decl[name].type], `${stack}: ${key}`);
+      }
     }
   });
 });

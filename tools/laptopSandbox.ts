@@ -214,11 +214,29 @@ function upActions(base: string, droplet: DropletState): Action[] {
     pulumi(["config", "set", ...withConfig, "chitram:host", "127.0.0.1"]),
     {
       show: (ports) =>
-        commandLine(["npx", "pulumi", "config", "set", ...withConfig, "chitram:sshPort", ports.ssh]),
+        commandLine([
+          "npx",
+          "pulumi",
+          "config",
+          "set",
+          ...withConfig,
+          "--type",
+          "int",
+          "chitram:sshPort",
+          ports.ssh,
+        ]),
       run: (ports) =>
-        exec(["npx", "pulumi", "config", "set", ...withConfig, "chitram:sshPort", ports.ssh]).then(
-          () => undefined,
-        ),
+        exec([
+          "npx",
+          "pulumi",
+          "config",
+          "set",
+          ...withConfig,
+          "--type",
+          "int",
+          "chitram:sshPort",
+          ports.ssh,
+        ]).then(() => undefined),
     },
     pulumi(["config", "set", ...withConfig, "chitram:sshUser", "root"]),
     pulumi(["config", "set", ...withConfig, "--secret", "chitram:sshPrivateKey"], { inputFrom: KEY_FILE }),
