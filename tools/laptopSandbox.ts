@@ -104,6 +104,18 @@ const command = (
 const pulumi = (args: string[], opts: { inputFrom?: string; check?: boolean } = {}) =>
   command(["npx", "pulumi", ...args], opts);
 const withConfig = ["--stack", STACK, "--config-file", CONFIG_FILE];
+// The droplet's SSH port is known only once it runs, so this command is built late.
+const setSshPort = (ports: Ports) => [
+  "npx",
+  "pulumi",
+  "config",
+  "set",
+  ...withConfig,
+  "--type",
+  "int",
+  "chitram:sshPort",
+  ports.ssh,
+];
 
 interface DropletState {
   status: "running" | "stopped" | "absent";
@@ -213,30 +225,8 @@ function upActions(base: string, droplet: DropletState): Action[] {
     pulumi(["config", "set", ...withConfig, "chitram:target", "existing"]),
     pulumi(["config", "set", ...withConfig, "chitram:host", "127.0.0.1"]),
     {
-      show: (ports) =>
-        commandLine([
-          "npx",
-          "pulumi",
-          "config",
-          "set",
-          ...withConfig,
-          "--type",
-          "int",
-          "chitram:sshPort",
-          ports.ssh,
-        ]),
-      run: (ports) =>
-        exec([
-          "npx",
-          "pulumi",
-          "config",
-          "set",
-          ...withConfig,
-          "--type",
-          "int",
-          "chitram:sshPort",
-          ports.ssh,
-        ]).then(() => undefined),
+      show: (ports) => commandLine(setSshPort(ports)),
+      run: (ports) => exec(setSshPort(ports)).then(() => undefined),
     },
     pulumi(["config", "set", ...withConfig, "chitram:sshUser", "root"]),
     pulumi(["config", "set", ...withConfig, "--secret", "chitram:sshPrivateKey"], { inputFrom: KEY_FILE }),
