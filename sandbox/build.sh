@@ -144,8 +144,26 @@ service_files_b64() {
   fi
 }
 
+# Builds image $1 labelled with recipe hash $2 from context $4 (extra `docker build` arguments
+# after it), unless an image with that hash exists; the build log goes to $LOG_DIR/$3.log.
+build_image() {
+  local tag=$1 hash=$2 name=$3 dir=$4 t0
+  shift 4
+  if up_to_date "$tag" "$hash"; then
+    log "$tag is up to date ($hash)"
+    return
+  fi
+  t0=$(now_ms)
+  log "building $tag (log: $LOG_DIR/$name.log)"
+  if ! docker build --rm --force-rm --label "$LABEL=$hash" -t "$tag" "$@" "$dir" >"$LOG_DIR/$name.log" 2>&1; then
+    tail -n 40 "$LOG_DIR/$name.log" >&2
+    die "building $tag failed"
+  fi
+  log "built $tag in $(secs_since "$t0") s"
+}
+
 build_service() {
-  local name=$1 tag=${SERVICE_TAGS[$1]} dir=$here/images/$1 base_id files hash t0
+  local name=$1 tag=${SERVICE_TAGS[$1]} dir=$here/images/$1 base_id files hash
   base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
   files=$(service_files_b64 "$dir")
   if ((${#files} > 100000)); then
@@ -156,42 +174,21 @@ build_service() {
     cat "$dir/Dockerfile"
     printf '%s' "$files"
   } | sha256sum | cut -c1-16)
-  if up_to_date "$tag" "$hash"; then
-    log "$tag is up to date ($hash)"
-    return
-  fi
-  t0=$(now_ms)
-  log "building $tag (log: $LOG_DIR/$name.log)"
-  local -a args=(--rm --force-rm --label "$LABEL=$hash" -t "$tag" -f "$dir/Dockerfile")
+  local -a args=(-f "$dir/Dockerfile")
   if [[ -n $files ]]; then
     args+=(--build-arg "SANDBOX_FILES=$files")
   fi
-  if ! docker build "${args[@]}" "$dir" >"$LOG_DIR/$name.log" 2>&1; then
-    tail -n 40 "$LOG_DIR/$name.log" >&2
-    die "building $tag failed"
-  fi
-  log "built $tag in $(secs_since "$t0") s"
+  build_image "$tag" "$hash" "$name" "$dir" "${args[@]}"
 }
 
 build_droplet() {
-  local dir=$here/droplet base_id hash t0
+  local dir=$here/droplet base_id hash
   base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
   hash=$({
     echo "$base_id"
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=go-w -C "$dir" -c .
   } | sha256sum | cut -c1-16)
-  if up_to_date "$DROPLET_IMAGE" "$hash"; then
-    log "$DROPLET_IMAGE is up to date ($hash)"
-    return
-  fi
-  t0=$(now_ms)
-  log "building $DROPLET_IMAGE (log: $LOG_DIR/droplet.log)"
-  if ! docker build --rm --force-rm --build-arg "BASE=$BASE_IMAGE" --label "$LABEL=$hash" \
-    -t "$DROPLET_IMAGE" "$dir" >"$LOG_DIR/droplet.log" 2>&1; then
-    tail -n 40 "$LOG_DIR/droplet.log" >&2
-    die "building $DROPLET_IMAGE failed"
-  fi
-  log "built $DROPLET_IMAGE in $(secs_since "$t0") s"
+  build_image "$DROPLET_IMAGE" "$hash" droplet "$dir" --build-arg "BASE=$BASE_IMAGE"
 }
 
 main() {
