@@ -29,6 +29,7 @@ export interface StackConfig {
   appImage: string;
   appPort: number;
   healthPath: string;
+  releaseTimeoutSeconds: number;
   backupSchedule: string;
   backupRetentionDays: number;
   dataVolumeSizeGb: number;
@@ -277,6 +278,7 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
       backupSchedule,
       `use a five-field cron expression such as "0 3 * * *" (this one ${cron})`,
     );
+  const releaseTimeoutSeconds = int("releaseTimeoutSeconds", 10, 1800);
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
   const dataVolumeSizeGb = int("dataVolumeSizeGb", 0, 16384);
   const protectData = bool("protectData");
@@ -343,6 +345,7 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
     appImage,
     appPort,
     healthPath,
+    releaseTimeoutSeconds,
     backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
     backupRetentionDays,
     dataVolumeSizeGb,

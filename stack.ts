@@ -94,6 +94,7 @@ export function createStack(): StackOutputs {
     appImage: config.appImage,
     appPort: config.appPort,
     healthPath: config.healthPath,
+    releaseTimeoutSeconds: config.releaseTimeoutSeconds,
     domain: config.domain,
     acmeEmail: config.acmeEmail,
     backupSchedule: config.backupSchedule,

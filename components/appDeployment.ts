@@ -25,6 +25,8 @@ export interface AppDeploymentArgs {
   appPort?: number;
   /** The app's health path. Plain. Default: "/health". */
   healthPath?: string;
+  /** Seconds a new app container has to pass its health check before it is rolled back. Plain. Default: 120. */
+  releaseTimeoutSeconds?: number;
   /** Domain for automatic HTTPS; undefined = IP mode. Plain. Default: undefined. */
   domain?: string;
   /** ACME account email. Plain. Default: undefined. */
@@ -51,6 +53,8 @@ export class AppDeployment extends pulumi.ComponentResource {
     super("chitram:app:AppDeployment", name, {}, opts);
     const appDir = args.appDir ?? "/opt/chitram";
     const dataDir = args.dataDir ?? "/var/lib/chitram";
+    const appPort = args.appPort ?? 8000;
+    const healthPath = args.healthPath ?? "/health";
     const plainSecret = (suffix: string, length: number) =>
       new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
 
@@ -77,8 +81,8 @@ export class AppDeployment extends pulumi.ComponentResource {
         appDir,
         dataDir,
         appImage: args.appImage,
-        appPort: args.appPort ?? 8000,
-        healthPath: args.healthPath ?? "/health",
+        appPort,
+        healthPath,
         domain: args.domain,
         acmeEmail: args.acmeEmail,
         backupRetentionDays: args.backupRetentionDays ?? 7,
@@ -120,7 +124,15 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
-      params: { APP_DIR: appDir, WAIT_SECONDS: 300 },
+      params: {
+        APP_DIR: appDir,
+        WAIT_SECONDS: 300,
+        APP_IMAGE: args.appImage,
+        APP_PORT: appPort,
+        HEALTH_PATH: healthPath,
+        RELEASE_TIMEOUT: args.releaseTimeoutSeconds ?? 120,
+        DRAIN_SECONDS: 30,
+      },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files],

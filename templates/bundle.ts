@@ -61,7 +61,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
     {
       path: `${args.appDir}/caddy/Caddyfile`,
       mode: "0644",
-      content: renderCaddyfile({ domain: args.domain, acmeEmail: args.acmeEmail, appPort: args.appPort }),
+      content: renderCaddyfile({ domain: args.domain, acmeEmail: args.acmeEmail }),
     },
     {
       path: `${args.appDir}/host.env`,

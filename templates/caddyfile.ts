@@ -3,13 +3,18 @@
 // a domain gets automatic HTTPS and HSTS.
 import { isBareDomain } from "../config";
 
+/**
+ * The file, beside the Caddyfile, that names the app container Caddy proxies to (`to <container>:<port>`).
+ * The release step (templates/steps/composeUp.sh) writes it once a new container is healthy and
+ * reloads Caddy; a restarted Caddy reads it again, so it always proxies to the live container.
+ */
+export const APP_UPSTREAM_FILE = "app-upstream.caddy";
+
 export interface CaddyfileArgs {
   /** Domain served with automatic HTTPS; undefined = IP mode (plain HTTP on :80). */
   domain?: string;
   /** Email for the ACME account; optional. */
   acmeEmail?: string;
-  /** Port the app listens on inside the compose network. */
-  appPort: number;
 }
 
 const securityHeaders = [
@@ -36,7 +41,10 @@ export function renderCaddyfile(args: CaddyfileArgs): string {
     ...(global.length > 0 ? ["{", ...global.map((l) => `\t${l}`), "}", ""] : []),
     `${site} {`,
     `\tencode zstd gzip`,
-    `\treverse_proxy app:${args.appPort}`,
+    `\treverse_proxy {`,
+    // Relative to the Caddyfile's directory: /etc/caddy in the container.
+    `\t\timport ${APP_UPSTREAM_FILE}`,
+    `\t}`,
     `\theader {`,
     ...headers.map((h) => `\t\t${h}`),
     `\t}`,

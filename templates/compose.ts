@@ -43,6 +43,8 @@ export function composeObject(args: ComposeArgs) {
   return {
     name: "chitram",
     services: {
+      // Never started by a plain `compose up`: the release step (templates/steps/composeUp.sh)
+      // starts each new version as one more container of this service, next to the live one.
       app: {
         image: args.appImage,
         ...common("app"),
@@ -86,7 +88,6 @@ export function composeObject(args: ComposeArgs) {
           `${args.dataDir}/caddy/data:/data`,
           `${args.dataDir}/caddy/config:/config`,
         ],
-        depends_on: { app: { condition: "service_started" } },
         healthcheck: healthcheck(["CMD", "wget", "-q", "--spider", "http://127.0.0.1:2019/config/"]),
       },
     },

@@ -40,6 +40,7 @@ describe("config: defaults", () => {
     assert.equal(c.healthPath, "/health");
     assert.equal(c.backupSchedule, "0 3 * * *");
     assert.equal(c.backupRetentionDays, 7);
+    assert.equal(c.releaseTimeoutSeconds, 120);
     assert.equal(c.dataVolumeSizeGb, 0);
     assert.deepEqual(c.sshAllowedCidrs, ["0.0.0.0/0", "::/0"]);
     assert.deepEqual(c.alertEmails, []);
@@ -183,6 +184,11 @@ describe("config: one rule per key", () => {
       assert.equal(cronProblem(ok), undefined, ok);
     }
   });
+  it("releaseTimeoutSeconds: 10-1800", () => {
+    rejects({ releaseTimeoutSeconds: "9" }, "releaseTimeoutSeconds", /10 to 1800/);
+    rejects({ releaseTimeoutSeconds: "1801" }, "releaseTimeoutSeconds", /10 to 1800/);
+  });
+
   it("backupRetentionDays: 1-365", () => {
     rejects({ backupRetentionDays: "0" }, "backupRetentionDays", /1 to 365/);
     rejects({ backupRetentionDays: "366" }, "backupRetentionDays", /1 to 365/);

@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
-import { renderCaddyfile } from "../templates/caddyfile";
+import { APP_UPSTREAM_FILE, renderCaddyfile } from "../templates/caddyfile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
 import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
 import { renderEnvFile } from "../templates/envFile";
@@ -38,12 +38,10 @@ function caddyJson(caddyfile: string): {
 }
 
 describe("validators: Caddyfile (caddy validate)", () => {
-  const ip = renderCaddyfile({ appPort: 8000 });
-  const domain = renderCaddyfile({
-    domain: "chitram.example.com",
-    acmeEmail: "ops@example.com",
-    appPort: 8000,
-  });
+  const ip = renderCaddyfile({});
+  const domain = renderCaddyfile({ domain: "chitram.example.com", acmeEmail: "ops@example.com" });
+  // What the release step writes beside the Caddyfile (templates/steps/composeUp.sh).
+  write(APP_UPSTREAM_FILE, "to chitram-app-3:8000\n");
 
   it("both modes pass caddy validate", () => {
     for (const [name, text] of [
@@ -68,7 +66,7 @@ describe("validators: Caddyfile (caddy validate)", () => {
       "--adapter",
       "caddyfile",
       "--config",
-      write("Caddyfile.bad", ip.replace("reverse_proxy app:8000", "reverse_proxy {")),
+      write("Caddyfile.bad", ip.replace(`import ${APP_UPSTREAM_FILE}\n\t}`, `import ${APP_UPSTREAM_FILE}`)),
     ]);
     assert.notEqual(r.code, 0);
   });
@@ -103,13 +101,16 @@ describe("validators: Caddyfile (caddy validate)", () => {
       "localhost",
       "chitram.example.com:443",
     ]) {
-      assert.throws(() => renderCaddyfile({ domain: bad, appPort: 8000 }), /not a bare domain/);
+      assert.throws(() => renderCaddyfile({ domain: bad }), /not a bare domain/);
     }
   });
 
-  it("both modes proxy to the app's configured port and keep the retrospective's security headers", () => {
-    const other = renderCaddyfile({ appPort: 9000 });
-    assert.match(other, /reverse_proxy app:9000/);
+  it("both modes proxy to exactly the container the upstream file names and keep the security headers", () => {
+    for (const text of [ip, domain]) {
+      const server = Object.values(caddyJson(text).apps.http.servers)[0];
+      const proxies = JSON.stringify(server.routes).match(/"upstreams":\[[^\]]*\]/g);
+      assert.deepEqual(proxies, ['"upstreams":[{"dial":"chitram-app-3:8000"}]']);
+    }
     for (const h of ["X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "-Server"]) {
       assert.ok(ip.includes(h) && domain.includes(h), h);
     }
@@ -233,6 +234,10 @@ describe("validators: compose file (docker compose config)", () => {
     const total = Object.values(MEMORY_LIMITS_MB).reduce((a, b) => a + b, 0);
     // 2 GB droplet: about 1.9 GiB usable, of which the OS, dockerd and sshd need a few hundred MiB.
     assert.ok(total <= 1600, `limits sum to ${total} MiB`);
+  });
+
+  it("starting Caddy never starts or recreates the app: the release step alone starts app containers", () => {
+    assert.equal("depends_on" in composeObject(args).services.caddy, false);
   });
 
   it("the app starts only when Postgres and MinIO are healthy; data lives under the data directory", () => {

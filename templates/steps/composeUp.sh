@@ -1,12 +1,173 @@
-# Starts or updates the compose project and waits until every service is healthy.
+# Starts or updates the compose project and releases the app without downtime (docs/RUNBOOK.md,
+# "Releases"):
+#  1. PostgreSQL, MinIO and Caddy are brought up to date with `compose up --wait` (a changed image
+#     or env file restarts that one service), and Caddy reloads a changed Caddyfile.
+#  2. When the app's compose config (image, env file, settings) differs from the live container's,
+#     the new version starts as one more container of the `app` service, NEXT to the live one. It
+#     must answer 200 on HEALTH_PATH, asked from inside the Caddy container by its container name:
+#     the path Caddy will use. Only then is the upstream file rewritten and Caddy reloaded (new
+#     requests go to the new container; requests in flight finish on the old one), and the old
+#     container is stopped once Caddy has no request in flight to it.
+#  3. An image that cannot be pulled, a container that exits, or one that does not answer 200
+#     within RELEASE_TIMEOUT seconds: the new container is removed, Caddy and the live container
+#     are left as they were, and the step fails naming the image, the last health output and how
+#     to retry. A failed step is not recorded, so the next `pulumi up` runs it again.
 cd "$APP_DIR"
-if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" 2>"$APP_DIR/.compose-up.err"; then
-  docker compose ps -a >&2 || true
-  docker compose logs --tail 30 >&2 || true
-  die "docker compose up did not get every service healthy: $(tail -n 5 "$APP_DIR/.compose-up.err")"
+UPSTREAM="$APP_DIR/caddy/app-upstream.caddy"
+ERR="$APP_DIR/.compose-up.err"
+
+container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's|^/||'; }
+app_ids() { docker compose ps -a -q app; }
+in_caddy() { docker compose exec -T caddy "$@"; }
+reload_caddy() { in_caddy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile; }
+
+# Caddy proxies to the container the upstream file names (templates/caddyfile.ts imports it).
+write_upstream() {
+  local tmp
+  tmp=$(mktemp "$APP_DIR/caddy/.app-upstream.XXXXXX")
+  printf 'to %s:%s\n' "$1" "$APP_PORT" >"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$UPSTREAM"
+}
+
+# The live container: the one the upstream file names; on a host deployed before releases were
+# health-gated, compose's single running app container.
+named=""
+[[ -f $UPSTREAM ]] && named=$(sed -n 's/^to \(.*\):[0-9]*$/\1/p' "$UPSTREAM")
+live=""
+for id in $(app_ids); do
+  [[ $(container_name "$id") == "$named" ]] && live=$named
+done
+if [[ -z $live ]]; then
+  running=$(docker compose ps -q app)
+  [[ $(wc -w <<<"$running") == 1 ]] && live=$(container_name "$running")
 fi
-rm -f "$APP_DIR/.compose-up.err"
+# Containers of a release that did not finish (the step was killed): never served, removed.
+for id in $(app_ids); do
+  name=$(container_name "$id")
+  if [[ $name != "$live" ]]; then
+    docker rm -f "$id" >/dev/null
+    say "removed $name, left by an unfinished release"
+  fi
+done
+[[ -n $live && $named == "$live" ]] || write_upstream "${live:-app}"
+
+still_serving() {
+  if [[ -n $live ]]; then
+    echo "  $live ($(docker inspect -f '{{.Config.Image}}' "$live")) still serves: Caddy was not switched."
+  else
+    echo "  No earlier app container exists on this host."
+  fi
+  echo "  To retry: fix the image or pick another, then: pulumi config set chitram:appImage <image> && pulumi up"
+  echo "  (this step runs again on the next up). docs/RUNBOOK.md, \"Releases\", has the way back."
+}
+
+if ! docker image inspect "$APP_IMAGE" >/dev/null 2>&1; then
+  say "pulling $APP_IMAGE"
+  if ! docker pull -q "$APP_IMAGE" >/dev/null 2>"$ERR"; then
+    die "release of $APP_IMAGE failed: the image cannot be pulled: $(tail -n 3 "$ERR")
+$(still_serving)"
+  fi
+fi
+
+if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" postgres minio caddy 2>"$ERR"; then
+  docker compose ps -a >&2 || true
+  docker compose logs --tail 30 postgres minio caddy >&2 || true
+  die "docker compose up did not get postgres, minio and caddy healthy: $(tail -n 5 "$ERR")"
+fi
 # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
 # dropped connections. The reload fails, and so does the step, if the new Caddyfile is invalid.
-docker compose exec -T caddy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile
+reload_caddy
+
+# Removes the new container and fails the step; $1 = container id, $2 = why, $3 = last health output.
+roll_back() {
+  local id=$1 name answer
+  name=$(container_name "$id")
+  answer=""
+  if [[ $(docker inspect -f '{{.State.Running}}' "$id") == true ]]; then
+    # The same request as the compose healthcheck, from inside the container, with the body.
+    answer=$(docker exec "$id" python3 -c '
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=3)
+    print("HTTP", r.status, r.read(500).decode(errors="replace"))
+except urllib.error.HTTPError as e:
+    print("HTTP", e.code, e.read(500).decode(errors="replace"))
+except Exception as e:
+    print(type(e).__name__, e)
+' "http://127.0.0.1:$APP_PORT$HEALTH_PATH" 2>&1 | head -c 600) || true
+  fi
+  {
+    echo "chitram: last log lines of $name:"
+    docker logs --tail 20 "$id" 2>&1 | sed 's/^/    /'
+  } >&2
+  docker rm -f "$id" >/dev/null
+  die "release of $APP_IMAGE failed: $name $2; it was removed.
+  last health output: ${3:-none}${answer:+
+  its own answer on 127.0.0.1:$APP_PORT$HEALTH_PATH: $answer}
+$(still_serving)"
+}
+
+release() {
+  local before new_id new url out="" state
+  before=$(app_ids | sort)
+  if ! docker compose up -d --no-deps --no-recreate --scale "app=$(($(wc -w <<<"$before") + 1))" app 2>"$ERR"; then
+    for id in $(comm -13 <(echo "$before") <(app_ids | sort)); do docker rm -f "$id" >/dev/null; done
+    die "release of $APP_IMAGE failed: docker compose could not start it: $(tail -n 5 "$ERR")
+$(still_serving)"
+  fi
+  new_id=$(comm -13 <(echo "$before") <(app_ids | sort))
+  [[ $(wc -w <<<"$new_id") == 1 ]] || die "expected one new app container, found: ${new_id:-none}"
+  new=$(container_name "$new_id")
+  url="http://$new:$APP_PORT$HEALTH_PATH"
+  say "started $new ($APP_IMAGE); up to ${RELEASE_TIMEOUT}s for $url to answer 200 from the caddy container"
+  local deadline=$((SECONDS + RELEASE_TIMEOUT))
+  for (( ; ; )); do
+    state=$(docker inspect -f '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}' "$new_id")
+    if [[ $state != "running 0 "* ]]; then
+      roll_back "$new_id" "exited on start (status, restarts, exit code: $state)" "$out"
+    fi
+    if out=$(in_caddy wget -q -O /dev/null -T 5 "$url" 2>&1); then
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      roll_back "$new_id" "did not answer 200 on $url within ${RELEASE_TIMEOUT}s" "$out"
+    fi
+    sleep 1
+  done
+  write_upstream "$new"
+  if ! reload_caddy; then
+    write_upstream "${live:-app}"
+    docker rm -f "$new_id" >/dev/null
+    die "release of $APP_IMAGE failed: Caddy did not accept the switch to $new
+$(still_serving)"
+  fi
+  say "$new serves $APP_IMAGE, ${SECONDS}s after the step started"
+  [[ -z $live ]] || drain_and_stop "$live"
+  live=$new
+}
+
+# Stops the old container once Caddy has no request in flight to it (at most DRAIN_SECONDS).
+drain_and_stop() {
+  local old=$1 deadline=$((SECONDS + DRAIN_SECONDS)) upstreams
+  while ((SECONDS < deadline)); do
+    upstreams=$(in_caddy wget -q -O - http://127.0.0.1:2019/reverse_proxy/upstreams 2>/dev/null) || break
+    grep -q "\"address\":\"$old:$APP_PORT\",\"num_requests\":[1-9]" <<<"$upstreams" || break
+    sleep 0.5
+  done
+  docker stop -t 30 "$old" >/dev/null
+  docker rm "$old" >/dev/null
+  say "stopped and removed $old"
+}
+
+want=$(docker compose config --hash app | awk '{print $2}')
+have=""
+[[ -z $live ]] ||
+  have=$(docker inspect -f '{{.State.Running}} {{index .Config.Labels "com.docker.compose.config-hash"}}' "$live")
+if [[ $have == "true $want" ]]; then
+  say "app unchanged: $live keeps serving"
+else
+  release
+fi
+rm -f "$ERR"
 say "compose project healthy: $(docker compose ps --services --status running | tr '\n' ' ')"
