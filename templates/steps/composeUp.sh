@@ -15,6 +15,8 @@
 cd "$APP_DIR"
 UPSTREAM="$APP_DIR/caddy/app-upstream.caddy"
 ERR="$APP_DIR/.compose-up.err"
+# One line per release that went live: UTC time, image, container, hash of the app's compose config.
+RELEASES="$APP_DIR/releases.log"
 
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's|^/||'; }
 app_ids() { docker compose ps -a -q app; }
@@ -127,7 +129,8 @@ $(still_serving)"
     if [[ $state != "running 0 "* ]]; then
       roll_back "$new_id" "exited on start (status, restarts, exit code: $state)" "$out"
     fi
-    if out=$(in_caddy wget -q -O /dev/null -T 5 "$url" 2>&1); then
+    # timeout, not wget -T: Debian's BusyBox wget (the sandbox's Caddy) crashes on -T.
+    if out=$(in_caddy timeout 10 wget -q -O /dev/null "$url" 2>&1); then
       break
     fi
     if ((SECONDS >= deadline)); then
@@ -143,6 +146,8 @@ $(still_serving)"
 $(still_serving)"
   fi
   say "$new serves $APP_IMAGE, ${SECONDS}s after the step started"
+  # The way back (docs/RUNBOOK.md, "Releases"): the image before this one is the line above.
+  printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$APP_IMAGE" "$new" "$want" >>"$RELEASES"
   [[ -z $live ]] || drain_and_stop "$live"
   live=$new
 }
@@ -151,7 +156,7 @@ $(still_serving)"
 drain_and_stop() {
   local old=$1 deadline=$((SECONDS + DRAIN_SECONDS)) upstreams
   while ((SECONDS < deadline)); do
-    upstreams=$(in_caddy wget -q -O - http://127.0.0.1:2019/reverse_proxy/upstreams 2>/dev/null) || break
+    upstreams=$(in_caddy timeout 10 wget -q -O - http://127.0.0.1:2019/reverse_proxy/upstreams 2>/dev/null) || break
     grep -q "\"address\":\"$old:$APP_PORT\",\"num_requests\":[1-9]" <<<"$upstreams" || break
     sleep 0.5
   done
@@ -160,10 +165,15 @@ drain_and_stop() {
   say "stopped and removed $old"
 }
 
-want=$(docker compose config --hash app | awk '{print $2}')
+# The app's resolved compose config (image, settings, the env file's values), hashed: compose's own
+# config-hash label cannot be compared, since it changes with the scale a container was made at.
+want=$(docker compose config app | sha256sum | cut -c1-64)
 have=""
-[[ -z $live ]] ||
-  have=$(docker inspect -f '{{.State.Running}} {{index .Config.Labels "com.docker.compose.config-hash"}}' "$live")
+if [[ -n $live && -s $RELEASES ]]; then
+  read -r _ _ released config_hash < <(tail -n 1 "$RELEASES")
+  [[ $released != "$live" ]] ||
+    have="$(docker inspect -f '{{.State.Running}}' "$live") $config_hash"
+fi
 if [[ $have == "true $want" ]]; then
   say "app unchanged: $live keeps serving"
 else

@@ -3,12 +3,39 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Client, utils } from "ssh2";
+import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
 import { ProgramStep } from "../../tools/steps";
 import { EngineState } from "./engine";
 import { buildImages, Droplet, ensureDockerd, startDroplet } from "./sandbox";
 import { runStack } from "../support";
 
 export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
+
+/** App images for release tests, built by buildAppVariants inside a droplet's own engine only. */
+export const APP_VARIANTS = {
+  /** The stand-in app under another tag and env: a new version. */
+  v2: "chitram-app:sandbox-v2",
+  /** Listens on the app's port and answers 404 on /health: never healthy. */
+  noHealth: "chitram-app:sandbox-no-health",
+  /** Exits as soon as it starts. */
+  crashing: "chitram-app:sandbox-crashing",
+  /** No registry listens there: the pull fails at once, without leaving the droplet. */
+  missing: "127.0.0.1:5999/chitram-app:missing",
+} as const;
+
+const VARIANT_DOCKERFILES: Record<string, string> = {
+  [APP_VARIANTS.v2]: `FROM ${SANDBOX_APP_IMAGE}\nENV CHITRAM_SANDBOX_RELEASE=v2\n`,
+  [APP_VARIANTS.noHealth]: `FROM ${SANDBOX_APP_IMAGE}\nCMD ["python3", "-m", "http.server", "8000"]\n`,
+  [APP_VARIANTS.crashing]: `FROM ${SANDBOX_APP_IMAGE}\nCMD ["python3", "-c", "import sys; sys.exit('boom: DATABASE_URL has no host')"]\n`,
+};
+
+/** Builds the APP_VARIANTS images (metadata-only layers) in the droplet's engine, from its app image. */
+export async function buildAppVariants(droplet: Droplet): Promise<void> {
+  for (const [tag, dockerfile] of Object.entries(VARIANT_DOCKERFILES)) {
+    const r = await droplet.exec(`DOCKER_BUILDKIT=0 docker build -q -t ${tag} -`, { input: dockerfile });
+    if (r.code !== 0) throw new Error(`building ${tag} in ${droplet.name}: ${r.stderr}`);
+  }
+}
 
 export interface Deployment {
   droplet: Droplet;
@@ -170,4 +197,66 @@ export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<Htt
   throw new Error(
     `health did not become 200: ${last instanceof Error ? last.message : `${last.status} ${last.body}`}`,
   );
+}
+
+export interface ProbeResult {
+  total: number;
+  failed: number;
+  /** Status (0 = no answer) and time of each failed request, for the failure message. */
+  failures: string[];
+}
+
+/**
+ * GETs /health on the published port every 100 ms (10 Hz) while `work` runs, and on until at least
+ * `minRequests` were sent; counts answers other than 200.
+ */
+export async function probeDuring(
+  port: number,
+  work: () => Promise<unknown>,
+  minRequests = 0,
+): Promise<ProbeResult & { error?: unknown }> {
+  let working = true;
+  const result: ProbeResult = { total: 0, failed: 0, failures: [] };
+  const started = Date.now();
+  const probe = (async () => {
+    while (working || result.total < minRequests) {
+      const tick = Date.now();
+      result.total++;
+      const r = await get(port, "/health", 2000).catch((e: Error) => e);
+      if (r instanceof Error || r.status !== 200) {
+        result.failed++;
+        const at = ((tick - started) / 1000).toFixed(1);
+        result.failures.push(`${at}s: ${r instanceof Error ? r.message : `HTTP ${r.status}`}`);
+      }
+      await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - tick))));
+    }
+  })();
+  let error: unknown;
+  try {
+    await work();
+  } catch (e) {
+    error = e;
+  } finally {
+    working = false;
+    await probe;
+  }
+  return error === undefined ? result : { ...result, error };
+}
+
+/**
+ * The steps with one more variable in the app service's `environment` of compose.yaml: a change of
+ * the app's environment alone (a change of .env.production also restarts PostgreSQL and MinIO,
+ * which read the same file).
+ */
+export function withAppEnv(steps: ProgramStep[], name: string, value: string): ProgramStep[] {
+  return steps.map((s) => {
+    if (s.name !== "app-files") return s;
+    const files = decodeFiles(s.stdin!).map((f) => {
+      if (!f.path.endsWith("/compose.yaml")) return f;
+      const content = f.content.replace(/^( +)PORT: "(\d+)"\n/m, `$&$1${name}: ${value}\n`);
+      if (content === f.content) throw new Error("withAppEnv: no PORT in the app's environment");
+      return { ...f, content };
+    });
+    return { ...s, stdin: encodeFiles(files) };
+  });
 }
