@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { ENV_FILE_NAME } from "../templates/compose";
-import { renderEnvFile } from "../templates/envFile";
+import { ENV_FILE_NAME, SERVICE_ENV_FILES } from "../templates/compose";
+import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import { renderBackupCron } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
@@ -68,13 +68,15 @@ export class AppDeployment extends pulumi.ComponentResource {
     const postgresPassword = plainSecret("postgres-password", 32);
     const appSecretKey = plainSecret("app-secret-key", 50);
 
-    this.envFile = pulumi.secret(
-      pulumi
-        .all([postgresPassword, minioUser, minioSecret, appSecretKey])
-        .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) =>
-          renderEnvFile({ postgresPassword, minioUser, minioSecret, appSecretKey }),
-        ),
-    );
+    const envArgs: pulumi.Output<EnvFileArgs> = pulumi
+      .all([postgresPassword, minioUser, minioSecret, appSecretKey])
+      .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) => ({
+        postgresPassword,
+        minioUser,
+        minioSecret,
+        appSecretKey,
+      }));
+    this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
 
     const bundle = encodeFiles(
       bundleManifest({
@@ -90,9 +92,14 @@ export class AppDeployment extends pulumi.ComponentResource {
       }),
     );
     const envBundle = pulumi.secret(
-      this.envFile.apply((content) =>
-        encodeFiles([{ path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content }]),
-      ),
+      envArgs.apply((env) => {
+        const services = renderServiceEnvFiles(env);
+        return encodeFiles([
+          { path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content: renderEnvFile(env) },
+          { path: `${appDir}/${SERVICE_ENV_FILES.postgres}`, mode: "0600", content: services.postgres },
+          { path: `${appDir}/${SERVICE_ENV_FILES.minio}`, mode: "0600", content: services.minio },
+        ]);
+      }),
     );
     this.releaseHash = pulumi.secret(envBundle.apply((env) => sha256(bundle + env)));
 

@@ -13,6 +13,8 @@ export const SERVICE_IMAGES = {
 export const MEMORY_LIMITS_MB = { app: 512, postgres: 512, minio: 384, caddy: 128 } as const;
 
 export const ENV_FILE_NAME = ".env.production";
+/** PostgreSQL's and MinIO's own env files (templates/envFile.ts): an app env change leaves them running. */
+export const SERVICE_ENV_FILES = { postgres: ".env.postgres", minio: ".env.minio" } as const;
 
 export interface ComposeArgs {
   /** The app's container image reference. */
@@ -65,7 +67,7 @@ export function composeObject(args: ComposeArgs) {
       postgres: {
         image: SERVICE_IMAGES.postgres,
         ...common("postgres"),
-        env_file: [ENV_FILE_NAME],
+        env_file: [SERVICE_ENV_FILES.postgres],
         volumes: [`${args.dataDir}/postgres:/var/lib/postgresql/data`],
         healthcheck: healthcheck(["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"']),
       },
@@ -73,7 +75,7 @@ export function composeObject(args: ComposeArgs) {
         image: SERVICE_IMAGES.minio,
         ...common("minio"),
         command: ["server", "/data", "--console-address", ":9001"],
-        env_file: [ENV_FILE_NAME],
+        env_file: [SERVICE_ENV_FILES.minio],
         volumes: [`${args.dataDir}/minio:/data`],
         healthcheck: healthcheck(["CMD", "mc", "ready", "local"]),
       },

@@ -246,9 +246,23 @@ describe("program: the files the host receives", async () => {
     const files = decodeFiles(step(real, "app-env-file").stdin!);
     assert.deepEqual(
       files.map((f) => [f.path, f.mode]),
-      [["/opt/chitram/.env.production", "0600"]],
+      [
+        ["/opt/chitram/.env.production", "0600"],
+        ["/opt/chitram/.env.postgres", "0600"],
+        ["/opt/chitram/.env.minio", "0600"],
+      ],
     );
     const env = parseEnvFile(files[0].content);
+    // PostgreSQL and MinIO get only their own keys, with the same values
+    assert.deepEqual(parseEnvFile(files[1].content), {
+      POSTGRES_USER: env.POSTGRES_USER,
+      POSTGRES_PASSWORD: env.POSTGRES_PASSWORD,
+      POSTGRES_DB: env.POSTGRES_DB,
+    });
+    assert.deepEqual(parseEnvFile(files[2].content), {
+      MINIO_ROOT_USER: env.MINIO_ACCESS_KEY,
+      MINIO_ROOT_PASSWORD: env.MINIO_SECRET_KEY,
+    });
     assert.ok(env.MINIO_SECRET_KEY.length >= 32);
     assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
     assert.ok(env.MINIO_ROOT_USER.length > 0);

@@ -8,8 +8,8 @@ import { describe, it } from "node:test";
 import * as YAML from "yaml";
 import { APP_UPSTREAM_FILE, renderCaddyfile } from "../templates/caddyfile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
-import { renderEnvFile } from "../templates/envFile";
+import { composeObject, MEMORY_LIMITS_MB, renderCompose, SERVICE_ENV_FILES } from "../templates/compose";
+import { renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import { renderBackupCron, renderSshdDropIn } from "../templates/hostConfig";
 import { renderStepScript, StepScript } from "../templates/steps";
 import { renderSudoers } from "../templates/sudoers";
@@ -189,16 +189,16 @@ describe("validators: compose file (docker compose config)", () => {
   };
   const dir = path.join(tmp, "compose");
   const composeFile = write("compose/compose.yaml", renderCompose(args));
-  write(
-    "compose/.env.production",
-    renderEnvFile({
-      postgresPassword: "pw1234567890",
-      minioUser: "user1234",
-      minioSecret: "secret1234567890",
-      appSecretKey: "key1234567890",
-    }),
-    0o600,
-  );
+  const envArgs = {
+    postgresPassword: "pw1234567890",
+    minioUser: "user1234",
+    minioSecret: "secret1234567890",
+    appSecretKey: "key1234567890",
+  };
+  write("compose/.env.production", renderEnvFile(envArgs), 0o600);
+  const serviceEnv = renderServiceEnvFiles(envArgs);
+  write(`compose/${SERVICE_ENV_FILES.postgres}`, serviceEnv.postgres, 0o600);
+  write(`compose/${SERVICE_ENV_FILES.minio}`, serviceEnv.minio, 0o600);
   const config = tool("docker", [
     "compose",
     "--project-directory",
@@ -222,6 +222,16 @@ describe("validators: compose file (docker compose config)", () => {
       (s.ports ?? []).map((p) => `${name}:${p.published}->${p.target}`),
     );
     assert.deepEqual(published.sort(), ["caddy:443->443", "caddy:80->80"]);
+  });
+
+  it("PostgreSQL and MinIO see only their own keys: a change of the app's env restarts neither", () => {
+    const parsed = JSON.parse(config.out) as {
+      services: Record<string, { environment?: Record<string, string> }>;
+    };
+    const keys = (service: string) => Object.keys(parsed.services[service].environment ?? {}).sort();
+    assert.deepEqual(keys("postgres"), ["POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER"]);
+    assert.deepEqual(keys("minio"), ["MINIO_ROOT_PASSWORD", "MINIO_ROOT_USER"]);
+    assert.ok(keys("app").includes("SECRET_KEY"));
   });
 
   it("every service restarts, has a healthcheck and a memory limit; the limits fit a 2 GB host", () => {

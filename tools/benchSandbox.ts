@@ -89,15 +89,15 @@ async function main(): Promise<void> {
               .split("\n")[0]
               .slice(0, 80)})`;
       console.log(
-        `${what}: applied in ${seconds(t)} s, ${outcome}, failed requests ${probe.failed}/${probe.total} at 10 Hz`,
+        `${what}: applied in ${seconds(t)} s, ${outcome}, failed requests ${probe.failed}/${probe.total} at 10 Hz (slowest ${probe.slowestMs} ms)`,
       );
       return steps;
     };
     await release("app image change", await restep(d, { appImage: APP_VARIANTS.v2 }));
     const current = await restep(d, { appImage: APP_VARIANTS.v2 });
     const envChanged = withAppEnv(current, "CHITRAM_SANDBOX_NOTE", "bench");
-    await release("app environment change", envChanged, "app-compose-up");
-    await release("back to the stack's compose file", current, "app-compose-up");
+    await release("app env file change", envChanged, "app-compose-up");
+    await release("back to the stack's env file", current, "app-compose-up");
     await release(
       "image that never passes its health check",
       await restep(d, { appImage: APP_VARIANTS.noHealth, releaseTimeoutSeconds: "20" }),

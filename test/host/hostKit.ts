@@ -204,11 +204,15 @@ export interface ProbeResult {
   failed: number;
   /** Status (0 = no answer) and time of each failed request, for the failure message. */
   failures: string[];
+  /** The slowest answer, in ms. */
+  slowestMs: number;
 }
 
 /**
  * GETs /health on the published port every 100 ms (10 Hz) while `work` runs, and on until at least
- * `minRequests` were sent; counts answers other than 200.
+ * `minRequests` were sent; counts answers other than 200. A request fails after 10 s without an
+ * answer: on a loaded 2-core machine the stand-in's health check (a database query and an S3
+ * round trip) can take a few seconds, which is slow, not dropped.
  */
 export async function probeDuring(
   port: number,
@@ -216,13 +220,14 @@ export async function probeDuring(
   minRequests = 0,
 ): Promise<ProbeResult & { error?: unknown }> {
   let working = true;
-  const result: ProbeResult = { total: 0, failed: 0, failures: [] };
+  const result: ProbeResult = { total: 0, failed: 0, failures: [], slowestMs: 0 };
   const started = Date.now();
   const probe = (async () => {
     while (working || result.total < minRequests) {
       const tick = Date.now();
       result.total++;
-      const r = await get(port, "/health", 2000).catch((e: Error) => e);
+      const r = await get(port, "/health", 10_000).catch((e: Error) => e);
+      result.slowestMs = Math.max(result.slowestMs, Date.now() - tick);
       if (r instanceof Error || r.status !== 200) {
         result.failed++;
         const at = ((tick - started) / 1000).toFixed(1);
@@ -243,20 +248,13 @@ export async function probeDuring(
   return error === undefined ? result : { ...result, error };
 }
 
-/**
- * The steps with one more variable in the app service's `environment` of compose.yaml: a change of
- * the app's environment alone (a change of .env.production also restarts PostgreSQL and MinIO,
- * which read the same file).
- */
+/** The steps with one more line in the app's env file (.env.production): a change of the app's env. */
 export function withAppEnv(steps: ProgramStep[], name: string, value: string): ProgramStep[] {
   return steps.map((s) => {
-    if (s.name !== "app-files") return s;
-    const files = decodeFiles(s.stdin!).map((f) => {
-      if (!f.path.endsWith("/compose.yaml")) return f;
-      const content = f.content.replace(/^( +)PORT: "(\d+)"\n/m, `$&$1${name}: ${value}\n`);
-      if (content === f.content) throw new Error("withAppEnv: no PORT in the app's environment");
-      return { ...f, content };
-    });
+    if (s.name !== "app-env-file") return s;
+    const files = decodeFiles(s.stdin!).map((f) =>
+      f.path.endsWith("/.env.production") ? { ...f, content: `${f.content}${name}=${value}\n` } : f,
+    );
     return { ...s, stdin: encodeFiles(files) };
   });
 }

@@ -110,10 +110,10 @@ describe("real host: releases without downtime", () => {
     assert.deepEqual(await appContainers(), [was.name]);
   });
 
-  it("an app environment change is released the same way: 0 failed requests, the new container has the new value", async () => {
+  it("an app env file change is released the same way: 0 failed requests, the new container has the new value", async () => {
     const changed = withAppEnv(steps, "CHITRAM_SANDBOX_NOTE", "env-change");
     const was = await live();
-    // The program would change the release step's triggers with the bundle's hash; forced here.
+    // The program would change the release step's triggers with the env file's hash; forced here.
     const probe = await probeDuring(
       d.droplet.httpPort,
       () => apply(changed, d.state, { log, force: (s) => s.name === "app-compose-up" }),
@@ -127,7 +127,7 @@ describe("real host: releases without downtime", () => {
       `docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' ${now.name}`,
     );
     assert.match(env.stdout, /^CHITRAM_SANDBOX_NOTE=env-change$/m);
-    // and back to the stack's own compose file
+    // and back to the stack's own env file
     await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
   });
 

@@ -4,8 +4,10 @@
 Listens on 0.0.0.0:$PORT (default 8000).
   GET /          200, a short HTML page
   GET /health    200 {"status":"ok",...} when `SELECT 1` works on DATABASE_URL and a signed S3
-                 round trip works on MINIO_ENDPOINT (create bucket MINIO_BUCKET if needed, PUT and
-                 GET a small object); otherwise 503 with the database error and/or the S3 error
+                 round trip works on MINIO_ENDPOINT (create bucket MINIO_BUCKET if needed, PUT, GET
+                 and DELETE a small object under a key of its own, so that checks running at the
+                 same time, in one container or two during a release, never read each other's
+                 object); otherwise 503 with the database error and/or the S3 error
                  code (e.g. SignatureDoesNotMatch) in the JSON body.
   PUT /api/objects/KEY   store the body in the bucket (key objects/KEY) and a row in PostgreSQL
   GET /api/objects/KEY   the stored body, after checking it against the row's sha256
@@ -120,6 +122,11 @@ class S3:
             raise self.error(status, data)
         return data
 
+    def delete(self, key):
+        status, data = self.request("DELETE", f"/{self.bucket}/{key}")
+        if status not in (200, 204):
+            raise self.error(status, data)
+
 
 def db_connect():
     return psycopg2.connect(database_dsn(), connect_timeout=int(TIMEOUT))
@@ -138,10 +145,14 @@ def check_database():
 def check_storage():
     s3 = S3()
     s3.ensure_bucket()
-    token = uuid.uuid4().hex.encode()
-    s3.put(".sandbox-health", token, "text/plain")
-    if s3.get(".sandbox-health") != token:
-        raise StorageError("ContentMismatch", None, "object read back differs from what was written")
+    token = uuid.uuid4().hex
+    key = f".sandbox-health/{token}"
+    s3.put(key, token.encode(), "text/plain")
+    try:
+        if s3.get(key) != token.encode():
+            raise StorageError("ContentMismatch", None, "object read back differs from what was written")
+    finally:
+        s3.delete(key)
 
 
 TABLE_SQL = """CREATE TABLE IF NOT EXISTS sandbox_objects (
