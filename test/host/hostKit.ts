@@ -96,7 +96,11 @@ export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpR
   return request(port, "GET", path, undefined, timeoutMs);
 }
 
-/** One request to 127.0.0.1:<port>, redirects not followed. */
+/**
+ * One request to 127.0.0.1:<port> on a connection of its own (no keep-alive: a reused idle
+ * connection that the server closes at that moment, e.g. on a Caddy reload, fails in Node without
+ * a retry, where browsers retry), redirects not followed.
+ */
 export function request(
   port: number,
   method: string,
@@ -105,7 +109,8 @@ export function request(
   timeoutMs = 5000,
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path, method, timeout: timeoutMs }, (res) => {
+    const options = { host: "127.0.0.1", port, path, method, timeout: timeoutMs, agent: false };
+    const req = http.request(options, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -231,7 +236,9 @@ export async function probeDuring(
       if (r instanceof Error || r.status !== 200) {
         result.failed++;
         const at = ((tick - started) / 1000).toFixed(1);
-        result.failures.push(`${at}s: ${r instanceof Error ? r.message : `HTTP ${r.status}`}`);
+        result.failures.push(
+          `${at}s: ${r instanceof Error ? r.message : `HTTP ${r.status} ${r.body.slice(0, 300).trim()}`}`,
+        );
       }
       await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - tick))));
     }
