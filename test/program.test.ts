@@ -220,6 +220,29 @@ describe("program: user data never changes with app config", () => {
   });
 });
 
+describe("program: releases", () => {
+  it("the release step gets the image, port, health path and releaseTimeoutSeconds, and re-runs when the image changes", async () => {
+    const base = await runStack("staging", STAGING);
+    const changed = await runStack("staging", {
+      ...STAGING,
+      appImage: "ghcr.io/example/chitram:2.0.0",
+      appPort: "9000",
+      healthPath: "/healthz",
+      releaseTimeoutSeconds: "45",
+    });
+    const create = step(changed, "app-compose-up").create!;
+    for (const line of [
+      "APP_IMAGE='\\''ghcr.io/example/chitram:2.0.0'\\''",
+      "APP_PORT='\\''9000'\\''",
+      "HEALTH_PATH='\\''/healthz'\\''",
+      "RELEASE_TIMEOUT='\\''45'\\''",
+    ]) {
+      assert.ok(create.includes(`\n${line}\n`), line);
+    }
+    assert.notDeepEqual(step(changed, "app-compose-up").triggers, step(base, "app-compose-up").triggers);
+  });
+});
+
 describe("program: bad config stops everything", () => {
   it("throws the config error before any resource is registered", async () => {
     const attempt = runProgram({
