@@ -85,9 +85,7 @@ async function main(): Promise<void> {
       const outcome =
         probe.error === undefined
           ? `new version serving ${serving ? serving[1] : "?"} s after the release step started`
-          : `rolled back (${String((probe.error as Error).message)
-              .split("\n")[0]
-              .slice(0, 80)})`;
+          : `rolled back (${/release of \S+ failed: [^\n]*/.exec((probe.error as Error).message)?.[0] ?? (probe.error as Error).message})`;
       console.log(
         `${what}: applied in ${seconds(t)} s, ${outcome}, failed requests ${probe.failed}/${probe.total} at 10 Hz (slowest ${probe.slowestMs} ms)`,
       );

@@ -20,7 +20,9 @@ RELEASES="$APP_DIR/releases.log"
 
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's|^/||'; }
 app_ids() { docker compose ps -a -q app; }
-in_caddy() { docker compose exec -T caddy "$@"; }
+# docker exec, not `docker compose exec`: the health gate polls through it, and compose's CLI
+# takes up to a second to start on a busy host. CADDY_ID is set once Caddy is up to date.
+in_caddy() { docker exec "$CADDY_ID" "$@"; }
 reload_caddy() { in_caddy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile; }
 
 # Caddy proxies to the container the upstream file names (templates/caddyfile.ts imports it).
@@ -77,6 +79,7 @@ if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS"
   docker compose logs --tail 30 postgres minio caddy >&2 || true
   die "docker compose up did not get postgres, minio and caddy healthy: $(tail -n 5 "$ERR")"
 fi
+CADDY_ID=$(docker compose ps -q caddy)
 # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
 # dropped connections. The reload fails, and so does the step, if the new Caddyfile is invalid.
 reload_caddy
@@ -136,7 +139,7 @@ $(still_serving)"
     if ((SECONDS >= deadline)); then
       roll_back "$new_id" "did not answer 200 on $url within ${RELEASE_TIMEOUT}s" "$out"
     fi
-    sleep 1
+    sleep 0.5
   done
   write_upstream "$new"
   if ! reload_caddy; then
