@@ -213,6 +213,36 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     await assert.rejects(sshExec(d.droplet.sshPort, "chitram", oldKey, "true"), /authentication/i);
   });
 
+  it("a file bundle cut off or changed in transfer fails every step that receives files and changes nothing; the good bundle then applies", async () => {
+    const receivers = ["host-deploy-user", "host-harden", "app-env-file", "app-files", "app-backup-cron"];
+    const before = await hostFingerprint(d.droplet);
+    for (const name of receivers) {
+      const good = stepNamed(d, name);
+      const bundle = good.stdin!;
+      const cutOff = bundle.slice(0, Math.floor(bundle.length / 2));
+      const flipped = bundle.replace(/\n(.)/, (_, c: string) => `\n${c === "#" ? "$" : "#"}`);
+      for (const [what, stdin, message] of [
+        ["cut off", cutOff, /file bundle is incomplete.*nothing was installed/],
+        ["one byte changed", flipped, /file bundle checksum mismatch.*nothing was installed/],
+      ] as const) {
+        await assert.rejects(
+          replay([{ ...toReplayStep(good), stdin, dependsOn: [] }], { log }),
+          (err: StepError) => {
+            assert.equal(err.step, name);
+            assert.notEqual(err.exitCode, 0);
+            assert.match(err.stderr, message, `${name}, ${what}`);
+            return true;
+          },
+        );
+        assert.equal(await hostFingerprint(d.droplet), before, `${name}, ${what}: the host changed`);
+      }
+    }
+    const again = await apply(d.steps, d.state, { log, force: (s) => receivers.includes(s.name) });
+    assert.deepEqual(again.ran.map((x) => x.name).sort(), [...receivers].sort());
+    assert.equal(await hostFingerprint(d.droplet), before);
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+
   it("retro #1 negative control: an env file whose MinIO keys differ makes /health fail with SignatureDoesNotMatch", async () => {
     const envStep = stepNamed(d, "app-env-file");
     const broken = {
