@@ -247,7 +247,15 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     const envStep = stepNamed(d, "app-env-file");
     const broken = {
       ...envStep,
-      stdin: envStep.stdin!.replace(/^MINIO_SECRET_KEY=.*$/m, "MINIO_SECRET_KEY=not-the-minio-root-password"),
+      stdin: encodeFiles(
+        decodeFiles(envStep.stdin!).map((f) => ({
+          ...f,
+          content: f.content.replace(
+            /^MINIO_SECRET_KEY=.*$/m,
+            "MINIO_SECRET_KEY=not-the-minio-root-password",
+          ),
+        })),
+      ),
     };
     const steps = d.steps.map((s) => (s.name === envStep.name ? broken : s));
     // compose re-creates the containers; the app's healthcheck fails, so `up --wait` fails the apply
