@@ -11,6 +11,7 @@
 // makes a bundle cut off in transfer detectable, and the checksums a changed byte: the host
 // checks all of it before it moves a single file into place.
 import { createHash } from "crypto";
+import * as fs from "fs";
 
 export interface HostFile {
   /** Absolute path on the host. */
@@ -19,6 +20,15 @@ export interface HostFile {
   mode: string;
   /** Text content; must end with a newline. */
   content: string;
+}
+
+/**
+ * A script or template of this repository as the host gets it: with LF line ends, whatever the
+ * checkout made of them. A CRLF script fails on the host (`$'\r': command not found`), and its
+ * content hash, which decides whether a step re-runs, would differ from one checkout to another.
+ */
+export function readRepoText(file: string): string {
+  return fs.readFileSync(file, "utf8").replace(/\r\n/g, "\n");
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
