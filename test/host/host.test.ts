@@ -19,6 +19,7 @@ import {
   hostFingerprint,
   newDeployment,
   request,
+  restep,
   sshExec,
   tcpOpen,
   waitHealthy,
@@ -271,6 +272,20 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.match(r.body, /SignatureDoesNotMatch/);
     // and the stack's own env file puts it right again
     await apply(d.steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+
+  it("a health path with a query string (/health?a=1&b=2) deploys, and the health check and the nightly backup pass", async () => {
+    const steps = await restep(d, { healthPath: "/health?a=1&b=2" });
+    const r = await apply(steps, d.state, { log });
+    assert.deepEqual(
+      r.ran.map((x) => x.name),
+      ["app-files", "app-compose-up", "app-health"],
+    );
+    assert.match(r.ran[2].stdout, /http:\/\/127\.0\.0\.1\/health\?a=1&b=2 -> 200/);
+    const backup = await backupUnderCronEnv(exec);
+    assert.equal(backup.code, 0, `${backup.stdout}${backup.stderr}`);
+    await apply(d.steps, d.state, { log });
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
 });
