@@ -11,6 +11,7 @@ import {
   failsWithPostgresStopped,
   HostExec,
   restoreDrill,
+  shq,
 } from "./backupDrill";
 import { apply, toReplayStep } from "./engine";
 import {
@@ -234,6 +235,25 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     // and the stack's own env file puts it right again
     await apply(d.steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+
+  it("retro #2 negative control: the app image with a sqlite+aiosqlite DATABASE_URL dies with ModuleNotFoundError; the stack's URL works", async () => {
+    // The image is built without dev dependencies, as in production: aiosqlite is not in it.
+    const run = (args: string) =>
+      exec(`cd /opt/chitram && timeout 120 docker compose run --rm --no-deps -T ${args}`);
+    const sqlite = await run("-e DATABASE_URL=sqlite+aiosqlite:////tmp/chitram.db app");
+    assert.notEqual(sqlite.code, 0, "the app started without its database driver");
+    assert.match(sqlite.stdout + sqlite.stderr, /ModuleNotFoundError: No module named 'aiosqlite'/);
+    // the same image and entry module, with the env file's postgresql+asyncpg URL, reach PostgreSQL
+    const selectOne =
+      "import asyncio, app, sqlalchemy\n" +
+      "async def main():\n" +
+      "    async with app.engine.connect() as c:\n" +
+      "        print('select', (await c.execute(sqlalchemy.text('SELECT 1'))).scalar())\n" +
+      "asyncio.run(main())\n";
+    const postgres = await run(`app python3 -c ${shq(selectOne)}`);
+    assert.equal(postgres.code, 0, `${postgres.stdout}${postgres.stderr}`);
+    assert.match(postgres.stdout, /^select 1$/m);
   });
 });
 
