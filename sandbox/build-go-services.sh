@@ -67,12 +67,14 @@ if [[ $FORCE != 1 && -f $out/.complete ]]; then
 fi
 
 # `go mod download -json` prints one object per module; an object with "Error" names what the
-# proxy or the checksum database refused. Prints "module@version: error" lines.
+# proxy or the checksum database refused. When even the module graph cannot be loaded, the go
+# command says so in a "go: module@version: reason" line instead. Prints "module@version: error".
 download_errors() {
   awk '
     /^\t"Path": / { gsub(/[",]/, "", $2); path = $2 }
     /^\t"Version": / { gsub(/[",]/, "", $2); version = $2 }
     /^\t"Error": / { sub(/^\t"Error": "/, ""); sub(/",?$/, ""); print path "@" version ": " $0 }
+    /^go: [^ @:]+@[^ :]+: / { sub(/^go: /, ""); print }
   '
 }
 
