@@ -261,8 +261,9 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
   let d: Deployment;
 
   before(async () => {
-    // sshd starts 45 s after the container: the image load in between takes part of that.
-    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 45 });
+    // sshd starts 90 s after the container: the image load in between (the real MinIO, Caddy and
+    // the app's packages: about 540 MB) takes part of that, up to a minute on a busy machine.
+    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 90 });
   });
   after(async () => {
     await d?.droplet.stop();
