@@ -261,9 +261,9 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
   let d: Deployment;
 
   before(async () => {
-    // sshd starts 90 s after the container: the image load in between (the real MinIO, Caddy and
-    // the app's packages: about 540 MB) takes part of that, up to a minute on a busy machine.
-    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 90 });
+    // sshd starts 150 s after the container: the image load in between (the real MinIO, Caddy and
+    // the app's packages: about 540 MB) takes part of that, over two minutes on a busy machine.
+    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 150 });
   });
   after(async () => {
     await d?.droplet.stop();
