@@ -11,6 +11,7 @@ import {
   failsWithPostgresStopped,
   HostExec,
   restoreDrill,
+  shq,
 } from "./backupDrill";
 import { apply, toReplayStep } from "./engine";
 import {
@@ -275,6 +276,25 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
 
+  it("retro #2 negative control: the app image with a sqlite+aiosqlite DATABASE_URL dies with ModuleNotFoundError; the stack's URL works", async () => {
+    // The image is built without dev dependencies, as in production: aiosqlite is not in it.
+    const run = (args: string) =>
+      exec(`cd /opt/chitram && timeout 120 docker compose run --rm --no-deps -T ${args}`);
+    const sqlite = await run("-e DATABASE_URL=sqlite+aiosqlite:////tmp/chitram.db app");
+    assert.notEqual(sqlite.code, 0, "the app started without its database driver");
+    assert.match(sqlite.stdout + sqlite.stderr, /ModuleNotFoundError: No module named 'aiosqlite'/);
+    // the same image and entry module, with the env file's postgresql+asyncpg URL, reach PostgreSQL
+    const selectOne =
+      "import asyncio, app, sqlalchemy\n" +
+      "async def main():\n" +
+      "    async with app.engine.connect() as c:\n" +
+      "        print('select', (await c.execute(sqlalchemy.text('SELECT 1'))).scalar())\n" +
+      "asyncio.run(main())\n";
+    const postgres = await run(`app python3 -c ${shq(selectOne)}`);
+    assert.equal(postgres.code, 0, `${postgres.stdout}${postgres.stderr}`);
+    assert.match(postgres.stdout, /^select 1$/m);
+  });
+
   it("a health path with a query string (/health?a=1&b=2) deploys, and the health check and the nightly backup pass", async () => {
     const steps = await restep(d, { healthPath: "/health?a=1&b=2" });
     const r = await apply(steps, d.state, { log });
@@ -294,8 +314,9 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
   let d: Deployment;
 
   before(async () => {
-    // sshd starts 45 s after the container: the image load in between takes part of that.
-    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 45 });
+    // sshd starts 150 s after the container: the image load in between (the real MinIO, Caddy and
+    // the app's packages: about 540 MB) takes part of that, over two minutes on a busy machine.
+    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 150 });
   });
   after(async () => {
     await d?.droplet.stop();
