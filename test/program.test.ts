@@ -7,7 +7,13 @@ import { describe, it } from "node:test";
 import { decodeFiles } from "../templates/hostFiles";
 import { parseEnvFile } from "../templates/envFile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { MOCK_DROPLET_IP, replaceRealValue, runProgram } from "../tools/mockProgram";
+import {
+  MOCK_DROPLET_ID,
+  MOCK_DROPLET_IP,
+  RecordedResource,
+  replaceRealValue,
+  runProgram,
+} from "../tools/mockProgram";
 import { ProgramStep } from "../tools/steps";
 import { EXISTING, named, ofType, PROD, runStack, STAGING, step } from "./support";
 
@@ -58,10 +64,7 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
       "tcp/443 0.0.0.0/0,::/0",
       "tcp/80 0.0.0.0/0,::/0",
     ]);
-    assert.deepEqual(
-      fw.inputs.dropletIds,
-      [Number.NaN].map(() => (fw.inputs.dropletIds as unknown[])[0]),
-    );
+    assert.deepEqual(fw.inputs.dropletIds, [MOCK_DROPLET_ID], "the firewall applies to the droplet");
   });
 
   it("sshAllowedCidrs reach the firewall's port 22 rule only", async () => {
@@ -222,20 +225,20 @@ describe("program: user data never changes with app config", () => {
 
 describe("program: bad config stops everything", () => {
   it("throws the config error before any resource is registered", async () => {
+    const registered: RecordedResource[] = [];
     const attempt = runProgram({
       stack: "staging",
       config: { ...STAGING, size: "s-1vcpu-1gb", domain: "https://x.example.com" },
+      registered,
     });
     await assert.rejects(attempt, /chitram:size:[\s\S]*chitram:domain:/);
-    // A fresh run records what registered; the failed one registered nothing.
-    const resources: unknown[] = [];
-    try {
-      const r = await runProgram({ stack: "staging", config: { ...STAGING, appPort: "0" } });
-      resources.push(...r.resources);
-    } catch {
-      // expected
-    }
-    assert.equal(resources.length, 0);
+    assert.deepEqual(
+      registered.map((r) => r.name),
+      [],
+    );
+    // the same record sees the registrations of a good config: the zero above is not blindness
+    await runProgram({ stack: "staging", config: STAGING, registered });
+    assert.ok(registered.length > 10, `${registered.length} registrations recorded`);
   });
 });
 
@@ -268,27 +271,27 @@ describe("program: the files the host receives", async () => {
   });
 
   it("no secret value appears in any command string or any non-secret input", () => {
+    // The generated values, as the providers return them: every password and both private keys.
     const secretValues = [
-      ...real.resources
-        .filter((r) => r.type.startsWith("random:"))
-        .map((r) => String((r.inputs as { result?: string }).result ?? "")),
+      ...ofType(real, "random:index/randomPassword:RandomPassword").map((r) => String(r.state.result)),
+      ...ofType(real, "tls:index/privateKey:PrivateKey").map((r) =>
+        String(r.state.privateKeyOpenssh).split("\n").slice(1, -2).join(""),
+      ),
     ];
-    // Secret values come from mocks' outputs, not inputs: collect them from the env file instead.
+    assert.ok(secretValues.length >= 5, `${secretValues.length} secrets collected`);
+    for (const secret of secretValues)
+      assert.ok(secret.length >= 16, `a real secret: ${secret.length} chars`);
     const env = parseEnvFile(decodeFiles(step(real, "app-env-file").stdin!)[0].content);
-    secretValues.push(env.POSTGRES_PASSWORD, env.MINIO_SECRET_KEY, env.SECRET_KEY, env.MINIO_ACCESS_KEY);
-    const key = String(real.outputs.deployPrivateKey.value);
-    const keyBody = key.split("\n").slice(1, -2).join("");
-    assert.ok(keyBody.length > 40, "a real private key was generated");
+    for (const used of [env.POSTGRES_PASSWORD, env.MINIO_SECRET_KEY, env.SECRET_KEY])
+      assert.ok(secretValues.includes(used), "the env file's secrets are among those scanned for");
     for (const r of real.resources) {
       const visible = JSON.stringify(r.maskedInputs);
-      for (const secret of [...secretValues.filter((v) => v.length >= 8), keyBody]) {
+      for (const secret of secretValues)
         assert.ok(!visible.includes(secret), `${r.name} shows a secret in a non-secret input`);
-      }
     }
     for (const s of real.steps) {
-      for (const secret of [env.POSTGRES_PASSWORD, env.MINIO_SECRET_KEY, env.SECRET_KEY, keyBody]) {
+      for (const secret of secretValues)
         assert.ok(!s.create!.includes(secret), `${s.name}'s command contains a secret`);
-      }
     }
   });
 
