@@ -155,8 +155,31 @@ export function cronProblem(expr: string): string | undefined {
   return undefined;
 }
 
-/** Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing every problem. */
-export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boolean): StackConfig {
+/**
+ * True when an SSH private key needs a passphrase (retro #3): an OpenSSH key whose kdf is not
+ * "none" (ssh-keygen uses bcrypt), a PEM key with `Proc-Type: 4,ENCRYPTED`, or encrypted PKCS#8.
+ */
+export function isPassphraseProtected(key: string): boolean {
+  if (/^Proc-Type:\s*4,ENCRYPTED/m.test(key) || key.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+    return true;
+  const openssh = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(key);
+  if (!openssh) return false;
+  // "openssh-key-v1\0", then the cipher name and the kdf name, each a uint32 length and bytes.
+  const body = Buffer.from(openssh[1].replace(/\s/g, ""), "base64");
+  const magic = "openssh-key-v1\0".length;
+  if (body.length < magic + 4) return false;
+  const cipherLength = body.readUInt32BE(magic);
+  const kdfAt = magic + 4 + cipherLength;
+  if (body.length < kdfAt + 4) return false;
+  const kdf = body.subarray(kdfAt + 4, kdfAt + 4 + body.readUInt32BE(kdfAt)).toString("latin1");
+  return kdf !== "none";
+}
+
+/**
+ * Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing
+ * every problem. `sshPrivateKey` is the secret key's text (only checked, never printed).
+ */
+export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: string | undefined): StackConfig {
   const problems: string[] = [];
   const bad = (key: string, value: string | undefined, allowed: string) =>
     problems.push(`${CONFIG_NAMESPACE}:${key}: ${JSON.stringify(value ?? null)} is not allowed; ${allowed}`);
@@ -293,11 +316,16 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
     const user = str("sshUser");
     if (!linuxUser.test(user))
       bad("sshUser", user, "use a Linux user name: root, or a user with passwordless sudo");
-    if (!hasSshPrivateKey) {
+    if (!sshPrivateKey) {
       bad(
         "sshPrivateKey",
         undefined,
         "with target existing, set it: pulumi config set --secret chitram:sshPrivateKey < key",
+      );
+    } else if (isPassphraseProtected(sshPrivateKey)) {
+      problems.push(
+        `${CONFIG_NAMESPACE}:sshPrivateKey: the key is protected by a passphrase, which nothing can ` +
+          "type during `pulumi up`; use a key without one (`ssh-keygen -p -N '' -f <key>` removes it)",
       );
     }
     if (dataVolumeSizeGb > 0)
@@ -360,9 +388,10 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
   for (const key of Object.keys(declaredConfig())) {
     if (key !== "sshPrivateKey") raw[key] = cfg.get(key);
   }
-  // Read only through getSecret, so the key is a secret Output even if it was set in plaintext.
-  const keyIsSet = (cfg.get("sshPrivateKey") ?? "") !== "";
-  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyIsSet);
-  const sshPrivateKey = keyIsSet ? cfg.requireSecret("sshPrivateKey") : undefined;
+  // Checked as plain text, then read only through requireSecret, so the key is a secret Output
+  // even if it was set in plaintext.
+  const keyText = cfg.get("sshPrivateKey") || undefined;
+  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyText);
+  const sshPrivateKey = keyText !== undefined ? cfg.requireSecret("sshPrivateKey") : undefined;
   return { config, sshPrivateKey };
 }

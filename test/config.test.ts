@@ -1,22 +1,35 @@
 // One test per config rule: each bad value is rejected with a message that names the key and says
 // what is allowed; good values pass; Pulumi.yaml and the checker agree on the keys and defaults.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
-import { ConfigError, cronProblem, declaredConfig, parseConfig, RawConfig, withDefaults } from "../config";
+import {
+  ConfigError,
+  cronProblem,
+  declaredConfig,
+  isPassphraseProtected,
+  parseConfig,
+  RawConfig,
+  withDefaults,
+} from "../config";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
 
-function parse(overrides: RawConfig, hasKey = false) {
-  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", hasKey);
+/** A stand-in for the text of a passphrase-free key (only checked for a passphrase). */
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----\n";
+
+function parse(overrides: RawConfig, sshPrivateKey?: string) {
+  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", sshPrivateKey);
 }
 
-function rejects(overrides: RawConfig, key: string, allowed: RegExp, hasKey = false) {
+function rejects(overrides: RawConfig, key: string, allowed: RegExp, sshPrivateKey?: string) {
   assert.throws(
-    () => parse(overrides, hasKey),
+    () => parse(overrides, sshPrivateKey),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
       const line = err.problems.find((p) => p.startsWith(`chitram:${key}:`));
@@ -149,7 +162,7 @@ describe("config: one rule per key", () => {
     rejects({ closeRootLogin: "1" }, "closeRootLogin", /true or false/));
   it("appImage: required, a container image reference", () => {
     assert.throws(
-      () => parseConfig(withDefaults({}), "test", false),
+      () => parseConfig(withDefaults({}), "test", undefined),
       /chitram:appImage: null is not allowed; it is required/,
     );
     rejects({ appImage: "ghcr.io/Example/Chitram:1.0" }, "appImage", /image reference/);
@@ -196,26 +209,70 @@ describe("config: one rule per key", () => {
     rejects({ alertEmails: "ops@example.com" }, "alertEmails", /list of strings/);
   });
   it("target existing: host, sshPort, sshUser and sshPrivateKey are required and checked", () => {
-    rejects({ ...existing, host: "" }, "host", /SSH host's address/, true);
-    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, true);
-    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, true);
-    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, true);
-    rejects(existing, "sshPrivateKey", /--secret/, false);
-    assert.deepEqual(parse(existing, true).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+    rejects({ ...existing, host: "" }, "host", /SSH host's address/, KEY);
+    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, KEY);
+    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, KEY);
+    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, KEY);
+    rejects(existing, "sshPrivateKey", /--secret/);
+    assert.deepEqual(parse(existing, KEY).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+  });
+  it("retro #3: a passphrase-protected sshPrivateKey is rejected, naming the key; passphrase-free keys pass", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-keys-"));
+    const keygen = (name: string, passphrase: string, ...args: string[]) => {
+      const file = path.join(dir, name);
+      const r = spawnSync("ssh-keygen", ["-q", "-N", passphrase, "-C", "", "-f", file, ...args], {
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, `ssh-keygen: ${r.stderr}`);
+      return fs.readFileSync(file, "utf8");
+    };
+    try {
+      const locked = {
+        "OpenSSH (bcrypt kdf)": keygen("openssh", "a passphrase", "-t", "ed25519"),
+        "PEM (Proc-Type: 4,ENCRYPTED)": keygen("pem", "a passphrase", "-t", "rsa", "-b", "2048", "-m", "PEM"),
+        "PKCS#8 (ENCRYPTED PRIVATE KEY)": keygen(
+          "pkcs8",
+          "a passphrase",
+          "-t",
+          "rsa",
+          "-b",
+          "2048",
+          "-m",
+          "PKCS8",
+        ),
+      };
+      for (const [format, key] of Object.entries(locked)) {
+        rejects(existing, "sshPrivateKey", /protected by a passphrase.*ssh-keygen -p -N ''/, key);
+        assert.throws(
+          () => parse(existing, key),
+          (err: ConfigError) => !err.message.includes(key.split("\n")[1]),
+          `${format}: the error must not print the key`,
+        );
+      }
+      for (const key of [
+        keygen("free-openssh", "", "-t", "ed25519"),
+        keygen("free-pem", "", "-t", "rsa", "-b", "2048", "-m", "PEM"),
+      ]) {
+        assert.equal(isPassphraseProtected(key), false);
+        assert.deepEqual(parse(existing, key).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
   it("target existing: no DigitalOcean-only features", () => {
-    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, true);
+    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, KEY);
     rejects(
       { ...existing, alertEmails: '["ops@example.com"]' },
       "alertEmails",
       /target existing leave it empty/,
-      true,
+      KEY,
     );
     rejects(
       { ...existing, domain: "chitram.example.com", manageDns: "true" },
       "manageDns",
       /set it to false/,
-      true,
+      KEY,
     );
   });
   it("every problem is reported at once, not one per run", () => {

@@ -1,7 +1,9 @@
 // The whole program under Pulumi's mocks: every resource and its inputs, secrets still secret,
 // the remote steps' order and connections, and bad config stopping everything.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { decodeFiles } from "../templates/hostFiles";
@@ -100,11 +102,12 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
       if (k !== "deployPrivateKey") assert.equal(o.secret, false, k);
   });
 
-  it("the deploy and stack keys are ED25519 from @pulumi/tls (OpenSSH format, no passphrase possible)", () => {
+  it("retro #3: the deploy and stack keys are asked of @pulumi/tls as ED25519 and nothing else (no passphrase input)", () => {
+    // What the provider generates cannot be run here (no engine); what the program asks for can.
     const keys = ofType(run, "tls:index/privateKey:PrivateKey");
-    assert.deepEqual(keys.map((k) => [k.name, k.inputs.algorithm]).sort(), [
-      ["deploy-key", "ED25519"],
-      ["stack-key", "ED25519"],
+    assert.deepEqual(keys.map((k) => [k.name, k.inputs]).sort(), [
+      ["deploy-key", { algorithm: "ED25519" }],
+      ["stack-key", { algorithm: "ED25519" }],
     ]);
     assert.equal(
       run.outputs.deployPublicKey.value,
@@ -240,6 +243,25 @@ describe("program: bad config stops everything", () => {
     await runProgram({ stack: "staging", config: STAGING, registered });
     assert.ok(registered.length > 10, `${registered.length} registrations recorded`);
   });
+
+  it("retro #3: a passphrase-protected sshPrivateKey stops the program, naming the key", async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "chitram-key-")), "locked");
+    assert.equal(
+      spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", file]).status,
+      0,
+    );
+    const locked = fs.readFileSync(file, "utf8");
+    fs.rmSync(path.dirname(file), { recursive: true });
+    const registered: RecordedResource[] = [];
+    const attempt = runProgram({
+      stack: "sandbox",
+      config: { ...EXISTING, sshPrivateKey: locked },
+      secretKeys: ["sshPrivateKey"],
+      registered,
+    });
+    await assert.rejects(attempt, /chitram:sshPrivateKey: the key is protected by a passphrase/);
+    assert.equal(registered.length, 0);
+  });
 });
 
 describe("program: the files the host receives", async () => {
@@ -260,6 +282,16 @@ describe("program: the files the host receives", async () => {
     assert.ok(secrets.includes("app-minio-secret"));
     assert.equal(secrets.filter((n) => n.includes("minio")).length, 1, "exactly one MinIO secret resource");
     assert.match(env.DATABASE_URL, new RegExp(`:${env.POSTGRES_PASSWORD}@postgres:5432/`));
+  });
+
+  it("retro #2: the app gets PostgreSQL through asyncpg, the production driver, on the compose postgres service", () => {
+    const env = parseEnvFile(decodeFiles(step(real, "app-env-file").stdin!)[0].content);
+    assert.match(
+      env.DATABASE_URL,
+      /^postgresql\+asyncpg:\/\/chitram:[A-Za-z0-9]{32}@postgres:5432\/chitram$/,
+      "driver, user, service, port and database",
+    );
+    assert.doesNotMatch(JSON.stringify(env), /sqlite/i);
   });
 
   it("the env file is secret: its step's stdin is secret, nothing is logged, outputs are secret", () => {
