@@ -15,8 +15,8 @@ import {
   RecordedResource,
   replaceRealValue,
   runProgram,
-} from "../tools/mockProgram";
-import { ProgramStep } from "../tools/steps";
+} from "../harness/mockProgram";
+import { ProgramStep } from "../harness/steps";
 import { EXISTING, named, ofType, PROD, runStack, STAGING, step } from "./support";
 
 const DROPLET = "digitalocean:index/droplet:Droplet";

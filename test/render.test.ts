@@ -133,7 +133,11 @@ describe("render: prod (domain mode) and overrides", () => {
     assert.notEqual(r.status, 0);
     let expected = "";
     try {
-      parseConfig(withDefaults({ ...STAGING, size: "s-1vcpu-1gb", domain: "203.0.113.9" }), "staging", undefined);
+      parseConfig(
+        withDefaults({ ...STAGING, size: "s-1vcpu-1gb", domain: "203.0.113.9" }),
+        "staging",
+        undefined,
+      );
     } catch (err) {
       expected = (err as ConfigError).message;
     }

@@ -1,4 +1,4 @@
-// Unit tests of test/host/replay.ts. No real host: pure tests of the ordering and the checks,
+// Unit tests of harness/replay.ts. No real host: pure tests of the ordering and the checks,
 // then a tiny in-process ssh2 Server on 127.0.0.1 that runs exec'd commands with a local
 // `bash -c` (test only) and serves a minimal SFTP rooted in a temp dir.
 // Run: node --import tsx --test test/replay-runner.test.ts
@@ -11,8 +11,8 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Server, utils } from "ssh2";
 import type { Connection, ParsedKey, Session } from "ssh2";
-import { orderSteps, replay, StepError } from "./host/replay";
-import type { Step, StepConnection } from "./host/replay";
+import { orderSteps, replay, StepError } from "../harness/replay";
+import type { Step, StepConnection } from "../harness/replay";
 
 const HOST_KEY = utils.generateKeyPairSync("ed25519");
 const USER_KEY = utils.generateKeyPairSync("ed25519");

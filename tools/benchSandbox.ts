@@ -3,10 +3,10 @@
 // failed requests out of N at 10 Hz on /health while a Caddyfile change and while an app image
 // change are applied, and steady-state memory of the containers.
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
-import { ProgramStep } from "./steps";
-import { apply } from "../test/host/engine";
-import { Deployment, get, newDeployment, restep, SANDBOX_APP_IMAGE, waitHealthy } from "../test/host/hostKit";
-import { buildImages, ensureDockerd, removeAllSandboxes } from "../test/host/sandbox";
+import { ProgramStep } from "../harness/steps";
+import { apply } from "../harness/engine";
+import { Deployment, get, newDeployment, restep, SANDBOX_APP_IMAGE, waitHealthy } from "../harness/hostKit";
+import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 

@@ -21,7 +21,7 @@ import {
   SANDBOX_LABEL,
   SERVICE_IMAGES,
   startDroplet,
-} from "../test/host/sandbox";
+} from "../harness/sandbox";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = "sandbox";
@@ -192,7 +192,7 @@ function upActions(base: string, droplet: DropletState): Action[] {
   }
   if (droplet.status !== "running") {
     if (droplet.status === "stopped") actions.push(...removeDroplet());
-    // What startDroplet() in test/host/sandbox.ts runs (it labels the droplet with the id of the
+    // What startDroplet() in harness/sandbox.ts runs (it labels the droplet with the id of the
     // process that started it), before it waits for the inner engine and sshd.
     const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", "chitram.sandbox.pid=<this process id>"];
     actions.push({

@@ -13,7 +13,7 @@ import {
   restoreDrill,
   shq,
 } from "./backupDrill";
-import { apply, toReplayStep } from "./engine";
+import { apply, toReplayStep } from "../../harness/engine";
 import {
   Deployment,
   get,
@@ -23,11 +23,11 @@ import {
   sshExec,
   tcpOpen,
   waitHealthy,
-} from "./hostKit";
-import { replay, StepError } from "./replay";
-import { replaceRealValue } from "../../tools/mockProgram";
-import { runStack } from "../support";
-import { ensureDockerd, removeAllSandboxes } from "./sandbox";
+} from "../../harness/hostKit";
+import { replay, StepError } from "../../harness/replay";
+import { replaceRealValue } from "../../harness/mockProgram";
+import { runStack } from "../../harness/steps";
+import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
 const stepNamed = (d: Deployment, name: string) => d.steps.find((s) => s.name === name)!;

@@ -3,10 +3,10 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Client, utils } from "ssh2";
-import { ProgramStep } from "../../tools/steps";
+import { ProgramStep } from "./steps";
 import { EngineState } from "./engine";
 import { buildImages, Droplet, ensureDockerd, startDroplet } from "./sandbox";
-import { runStack } from "../support";
+import { runStack } from "./steps";
 
 export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
 
