@@ -43,7 +43,7 @@ export function renderEnvFile(args: EnvFileArgs): string {
   ].join("\n");
 }
 
-/** Parses KEY=value lines (comments and blanks skipped); used by tests and the runbook checks. */
+/** Parses KEY=value lines (comments and blanks skipped): the env file and host.env, for the tests. */
 export function parseEnvFile(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split("\n")) {

@@ -22,6 +22,7 @@ import {
   SERVICE_IMAGES,
   startDroplet,
 } from "../harness/sandbox";
+import { shellQuote } from "../templates/steps";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = "sandbox";
@@ -55,7 +56,7 @@ interface Action {
   run(ports: Ports): Promise<void>;
 }
 
-const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : shellQuote(arg));
 const commandLine = (argv: string[]) => argv.map(quote).join(" ");
 
 const pulumiEnv = (): NodeJS.ProcessEnv => {

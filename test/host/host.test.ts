@@ -11,8 +11,8 @@ import {
   failsWithPostgresStopped,
   HostExec,
   restoreDrill,
-  shq,
 } from "./backupDrill";
+import { shellQuote as shq } from "../../templates/steps";
 import { apply, toReplayStep } from "../../harness/engine";
 import {
   Deployment,
