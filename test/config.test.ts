@@ -7,15 +7,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
-import {
-  ConfigError,
-  cronProblem,
-  declaredConfig,
-  isPassphraseProtected,
-  parseConfig,
-  RawConfig,
-  withDefaults,
-} from "../config";
+import { cronProblem, isPassphraseProtected } from "../checks";
+import { ConfigError, declaredConfig, parseConfig, RawConfig, withDefaults } from "../config";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
