@@ -6,10 +6,7 @@ import { AppDeployment } from "./components/appDeployment";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
 import { loadConfig } from "./config";
-
-export const APP_DIR = "/opt/chitram";
-export const VOLUME_MOUNT = "/mnt/chitram-data";
-export const LOCAL_DATA_DIR = "/var/lib/chitram";
+import { APP_DIR, LOCAL_DATA_DIR, VOLUME_MOUNT } from "./hostContract";
 
 export interface StackOutputs {
   publicIp: pulumi.Output<string>;

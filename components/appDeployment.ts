@@ -1,14 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { ENV_FILE_NAME } from "../templates/compose";
+import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME } from "../hostContract";
 import { renderEnvFile } from "../templates/envFile";
 import { renderBackupCron } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
-
-export const CRON_PATH = "/etc/cron.d/chitram-backup";
-export const BACKUP_LOG = "/var/log/chitram-backup.log";
 
 export interface AppDeploymentArgs {
   /** How steps connect: as the deploy user with the deploy key. Default: none (required). */

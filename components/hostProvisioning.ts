@@ -1,12 +1,10 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
 import { renderSshdDropIn } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
 import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
-
-export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
-export const SWAP_FILE = "/swapfile";
 
 export interface HostProvisioningArgs {
   /** Address of the host. Default: none (required). */

@@ -22,6 +22,7 @@ import {
   SERVICE_IMAGES,
   startDroplet,
 } from "../harness/sandbox";
+import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { shellQuote } from "../templates/steps";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -31,7 +32,6 @@ export const DEFAULT_BASE = "ubuntu:22.04";
 /** Built by sandbox/build.sh, which also builds the droplet image from it. */
 const DEBOOTSTRAP_BASE = "local/bookworm:base";
 /** The app stand-in built by sandbox/build.sh and loaded into the droplet's engine. */
-const APP_IMAGE = "chitram-app:sandbox";
 const PASSPHRASE = "sandbox";
 
 // Paths relative to the repository root: commands run there and print the way a person types them.
@@ -231,7 +231,7 @@ function upActions(base: string, droplet: DropletState): Action[] {
     },
     pulumi(["config", "set", ...withConfig, "chitram:sshUser", "root"]),
     pulumi(["config", "set", ...withConfig, "--secret", "chitram:sshPrivateKey"], { inputFrom: KEY_FILE }),
-    pulumi(["config", "set", ...withConfig, "chitram:appImage", APP_IMAGE]),
+    pulumi(["config", "set", ...withConfig, "chitram:appImage", SANDBOX_APP_IMAGE]),
     pulumi(["up", "--yes", ...withConfig]),
   );
   return actions;

@@ -11,6 +11,7 @@
  * fixed (`/opt/chitram`, overridable through `DrillOptions.appDir` for a local layout).
  */
 import { randomBytes } from "node:crypto";
+import { APP_DIR } from "../../hostContract";
 import { parseEnvFile } from "../../templates/envFile";
 import { shellQuote as shq } from "../../templates/steps";
 
@@ -22,8 +23,6 @@ export interface DrillOptions {
   /** How long to wait for postgres to be healthy again after a restart (ms, default 120 000). */
   healthyTimeoutMs?: number;
 }
-
-export const DEFAULT_APP_DIR = "/opt/chitram";
 
 // The host's PATH may be minimal (an SSH session, cron); docker can live in /usr/local/bin.
 const PATH_PREFIX = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH; ";
@@ -51,7 +50,7 @@ async function must(exec: HostExec, what: string, cmd: string): Promise<string> 
 }
 
 async function hostPaths(exec: HostExec, opts?: DrillOptions): Promise<HostPaths> {
-  const appDir = opts?.appDir ?? DEFAULT_APP_DIR;
+  const appDir = opts?.appDir ?? APP_DIR;
   const env = parseEnvFile(await must(exec, "reading host.env", `cat ${shq(`${appDir}/host.env`)}`));
   for (const key of ["APP_DIR", "DATA_DIR", "BACKUP_DIR"]) {
     if (!env[key]) throw new Error(`${appDir}/host.env does not set ${key}`);
@@ -101,7 +100,7 @@ export async function backupUnderCronEnv(
 ): Promise<{ code: number; stdout: string; stderr: string; dump?: string }> {
   const p = await hostPaths(exec, opts);
   const before = new Set(await listDumps(exec, p));
-  const script = `${opts?.appDir ?? DEFAULT_APP_DIR}/scripts/backup.sh`;
+  const script = `${opts?.appDir ?? APP_DIR}/scripts/backup.sh`;
   // Not through run(): the PATH must be cron's, which is the point of this drill.
   const r = await exec(`env -i PATH=/usr/bin:/bin ${shq(script)}`);
   const after = await listDumps(exec, p);
@@ -155,7 +154,7 @@ export async function restoreDrill(exec: HostExec, opts?: DrillOptions): Promise
     const gone = await sqlOk("checking the table is gone", `SELECT to_regclass('${DRILL_TABLE}') IS NULL;`);
     if (gone !== "t") throw new Error(`restoreDrill: ${DRILL_TABLE} still exists after DROP TABLE (${gone})`);
 
-    const appDir = opts?.appDir ?? DEFAULT_APP_DIR;
+    const appDir = opts?.appDir ?? APP_DIR;
     const restore = await run(exec, `${shq(`${appDir}/scripts/restore.sh`)} latest`);
     if (restore.code !== 0) throw new Error(detail("restoreDrill: restore.sh latest failed", restore));
     const dumpName = backup.dump.slice(backup.dump.lastIndexOf("/") + 1);
