@@ -31,3 +31,17 @@ export const SERVICE_IMAGES = {
 
 /** The app stand-in the sandbox builds; `appImage` of every sandbox deployment. */
 export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
+
+/**
+ * The site's URLs, built in one place: `url` is what users open (HTTPS on the domain, or plain
+ * HTTP on `address` in IP mode, retro #8) and `healthUrl` what health checks GET, through Caddy.
+ * `address` (unused with a domain) is the droplet's IP for users and uptime checks, 127.0.0.1 for
+ * the host's own check.
+ */
+export function siteUrls(
+  site: { domain?: string; healthPath: string },
+  address: string,
+): { url: string; healthUrl: string } {
+  const url = site.domain ? `https://${site.domain}` : `http://${address}`;
+  return { url, healthUrl: `${url}${site.healthPath}` };
+}

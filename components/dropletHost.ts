@@ -1,6 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { siteUrls } from "../hostContract";
 
 export interface DropletHostArgs {
   /** Region slug of the droplet, volume and project resources. Default: none (required). */
@@ -130,8 +131,8 @@ export class DropletHost extends pulumi.ComponentResource {
         {
           name: `${name}-${stack}-health`,
           target: domain
-            ? `https://${domain}${healthPath}`
-            : pulumi.interpolate`http://${droplet.ipv4Address}${healthPath}`,
+            ? siteUrls({ domain, healthPath }, domain).healthUrl
+            : droplet.ipv4Address.apply((ip) => siteUrls({ healthPath }, ip).healthUrl),
           type: domain ? "https" : "http",
           regions: ["us_east", "eu_west"],
         },
