@@ -25,10 +25,10 @@ export interface HostProvisioningArgs {
   deployPublicKey: pulumi.Input<string>;
   /** Private half of the deploy key (no passphrase). Default: none (required). */
   deployPrivateKey: pulumi.Input<string>;
-  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: true. */
-  closeRootLogin?: boolean;
-  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: 2048. */
-  swapSizeMb?: number;
+  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: none (required). */
+  closeRootLogin: boolean;
+  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
+  swapSizeMb: number;
   /** Block volume to mount, and the attachment to wait for; undefined = none. Plain: rendered into the script. Default: undefined. */
   dataVolume?: { name: string; mountPoint: string; attachment: pulumi.Resource };
   /** Resources that must exist before the first connection (the droplet's firewall etc.). Default: []. */
@@ -144,7 +144,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
         {
           path: SSHD_DROPIN_PATH,
           mode: "0644",
-          content: renderSshdDropIn({ closeRootLogin: args.closeRootLogin ?? true }),
+          content: renderSshdDropIn({ closeRootLogin: args.closeRootLogin }),
         },
       ]),
       sudo: true,
@@ -152,7 +152,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
     });
     const swap = asDeploy(`${name}-swap`, {
       script: "swap",
-      params: { SWAP_MB: args.swapSizeMb ?? 2048, SWAP_FILE },
+      params: { SWAP_MB: args.swapSizeMb, SWAP_FILE },
       sudo: true,
       dependsOn: [accessProof],
     });
