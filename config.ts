@@ -88,11 +88,26 @@ const email = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
 const imageRef =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+// The health path reaches curl, compose.yaml, host.env (sourced by root) and the uptime check: a
+// path and an optional query string. `&` is allowed in the query (every file that carries the path
+// quotes it); `$ ( ) ; '` and the like are not: no health endpoint needs them, and compose
+// (interpolation) and curl (URL globbing) would read some of them even when quoted.
+const healthPathPattern =
+  /^\/(?:[A-Za-z0-9._~/:@+,=-]|%[0-9A-Fa-f]{2})*(?:\?(?:[A-Za-z0-9._~/:@+,=&-]|%[0-9A-Fa-f]{2})*)?$/;
+
+/** Whether `sshPrivateKey` is set, and how: only a secret keeps it out of the stack file in plain text. */
+export type KeyState = "unset" | "secret" | "plaintext";
+
 /**
  * Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing
- * every problem. `sshPrivateKey` is the secret key's text (only checked, never printed).
+ * every problem. `sshPrivateKeyText` is the key itself, only checked for a passphrase, never printed.
  */
-export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: string | undefined): StackConfig {
+export function parseConfig(
+  raw: RawConfig,
+  stack: string,
+  sshPrivateKey: KeyState,
+  sshPrivateKeyText?: string,
+): StackConfig {
   const problems: string[] = [];
   const bad = (key: string, value: string | undefined, allowed: string) =>
     problems.push(`${CONFIG_NAMESPACE}:${key}: ${JSON.stringify(value ?? null)} is not allowed; ${allowed}`);
@@ -201,8 +216,14 @@ export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: string
   }
   const appPort = int("appPort", 1, 65535);
   const healthPath = str("healthPath");
-  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/.test(healthPath)) {
-    bad("healthPath", healthPath, "use a URL path that starts with / and has no spaces or quotes");
+  if (!healthPathPattern.test(healthPath)) {
+    bad(
+      "healthPath",
+      healthPath,
+      "use a URL path that starts with /, made of letters, digits, . _ ~ - / : @ + , = and %XX escapes, " +
+        "optionally followed by a query string after ? that may also use &; " +
+        "no spaces, quotes, # or shell characters such as $ ( ) ; ' \" ` \\ | < > * ! [ ] { }",
+    );
   }
 
   const backupSchedule = str("backupSchedule");
@@ -229,13 +250,13 @@ export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: string
     const user = str("sshUser");
     if (!linuxUser.test(user))
       bad("sshUser", user, "use a Linux user name: root, or a user with passwordless sudo");
-    if (!sshPrivateKey) {
+    if (sshPrivateKey === "unset") {
       bad(
         "sshPrivateKey",
         undefined,
         "with target existing, set it: pulumi config set --secret chitram:sshPrivateKey < key",
       );
-    } else if (isPassphraseProtected(sshPrivateKey)) {
+    } else if (sshPrivateKeyText !== undefined && isPassphraseProtected(sshPrivateKeyText)) {
       problems.push(
         `${CONFIG_NAMESPACE}:sshPrivateKey: the key is protected by a passphrase, which nothing can ` +
           "type during `pulumi up`; use a key without one (`ssh-keygen -p -N '' -f <key>` removes it)",
@@ -260,6 +281,13 @@ export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: string
         "with target existing and a domain, set it to false and point the domain at the host yourself",
       );
     existingHost = { host, port, user };
+  }
+
+  if (sshPrivateKey === "plaintext") {
+    problems.push(
+      `${CONFIG_NAMESPACE}:sshPrivateKey: is set in plain text, so the private key sits readable in the stack file; ` +
+        `set it as a secret: pulumi config set --secret ${CONFIG_NAMESPACE}:sshPrivateKey < key`,
+    );
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -301,10 +329,17 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
   for (const key of Object.keys(declaredConfig())) {
     if (key !== "sshPrivateKey") raw[key] = cfg.get(key);
   }
-  // Checked as plain text, then read only through requireSecret, so the key is a secret Output
-  // even if it was set in plaintext.
-  const keyText = cfg.get("sshPrivateKey") || undefined;
-  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyText);
-  const sshPrivateKey = keyText !== undefined ? cfg.requireSecret("sshPrivateKey") : undefined;
+  // The value is read only through requireSecret; whether it was set with --secret comes from the
+  // engine's list of secret keys (the SDK's isConfigSecret, not in its typings).
+  const runtime = pulumi.runtime as unknown as { isConfigSecret(key: string): boolean };
+  const keyText = cfg.get("sshPrivateKey") ?? "";
+  const keyState: KeyState =
+    keyText === ""
+      ? "unset"
+      : runtime.isConfigSecret(`${CONFIG_NAMESPACE}:sshPrivateKey`)
+        ? "secret"
+        : "plaintext";
+  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText);
+  const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
   return { config, sshPrivateKey };
 }

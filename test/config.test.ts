@@ -8,21 +8,24 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
 import { cronProblem, isPassphraseProtected } from "../checks";
-import { ConfigError, declaredConfig, parseConfig, RawConfig, withDefaults } from "../config";
+import { ConfigError, declaredConfig, KeyState, parseConfig, RawConfig, withDefaults } from "../config";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
 
-/** A stand-in for the text of a passphrase-free key (only checked for a passphrase). */
-const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----\n";
-
-function parse(overrides: RawConfig, sshPrivateKey?: string) {
-  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", sshPrivateKey);
+function parse(overrides: RawConfig, key: KeyState = "unset", keyText?: string) {
+  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", key, keyText);
 }
 
-function rejects(overrides: RawConfig, key: string, allowed: RegExp, sshPrivateKey?: string) {
+function rejects(
+  overrides: RawConfig,
+  key: string,
+  allowed: RegExp,
+  keyState: KeyState = "unset",
+  keyText?: string,
+) {
   assert.throws(
-    () => parse(overrides, sshPrivateKey),
+    () => parse(overrides, keyState, keyText),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
       const line = err.problems.find((p) => p.startsWith(`chitram:${key}:`));
@@ -155,7 +158,7 @@ describe("config: one rule per key", () => {
     rejects({ closeRootLogin: "1" }, "closeRootLogin", /true or false/));
   it("appImage: required, a container image reference", () => {
     assert.throws(
-      () => parseConfig(withDefaults({}), "test", undefined),
+      () => parseConfig(withDefaults({}), "test", "unset"),
       /chitram:appImage: null is not allowed; it is required/,
     );
     rejects({ appImage: "ghcr.io/Example/Chitram:1.0" }, "appImage", /image reference/);
@@ -174,9 +177,21 @@ describe("config: one rule per key", () => {
     rejects({ appPort: "65536" }, "appPort", /1 to 65535/);
     rejects({ appPort: "80.5" }, "appPort", /whole number/);
   });
-  it("healthPath: starts with /", () => {
+  it("healthPath: a path from / with an optional query string; shell characters are refused", () => {
     rejects({ healthPath: "health" }, "healthPath", /starts with \//);
-    rejects({ healthPath: "/he alth" }, "healthPath", /no spaces/);
+    const hostile = ["/health$(id)", "/he'alth", "/he alth", "/health;id", "/health`id`", '/he"alth'];
+    hostile.push("/health#top", "/health|id", "/he%zzalth", "/health?a=$(id)", "/he&alth", "/health\nid");
+    for (const p of hostile)
+      rejects({ healthPath: p }, "healthPath", /query string after \? .*no spaces, quotes/);
+    for (const p of [
+      "/health",
+      "/health?a=1&b=2",
+      "/api/v1/health",
+      "/health%20check",
+      "/-/ready",
+      "/health?",
+    ])
+      assert.equal(parse({ healthPath: p }).healthPath, p);
   });
   it("backupSchedule: a five-field cron expression", () => {
     rejects({ backupSchedule: "@daily" }, "backupSchedule", /five-field cron/);
@@ -202,12 +217,12 @@ describe("config: one rule per key", () => {
     rejects({ alertEmails: "ops@example.com" }, "alertEmails", /list of strings/);
   });
   it("target existing: host, sshPort, sshUser and sshPrivateKey are required and checked", () => {
-    rejects({ ...existing, host: "" }, "host", /SSH host's address/, KEY);
-    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, KEY);
-    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, KEY);
-    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, KEY);
-    rejects(existing, "sshPrivateKey", /--secret/);
-    assert.deepEqual(parse(existing, KEY).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+    rejects({ ...existing, host: "" }, "host", /SSH host's address/, "secret");
+    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, "secret");
+    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, "secret");
+    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, "secret");
+    rejects(existing, "sshPrivateKey", /--secret/, "unset");
+    assert.deepEqual(parse(existing, "secret").existingHost, { host: "192.0.2.7", port: 22, user: "root" });
   });
   it("retro #3: a passphrase-protected sshPrivateKey is rejected, naming the key; passphrase-free keys pass", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-keys-"));
@@ -235,9 +250,9 @@ describe("config: one rule per key", () => {
         ),
       };
       for (const [format, key] of Object.entries(locked)) {
-        rejects(existing, "sshPrivateKey", /protected by a passphrase.*ssh-keygen -p -N ''/, key);
+        rejects(existing, "sshPrivateKey", /protected by a passphrase.*ssh-keygen -p -N ''/, "secret", key);
         assert.throws(
-          () => parse(existing, key),
+          () => parse(existing, "secret", key),
           (err: ConfigError) => !err.message.includes(key.split("\n")[1]),
           `${format}: the error must not print the key`,
         );
@@ -247,25 +262,43 @@ describe("config: one rule per key", () => {
         keygen("free-pem", "", "-t", "rsa", "-b", "2048", "-m", "PEM"),
       ]) {
         assert.equal(isPassphraseProtected(key), false);
-        assert.deepEqual(parse(existing, key).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+        assert.deepEqual(parse(existing, "secret", key).existingHost, {
+          host: "192.0.2.7",
+          port: 22,
+          user: "root",
+        });
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
   it("target existing: no DigitalOcean-only features", () => {
-    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, KEY);
+    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, "secret");
     rejects(
       { ...existing, alertEmails: '["ops@example.com"]' },
       "alertEmails",
       /target existing leave it empty/,
-      KEY,
+      "secret",
     );
     rejects(
       { ...existing, domain: "chitram.example.com", manageDns: "true" },
       "manageDns",
       /set it to false/,
-      KEY,
+      "secret",
+    );
+  });
+  it("sshPrivateKey: set without --secret is refused, for any target, naming the command to use", () => {
+    rejects(
+      existing,
+      "sshPrivateKey",
+      /in plain text.*pulumi config set --secret chitram:sshPrivateKey/,
+      "plaintext",
+    );
+    rejects(
+      {},
+      "sshPrivateKey",
+      /in plain text.*pulumi config set --secret chitram:sshPrivateKey/,
+      "plaintext",
     );
   });
   it("every problem is reported at once, not one per run", () => {
