@@ -11,7 +11,6 @@ import {
   failsWithPostgresStopped,
   HostExec,
   restoreDrill,
-  shq,
 } from "./backupDrill";
 import { shellQuote as shq } from "../../templates/steps";
 import { apply, toReplayStep } from "../../harness/engine";
