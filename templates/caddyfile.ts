@@ -1,14 +1,8 @@
 // The Caddyfile, right for the address users open: an IP address gets plain HTTP on :80 (Caddy
 // cannot get a certificate for it, and redirecting sends browsers to https://localhost: retro #8);
 // a domain gets automatic HTTPS and HSTS.
-import { isBareDomain } from "../config";
-
-/**
- * The file, beside the Caddyfile, that names the app container Caddy proxies to (`to <container>:<port>`).
- * The release step (templates/steps/composeUp.sh) writes it once a new container is healthy and
- * reloads Caddy; a restarted Caddy reads it again, so it always proxies to the live container.
- */
-export const APP_UPSTREAM_FILE = "app-upstream.caddy";
+import { isBareDomain } from "../checks";
+import { APP_UPSTREAM_FILE } from "../hostContract";
 
 export interface CaddyfileArgs {
   /** Domain served with automatic HTTPS; undefined = IP mode (plain HTTP on :80). */

@@ -6,14 +6,15 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
-import { APP_UPSTREAM_FILE, renderCaddyfile } from "../templates/caddyfile";
+import { renderCaddyfile } from "../templates/caddyfile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { composeObject, MEMORY_LIMITS_MB, renderCompose, SERVICE_ENV_FILES } from "../templates/compose";
+import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
 import { renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import { renderBackupCron, renderSshdDropIn } from "../templates/hostConfig";
 import { renderStepScript, StepScript } from "../templates/steps";
 import { renderSudoers } from "../templates/sudoers";
 import { EXISTING, PROD, runStack, STAGING, tool } from "./support";
+import { APP_UPSTREAM_FILE, SERVICE_ENV_FILES } from "../hostContract";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-validators-"));
 function write(name: string, content: string, mode = 0o644): string {
@@ -295,7 +296,7 @@ describe("validators: cloud-init, cron, sshd, keys", () => {
     assert.match(renderSshdDropIn({ closeRootLogin: false }), /^PermitRootLogin prohibit-password$/m);
   });
 
-  it("retro #3: the deploy key works with an empty passphrase (ssh-keygen -y -P ''); a passphrase key fails it", async () => {
+  it("retro #3: ssh-keygen -y -P '' reads the deploy key output (under mocks, a stand-in ED25519 key) and refuses a passphrase key", async () => {
     const run = await runStack("staging", STAGING, "real");
     const keyFile = write("deploy_key", String(run.outputs.deployPrivateKey.value), 0o600);
     const ok = tool("ssh-keygen", ["-y", "-P", "", "-f", keyFile]);

@@ -4,8 +4,8 @@
 // env change, a broken image and a rollback are applied, the seconds from the start of the release
 // step to the new version serving, and steady-state memory of the containers.
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
-import { ProgramStep } from "./steps";
-import { apply } from "../test/host/engine";
+import { ProgramStep } from "../harness/steps";
+import { apply } from "../harness/engine";
 import {
   APP_VARIANTS,
   buildAppVariants,
@@ -13,11 +13,11 @@ import {
   newDeployment,
   probeDuring,
   restep,
-  SANDBOX_APP_IMAGE,
   waitHealthy,
   withAppEnv,
-} from "../test/host/hostKit";
-import { buildImages, ensureDockerd, removeAllSandboxes } from "../test/host/sandbox";
+} from "../harness/hostKit";
+import { SANDBOX_APP_IMAGE } from "../hostContract";
+import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 

@@ -4,8 +4,8 @@
 // change. Variant images are built inside the droplet's own engine under private names.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ProgramStep } from "../../tools/steps";
-import { apply } from "./engine";
+import { ProgramStep } from "../../harness/steps";
+import { apply } from "../../harness/engine";
 import {
   APP_VARIANTS,
   buildAppVariants,
@@ -14,13 +14,13 @@ import {
   probeDuring,
   ProbeResult,
   restep,
-  SANDBOX_APP_IMAGE,
   withAppEnv,
-} from "./hostKit";
+} from "../../harness/hostKit";
+import { StepError } from "../../harness/replay";
+import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { APP_DIR, APP_UPSTREAM_FILE, SANDBOX_APP_IMAGE } from "../../hostContract";
 
 const { v2: V2, noHealth: NO_HEALTH, crashing: CRASHING, missing: MISSING } = APP_VARIANTS;
-import { StepError } from "./replay";
-import { ensureDockerd, removeAllSandboxes } from "./sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
 
@@ -39,7 +39,7 @@ describe("real host: releases without downtime", () => {
   /** The container Caddy proxies to (from the upstream file) and its image. */
   async function live(): Promise<{ name: string; image: string }> {
     const r = await d.droplet.exec(
-      "name=$(sed -n 's/^to \\(.*\\):[0-9]*$/\\1/p' /opt/chitram/caddy/app-upstream.caddy) && " +
+      `name=$(sed -n 's/^to \\(.*\\):[0-9]*$/\\1/p' ${APP_DIR}/caddy/${APP_UPSTREAM_FILE}) && ` +
         'echo "$name $(docker inspect -f \'{{.Config.Image}}\' "$name")"',
     );
     assert.equal(r.code, 0, r.stderr);
@@ -48,7 +48,7 @@ describe("real host: releases without downtime", () => {
   }
 
   async function appContainers(): Promise<string[]> {
-    const r = await d.droplet.exec("cd /opt/chitram && docker compose ps -a --format '{{.Name}}' app");
+    const r = await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -a --format '{{.Name}}' app`);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.split("\n").filter(Boolean).sort();
   }

@@ -3,13 +3,12 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Client, utils } from "ssh2";
-import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
-import { ProgramStep } from "../../tools/steps";
+import { decodeFiles, encodeFiles } from "../templates/hostFiles";
+import { ProgramStep } from "./steps";
+import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
 import { EngineState } from "./engine";
 import { buildImages, Droplet, ensureDockerd, startDroplet } from "./sandbox";
-import { runStack } from "../support";
-
-export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
+import { runStack } from "./steps";
 
 /** App images for release tests, built by buildAppVariants inside a droplet's own engine only. */
 export const APP_VARIANTS = {
@@ -180,9 +179,9 @@ export async function hostFingerprint(droplet: Droplet, deployUser = "chitram"):
     [
       `getent passwd ${deployUser}`,
       `id -nG ${deployUser}`,
-      `stat -c '%n %a %U' /opt/chitram /opt/chitram/.env.production /etc/sudoers.d/${deployUser} /etc/cron.d/chitram-backup`,
-      `find /opt/chitram /etc/sudoers.d /etc/cron.d/chitram-backup /etc/ssh/sshd_config.d /home/${deployUser}/.ssh -type f -not -name '.compose-up.err' -exec sha256sum {} + | sort`,
-      "cd /opt/chitram && docker compose ps -q | sort",
+      `stat -c '%n %a %U' ${APP_DIR} ${APP_DIR}/${ENV_FILE_NAME} /etc/sudoers.d/${deployUser} ${CRON_PATH}`,
+      `find ${APP_DIR} /etc/sudoers.d ${CRON_PATH} /etc/ssh/sshd_config.d /home/${deployUser}/.ssh -type f -not -name '.compose-up.err' -exec sha256sum {} + | sort`,
+      `cd ${APP_DIR} && docker compose ps -q | sort`,
       "grep -c chitram /etc/fstab || true",
     ].join(" && "),
   );
@@ -260,7 +259,7 @@ export function withAppEnv(steps: ProgramStep[], name: string, value: string): P
   return steps.map((s) => {
     if (s.name !== "app-env-file") return s;
     const files = decodeFiles(s.stdin!).map((f) =>
-      f.path.endsWith("/.env.production") ? { ...f, content: `${f.content}${name}=${value}\n` } : f,
+      f.path.endsWith(`/${ENV_FILE_NAME}`) ? { ...f, content: `${f.content}${name}=${value}\n` } : f,
     );
     return { ...s, stdin: encodeFiles(files) };
   });
