@@ -298,10 +298,7 @@ describe("config: unknown keys and how errors reach the CLI", () => {
       runProgram({ stack: "staging", config: { ...STAGING, regoin: "ams3" } }),
       (err: unknown) => {
         assert.ok(pulumi.RunError.isInstance(err), `not a RunError: ${String(err)}`);
-        assert.match(
-          (err as Error).message,
-          /chitram:regoin is not a known key; did you mean chitram:region\?/,
-        );
+        assert.match(err.message, /chitram:regoin is not a known key; did you mean chitram:region\?/);
         return true;
       },
     );
