@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds the images the host tests need, without any image registry (see
-# /work/shared/ENVIRONMENT.md):
-#   local/bookworm:base                      debootstrap --variant=minbase + docker import
-#   postgres:16-alpine                       real PostgreSQL 15 from Debian (stand-in)
-#   minio/minio:RELEASE.2024-11-07T00-52-20Z S3 stand-in with SigV4 checks (Python 3)
-#   caddy:2.8-alpine                         real Caddy 2.6 from Debian (stand-in)
-#   chitram-app:sandbox                      app stand-in (Python 3 + psycopg2)
-#   local/droplet:sandbox                    the throw-away "droplet" (sshd, cron, Docker engine)
-# The service images carry the production tags so the real compose file runs unchanged; they
-# exist only on test machines and inside sandbox droplets.
+# Builds the images the host tests need, without any image registry (see sandbox/README.md):
+#   local/bookworm:base            debootstrap --variant=minbase + docker import
+#   chitram-standin/postgres:HASH  real PostgreSQL 15 from Debian, for postgres:16-alpine
+#   chitram-standin/minio:HASH     S3 stand-in with SigV4 checks (Python 3), for minio/minio
+#   chitram-standin/caddy:HASH     real Caddy 2.6 from Debian, for caddy:2.8-alpine
+#   chitram-standin/app:HASH       app stand-in (Python 3 + psycopg2), for chitram-app:sandbox
+#   local/droplet:sandbox          the throw-away "droplet" (sshd, cron, Docker engine)
+# On this machine's engine the stand-ins keep these private names: a production tag here would
+# shadow the real image for every other project on the machine. They get the production tags the
+# compose file names only inside a sandbox droplet's own engine (test/host/sandbox.ts).
 #
+# stdout: one line per service image, "<production tag> <private name>" (logs go to stderr).
 # Every image carries the label chitram.sandbox.hash (a hash of its recipe, its files and the
 # base image id); an image whose label matches is not rebuilt. FORCE=1 rebuilds everything.
 # Env: FORCE=1, DEBIAN_MIRROR (default http://deb.debian.org/debian), PARALLEL=0 to build the
@@ -29,7 +30,9 @@ DROPLET_IMAGE=local/droplet:sandbox
 LABEL=chitram.sandbox.hash
 LOG_DIR=${SANDBOX_BUILD_LOGS:-/tmp/chitram-sandbox-build}
 
-# name of the directory under sandbox/images -> production tag
+STANDIN_REPO=chitram-standin
+
+# name of the directory under sandbox/images -> the tag the compose file uses inside a droplet
 declare -A SERVICE_TAGS=(
   [postgres]=postgres:16-alpine
   [minio]=minio/minio:RELEASE.2024-11-07T00-52-20Z
@@ -162,23 +165,31 @@ build_image() {
   log "built $tag in $(secs_since "$t0") s"
 }
 
+# The recipe hash of service image $1: the base image id, its Dockerfile and its files.
+service_hash() {
+  local dir=$here/images/$1
+  {
+    docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
+    cat "$dir/Dockerfile"
+    service_files_b64 "$dir"
+  } | sha256sum | cut -c1-16
+}
+
+# The private name of service image $1 on this machine's engine.
+standin_name() { echo "$STANDIN_REPO/$1:$(service_hash "$1")"; }
+
 build_service() {
-  local name=$1 tag=${SERVICE_TAGS[$1]} dir=$here/images/$1 base_id files hash
-  base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+  local name=$1 dir=$here/images/$1 files tag
   files=$(service_files_b64 "$dir")
   if ((${#files} > 100000)); then
     die "$name: files are ${#files} bytes as base64; the build argument must stay under 100 kB"
   fi
-  hash=$({
-    echo "$base_id"
-    cat "$dir/Dockerfile"
-    printf '%s' "$files"
-  } | sha256sum | cut -c1-16)
+  tag=$(standin_name "$name")
   local -a args=(-f "$dir/Dockerfile")
   if [[ -n $files ]]; then
     args+=(--build-arg "SANDBOX_FILES=$files")
   fi
-  build_image "$tag" "$hash" "$name" "$dir" "${args[@]}"
+  build_image "$tag" "${tag##*:}" "$name" "$dir" "${args[@]}"
 }
 
 build_droplet() {
@@ -225,6 +236,9 @@ main() {
   fi
   # Old versions of these images (untagged by a rebuild) are dropped, unless a container uses them.
   docker image prune -f --filter "label=$LABEL" >/dev/null || true
+  for name in postgres minio caddy app; do
+    echo "${SERVICE_TAGS[$name]} $(standin_name "$name")"
+  done
   log "all sandbox images ready in $(secs_since "$t0") s"
 }
 
