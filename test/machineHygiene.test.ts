@@ -153,3 +153,80 @@ describe("machine hygiene: npm run sandbox picks its images", () => {
     assert.ok(choice.images.every((i) => i.source.startsWith("chitram-standin/")));
   });
 });
+
+/**
+ * Runs .ci/install-host-tools.sh for a machine described by os-release, with nothing installed:
+ * dpkg-query, docker and apt-get are stubs, and apt-get writes "RAN apt-get ..." to the same stream
+ * the script prints to, so the order shows whether each change was announced first.
+ */
+function installOn(osRelease: string): { code: number; output: string; files: string[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-install-stub-"));
+  try {
+    const bin = path.join(dir, "bin");
+    const root = path.join(dir, "root");
+    for (const d of [bin, `${root}/etc/apt/sources.list.d`, `${root}/etc/apt/preferences.d`]) {
+      fs.mkdirSync(d, { recursive: true });
+    }
+    fs.writeFileSync(`${root}/etc/os-release`, osRelease);
+    const stub = (name: string, body: string) =>
+      fs.writeFileSync(path.join(bin, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
+    stub("dpkg-query", "exit 1");
+    stub("docker", "exit 1");
+    stub("apt-get", 'echo "RAN apt-get $*" >&2');
+    const r = spawnSync("bash", [path.join(ROOT, ".ci", "install-host-tools.sh")], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, INSTALL_ROOT: root },
+    });
+    const files = fs
+      .readdirSync(`${root}/etc/apt`, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => path.relative(root, path.join(e.parentPath, e.name)));
+    return { code: r.status ?? -1, output: `${r.stdout}${r.stderr}`, files };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Each "RAN apt-get install ..." line is preceded by the script's own line announcing it. */
+function assertAnnounced(output: string): void {
+  const lines = output.split("\n");
+  lines.forEach((line, i) => {
+    const ran = /^RAN apt-get (install|update)\b.*?((?:\s[\w.-]+)+)$/.exec(line);
+    if (!ran) return;
+    const announced = lines.slice(0, i).filter((l) => l.startsWith("install-host-tools: apt-get"));
+    const last = announced[announced.length - 1] ?? "";
+    assert.ok(last.includes(`apt-get ${ran[1]}`), `not announced before it ran: ${line}\n${output}`);
+  });
+}
+
+describe("machine hygiene: the test prerequisites installer", () => {
+  it("Ubuntu: the distribution's docker-compose-v2, no other distribution's sources, every change announced", () => {
+    const r = installOn('ID=ubuntu\nVERSION_ID="24.04"\n');
+    assert.equal(r.code, 0, r.output);
+    assert.deepEqual(r.files, [], "wrote apt sources or pins on Ubuntu");
+    assert.doesNotMatch(r.output, /trixie|debian/i);
+    assert.match(r.output, /^RAN apt-get install .*docker-compose-v2$/m);
+    assertAnnounced(r.output);
+  });
+
+  it("Debian 12: Debian trixie as a source pinned at priority 100, for compose v2 only, announced", () => {
+    const r = installOn('ID=debian\nVERSION_ID="12"\n');
+    assert.equal(r.code, 0, r.output);
+    assert.deepEqual(r.files.sort(), [
+      "etc/apt/preferences.d/trixie-low",
+      "etc/apt/sources.list.d/trixie.sources",
+    ]);
+    assert.match(r.output, /install-host-tools: adding apt source \S+trixie\.sources/);
+    assert.match(r.output, /^RAN apt-get install .*-t trixie docker-compose$/m);
+    assert.match(r.output, /^RAN apt-get install (?!.*trixie).*\bdocker\.io\b/m);
+    assertAnnounced(r.output);
+  });
+
+  it("elsewhere: stops and says what is missing, changing nothing", () => {
+    const r = installOn('ID=fedora\nVERSION_ID="41"\n');
+    assert.notEqual(r.code, 0);
+    assert.match(r.output, /compose v2 is missing and fedora 41 is neither Debian nor Ubuntu/);
+    assert.doesNotMatch(r.output, /RAN apt-get/);
+    assert.deepEqual(r.files, []);
+  });
+});
