@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { Client, utils } from "ssh2";
-import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from "ssh2";
+import type { ConnectConfig, SFTPWrapper, Stats } from "ssh2";
 
 export interface StepConnection {
   host: string;
@@ -271,22 +271,24 @@ async function runCommand(client: Client, step: Step): Promise<{ stdout: string;
   }
   // exec as given: the server runs it as `<login shell> -c <create>`. No PTY (none requested).
   // `env` sends the same SSH "env" requests as the provider, so accepted variables are set.
-  const channel = await new Promise<ClientChannel>((resolve, reject) => {
-    client.exec(step.create!, hasEnv ? { env } : {}, (err, ch) => (err ? reject(err) : resolve(ch)));
-  });
   const stdoutChunks: Buffer[] = [];
   const stderrChunks: Buffer[] = [];
   const exit: { code: number | null; signal?: string } = { code: null };
-  await new Promise<void>((resolve) => {
-    channel.on("data", (b: Buffer) => stdoutChunks.push(b));
-    channel.stderr.on("data", (b: Buffer) => stderrChunks.push(b));
-    channel.on("exit", (code: number | null, signal?: string) => {
-      exit.code = code;
-      exit.signal = signal;
+  await new Promise<void>((resolve, reject) => {
+    client.exec(step.create!, hasEnv ? { env } : {}, (err, channel) => {
+      if (err) return reject(err);
+      // Listeners go on in this callback: the exit status may arrive in the same read as the
+      // channel's confirmation, and an "exit" emitted before a listener exists is lost.
+      channel.on("data", (b: Buffer) => stdoutChunks.push(b));
+      channel.stderr.on("data", (b: Buffer) => stderrChunks.push(b));
+      channel.on("exit", (code: number | null, signal?: string) => {
+        exit.code = code;
+        exit.signal = signal;
+      });
+      channel.on("close", () => resolve());
+      // Go's session.Run copies Stdin (an empty reader when unset) and then closes it: EOF.
+      channel.end(step.stdin ? step.stdin : undefined);
     });
-    channel.on("close", () => resolve());
-    // Go's session.Run copies Stdin (an empty reader when unset) and then closes it: EOF.
-    channel.end(step.stdin ? step.stdin : undefined);
   });
   const stdout = Buffer.concat(stdoutChunks).toString("utf8");
   const stderr = Buffer.concat(stderrChunks).toString("utf8");
