@@ -217,10 +217,12 @@ async function loadImagesInto(container: string, images: readonly DropletImage[]
     container,
     images.map((i) => i.source),
   );
-  for (const { source, tag } of images.filter((i) => i.source !== i.tag)) {
-    await docker(["exec", container, "docker", "tag", source, tag]);
-    await docker(["exec", container, "docker", "rmi", source]);
-  }
+  const renames = images.filter((i) => i.source !== i.tag).flatMap((i) => [i.source, i.tag]);
+  if (!renames.length) return;
+  // One exec for all of them (the names are arguments, never part of the script).
+  const script =
+    'while [ $# -gt 0 ]; do docker tag "$1" "$2" && docker rmi "$1" >/dev/null || exit 1; shift 2; done';
+  await docker(["exec", container, "sh", "-c", script, "sh", ...renames]);
 }
 
 function pipeSaveToLoad(container: string, images: readonly string[]): Promise<void> {
