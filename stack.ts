@@ -5,6 +5,7 @@ import * as tls from "@pulumi/tls";
 import { AppDeployment } from "./components/appDeployment";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
+import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
 
 export const APP_DIR = "/opt/chitram";
@@ -34,6 +35,7 @@ export function createStack(): StackOutputs {
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // stack key) or the SSH host from config.
   let publicIp: pulumi.Output<string>;
+  let volumeAttachment: pulumi.CustomResource | undefined;
   let target: Pick<
     HostProvisioningArgs,
     "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "dataVolume" | "dependsOn"
@@ -46,12 +48,12 @@ export function createStack(): StackOutputs {
       publicKey: stackKey.publicKeyOpenssh,
       sshAllowedCidrs: config.sshAllowedCidrs,
       dataVolumeSizeGb: config.dataVolumeSizeGb,
-      protectData: config.protectData,
+      protect: config.protectData,
       dns: config.dns,
-      uptime: { domain: config.domain, healthPath: config.healthPath, alertEmails: config.alertEmails },
       environment: config.stack === "prod" ? "Production" : "Staging",
     });
     publicIp = host.ipv4Address;
+    volumeAttachment = host.volumeAttachment;
     target = {
       host: host.ipv4Address,
       bootstrapUser: "root",
@@ -86,7 +88,7 @@ export function createStack(): StackOutputs {
     swapSizeMb: config.swapSizeMb,
   });
 
-  new AppDeployment("app", {
+  const app = new AppDeployment("app", {
     connection: provisioning.deployConnection,
     deployUser: config.deployUser,
     appDir: APP_DIR,
@@ -98,18 +100,28 @@ export function createStack(): StackOutputs {
     acmeEmail: config.acmeEmail,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
+    volumeAttachment,
     dependsOn: provisioning.ready,
   });
 
   const url = config.domain
     ? pulumi.output(`https://${config.domain}`)
     : pulumi.interpolate`http://${publicIp}`;
+  const healthUrl = pulumi.interpolate`${url}${config.healthPath}`;
+  if (config.target === "digitalocean" && config.alertEmails.length > 0) {
+    new UptimeMonitor("chitram-uptime", {
+      url: healthUrl,
+      type: config.domain ? "https" : "http",
+      alertEmails: config.alertEmails,
+      dependsOn: [app.healthy],
+    });
+  }
   const sshPort =
     config.existingHost && config.existingHost.port !== 22 ? ` -p ${config.existingHost.port}` : "";
   return {
     publicIp,
     url,
-    healthUrl: pulumi.interpolate`${url}${config.healthPath}`,
+    healthUrl,
     sshCommand: pulumi.interpolate`ssh${sshPort} ${config.deployUser}@${publicIp}`,
     deployUser: config.deployUser,
     deployPrivateKey: pulumi.secret(deployKey.privateKeyOpenssh),

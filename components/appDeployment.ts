@@ -33,6 +33,11 @@ export interface AppDeploymentArgs {
   backupSchedule?: string;
   /** Days a backup is kept. Plain. Default: 7. */
   backupRetentionDays?: number;
+  /**
+   * The data volume's attachment, when DATA_DIR is a block volume: before it is deleted the app is
+   * stopped and the volume unmounted. Default: undefined (no volume).
+   */
+  volumeAttachment?: pulumi.CustomResource;
   /** Provisioning steps that must have run first. Default: []. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -46,6 +51,8 @@ export class AppDeployment extends pulumi.ComponentResource {
   public readonly envFile: pulumi.Output<string>;
   /** Hash of everything the compose project is started from; changes re-run compose and health. */
   public readonly releaseHash: pulumi.Output<string>;
+  /** The step that proved the app answers through Caddy; what watches the app waits for it. */
+  public readonly healthy: pulumi.Resource;
 
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
@@ -55,10 +62,11 @@ export class AppDeployment extends pulumi.ComponentResource {
       new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
 
     // ONE value each for the MinIO user and secret: both keys of each pair are rendered from it.
+    // The user is the S3 access key: secret in the state like the passwords (RandomPassword's are).
     const minioUser = new random.RandomString(
       `${name}-minio-user`,
       { length: 20, special: false, upper: false },
-      { parent: this },
+      { parent: this, additionalSecretOutputs: ["result"] },
     ).result;
     const minioSecret = plainSecret("minio-secret", 40);
     const postgresPassword = plainSecret("postgres-password", 32);
@@ -127,7 +135,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       timeout: "15m",
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
-    step(`${name}-health`, {
+    this.healthy = step(`${name}-health`, {
       script: "healthCheck",
       params: { APP_DIR: appDir, RETRIES: args.domain ? 90 : 30, INTERVAL: 4 },
       triggers: [this.releaseHash],
@@ -147,6 +155,19 @@ export class AppDeployment extends pulumi.ComponentResource {
       sudo: true,
       dependsOn: [files],
     });
+
+    if (args.volumeAttachment !== undefined) {
+      // Nothing on create. Replaced with the attachment (its id is the trigger), so the engine
+      // deletes this step, which stops the app and unmounts the volume, before the attachment.
+      step(`${name}-volume-release`, {
+        onDelete: "volumeRelease",
+        params: { APP_DIR: appDir, DATA_DIR: dataDir, STOP_SECONDS: 180 },
+        triggers: [args.volumeAttachment.id],
+        sudo: true,
+        dependsOn: [appDirs, args.volumeAttachment],
+        timeout: "5m",
+      });
+    }
 
     this.registerOutputs({ envFile: this.envFile, releaseHash: this.releaseHash });
   }

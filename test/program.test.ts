@@ -113,13 +113,20 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
 describe("program: domain mode with a data volume and alerts (prod)", async () => {
   const run = await runStack("prod", PROD);
 
-  it("a protected block volume is attached, and the droplet is deleted before it is replaced", () => {
+  it("the droplet and the volume are protected; only the attachment is deleted before it is replaced", () => {
     const [volume] = ofType(run, VOLUME);
     assert.equal(volume.inputs.size, 20);
     assert.equal(volume.inputs.region, "nyc3");
     assert.equal(volume.options.protect, true);
-    assert.equal(ofType(run, "digitalocean:index/volumeAttachment:VolumeAttachment").length, 1);
-    assert.equal(named(run, "chitram-droplet").options.deleteBeforeReplace, true);
+    assert.equal(volume.options.deleteBeforeReplace, false);
+    const droplet = named(run, "chitram-droplet");
+    assert.equal(droplet.options.protect, true);
+    // A new droplet is created first: the old one serves until the volume moves over.
+    assert.equal(droplet.options.deleteBeforeReplace, false);
+    const attachments = ofType(run, "digitalocean:index/volumeAttachment:VolumeAttachment");
+    assert.equal(attachments.length, 1);
+    // A volume attaches to one droplet at a time.
+    assert.equal(attachments[0].options.deleteBeforeReplace, true);
     assert.deepEqual(ofType(run, "digitalocean:index/project:Project")[0].inputs.resources, [
       "do:droplet:chitram-droplet",
       "do:volume:chitram-data",
@@ -133,9 +140,36 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.match(step(run, "app-app-dirs").create!, /DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
   });
 
-  it("protectData false leaves the volume deletable (staging is destroyed at will)", async () => {
+  it("protectData false leaves the droplet and the volume deletable (staging is destroyed at will)", async () => {
     const r = await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" });
     assert.equal(ofType(r, VOLUME)[0].options.protect, false);
+    assert.equal(ofType(r, DROPLET)[0].options.protect, false);
+  });
+
+  it("a stack file without protectData protects the droplet (the default is true)", async () => {
+    const withoutKey = Object.fromEntries(Object.entries(STAGING).filter(([k]) => k !== "protectData"));
+    const r = await runStack("staging", withoutKey);
+    assert.equal(ofType(r, DROPLET)[0].options.protect, true);
+  });
+
+  it("editing the volume's description never replaces the volume (the provider forces a new one)", () => {
+    assert.deepEqual(ofType(run, VOLUME)[0].options.ignoreChanges, ["description"]);
+  });
+
+  it("before the volume is detached the app is stopped, synced and unmounted, within a time limit", () => {
+    const release = named(run, "app-volume-release");
+    const attachment = named(run, "chitram-data-attachment");
+    // Replaced whenever the attachment is: the engine deletes it, running its delete, first.
+    assert.ok(release.dependencies.includes(attachment.urn));
+    assert.deepEqual(release.inputs.triggers, [`${attachment.name}-id`]);
+    assert.equal(release.inputs.create, undefined);
+    const del = String(release.inputs.delete);
+    assert.match(del, /^sudo -n bash -c /);
+    assert.match(del, /docker compose down/);
+    assert.match(del, /sync/);
+    assert.match(del, /umount/);
+    assert.match(del, /timeout /);
+    assert.equal(release.options.customTimeouts?.delete, "5m");
   });
 
   it("the domain gets an A record on the droplet's IP in its zone", () => {
@@ -160,6 +194,8 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     const [check] = ofType(run, UPTIME);
     assert.equal(check.inputs.target, "https://chitram.example.com/health");
     assert.equal(check.inputs.type, "https");
+    // Created only once the app answered: no "down" email during every first deploy.
+    assert.ok(check.dependencies.includes(named(run, "app-health").urn), check.dependencies.join(", "));
     const [alert] = ofType(run, "digitalocean:index/uptimeAlert:UptimeAlert");
     assert.deepEqual(alert.inputs.notifications, [{ emails: ["ops@example.com"] }]);
     assert.equal(alert.inputs.type, "down");
@@ -257,6 +293,12 @@ describe("program: the files the host receives", async () => {
     assert.ok(secrets.includes("app-minio-secret"));
     assert.equal(secrets.filter((n) => n.includes("minio")).length, 1, "exactly one MinIO secret resource");
     assert.match(env.DATABASE_URL, new RegExp(`:${env.POSTGRES_PASSWORD}@postgres:5432/`));
+  });
+
+  it("the MinIO user (the S3 access key) and every generated password are secret in the state", () => {
+    for (const r of real.resources.filter((x) => x.type.startsWith("random:")))
+      assert.ok(r.options.additionalSecretOutputs.includes("result"), r.name);
+    assert.ok(real.resources.some((r) => r.name === "app-minio-user"));
   });
 
   it("the env file is secret: its step's stdin is secret, nothing is logged, outputs are secret", () => {
