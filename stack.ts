@@ -60,7 +60,12 @@ export function createStack(): StackOutputs {
       bootstrapPrivateKey: stackKey.privateKeyOpenssh,
       dataVolume:
         host.volumeName !== undefined && host.volumeAttachment !== undefined
-          ? { name: host.volumeName, mountPoint: VOLUME_MOUNT, attachment: host.volumeAttachment }
+          ? {
+              name: host.volumeName,
+              sizeGb: config.dataVolumeSizeGb,
+              mountPoint: VOLUME_MOUNT,
+              attachment: host.volumeAttachment,
+            }
           : undefined,
       // SSH is possible only once the droplet and its firewall exist.
       dependsOn: [host],
@@ -75,7 +80,9 @@ export function createStack(): StackOutputs {
       bootstrapPrivateKey: sshPrivateKey!,
     };
   }
-  const dataDir = target.dataVolume ? VOLUME_MOUNT : LOCAL_DATA_DIR;
+  const [dataDir, otherDataDir] = target.dataVolume
+    ? [VOLUME_MOUNT, LOCAL_DATA_DIR]
+    : [LOCAL_DATA_DIR, VOLUME_MOUNT];
 
   const provisioning = new HostProvisioning("host", {
     ...target,
@@ -93,6 +100,7 @@ export function createStack(): StackOutputs {
     deployUser: config.deployUser,
     appDir: APP_DIR,
     dataDir,
+    otherDataDir,
     appImage: config.appImage,
     appPort: config.appPort,
     healthPath: config.healthPath,

@@ -19,6 +19,11 @@ export interface AppDeploymentArgs {
   appDir?: string;
   /** Directory for all persistent data. Plain: rendered into files. Default: "/var/lib/chitram". */
   dataDir?: string;
+  /**
+   * The other directory the data may have lived in (the droplet's disk or the volume): the app is
+   * not started on an empty dataDir while this one holds a database. Plain. Default: undefined (no check).
+   */
+  otherDataDir?: string;
   /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
   appImage: string;
   /** Port the app listens on inside the compose network. Plain. Default: 8000. */
@@ -106,7 +111,12 @@ export class AppDeployment extends pulumi.ComponentResource {
 
     const appDirs = step(`${name}-app-dirs`, {
       script: "appDirs",
-      params: { DEPLOY_USER: user, APP_DIR: appDir, DATA_DIR: dataDir },
+      params: {
+        DEPLOY_USER: user,
+        APP_DIR: appDir,
+        DATA_DIR: dataDir,
+        OTHER_DATA_DIR: args.otherDataDir ?? "",
+      },
       sudo: true,
       dependsOn: args.dependsOn ?? [],
     });

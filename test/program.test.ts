@@ -140,6 +140,33 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.match(step(run, "app-app-dirs").create!, /DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
   });
 
+  it("the app directories step knows the other data directory, so a switch cannot start on an empty one", async () => {
+    assert.match(step(run, "app-app-dirs").create!, /OTHER_DATA_DIR='\\''\/var\/lib\/chitram'\\''/);
+    const noVolume = await runStack("prod", { ...PROD, dataVolumeSizeGb: "0" });
+    const dirs = step(noVolume, "app-app-dirs").create!;
+    assert.match(dirs, /\bDATA_DIR='\\''\/var\/lib\/chitram'\\''/);
+    assert.match(dirs, /OTHER_DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
+  });
+
+  it("a grown volume re-runs the mount step, which grows the filesystem to the device's size", async () => {
+    const grown = await runStack("prod", { ...PROD, dataVolumeSizeGb: "40" });
+    assert.equal(ofType(grown, VOLUME)[0].inputs.size, 40);
+    const before = step(run, "host-data-volume");
+    const after = step(grown, "host-data-volume");
+    assert.notDeepEqual(after.triggers, before.triggers);
+    assert.match(after.create!, /VOLUME_SIZE_GB='\\''40'\\''/);
+    assert.match(after.create!, /resize2fs/);
+  });
+
+  it("a changed swapSizeMb re-runs the swap step, which resizes or removes the swap file", async () => {
+    const before = step(run, "host-swap");
+    for (const size of ["1024", "0"]) {
+      const after = step(await runStack("prod", { ...PROD, swapSizeMb: size }), "host-swap");
+      assert.notDeepEqual(after.triggers, before.triggers, size);
+      assert.match(after.create!, /swapoff/);
+    }
+  });
+
   it("protectData false leaves the droplet and the volume deletable (staging is destroyed at will)", async () => {
     const r = await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" });
     assert.equal(ofType(r, VOLUME)[0].options.protect, false);
