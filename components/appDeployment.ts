@@ -138,7 +138,7 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
-      params: { APP_DIR: appDir, WAIT_SECONDS: 300 },
+      params: { APP_DIR: appDir, ENV_FILE: ENV_FILE_NAME, WAIT_SECONDS: 300, LOG_LINES: 40 },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files],

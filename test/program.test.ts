@@ -482,6 +482,26 @@ describe("program: remote steps", async () => {
     assert.deepEqual(changed, ["host-deploy-user", "host-access-proof"]);
   });
 
+  it("the compose step sets the env file's PostgreSQL password before the app starts, never on a command line", () => {
+    const compose = step(run, "app-compose-up").create!;
+    assert.match(compose, /\\getenv password POSTGRES_PASSWORD/);
+    assert.match(compose, /ALTER ROLE CURRENT_USER WITH PASSWORD :'\\''password'\\''/);
+    assert.ok(
+      compose.indexOf("ALTER ROLE") < compose.indexOf("up -d --remove-orphans"),
+      "the password is set before the app starts",
+    );
+  });
+
+  it("a failing compose step prints only the failing services' last 40 lines, secrets masked", () => {
+    const compose = step(run, "app-compose-up").create!;
+    assert.match(compose, /LOG_LINES='\\''40'\\''/);
+    assert.match(
+      compose,
+      /docker compose logs --no-color --tail "\$LOG_LINES" "\$service" 2>&1 \| mask_secrets/,
+    );
+    assert.doesNotMatch(compose, /docker compose logs --tail \d+ >&2/);
+  });
+
   it("steps that need root use sudo -n (never a password prompt); the bundle is pushed without sudo", () => {
     assert.match(step(run, "host-docker").create!, /^sudo -n bash -c /);
     assert.match(step(run, "app-files").create!, /^bash -c /);
