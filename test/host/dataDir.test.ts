@@ -7,9 +7,9 @@
 // steps see once the volume is mounted.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { apply } from "./engine";
+import { apply, toReplayStep } from "./engine";
 import { Deployment, newDeployment, sshExec, waitHealthy } from "./hostKit";
-import { StepError } from "./replay";
+import { replay, StepError } from "./replay";
 import { runStack } from "../support";
 import { ProgramStep } from "../../tools/steps";
 import { ensureDockerd, removeAllSandboxes } from "./sandbox";
@@ -112,5 +112,38 @@ describe("real host: moving the data between the droplet's disk and a volume", (
       await onHost("cat /opt/chitram/host.env"),
       new RegExp(`^DATA_DIR='?${VOLUME_MOUNT}'?$`, "m"),
     );
+  });
+
+  it("before the volume is detached, the release step stops the app, syncs and unmounts; a busy mount stops the detach", async () => {
+    const release = (await stepsWithVolume(d)).find((s) => s.name === "app-volume-release")!;
+    // What the engine runs when it deletes the step (before the attachment): its delete command.
+    const runRelease = () =>
+      replay([{ ...toReplayStep(release), create: release.delete, dependsOn: [] }], { log });
+    // A bind mount of the directory onto itself stands in for the volume's mount (no block device here).
+    const mountVolume = `mount --bind ${VOLUME_MOUNT} ${VOLUME_MOUNT}`;
+    assert.equal((await d.droplet.exec(mountVolume)).code, 0);
+
+    // Something still using the mount: the step fails, names the reason, and nothing is detached.
+    await d.droplet.exec(`cd ${VOLUME_MOUNT} && (setsid sleep 300 </dev/null >/dev/null 2>&1 &)`);
+    await assert.rejects(runRelease(), (err: StepError) => {
+      assert.match(err.stderr, /could not be unmounted within 60 s \(still in use/);
+      assert.match(err.stderr, /the volume stays attached/);
+      return true;
+    });
+    assert.equal(
+      (await d.droplet.exec(`pkill -x sleep; mountpoint -q ${VOLUME_MOUNT} && echo mounted`)).stdout,
+      "mounted\n",
+    );
+
+    const [done] = await runRelease();
+    assert.match(done.stdout, /app stopped, \/mnt\/chitram-data unmounted/);
+    assert.equal(await onHost("cd /opt/chitram && docker compose ps -q"), "");
+    assert.equal(
+      (await d.droplet.exec(`mountpoint -q ${VOLUME_MOUNT} || echo unmounted`)).stdout,
+      "unmounted\n",
+    );
+    // The next attachment's `up` starts the app again, data intact.
+    await apply(await stepsWithVolume(d), d.state, { log, force: (s) => s.name === "app-compose-up" });
+    assert.equal(await psql("SELECT note FROM kept;"), "written before the move\n");
   });
 });
