@@ -1,5 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { doStackName } from "./dropletHost";
 
 export interface UptimeMonitorArgs {
   /** The public URL checked, e.g. https://chitram.example.com/health. Default: none (required). */
@@ -20,7 +21,7 @@ export interface UptimeMonitorArgs {
 export class UptimeMonitor extends pulumi.ComponentResource {
   constructor(name: string, args: UptimeMonitorArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:digitalocean:UptimeMonitor", name, {}, opts);
-    const stack = pulumi.getStack();
+    const stack = doStackName(pulumi.getStack());
     const check = new digitalocean.UptimeCheck(
       `${name}-check`,
       {
