@@ -33,14 +33,14 @@ export interface DropletHostArgs {
   publicKey: pulumi.Input<string>;
   /** CIDRs allowed to reach port 22. Default: none (required). */
   sshAllowedCidrs: pulumi.Input<pulumi.Input<string>[]>;
-  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: 0. */
-  dataVolumeSizeGb?: number;
-  /** Protect the droplet and the data volume from deletion and replacement. Plain: a resource option. Default: true. */
-  protect?: boolean;
+  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: none (required). */
+  dataVolumeSizeGb: number;
+  /** Protect the droplet and the data volume from deletion and replacement. Plain: a resource option. Default: none (required). */
+  protect: boolean;
   /** Zone and record name of the domain's A record; undefined = no record. Plain: it decides which resources exist. Default: undefined. */
   dns?: { zone: string; recordName: string };
-  /** DigitalOcean project environment label. Default: "Production". */
-  environment?: pulumi.Input<string>;
+  /** DigitalOcean project environment label. Default: none (required). */
+  environment: pulumi.Input<string>;
 }
 
 /**
@@ -97,14 +97,14 @@ export class DropletHost extends pulumi.ComponentResource {
     );
 
     let volume: digitalocean.Volume | undefined;
-    if ((args.dataVolumeSizeGb ?? 0) > 0) {
+    if (args.dataVolumeSizeGb > 0) {
       this.volumeName = `${name}-${stack}-data`;
       volume = new digitalocean.Volume(
         `${name}-data`,
         {
           name: this.volumeName,
           region: args.region,
-          size: args.dataVolumeSizeGb ?? 0,
+          size: args.dataVolumeSizeGb,
           initialFilesystemType: "ext4",
           description: `chitram ${pulumi.getStack()}: PostgreSQL, MinIO, Caddy data and backups`,
         },
@@ -153,7 +153,7 @@ export class DropletHost extends pulumi.ComponentResource {
         name: `${name}-${stack}`,
         description: `chitram web app, stack ${pulumi.getStack()}`,
         purpose: "Web Application",
-        environment: args.environment ?? "Production",
+        environment: args.environment,
         resources: volume ? [droplet.dropletUrn, volume.volumeUrn] : [droplet.dropletUrn],
       },
       { parent: this },

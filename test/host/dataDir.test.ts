@@ -7,13 +7,13 @@
 // steps see once the volume is mounted.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { apply, toReplayStep } from "./engine";
-import { Deployment, newDeployment, sshExec, waitHealthy } from "./hostKit";
-import { replay, StepError } from "./replay";
-import { runStack } from "../support";
-import { ProgramStep } from "../../tools/steps";
-import { ensureDockerd, removeAllSandboxes } from "./sandbox";
-import { LOCAL_DATA_DIR, VOLUME_MOUNT } from "../../stack";
+import { apply, toReplayStep } from "../../harness/engine";
+import { Deployment, newDeployment, sshExec, waitHealthy } from "../../harness/hostKit";
+import { replay, StepError } from "../../harness/replay";
+import { runStack } from "../../harness/steps";
+import { ProgramStep } from "../../harness/steps";
+import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { LOCAL_DATA_DIR, VOLUME_MOUNT } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
 

@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { decodeFiles } from "../../templates/hostFiles";
 import { parseEnvFile } from "../../templates/envFile";
-import { replaceRealValue } from "../../tools/mockProgram";
-import { ProgramStep } from "../../tools/steps";
-import { apply } from "./engine";
-import { Deployment, newDeployment, restep, sshExec, waitHealthy } from "./hostKit";
-import { StepError } from "./replay";
-import { ensureDockerd, removeAllSandboxes } from "./sandbox";
+import { replaceRealValue } from "../../harness/mockProgram";
+import { ProgramStep } from "../../harness/steps";
+import { apply } from "../../harness/engine";
+import { Deployment, newDeployment, restep, sshExec, waitHealthy } from "../../harness/hostKit";
+import { StepError } from "../../harness/replay";
+import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
 const envOf = (steps: ProgramStep[]) =>
