@@ -5,6 +5,7 @@ import * as tls from "@pulumi/tls";
 import { AppDeployment } from "./components/appDeployment";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
+import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
 import { APP_DIR, LOCAL_DATA_DIR, siteUrls, VOLUME_MOUNT } from "./hostContract";
 
@@ -31,6 +32,7 @@ export function createStack(): StackOutputs {
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // stack key) or the SSH host from config.
   let publicIp: pulumi.Output<string>;
+  let volumeAttachment: pulumi.CustomResource | undefined;
   let target: Pick<
     HostProvisioningArgs,
     "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "dataVolume" | "dependsOn"
@@ -43,19 +45,24 @@ export function createStack(): StackOutputs {
       publicKey: stackKey.publicKeyOpenssh,
       sshAllowedCidrs: config.sshAllowedCidrs,
       dataVolumeSizeGb: config.dataVolumeSizeGb,
-      protectData: config.protectData,
+      protect: config.protectData,
       dns: config.dns,
-      uptime: { domain: config.domain, healthPath: config.healthPath, alertEmails: config.alertEmails },
       environment: config.stack === "prod" ? "Production" : "Staging",
     });
     publicIp = host.ipv4Address;
+    volumeAttachment = host.volumeAttachment;
     target = {
       host: host.ipv4Address,
       bootstrapUser: "root",
       bootstrapPrivateKey: stackKey.privateKeyOpenssh,
       dataVolume:
         host.volumeName !== undefined && host.volumeAttachment !== undefined
-          ? { name: host.volumeName, mountPoint: VOLUME_MOUNT, attachment: host.volumeAttachment }
+          ? {
+              name: host.volumeName,
+              sizeGb: config.dataVolumeSizeGb,
+              mountPoint: VOLUME_MOUNT,
+              attachment: host.volumeAttachment,
+            }
           : undefined,
       // SSH is possible only once the droplet and its firewall exist.
       dependsOn: [host],
@@ -70,7 +77,9 @@ export function createStack(): StackOutputs {
       bootstrapPrivateKey: sshPrivateKey!,
     };
   }
-  const dataDir = target.dataVolume ? VOLUME_MOUNT : LOCAL_DATA_DIR;
+  const [dataDir, otherDataDir] = target.dataVolume
+    ? [VOLUME_MOUNT, LOCAL_DATA_DIR]
+    : [LOCAL_DATA_DIR, VOLUME_MOUNT];
 
   const provisioning = new HostProvisioning("host", {
     ...target,
@@ -83,11 +92,12 @@ export function createStack(): StackOutputs {
     swapSizeMb: config.swapSizeMb,
   });
 
-  new AppDeployment("app", {
+  const app = new AppDeployment("app", {
     connection: provisioning.deployConnection,
     deployUser: config.deployUser,
     appDir: APP_DIR,
     dataDir,
+    otherDataDir,
     appImage: config.appImage,
     appPort: config.appPort,
     healthPath: config.healthPath,
@@ -95,6 +105,7 @@ export function createStack(): StackOutputs {
     acmeEmail: config.acmeEmail,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
+    volumeAttachment,
     dependsOn: provisioning.ready,
   });
 
@@ -102,6 +113,14 @@ export function createStack(): StackOutputs {
   const urls = config.domain
     ? pulumi.output(siteUrls(config, config.domain))
     : publicIp.apply((ip) => siteUrls(config, ip));
+  if (config.target === "digitalocean" && config.alertEmails.length > 0) {
+    new UptimeMonitor("chitram-uptime", {
+      url: urls.healthUrl,
+      type: config.domain ? "https" : "http",
+      alertEmails: config.alertEmails,
+      dependsOn: [app.healthy],
+    });
+  }
   const sshPort =
     config.existingHost && config.existingHost.port !== 22 ? ` -p ${config.existingHost.port}` : "";
   return {

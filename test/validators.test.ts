@@ -138,11 +138,17 @@ describe("validators: shellcheck on every script the host runs", async () => {
     const scripts = new Map<string, string>();
     for (const r of [run, existing]) {
       for (const s of r.steps) {
-        // The command is `[sudo -n] bash -c '<script>'`: check exactly the script bash receives.
-        const quoted = s.create!.slice(s.create!.indexOf("bash -c '") + "bash -c ".length);
-        const script = tool("bash", ["-c", `printf %s ${quoted}`]).out;
-        assert.match(script, /^#!\/usr\/bin\/env bash\n/, s.name);
-        scripts.set(s.name, script);
+        for (const [when, command] of [
+          ["create", s.create],
+          ["delete", s.delete],
+        ] as const) {
+          if (command === undefined) continue;
+          // The command is `[sudo -n] bash -c '<script>'`: check exactly the script bash receives.
+          const quoted = command.slice(command.indexOf("bash -c '") + "bash -c ".length);
+          const script = tool("bash", ["-c", `printf %s ${quoted}`]).out;
+          assert.match(script, /^#!\/usr\/bin\/env bash\n/, s.name);
+          scripts.set(`${s.name} (${when})`, script);
+        }
       }
     }
     assert.ok(scripts.size >= 13);
