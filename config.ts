@@ -21,6 +21,8 @@ export interface StackConfig {
   /** Undefined in IP mode. */
   domain?: string;
   acmeEmail?: string;
+  /** ACME directory URL Caddy uses; undefined = Caddy's default issuers (Let's Encrypt first). */
+  acmeCa?: string;
   /** Set when a domain is set, `manageDns` is true and the target is DigitalOcean. */
   dns?: { zone: string; recordName: string };
   sshAllowedCidrs: string[];
@@ -31,6 +33,13 @@ export interface StackConfig {
   healthPath: string;
   backupSchedule: string;
   backupRetentionDays: number;
+  /** Whether `backupHeartbeatUrl` is set; the URL itself is a secret (loadConfig). */
+  backupHeartbeat: boolean;
+  /**
+   * Off-box backups: undefined = off; `spaces` = a bucket and key the stack creates; `existing` =
+   * the endpoint and bucket from config (the keys are secrets, see loadConfig).
+   */
+  offsite?: { kind: "spaces" } | { kind: "existing"; endpoint: string; bucket: string };
   dataVolumeSizeGb: number;
   protectData: boolean;
   swapSizeMb: number;
@@ -87,6 +96,24 @@ const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path.
 const imageRef =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+/**
+ * A heartbeat URL the backup can append `/fail` to and hand to curl in a quoted config line:
+ * http(s), a host, an optional port and path, no query, fragment, credentials, quotes or
+ * trailing slash.
+ */
+export const heartbeatUrl = /^https?:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:\/[A-Za-z0-9._~%+-]+)*$/;
+
+/** An S3 endpoint for off-box backups: https (http only for a host name without dots, a test's). */
+export const s3Endpoint =
+  /^(?:https:\/\/[A-Za-z0-9.-]+|http:\/\/[A-Za-z0-9-]+|http:\/\/(?:\d{1,3}\.){3}\d{1,3})(?::[0-9]{1,5})?$/;
+export const s3Bucket = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** S3/Spaces keys as rendered into the backup's secrets file and mc's alias. */
+export const s3Key = /^[A-Za-z0-9+/=_-]{8,128}$/;
+
+export const LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory";
+/** An ACME directory URL that can stand unquoted in a Caddyfile: https, no spaces, quotes or braces. */
+export const acmeDirectory = /^https:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:\/[A-Za-z0-9._~%+-]+)*\/?$/;
 
 /** Memory in MB named by a droplet size slug (`s-2vcpu-2gb` → 2048), or undefined if it names none. */
 export function slugMemoryMb(slug: string): number | undefined {
@@ -218,6 +245,14 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
   }
   const acmeEmail = str("acmeEmail");
   if (acmeEmail !== "" && !email.test(acmeEmail)) bad("acmeEmail", acmeEmail, "use an email address");
+  const acmeCaValue = str("acmeCa");
+  let acmeCa: string | undefined;
+  if (acmeCaValue === "staging") {
+    acmeCa = LETS_ENCRYPT_STAGING;
+  } else if (acmeCaValue !== "letsencrypt") {
+    if (acmeDirectory.test(acmeCaValue)) acmeCa = acmeCaValue;
+    else bad("acmeCa", acmeCaValue, "use letsencrypt, staging, or the https URL of an ACME directory");
+  }
   const manageDns = bool("manageDns");
   let dnsZone = str("dnsZone");
   if (dnsZone !== "" && !isBareDomain(dnsZone))
@@ -278,6 +313,54 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
       `use a five-field cron expression such as "0 3 * * *" (this one ${cron})`,
     );
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
+  const backupHeartbeatUrl = str("backupHeartbeatUrl");
+  if (backupHeartbeatUrl !== "" && !heartbeatUrl.test(backupHeartbeatUrl)) {
+    // The value is not echoed: its path is the token that lets anyone ping the check.
+    problems.push(
+      `${CONFIG_NAMESPACE}:backupHeartbeatUrl: the value set is not allowed; use an http(s) URL such as ` +
+        `https://hc-ping.com/<uuid>: no query string, credentials, quotes or trailing slash`,
+    );
+  }
+  const offsiteBackups = bool("offsiteBackups");
+  const offsiteSet = {
+    offsiteEndpoint: str("offsiteEndpoint"),
+    offsiteBucket: str("offsiteBucket"),
+    offsiteAccessKey: str("offsiteAccessKey"),
+    offsiteSecretKey: str("offsiteSecretKey"),
+  };
+  let offsite: StackConfig["offsite"];
+  if (offsiteBackups && target === "existing") {
+    const { offsiteEndpoint: endpoint, offsiteBucket: bucket } = offsiteSet;
+    if (!s3Endpoint.test(endpoint)) {
+      bad(
+        "offsiteEndpoint",
+        endpoint,
+        "with offsiteBackups on a target existing host, set the S3 endpoint as https://host[:port]",
+      );
+    }
+    if (!s3Bucket.test(bucket))
+      bad("offsiteBucket", bucket, "set an existing bucket's name: 3-63 of a-z 0-9 . -");
+    for (const key of ["offsiteAccessKey", "offsiteSecretKey"] as const) {
+      // Not echoed: they are secrets.
+      if (!s3Key.test(offsiteSet[key])) {
+        problems.push(
+          `${CONFIG_NAMESPACE}:${key}: with offsiteBackups on a target existing host, set it with --secret ` +
+            `(8-128 of A-Z a-z 0-9 + / = _ -)`,
+        );
+      }
+    }
+    offsite = { kind: "existing", endpoint, bucket };
+  } else {
+    for (const [key, value] of Object.entries(offsiteSet)) {
+      if (value !== "") {
+        problems.push(
+          `${CONFIG_NAMESPACE}:${key}: only used with offsiteBackups on a target existing host ` +
+            `(with target digitalocean the stack creates the bucket and its key); unset it`,
+        );
+      }
+    }
+    if (offsiteBackups) offsite = { kind: "spaces" };
+  }
   const dataVolumeSizeGb = int("dataVolumeSizeGb", 0, 16384);
   const protectData = bool("protectData");
   const swapSizeMb = int("swapSizeMb", 0, 16384);
@@ -336,6 +419,7 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
     image,
     domain: domain || undefined,
     acmeEmail: acmeEmail || undefined,
+    acmeCa: domain !== "" ? acmeCa : undefined,
     dns,
     sshAllowedCidrs,
     deployUser,
@@ -345,6 +429,8 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
     healthPath,
     backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
     backupRetentionDays,
+    backupHeartbeat: backupHeartbeatUrl !== "",
+    offsite,
     dataVolumeSizeGb,
     protectData,
     swapSizeMb,
@@ -354,7 +440,12 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
 }
 
 /** Reads the stack's configuration through Pulumi and checks it. */
-export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Output<string> } {
+export function loadConfig(): {
+  config: StackConfig;
+  sshPrivateKey?: pulumi.Output<string>;
+  backupHeartbeatUrl?: pulumi.Output<string>;
+  offsiteKeys?: { accessKey: pulumi.Output<string>; secretKey: pulumi.Output<string> };
+} {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const raw: RawConfig = {};
   for (const key of Object.keys(declaredConfig())) {
@@ -364,5 +455,11 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
   const keyIsSet = (cfg.get("sshPrivateKey") ?? "") !== "";
   const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyIsSet);
   const sshPrivateKey = keyIsSet ? cfg.requireSecret("sshPrivateKey") : undefined;
-  return { config, sshPrivateKey };
+  // A secret Output even when set in plaintext: its path is the check's token.
+  const backupHeartbeatUrl = config.backupHeartbeat ? cfg.requireSecret("backupHeartbeatUrl") : undefined;
+  const offsiteKeys =
+    config.offsite?.kind === "existing"
+      ? { accessKey: cfg.requireSecret("offsiteAccessKey"), secretKey: cfg.requireSecret("offsiteSecretKey") }
+      : undefined;
+  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys };
 }

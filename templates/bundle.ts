@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { renderCaddyfile } from "./caddyfile";
-import { renderCompose } from "./compose";
+import { renderCompose, SERVICE_IMAGES } from "./compose";
 import { renderHostEnv } from "./hostConfig";
 import { HostFile } from "./hostFiles";
 
@@ -24,6 +24,8 @@ export interface BundleArgs {
   domain?: string;
   /** ACME account email (domain mode). */
   acmeEmail?: string;
+  /** ACME directory URL (domain mode); undefined = Caddy's default issuers. */
+  acmeCa?: string;
   /** Days a backup is kept. */
   backupRetentionDays: number;
   /** Backup log file. */
@@ -61,7 +63,12 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
     {
       path: `${args.appDir}/caddy/Caddyfile`,
       mode: "0644",
-      content: renderCaddyfile({ domain: args.domain, acmeEmail: args.acmeEmail, appPort: args.appPort }),
+      content: renderCaddyfile({
+        domain: args.domain,
+        acmeEmail: args.acmeEmail,
+        acmeCa: args.acmeCa,
+        appPort: args.appPort,
+      }),
     },
     {
       path: `${args.appDir}/host.env`,
@@ -73,6 +80,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         backupLog: args.backupLog,
         healthUrl,
         healthHost: args.domain ?? "",
+        mcImage: SERVICE_IMAGES.minio,
       }),
     },
     ...scriptFiles(args.appDir),
