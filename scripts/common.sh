@@ -64,8 +64,11 @@ mc() {
   docker run --rm -i --env-file "$OFFSITE_DIR/mc.env" -v "$BACKUP_DIR:/backups" --entrypoint mc "$MC_IMAGE" "$@"
 }
 
-# Names of the backups in the bucket, one a line (mc ls prints the name last).
+# Names of the backups in the bucket, one a line (mc ls prints the name last). Fails when the
+# listing fails: an unreadable bucket must not look like an empty one.
 offsite_list() {
-  mc ls "offsite/$OFFSITE_BUCKET/" | awk '{print $NF}' |
+  local listing
+  listing="$(mc ls "offsite/$OFFSITE_BUCKET/")" || return 1
+  awk '{print $NF}' <<<"$listing" |
     grep -E '^(postgres-[0-9]{8}T[0-9]{6}Z\.dump|minio-[0-9]{8}T[0-9]{6}Z\.tar\.gz)$' || true
 }

@@ -110,7 +110,8 @@ done
 fetch() {
   local arg=$1 kind=$2 name part sum again
   if [[ $arg == latest ]]; then
-    name="$(offsite_list | grep "^$kind-" | sort | tail -n 1 || true)"
+    name="$(offsite_list)" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+    name="$(grep "^$kind-" <<<"$name" | sort | tail -n 1 || true)"
     [[ -n $name ]] || die "no $kind backup in $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
   else
     name="$(basename -- "$arg")"
