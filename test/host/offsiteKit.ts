@@ -8,7 +8,15 @@ import { utils } from "ssh2";
 import { runStack } from "../support";
 import { apply } from "./engine";
 import { Deployment, get, waitHealthy } from "./hostKit";
-import { Droplet, ExecResult, run, SANDBOX_LABEL, SERVICE_IMAGES, startDroplet } from "./sandbox";
+import {
+  buildImages,
+  Droplet,
+  ExecResult,
+  run,
+  SANDBOX_LABEL,
+  SERVICE_IMAGES,
+  startDroplet,
+} from "./sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
 const S3_USER = "offsite-user";
@@ -115,6 +123,7 @@ export async function rebuildFromOffsite(
   let t = Date.now();
   await d.droplet.stop();
   const rootKey = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
+  await buildImages(); // as newDeployment does: the images the droplet loads must be this recipe's
   const droplet = await startDroplet({ rootPublicKey: rootKey.public });
   await store.join(droplet);
   const newHostMs = Date.now() - t;
