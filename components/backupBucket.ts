@@ -1,5 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { doStackName } from "./dropletHost";
 
 export interface BackupBucketArgs {
   /** Spaces region of the bucket (e.g. nyc3). Default: none (required). */
@@ -50,7 +51,7 @@ export class BackupBucket extends pulumi.ComponentResource {
     const key = new digitalocean.SpacesKey(
       `${name}-key`,
       {
-        name: pulumi.interpolate`${bucket.name}-backup`,
+        name: `chitram-${doStackName(pulumi.getStack())}-backups`,
         grants: [{ bucket: bucket.name, permission: "readwrite" }],
       },
       { parent: this, additionalSecretOutputs: ["secretKey", "accessKey"] },

@@ -3,10 +3,10 @@
 # 0700 directory), installed first so that the next cron run already reads it.
 incoming=$(mktemp -d)
 trap 'rm -rf "$incoming"' EXIT
-receive_files "$incoming" >/dev/null
+receive_files "$incoming" "$CRON_PATH" "$BACKUP_SECRETS"
 install -d -m 0700 -o root -g root "$(dirname "$BACKUP_SECRETS")"
-install_atomically "$incoming$BACKUP_SECRETS" "$BACKUP_SECRETS" root:root
-install_atomically "$incoming$CRON_PATH" "$CRON_PATH" root:root
+install_atomically "$incoming/files$BACKUP_SECRETS" "$BACKUP_SECRETS" root:root
+install_atomically "$incoming/files$CRON_PATH" "$CRON_PATH" root:root
 touch "$BACKUP_LOG"
 chmod 0640 "$BACKUP_LOG"
 say "backup scheduled: $(grep -v '^#' "$CRON_PATH" | grep -v '=' | head -n 1)"
