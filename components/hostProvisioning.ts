@@ -1,12 +1,10 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
 import { renderSshdDropIn } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
 import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
-
-export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
-export const SWAP_FILE = "/swapfile";
 
 export interface HostProvisioningArgs {
   /** Address of the host. Default: none (required). */
@@ -27,10 +25,10 @@ export interface HostProvisioningArgs {
   deployPublicKey: pulumi.Input<string>;
   /** Private half of the deploy key (no passphrase). Default: none (required). */
   deployPrivateKey: pulumi.Input<string>;
-  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: true. */
-  closeRootLogin?: boolean;
-  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: 2048. */
-  swapSizeMb?: number;
+  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: none (required). */
+  closeRootLogin: boolean;
+  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
+  swapSizeMb: number;
   /** Block volume to mount, and the attachment to wait for; undefined = none. Plain: rendered into the script. Default: undefined. */
   dataVolume?: { name: string; mountPoint: string; attachment: pulumi.Resource };
   /** Resources that must exist before the first connection (the droplet's firewall etc.). Default: []. */
@@ -146,7 +144,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
         {
           path: SSHD_DROPIN_PATH,
           mode: "0644",
-          content: renderSshdDropIn({ closeRootLogin: args.closeRootLogin ?? true }),
+          content: renderSshdDropIn({ closeRootLogin: args.closeRootLogin }),
         },
       ]),
       sudo: true,
@@ -154,7 +152,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
     });
     const swap = asDeploy(`${name}-swap`, {
       script: "swap",
-      params: { SWAP_MB: args.swapSizeMb ?? 2048, SWAP_FILE },
+      params: { SWAP_MB: args.swapSizeMb, SWAP_FILE },
       sudo: true,
       dependsOn: [accessProof],
     });

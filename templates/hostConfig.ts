@@ -1,6 +1,6 @@
 // Small host configuration files: host.env (read by the host scripts), the backup cron entry and
 // its secrets file, the sshd drop-in.
-import { heartbeatUrl, s3Bucket, s3Endpoint, s3Key } from "../config";
+import { heartbeatUrl, s3Bucket, s3Endpoint, s3Key } from "../checks";
 import { shellQuote } from "./steps";
 
 /** Root-only file with the backup's secrets, sourced by backup.sh (path in host.env). */

@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv, HostExec } from "./backupDrill";
-import { apply } from "./engine";
-import { Deployment, get, newDeployment, request, waitHealthy } from "./hostKit";
+import { apply } from "../../harness/engine";
+import { Deployment, get, newDeployment, request, waitHealthy } from "../../harness/hostKit";
 import { listRows, OFFSITE_BUCKET, OffsiteStore, rebuildFromOffsite, startOffsiteStore } from "./offsiteKit";
-import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "./sandbox";
+import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
 

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { utils } from "ssh2";
-import { runStack } from "../support";
-import { apply } from "./engine";
-import { Deployment, get, waitHealthy } from "./hostKit";
+import { runStack } from "../../harness/steps";
+import { apply } from "../../harness/engine";
+import { Deployment, get, waitHealthy } from "../../harness/hostKit";
 import {
   buildImages,
   Droplet,
@@ -16,7 +16,7 @@ import {
   SANDBOX_LABEL,
   SERVICE_IMAGES,
   startDroplet,
-} from "./sandbox";
+} from "../../harness/sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
 const S3_USER = "offsite-user";

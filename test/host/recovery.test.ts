@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv, failsWithPostgresStopped, HostExec } from "./backupDrill";
-import { apply } from "./engine";
+import { apply } from "../../harness/engine";
 import {
   Deployment,
   get,
@@ -14,8 +14,8 @@ import {
   recordingServer,
   request,
   waitHealthy,
-} from "./hostKit";
-import { ensureDockerd, removeAllSandboxes } from "./sandbox";
+} from "../../harness/hostKit";
+import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
 const BACKUP_DIR = "/var/lib/chitram/backups";

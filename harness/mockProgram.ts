@@ -19,6 +19,9 @@ export const SECRET_MASK = "[secret]";
 /** The droplet address the mocks hand out: TEST-NET-3, documentation only, never contacted. */
 export const MOCK_DROPLET_IP = "203.0.113.10";
 
+/** The droplet id the mocks hand out: numeric, as DigitalOcean's are (the firewall needs a number). */
+export const MOCK_DROPLET_ID = 331296101;
+
 export interface RecordedResource {
   urn: string;
   type: string;
@@ -33,6 +36,8 @@ export interface RecordedResource {
   secretPaths: string[];
   /** URNs this resource depends on (explicit dependsOn and inputs from other resources). */
   dependencies: string[];
+  /** What the mocked provider returned for it (its outputs, secrets unwrapped); empty until created. */
+  state: Record<string, unknown>;
   options: {
     protect: boolean;
     deleteBeforeReplace: boolean;
@@ -64,6 +69,11 @@ export interface RunOptions {
    * "real": real random values and a real ED25519 key (the real-host replay needs them).
    */
   values?: "placeholders" | "real";
+  /**
+   * Every registration is pushed here as it happens, so a caller sees what registered even when
+   * the program throws part-way (a bad config must stop it before the first one).
+   */
+  registered?: RecordedResource[];
 }
 
 function unwrap(value: unknown, at: string, secrets: string[], mask: boolean): unknown {
@@ -219,12 +229,17 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
     config,
     (opts.secretKeys ?? []).map((k) => `${CONFIG_NAMESPACE}:${k}`),
   );
+  const resources: RecordedResource[] = [];
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({
-        id: `${args.name}-id`,
-        state: { ...(args.inputs as Record<string, unknown>), ...mockState(args, real, opts.stack) },
-      }),
+      newResource: (args) => {
+        const state = { ...(args.inputs as Record<string, unknown>), ...mockState(args, real, opts.stack) };
+        const recorded = resources.find((r) => r.type === args.type && r.name === args.name);
+        if (recorded) recorded.state = unwrap(state, "", [], false) as Record<string, unknown>;
+        const id =
+          args.type === "digitalocean:index/droplet:Droplet" ? String(MOCK_DROPLET_ID) : `${args.name}-id`;
+        return { id, state };
+      },
       call: (args) => {
         throw new Error(`unmocked provider call ${args.token}: the program must not read from the cloud`);
       },
@@ -234,14 +249,13 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
     false,
   );
 
-  const resources: RecordedResource[] = [];
   const monitor = (pulumi.runtime as unknown as { getMonitor(): MockMonitorLike }).getMonitor();
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: RegisterRequest, cb: unknown) => {
     const raw = req.getObject()?.toJavaScript() ?? {};
     const secretPaths: string[] = [];
     const timeouts = req.getCustomtimeouts();
-    resources.push({
+    const recorded: RecordedResource = {
       urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
       type: req.getType(),
       name: req.getName(),
@@ -260,7 +274,10 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
           ? { create: timeouts.getCreate(), update: timeouts.getUpdate(), delete: timeouts.getDelete() }
           : undefined,
       },
-    });
+      state: {},
+    };
+    resources.push(recorded);
+    opts.registered?.push(recorded);
     return register(req, cb);
   };
 

@@ -3,7 +3,7 @@
 // step that succeeded is recorded in the state. That is what makes a second `pulumi up` a no-op
 // and lets an apply that died after step k pick up from there.
 import { createHash } from "node:crypto";
-import { ProgramStep } from "../../tools/steps";
+import { ProgramStep } from "./steps";
 import { orderSteps, replay, Step, StepResult } from "./replay";
 
 /** What the engine remembers of each step: a hash of the inputs that decide whether it re-runs. */

@@ -1,17 +1,11 @@
 // The program's remote steps, as the engine would run them: each @pulumi/command resource with
 // its resolved inputs and the other steps it waits for (directly or through other resources).
-import { ProgramRun, RecordedResource, SECRET_MASK } from "./mockProgram";
+import { ProgramRun, RecordedResource, runProgram, SECRET_MASK } from "./mockProgram";
+import type { StepConnection } from "./replay";
 
-export const STEP_TYPES = ["command:remote:Command", "command:remote:CopyToRemote"] as const;
+export const STEP_TYPES = ["command:remote:Command"] as const;
 
-export interface StepConnection {
-  host: string;
-  port?: number;
-  user?: string;
-  privateKey?: string;
-  dialErrorLimit?: number;
-  perDialTimeout?: number;
-}
+export type { StepConnection };
 
 export interface ProgramStep {
   name: string;
@@ -84,4 +78,17 @@ export function describeStep(step: ProgramStep, masked: RecordedResource): Recor
     logging: step.logging ?? "stdoutAndStderr",
     ignoreChanges: step.ignoreChanges,
   };
+}
+
+/** Runs the program under mocks with a stack's config and collects its remote steps. */
+export async function runStack(
+  stack: string,
+  config: Record<string, string>,
+  values: "placeholders" | "real" = "placeholders",
+): Promise<ProgramRun & { steps: ProgramStep[] }> {
+  const secretKeys = ["sshPrivateKey", "backupHeartbeatUrl", "offsiteAccessKey", "offsiteSecretKey"].filter(
+    (k) => k in config,
+  );
+  const run = await runProgram({ stack, config, secretKeys, values });
+  return { ...run, steps: collectSteps(run) };
 }
