@@ -176,7 +176,6 @@ describe("real host: backup failures reach a person, faults lose nothing", () =>
     for (const [k, v] of Object.entries(objects)) {
       assert.equal((await request(d.droplet.httpPort, "PUT", `/api/objects/${k}`, v, 30_000)).status, 201);
     }
-    const onDisk = await must(exec, "cd /var/lib/chitram/minio/chitram/objects && sha256sum a b");
     const r = await backupUnderCronEnv(exec);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // Overwrite one, add another: the restore must undo both.
@@ -191,7 +190,6 @@ describe("real host: backup failures reach a person, faults lose nothing", () =>
       assert.ok(got.body === v, `object ${k} differs after the restore`);
     }
     assert.equal((await get(d.droplet.httpPort, "/api/objects/c")).status, 404);
-    assert.equal(await must(exec, "cd /var/lib/chitram/minio/chitram/objects && sha256sum a b"), onDisk);
   });
 
   it("dockerd restarted: all four services healthy again, with their data", async () => {
