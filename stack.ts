@@ -2,7 +2,8 @@
 // host), its provisioning, and the app. index.ts exports what this returns as stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { AppDeployment } from "./components/appDeployment";
+import { AppDeployment, AppDeploymentArgs } from "./components/appDeployment";
+import { BackupBucket } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
 import { UptimeMonitor } from "./components/uptimeMonitor";
@@ -21,7 +22,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { config, sshPrivateKey } = loadConfig();
+  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -81,6 +82,24 @@ export function createStack(): StackOutputs {
     ? [VOLUME_MOUNT, LOCAL_DATA_DIR]
     : [LOCAL_DATA_DIR, VOLUME_MOUNT];
 
+  // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
+  let offsite: AppDeploymentArgs["offsite"];
+  if (config.offsite?.kind === "spaces") {
+    const bucket = new BackupBucket("backups", {
+      region: config.region,
+      retentionDays: config.backupRetentionDays,
+      protect: config.protectData,
+    });
+    offsite = pulumi
+      .all([bucket.endpoint, bucket.bucket, bucket.accessKey, bucket.secretKey])
+      .apply(([endpoint, bucket, accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
+  } else if (config.offsite?.kind === "existing") {
+    const { endpoint, bucket } = config.offsite;
+    offsite = pulumi
+      .all([offsiteKeys!.accessKey, offsiteKeys!.secretKey])
+      .apply(([accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
+  }
+
   const provisioning = new HostProvisioning("host", {
     ...target,
     deployUser: config.deployUser,
@@ -103,9 +122,12 @@ export function createStack(): StackOutputs {
     healthPath: config.healthPath,
     domain: config.domain,
     acmeEmail: config.acmeEmail,
+    acmeCa: config.acmeCa,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
     volumeAttachment,
+    backupHeartbeatUrl,
+    offsite,
     dependsOn: provisioning.ready,
   });
 

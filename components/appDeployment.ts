@@ -3,7 +3,12 @@ import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
 import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME } from "../hostContract";
 import { renderEnvFile } from "../templates/envFile";
-import { renderBackupCron } from "../templates/hostConfig";
+import {
+  BACKUP_SECRETS_PATH,
+  OffsiteTarget,
+  renderBackupCron,
+  renderBackupSecrets,
+} from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
 
@@ -31,6 +36,8 @@ export interface AppDeploymentArgs {
   domain?: string;
   /** ACME account email. Plain. Default: undefined. */
   acmeEmail?: string;
+  /** ACME directory URL Caddy uses. Plain. Default: undefined (Caddy's default issuers, Let's Encrypt first). */
+  acmeCa?: string;
   /** Five-field cron expression of the backup. Plain. Default: none (required). */
   backupSchedule: string;
   /** Days a backup is kept. Plain. Default: none (required). */
@@ -40,6 +47,10 @@ export interface AppDeploymentArgs {
    * stopped and the volume unmounted. Default: undefined (no volume).
    */
   volumeAttachment?: pulumi.CustomResource;
+  /** Heartbeat URL pinged after each backup (secret: its path is a token). Default: undefined (none). */
+  backupHeartbeatUrl?: pulumi.Input<string>;
+  /** Where each backup is also copied (the keys are secret). Default: undefined (no off-box copies). */
+  offsite?: pulumi.Input<OffsiteTarget>;
   /** Provisioning steps that must have run first. Default: []. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -90,6 +101,7 @@ export class AppDeployment extends pulumi.ComponentResource {
         healthPath: args.healthPath,
         domain: args.domain,
         acmeEmail: args.acmeEmail,
+        acmeCa: args.acmeCa,
         backupRetentionDays: args.backupRetentionDays,
         backupLog: BACKUP_LOG,
       }),
@@ -148,16 +160,23 @@ export class AppDeployment extends pulumi.ComponentResource {
       sudo: false,
       dependsOn: [composeUp],
     });
-    step(`${name}-backup-cron`, {
-      script: "backupCron",
-      params: { CRON_PATH, BACKUP_LOG },
-      stdin: encodeFiles([
+    // The cron entry and the backup's secrets file (root only) travel together; the step is
+    // silenced when the secrets file holds anything.
+    const backupFiles = pulumi.all([args.backupHeartbeatUrl, args.offsite]).apply(([heartbeatUrl, offsite]) =>
+      encodeFiles([
         {
           path: CRON_PATH,
           mode: "0644",
           content: renderBackupCron({ schedule: args.backupSchedule, appDir }),
         },
+        { path: BACKUP_SECRETS_PATH, mode: "0600", content: renderBackupSecrets({ heartbeatUrl, offsite }) },
       ]),
+    );
+    step(`${name}-backup-cron`, {
+      script: "backupCron",
+      params: { CRON_PATH, BACKUP_LOG, BACKUP_SECRETS: BACKUP_SECRETS_PATH },
+      stdin: backupFiles,
+      secret: args.backupHeartbeatUrl !== undefined || args.offsite !== undefined,
       sudo: true,
       dependsOn: [files],
     });

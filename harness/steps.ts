@@ -90,7 +90,9 @@ export async function runStack(
   config: Record<string, string>,
   values: "placeholders" | "real" = "placeholders",
 ): Promise<ProgramRun & { steps: ProgramStep[] }> {
-  const secretKeys = "sshPrivateKey" in config ? ["sshPrivateKey"] : [];
+  const secretKeys = ["sshPrivateKey", "backupHeartbeatUrl", "offsiteAccessKey", "offsiteSecretKey"].filter(
+    (k) => k in config,
+  );
   const run = await runProgram({ stack, config, secretKeys, values });
   return { ...run, steps: collectSteps(run) };
 }

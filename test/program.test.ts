@@ -485,6 +485,104 @@ describe("program: the files the host receives", async () => {
   });
 });
 
+describe("program: the backup heartbeat URL stays secret", async () => {
+  const url = "https://hc-ping.com/0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
+  const token = url.slice(url.lastIndexOf("/") + 1);
+  const withUrl = await runStack("staging", { ...STAGING, backupHeartbeatUrl: url }, "real");
+
+  it("reaches the host only in the root-only secrets file, on the silenced cron step's secret stdin", () => {
+    const s = step(withUrl, "app-backup-cron");
+    assert.ok(s.secretPaths.includes("stdin"));
+    assert.equal(s.logging, "none");
+    const files = decodeFiles(s.stdin!);
+    const secrets = files.find((f) => f.path === "/etc/chitram/backup.env")!;
+    assert.equal(secrets.mode, "0600");
+    assert.match(secrets.content, new RegExp(`^BACKUP_HEARTBEAT_URL='${url}'$`, "m"));
+    const cron = files.find((f) => f.path === "/etc/cron.d/chitram-backup")!;
+    assert.ok(!cron.content.includes(token), "the world-readable cron file holds no token");
+  });
+
+  it("appears in no command, no plain input, no other step's stdin and no output", () => {
+    for (const r of withUrl.resources) {
+      assert.ok(!JSON.stringify(r.maskedInputs).includes(token), `${r.name} shows the heartbeat URL`);
+    }
+    for (const s of withUrl.steps) {
+      assert.ok(!s.create!.includes(token), `${s.name}'s command holds the heartbeat URL`);
+      if (s.name !== "app-backup-cron") assert.ok(!(s.stdin ?? "").includes(token), s.name);
+    }
+    for (const [k, o] of Object.entries(withUrl.outputs)) {
+      assert.ok(!JSON.stringify(o.value).includes(token), `output ${k} holds the heartbeat URL`);
+    }
+  });
+
+  it("without it, the secrets file is still pushed (empty URL), so unsetting the key stops the pings", async () => {
+    const plain = await runStack("staging", STAGING, "real");
+    const files = decodeFiles(step(plain, "app-backup-cron").stdin!);
+    const secrets = files.find((f) => f.path === "/etc/chitram/backup.env")!;
+    assert.match(secrets.content, /^BACKUP_HEARTBEAT_URL=''$/m);
+  });
+});
+
+describe("program: off-box backups", async () => {
+  const prod = await runStack("prod", PROD, "real");
+
+  it("prod (offsiteBackups: true) creates a private Spaces bucket with a retention backstop and a key scoped to it", () => {
+    const [bucket] = ofType(prod, "digitalocean:index/spacesBucket:SpacesBucket");
+    assert.equal(bucket.inputs.region, "nyc3");
+    assert.equal(bucket.inputs.acl, "private");
+    assert.equal(bucket.options.protect, true);
+    const [rule] = bucket.inputs.lifecycleRules as { enabled: boolean; expiration: { days: number } }[];
+    assert.equal(rule.enabled, true);
+    assert.equal(rule.expiration.days, 7 + 14, "backupRetentionDays plus the grace period");
+    const [key] = ofType(prod, "digitalocean:index/spacesKey:SpacesKey");
+    const grants = key.inputs.grants as { bucket: string; permission: string }[];
+    assert.equal(grants.length, 1);
+    assert.equal(grants[0].permission, "readwrite");
+    assert.notEqual(grants[0].bucket, "", "an empty bucket would grant every bucket");
+    assert.equal(grants[0].bucket, "backups-a1b2c3d", "the grant names the bucket the stack created");
+    assert.ok(key.options.additionalSecretOutputs.includes("secretKey"));
+  });
+
+  it("the bucket's endpoint, name and key reach the host only on the silenced cron step's secret stdin", () => {
+    const s = step(prod, "app-backup-cron");
+    assert.ok(s.secretPaths.includes("stdin"));
+    assert.equal(s.logging, "none");
+    const secrets = decodeFiles(s.stdin!).find((f) => f.path === "/etc/chitram/backup.env")!;
+    assert.match(secrets.content, /^OFFSITE_ENDPOINT='https:\/\/nyc3\.digitaloceanspaces\.com'$/m);
+    assert.match(secrets.content, /^OFFSITE_BUCKET='[a-z0-9.-]+'$/m);
+    const secretKey = /^OFFSITE_SECRET_KEY='(.+)'$/m.exec(secrets.content)![1];
+    for (const r of prod.resources) assert.ok(!JSON.stringify(r.maskedInputs).includes(secretKey), r.name);
+    for (const x of prod.steps) assert.ok(!x.create!.includes(secretKey), x.name);
+  });
+
+  it("staging has no off-box copies unless asked; target existing needs an endpoint, a bucket and keys", async () => {
+    const staging = await runStack("staging", STAGING, "real");
+    assert.equal(ofType(staging, "digitalocean:index/spacesBucket:SpacesBucket").length, 0);
+    const secrets = decodeFiles(step(staging, "app-backup-cron").stdin!).find(
+      (f) => f.path === "/etc/chitram/backup.env",
+    )!;
+    assert.match(secrets.content, /^OFFSITE_BUCKET=''$/m);
+    const existing = await runStack(
+      "existing",
+      {
+        ...EXISTING,
+        offsiteBackups: "true",
+        offsiteEndpoint: "https://fra1.digitaloceanspaces.com",
+        offsiteBucket: "chitram-backups",
+        offsiteAccessKey: "DO00EXAMPLEACCESSKEY",
+        offsiteSecretKey: "example/secret+key=",
+      },
+      "real",
+    );
+    assert.equal(ofType(existing, "digitalocean:index/spacesBucket:SpacesBucket").length, 0);
+    const file = decodeFiles(step(existing, "app-backup-cron").stdin!).find(
+      (f) => f.path === "/etc/chitram/backup.env",
+    )!;
+    assert.match(file.content, /^OFFSITE_SECRET_KEY='example\/secret\+key='$/m);
+    assert.ok(step(existing, "app-backup-cron").secretPaths.includes("stdin"));
+  });
+});
+
 describe("program: remote steps", async () => {
   const run = await runStack("staging", STAGING);
   const names = run.steps.map((s) => s.name);

@@ -62,6 +62,28 @@ describe("validators: Caddyfile (caddy validate)", () => {
     }
   });
 
+  it("acmeCa: a domain Caddyfile with acme_ca passes caddy validate; without it, no acme_ca line", () => {
+    const staging = renderCaddyfile({
+      domain: "chitram.example.com",
+      acmeCa: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      appPort: 8000,
+    });
+    assert.match(staging, /^\tacme_ca https:\/\/acme-staging-v02\.api\.letsencrypt\.org\/directory$/m);
+    assert.doesNotMatch(domain, /acme_ca/);
+    const r = tool("caddy", [
+      "validate",
+      "--adapter",
+      "caddyfile",
+      "--config",
+      write("Caddyfile.staging", staging),
+    ]);
+    assert.equal(r.code, 0, r.out);
+    assert.throws(
+      () => renderCaddyfile({ domain: "a.example.com", acmeCa: "https://x/ {", appPort: 8000 }),
+      /ACME/,
+    );
+  });
+
   it("a broken Caddyfile fails caddy validate (the check can fail)", () => {
     const r = tool("caddy", [
       "validate",

@@ -26,6 +26,8 @@ const CLOUD_SECRETS = [
   "AWS_ACCESS_KEY_ID",
   "AWS_SECRET_ACCESS_KEY",
   "DIGITALOCEAN_TOKEN",
+  "SPACES_ACCESS_KEY_ID",
+  "SPACES_SECRET_ACCESS_KEY",
 ];
 const ZIZMOR = path.join(ROOT, ".tools", "zizmor", "bin", "zizmor");
 type FileName = (typeof FILES)[number];
