@@ -23,7 +23,7 @@ export interface Deployment {
 export async function newDeployment(
   stack: string,
   opts: {
-    sshdDelaySeconds?: number;
+    holdSshd?: boolean;
     /** More config, or a function of the new droplet that returns it (e.g. its network's addresses). */
     config?: Record<string, string> | ((droplet: Droplet) => Promise<Record<string, string>>);
   } = {},
@@ -33,7 +33,7 @@ export async function newDeployment(
   const bootstrap = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
   const droplet = await startDroplet({
     rootPublicKey: bootstrap.public,
-    sshdDelaySeconds: opts.sshdDelaySeconds,
+    holdSshd: opts.holdSshd,
   });
   const config = {
     target: "existing",
