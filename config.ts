@@ -3,10 +3,21 @@
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { cronProblem, isBareDomain, isCidr, isPassphraseProtected, slugMemoryMb } from "./checks";
+import {
+  acmeDirectory,
+  cronProblem,
+  heartbeatUrl,
+  isBareDomain,
+  isCidr,
+  isPassphraseProtected,
+  LETS_ENCRYPT_STAGING,
+  s3Bucket,
+  s3Endpoint,
+  s3Key,
+  slugMemoryMb,
+} from "./checks";
 
 export const CONFIG_NAMESPACE = "chitram";
 
@@ -17,11 +28,15 @@ export interface StackConfig {
   stack: string;
   target: Target;
   region: string;
+  /** Region slugs allowed besides DROPLET_REGIONS. */
+  extraRegions: string[];
   size: string;
   image: string;
   /** Undefined in IP mode. */
   domain?: string;
   acmeEmail?: string;
+  /** ACME directory URL Caddy uses; undefined = Caddy's default issuers (Let's Encrypt first). */
+  acmeCa?: string;
   /** Set when a domain is set, `manageDns` is true and the target is DigitalOcean. */
   dns?: { zone: string; recordName: string };
   sshAllowedCidrs: string[];
@@ -33,6 +48,13 @@ export interface StackConfig {
   releaseTimeoutSeconds: number;
   backupSchedule: string;
   backupRetentionDays: number;
+  /** Whether `backupHeartbeatUrl` is set; the URL itself is a secret (loadConfig). */
+  backupHeartbeat: boolean;
+  /**
+   * Off-box backups: undefined = off; `spaces` = a bucket and key the stack creates; `existing` =
+   * the endpoint and bucket from config (the keys are secrets, see loadConfig).
+   */
+  offsite?: { kind: "spaces" } | { kind: "existing"; endpoint: string; bucket: string };
   dataVolumeSizeGb: number;
   protectData: boolean;
   swapSizeMb: number;
@@ -44,7 +66,11 @@ export interface StackConfig {
 /** Raw values as Pulumi hands them over: strings, with arrays as JSON text. */
 export type RawConfig = Record<string, string | undefined>;
 
-export class ConfigError extends Error {
+/**
+ * Every problem of the configuration. A RunError: the Pulumi CLI prints its message alone, where a
+ * plain Error is printed with a stack trace that buries the message.
+ */
+export class ConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "ConfigError";
@@ -70,19 +96,57 @@ export function declaredConfig(): Record<string, Declaration> {
  * program without the CLI, so defaults are applied here from the same file.
  */
 export function withDefaults(raw: RawConfig): RawConfig {
-  const out: RawConfig = {};
+  const out: RawConfig = { ...raw };
   for (const [key, decl] of Object.entries(declaredConfig())) {
-    const value = raw[key];
-    if (value !== undefined) {
-      out[key] = value;
-    } else if (decl.default !== undefined) {
+    if (out[key] === undefined && decl.default !== undefined) {
       out[key] = typeof decl.default === "string" ? decl.default : JSON.stringify(decl.default);
     }
   }
   return out;
 }
 
-const regions: readonly string[] = Object.values(digitalocean.Region);
+/**
+ * The regions where droplets can be created (DigitalOcean's regional availability page). Retired
+ * regions (nyc2, ams2, sfo1) are left out; a region added later is allowed with
+ * `chitram:extraRegions` until this list has it.
+ */
+export const DROPLET_REGIONS: readonly string[] = [
+  "nyc1",
+  "nyc3",
+  "sfo2",
+  "sfo3",
+  "ams3",
+  "sgp1",
+  "lon1",
+  "fra1",
+  "tor1",
+  "blr1",
+  "syd1",
+  "atl1",
+];
+const regionSlug = /^[a-z]{3}[0-9]$/;
+
+/** Edit distance between a and b (insertions, deletions, substitutions, adjacent swaps). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known key closest to `key`. */
+export function nearestKey(key: string, known: readonly string[]): string {
+  return known.reduce((best, k) => (editDistance(key, k) < editDistance(key, best) ? k : best));
+}
 const linuxUser = /^[a-z_][a-z0-9_-]{0,31}$/;
 const email = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path.
@@ -148,8 +212,21 @@ export function parseConfig(
     return items as string[];
   };
 
+  const declared = Object.keys(declaredConfig());
+  for (const key of Object.keys(raw).filter((k) => !declared.includes(k))) {
+    problems.push(
+      `${CONFIG_NAMESPACE}:${key} is not a known key; did you mean ${CONFIG_NAMESPACE}:${nearestKey(key, declared)}? ` +
+        `(the keys are listed in Pulumi.yaml; remove it with: pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
+    );
+  }
+
   const target = oneOf<Target>("target", ["digitalocean", "existing"]);
-  const region = oneOf("region", regions);
+  const extraRegions = list(
+    "extraRegions",
+    (r) => regionSlug.test(r),
+    "each entry must be a region slug such as atl1 (three letters and a digit)",
+  );
+  const region = oneOf("region", [...DROPLET_REGIONS, ...extraRegions]);
 
   const size = str("size");
   const memory = slugMemoryMb(size);
@@ -170,6 +247,14 @@ export function parseConfig(
   }
   const acmeEmail = str("acmeEmail");
   if (acmeEmail !== "" && !email.test(acmeEmail)) bad("acmeEmail", acmeEmail, "use an email address");
+  const acmeCaValue = str("acmeCa");
+  let acmeCa: string | undefined;
+  if (acmeCaValue === "staging") {
+    acmeCa = LETS_ENCRYPT_STAGING;
+  } else if (acmeCaValue !== "letsencrypt") {
+    if (acmeDirectory.test(acmeCaValue)) acmeCa = acmeCaValue;
+    else bad("acmeCa", acmeCaValue, "use letsencrypt, staging, or the https URL of an ACME directory");
+  }
   const manageDns = bool("manageDns");
   let dnsZone = str("dnsZone");
   if (dnsZone !== "" && !isBareDomain(dnsZone))
@@ -237,6 +322,54 @@ export function parseConfig(
     );
   const releaseTimeoutSeconds = int("releaseTimeoutSeconds", 10, 1800);
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
+  const backupHeartbeatUrl = str("backupHeartbeatUrl");
+  if (backupHeartbeatUrl !== "" && !heartbeatUrl.test(backupHeartbeatUrl)) {
+    // The value is not echoed: its path is the token that lets anyone ping the check.
+    problems.push(
+      `${CONFIG_NAMESPACE}:backupHeartbeatUrl: the value set is not allowed; use an http(s) URL such as ` +
+        `https://hc-ping.com/<uuid>: no query string, credentials, quotes or trailing slash`,
+    );
+  }
+  const offsiteBackups = bool("offsiteBackups");
+  const offsiteSet = {
+    offsiteEndpoint: str("offsiteEndpoint"),
+    offsiteBucket: str("offsiteBucket"),
+    offsiteAccessKey: str("offsiteAccessKey"),
+    offsiteSecretKey: str("offsiteSecretKey"),
+  };
+  let offsite: StackConfig["offsite"];
+  if (offsiteBackups && target === "existing") {
+    const { offsiteEndpoint: endpoint, offsiteBucket: bucket } = offsiteSet;
+    if (!s3Endpoint.test(endpoint)) {
+      bad(
+        "offsiteEndpoint",
+        endpoint,
+        "with offsiteBackups on a target existing host, set the S3 endpoint as https://host[:port]",
+      );
+    }
+    if (!s3Bucket.test(bucket))
+      bad("offsiteBucket", bucket, "set an existing bucket's name: 3-63 of a-z 0-9 . -");
+    for (const key of ["offsiteAccessKey", "offsiteSecretKey"] as const) {
+      // Not echoed: they are secrets.
+      if (!s3Key.test(offsiteSet[key])) {
+        problems.push(
+          `${CONFIG_NAMESPACE}:${key}: with offsiteBackups on a target existing host, set it with --secret ` +
+            `(8-128 of A-Z a-z 0-9 + / = _ -)`,
+        );
+      }
+    }
+    offsite = { kind: "existing", endpoint, bucket };
+  } else {
+    for (const [key, value] of Object.entries(offsiteSet)) {
+      if (value !== "") {
+        problems.push(
+          `${CONFIG_NAMESPACE}:${key}: only used with offsiteBackups on a target existing host ` +
+            `(with target digitalocean the stack creates the bucket and its key); unset it`,
+        );
+      }
+    }
+    if (offsiteBackups) offsite = { kind: "spaces" };
+  }
   const dataVolumeSizeGb = int("dataVolumeSizeGb", 0, 16384);
   const protectData = bool("protectData");
   const swapSizeMb = int("swapSizeMb", 0, 16384);
@@ -303,10 +436,12 @@ export function parseConfig(
     stack,
     target,
     region,
+    extraRegions,
     size,
     image,
     domain: domain || undefined,
     acmeEmail: acmeEmail || undefined,
+    acmeCa: domain !== "" ? acmeCa : undefined,
     dns,
     sshAllowedCidrs,
     deployUser,
@@ -317,6 +452,8 @@ export function parseConfig(
     releaseTimeoutSeconds,
     backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
     backupRetentionDays,
+    backupHeartbeat: backupHeartbeatUrl !== "",
+    offsite,
     dataVolumeSizeGb,
     protectData,
     swapSizeMb,
@@ -326,10 +463,20 @@ export function parseConfig(
 }
 
 /** Reads the stack's configuration through Pulumi and checks it. */
-export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Output<string> } {
+export function loadConfig(): {
+  config: StackConfig;
+  sshPrivateKey?: pulumi.Output<string>;
+  backupHeartbeatUrl?: pulumi.Output<string>;
+  offsiteKeys?: { accessKey: pulumi.Output<string>; secretKey: pulumi.Output<string> };
+} {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const raw: RawConfig = {};
-  for (const key of Object.keys(declaredConfig())) {
+  // Every key of the namespace, so that a misspelt one is reported rather than ignored.
+  const prefix = `${CONFIG_NAMESPACE}:`;
+  const keys = Object.keys(pulumi.runtime.allConfig())
+    .filter((k) => k.startsWith(prefix))
+    .map((k) => k.slice(prefix.length));
+  for (const key of new Set([...Object.keys(declaredConfig()), ...keys])) {
     if (key !== "sshPrivateKey") raw[key] = cfg.get(key);
   }
   // The value is read only through requireSecret; whether it was set with --secret comes from the
@@ -344,5 +491,11 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
         : "plaintext";
   const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText);
   const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
-  return { config, sshPrivateKey };
+  // A secret Output even when set in plaintext: its path is the check's token.
+  const backupHeartbeatUrl = config.backupHeartbeat ? cfg.requireSecret("backupHeartbeatUrl") : undefined;
+  const offsiteKeys =
+    config.offsite?.kind === "existing"
+      ? { accessKey: cfg.requireSecret("offsiteAccessKey"), secretKey: cfg.requireSecret("offsiteSecretKey") }
+      : undefined;
+  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys };
 }

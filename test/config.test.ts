@@ -7,8 +7,19 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
+import * as pulumi from "@pulumi/pulumi";
 import { cronProblem, isPassphraseProtected } from "../checks";
-import { ConfigError, declaredConfig, KeyState, parseConfig, RawConfig, withDefaults } from "../config";
+import {
+  ConfigError,
+  declaredConfig,
+  DROPLET_REGIONS,
+  KeyState,
+  parseConfig,
+  RawConfig,
+  withDefaults,
+} from "../config";
+import { runProgram } from "../harness/mockProgram";
+import { STAGING } from "./support";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
@@ -73,7 +84,7 @@ describe("config: defaults", () => {
     const declared = new Set(Object.keys(declaredConfig()));
     const source = fs.readFileSync(path.join(__dirname, "..", "config.ts"), "utf8");
     const read = new Set(
-      [...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\("(\w+)"/g)].map((m) => m[1]),
+      [...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\(\s*"(\w+)"/g)].map((m) => m[1]),
     );
     assert.ok(read.size > 15, "found the keys the checker reads");
     for (const key of read) assert.ok(declared.has(key), `${key} is read but not declared`);
@@ -105,6 +116,18 @@ describe("config: one rule per key", () => {
   it("target: digitalocean or existing", () =>
     rejects({ target: "aws" }, "target", /digitalocean, existing/));
   it("region: a DigitalOcean region slug", () => rejects({ region: "us-east-1" }, "region", /nyc3/));
+  it("region: the regions where droplets can be created today, atl1 included, retired ones out", () => {
+    for (const region of DROPLET_REGIONS) assert.equal(parse({ region }).region, region);
+    assert.ok(DROPLET_REGIONS.includes("atl1"));
+    for (const retired of ["nyc2", "ams2", "sfo1"]) {
+      rejects({ region: retired }, "region", /use one of: nyc1, nyc3, .*atl1/);
+    }
+  });
+  it("extraRegions: allows a region the built-in list does not have yet, and must hold region slugs", () => {
+    rejects({ region: "ric1" }, "region", /use one of/);
+    assert.equal(parse({ region: "ric1", extraRegions: '["ric1"]' }).region, "ric1");
+    rejects({ extraRegions: '["Richmond 1"]' }, "extraRegions", /region slug such as atl1/);
+  });
   it("size: at least 2 GB of memory", () => {
     rejects({ size: "s-1vcpu-1gb" }, "size", /at least 2 GB/);
     rejects({ size: "s-1vcpu-512mb-10gb" }, "size", /at least 2 GB/);
@@ -210,6 +233,87 @@ describe("config: one rule per key", () => {
     rejects({ releaseTimeoutSeconds: "1801" }, "releaseTimeoutSeconds", /10 to 1800/);
   });
 
+  it("backupHeartbeatUrl: an http(s) URL that /fail can be appended to, never echoed back", () => {
+    const token = "0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
+    for (const bad of [
+      `ftp://hc-ping.com/${token}`,
+      `https://hc-ping.com/${token}/`,
+      `https://hc-ping.com/${token}?create=1`,
+      `https://user:pw@hc-ping.com/${token}`,
+      `https://hc-ping.com/${token}'; rm -rf /`,
+      `https://hc-ping.com/"${token}"`,
+      `hc-ping.com/${token}`,
+    ]) {
+      rejects({ backupHeartbeatUrl: bad }, "backupHeartbeatUrl", /http\(s\) URL/);
+      assert.throws(
+        () => parse({ backupHeartbeatUrl: bad }),
+        (err: Error) => !err.message.includes(token),
+        "the message must not show the URL (its path is a token)",
+      );
+    }
+    assert.equal(parse({}).backupHeartbeat, false);
+    assert.equal(parse({ backupHeartbeatUrl: `https://hc-ping.com/${token}` }).backupHeartbeat, true);
+    assert.equal(
+      parse({ backupHeartbeatUrl: "http://10.0.0.1:8000/ping/abc_DEF-1.2" }).backupHeartbeat,
+      true,
+    );
+  });
+
+  it("offsite*: target existing needs an https endpoint, a bucket and keys (never echoed); digitalocean takes none", () => {
+    const keys = { offsiteAccessKey: "DO00EXAMPLEKEY", offsiteSecretKey: "s3cr3t/key+value=" };
+    const on = {
+      ...keys,
+      offsiteBackups: "true",
+      offsiteEndpoint: "https://fra1.digitaloceanspaces.com",
+      offsiteBucket: "chitram-bk",
+    };
+    assert.deepEqual(parseConfig(withDefaults({ ...existing, ...on }), "test", "secret").offsite, {
+      kind: "existing",
+      endpoint: "https://fra1.digitaloceanspaces.com",
+      bucket: "chitram-bk",
+    });
+    const rejectsExisting = (o: RawConfig, key: string, allowed: RegExp) =>
+      rejects({ ...existing, ...on, ...o }, key, allowed, "secret");
+    rejectsExisting({ offsiteEndpoint: "" }, "offsiteEndpoint", /https:\/\/host/);
+    rejectsExisting({ offsiteEndpoint: "https://x.example.com/path" }, "offsiteEndpoint", /https:\/\/host/);
+    rejectsExisting({ offsiteEndpoint: "http://spaces.example.com" }, "offsiteEndpoint", /https:\/\/host/);
+    rejectsExisting({ offsiteBucket: "Bad_Bucket" }, "offsiteBucket", /bucket's name/);
+    rejectsExisting({ offsiteSecretKey: "it's'bad" }, "offsiteSecretKey", /--secret/);
+    assert.throws(
+      () => parseConfig(withDefaults({ ...existing, ...on, offsiteSecretKey: "it's'bad" }), "test", "secret"),
+      (err: Error) => !err.message.includes("it's'bad"),
+    );
+    assert.deepEqual(parse({ offsiteBackups: "true" }).offsite, { kind: "spaces" });
+    assert.equal(parse({}).offsite, undefined);
+    rejects(
+      { offsiteBackups: "true", offsiteBucket: "mine" },
+      "offsiteBucket",
+      /only used with .* target existing/,
+    );
+  });
+
+  it("acmeCa: letsencrypt (Caddy's default, nothing rendered), staging, or an https directory URL", () => {
+    const domain = { domain: "chitram.example.com" };
+    assert.equal(parse(domain).acmeCa, undefined);
+    assert.equal(
+      parse({ ...domain, acmeCa: "staging" }).acmeCa,
+      "https://acme-staging-v02.api.letsencrypt.org/directory",
+    );
+    assert.equal(
+      parse({ ...domain, acmeCa: "https://ca.internal:14000/dir" }).acmeCa,
+      "https://ca.internal:14000/dir",
+    );
+    assert.equal(parse({ acmeCa: "staging" }).acmeCa, undefined, "IP mode has no ACME");
+    for (const bad of [
+      "zerossl",
+      "http://ca.internal/dir",
+      "https://ca.internal/dir {",
+      "https://ca internal/dir",
+    ]) {
+      rejects({ ...domain, acmeCa: bad }, "acmeCa", /letsencrypt, staging, or the https URL/);
+    }
+  });
+
   it("backupRetentionDays: 1-365", () => {
     rejects({ backupRetentionDays: "0" }, "backupRetentionDays", /1 to 365/);
     rejects({ backupRetentionDays: "366" }, "backupRetentionDays", /1 to 365/);
@@ -311,6 +415,62 @@ describe("config: one rule per key", () => {
     assert.throws(
       () => parse({ size: "s-1vcpu-1gb", appPort: "0", deployUser: "root" }),
       (err: ConfigError) => err.problems.length === 3,
+    );
+  });
+});
+
+describe("config: unknown keys and how errors reach the CLI", () => {
+  it("an unknown key is an error naming it and the nearest known key", () => {
+    const cases: [string, string][] = [
+      ["regoin", "region"],
+      ["backupRetentionDay", "backupRetentionDays"],
+      ["sshallowedcidrs", "sshAllowedCidrs"],
+      ["appimage", "appImage"],
+    ];
+    for (const [typo, meant] of cases) {
+      assert.throws(
+        () => parse({ [typo]: "x" }),
+        (err: ConfigError) => {
+          assert.deepEqual(err.problems.length, 1, err.message);
+          assert.match(
+            err.problems[0],
+            new RegExp(`^chitram:${typo} is not a known key; did you mean chitram:${meant}\\?`),
+          );
+          return true;
+        },
+      );
+    }
+  });
+
+  it("the error is a pulumi.RunError (the CLI prints it without a stack trace) and its message lists every problem", () => {
+    assert.throws(
+      () => parse({ size: "s-1vcpu-1gb", appPort: "0", regoin: "ams3", region: "nyc2" }),
+      (err: unknown) => {
+        assert.ok(err instanceof pulumi.RunError, `not a RunError: ${String(err)}`);
+        assert.ok(pulumi.RunError.isInstance(err));
+        const lines = err.message.split("\n");
+        assert.equal(lines[0], "Invalid configuration:");
+        for (const key of ["regoin", "region", "size", "appPort"]) {
+          assert.equal(
+            lines.filter((l) => l.startsWith(`  - chitram:${key}`)).length,
+            1,
+            `${key}:\n${err.message}`,
+          );
+        }
+        assert.equal(lines.length, 5, err.message);
+        return true;
+      },
+    );
+  });
+
+  it("the program reads every key of the namespace from Pulumi's config, so a typo in a stack file is caught", async () => {
+    await assert.rejects(
+      runProgram({ stack: "staging", config: { ...STAGING, regoin: "ams3" } }),
+      (err: unknown) => {
+        assert.ok(pulumi.RunError.isInstance(err), `not a RunError: ${String(err)}`);
+        assert.match(err.message, /chitram:regoin is not a known key; did you mean chitram:region\?/);
+        return true;
+      },
     );
   });
 });

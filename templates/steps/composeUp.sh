@@ -18,6 +18,36 @@ ERR="$APP_DIR/.compose-up.err"
 # One line per release that went live: UTC time, image, container, hash of the app's compose config.
 RELEASES="$APP_DIR/releases.log"
 
+# The env file's secret values (passwords, keys, the MinIO user), each replaced by [secret] in
+# what this step prints: a failing service may log its environment.
+mask_secrets() {
+  awk -v env_file="$APP_DIR/$ENV_FILE" '
+    BEGIN {
+      while ((getline line < env_file) > 0) {
+        eq = index(line, "=")
+        key = substr(line, 1, eq - 1)
+        if (eq > 1 && key ~ /(PASSWORD|SECRET_KEY|ACCESS_KEY|ROOT_USER)$/ && eq < length(line)) secret[substr(line, eq + 1)] = 1
+      }
+    }
+    {
+      for (s in secret) while ((at = index($0, s)) > 0) $0 = substr($0, 1, at - 1) "[secret]" substr($0, at + length(s))
+      print
+    }'
+}
+
+# On failure: the state of every service, then the last LOG_LINES log lines of the services that
+# are not running and healthy, and no others (CI keeps this output).
+fail() {
+  docker compose ps -a >&2 || true
+  local service state health
+  while read -r service state health; do
+    [[ $state == running && ${health:-healthy} == healthy ]] && continue
+    echo "--- $service ($state${health:+, $health}): last $LOG_LINES log lines" >&2
+    docker compose logs --no-color --tail "$LOG_LINES" "$service" 2>&1 | mask_secrets >&2 || true
+  done < <(docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}')
+  die "$1: $(tail -n 5 "$ERR" | mask_secrets)"
+}
+
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's|^/||'; }
 app_ids() { docker compose ps -a -q app; }
 # docker exec, not `docker compose exec`: the health gate polls through it, and compose's CLI
@@ -74,10 +104,20 @@ $(still_serving)"
   fi
 fi
 
+# PostgreSQL takes POSTGRES_PASSWORD only when it creates its data directory. After a new password
+# (the generated one was replaced) the app could no longer log in, so the password in the env file
+# is set on every run, before the app starts: psql over the container's local socket reads it from
+# the container's environment (\getenv), never from a command line.
+docker compose up -d --wait --wait-timeout "$WAIT_SECONDS" postgres 2>"$ERR" ||
+  fail "PostgreSQL did not get healthy"
+if ! docker compose exec -T postgres sh -c 'psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres' >/dev/null 2>"$ERR" <<'SQL'; then
+\getenv password POSTGRES_PASSWORD
+ALTER ROLE CURRENT_USER WITH PASSWORD :'password';
+SQL
+  fail "setting the PostgreSQL password from the env file failed"
+fi
 if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" postgres minio caddy 2>"$ERR"; then
-  docker compose ps -a >&2 || true
-  docker compose logs --tail 30 postgres minio caddy >&2 || true
-  die "docker compose up did not get postgres, minio and caddy healthy: $(tail -n 5 "$ERR")"
+  fail "docker compose up did not get postgres, minio and caddy healthy"
 fi
 CADDY_ID=$(docker compose ps -q caddy)
 # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
@@ -104,7 +144,7 @@ except Exception as e:
   fi
   {
     echo "chitram: last log lines of $name:"
-    docker logs --tail 20 "$id" 2>&1 | sed 's/^/    /'
+    docker logs --tail 20 "$id" 2>&1 | mask_secrets | sed 's/^/    /'
   } >&2
   docker rm -f "$id" >/dev/null
   die "release of $APP_IMAGE failed: $name $2; it was removed.

@@ -384,9 +384,8 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
   let d: Deployment;
 
   before(async () => {
-    // sshd starts 150 s after the container: the image load in between (the real MinIO, Caddy and
-    // the app's packages: about 540 MB) takes part of that, over two minutes on a busy machine.
-    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 150 });
+    // sshd is held back until the test lets it start, as on a new droplet whose sshd answers late.
+    d = await newDeployment("sandbox-faults", { holdSshd: true });
   });
   after(async () => {
     await d?.droplet.stop();
@@ -398,7 +397,10 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
       "sshd is not up yet",
     );
     const started = Date.now();
+    // sshd starts 5 s after the first step began dialling: the step must wait it out.
+    const sshdLate = new Promise((resolve) => setTimeout(resolve, 5_000)).then(() => d.droplet.startSshd());
     const r = await apply(d.steps, d.state, { log, stopAfter: 1 });
+    await sshdLate;
     assert.deepEqual(
       r.ran.map((x) => x.name),
       ["host-ready"],
