@@ -589,7 +589,9 @@ describe("program: off-box backups", async () => {
     assert.match(secrets.content, /^OFFSITE_BUCKET='[a-z0-9.-]+'$/m);
     const secretKey = /^OFFSITE_SECRET_KEY='(.+)'$/m.exec(secrets.content)![1];
     for (const r of prod.resources) assert.ok(!JSON.stringify(r.maskedInputs).includes(secretKey), r.name);
-    for (const x of prod.steps) assert.ok(!x.create!.includes(secretKey), x.name);
+    for (const x of prod.steps) {
+      for (const command of [x.create, x.delete]) assert.ok(!command?.includes(secretKey), x.name);
+    }
   });
 
   it("staging has no off-box copies unless asked; target existing needs an endpoint, a bucket and keys", async () => {
