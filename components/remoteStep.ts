@@ -30,7 +30,7 @@ export interface RemoteStepOptions {
   triggers?: pulumi.Input<string>[];
   /** Steps that must have run first. */
   dependsOn: pulumi.Input<pulumi.Resource>[];
-  /** How long the step may take. Default: 10m. */
+  /** How long the step may take, enforced on the host by `timeout` (also the dial's bound). Default: 10m. */
   timeout?: string;
   /**
    * Changes to these inputs do not re-run the step. First-contact steps connect as root, which may
@@ -42,12 +42,13 @@ export interface RemoteStepOptions {
 export function remoteStep(name: string, o: RemoteStepOptions): command.remote.Command {
   const script = renderStepScript(o.script, o.params);
   // A hash of stdin re-runs the step when its files change; for secret stdin the hash is secret too.
+  const limit = o.timeout ?? "10m";
   const stdinHash = o.stdin === undefined ? [] : [pulumi.output(o.stdin).apply(sha256)];
   return new command.remote.Command(
     name,
     {
       connection: o.connection,
-      create: stepCommand(script, { sudo: o.sudo }),
+      create: stepCommand(script, { sudo: o.sudo, step: name, limit }),
       stdin: o.stdin,
       triggers: [sha256(script), ...stdinHash, ...(o.triggers ?? [])],
       logging: o.secret ? "none" : "stdoutAndStderr",
@@ -56,7 +57,7 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       parent: o.parent,
       dependsOn: o.dependsOn,
       additionalSecretOutputs: o.secret ? ["stdout", "stderr"] : [],
-      customTimeouts: { create: o.timeout ?? "10m", update: o.timeout ?? "10m" },
+      customTimeouts: { create: limit, update: limit },
       ignoreChanges: o.ignoreChanges,
     },
   );

@@ -201,7 +201,27 @@ describe("config: one rule per key", () => {
     rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, true);
     rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, true);
     rejects(existing, "sshPrivateKey", /--secret/, false);
-    assert.deepEqual(parse(existing, true).existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+    assert.deepEqual(parse(existing, true).existingHost, {
+      host: "192.0.2.7",
+      port: 22,
+      user: "root",
+      hostKey: undefined,
+    });
+  });
+  it("hostKey: an ED25519 or ECDSA key as ssh-keyscan prints it, target existing only", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEbdIivTzB";
+    assert.equal(parse({ ...existing, hostKey: `${key} root@web1` }, true).existingHost?.hostKey, key);
+    const ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=";
+    assert.equal(parse({ ...existing, hostKey: ecdsa }, true).existingHost?.hostKey, ecdsa);
+    rejects(
+      { ...existing, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ==" },
+      "hostKey",
+      /ED25519 or ECDSA/,
+      true,
+    );
+    rejects({ ...existing, hostKey: "192.0.2.7 ssh-ed25519 AAAA" }, "hostKey", /without the host name/, true);
+    rejects({ ...existing, hostKey: "ssh-ed25519 AAAA$(id)" }, "hostKey", /ED25519 or ECDSA/, true);
+    rejects({ hostKey: key }, "hostKey", /target: existing only/);
   });
   it("target existing: no DigitalOcean-only features", () => {
     rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, true);
