@@ -24,6 +24,13 @@ import {
   waitHealthy,
 } from "./hostKit";
 import { replay, StepError } from "./replay";
+import { utils } from "ssh2";
+import {
+  DIAL_ERROR_LIMIT,
+  FIRST_CONTACT_DIAL_ERROR_LIMIT,
+  hostKeyFromStdout,
+} from "../../components/hostProvisioning";
+import { stepCommand } from "../../templates/steps";
 import { replaceRealValue } from "../../tools/mockProgram";
 import { runStack } from "../support";
 import { ensureDockerd, removeAllSandboxes } from "./sandbox";
@@ -234,6 +241,98 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     // and the stack's own env file puts it right again
     await apply(d.steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+
+  it("rotating the stack key with root login closed: installed by the admin-key step, every stack-key step updated, no first contact", async () => {
+    const oldKey = stepNamed(d, "host-docker").connection.privateKey!;
+    replaceRealValue(d.stack, "tls:index/privateKey:PrivateKey", "stack-key");
+    const rotated = await runStack(d.stack, d.config, "real");
+    const r = await apply(rotated.steps, d.state, { log });
+    const ran = r.ran.map((x) => x.name);
+    assert.equal(ran[0], "host-deploy-user", "the key is installed before any step logs in with it");
+    assert.ok(!ran.includes("host-ready") && !ran.includes("host-bootstrap"), ran.join(", "));
+    const stackKeySteps = rotated.steps.filter(
+      (s) => s.connection.privateKey !== oldKey && s.name !== "host-deploy-user",
+    );
+    for (const s of stackKeySteps.filter((x) => x.name !== "host-access-proof"))
+      assert.equal(r.ran.find((x) => x.name === s.name)?.action, "update", s.name);
+    d.steps = rotated.steps;
+    const newKey = stepNamed(d, "host-docker").connection.privateKey!;
+    assert.notEqual(newKey, oldKey);
+    assert.equal((await sshExec(d.droplet.sshPort, "chitram", newKey, "sudo -n true")).code, 0);
+    await assert.rejects(sshExec(d.droplet.sshPort, "chitram", oldKey, "true"), /authentication/i);
+    await assert.rejects(
+      sshExec(d.droplet.sshPort, "root", d.bootstrapPrivateKey, "true"),
+      /authentication/i,
+    );
+    await waitHealthy(d.droplet.httpPort);
+  });
+
+  it("a wrong key fails the step after its dial limit with the authentication error, not a deadline", async () => {
+    const wrong = utils.generateKeyPairSync("ed25519").private;
+    for (const [name, limit] of [
+      ["host-ready", FIRST_CONTACT_DIAL_ERROR_LIMIT],
+      ["host-swap", DIAL_ERROR_LIMIT],
+    ] as const) {
+      const s = stepNamed(d, name);
+      const probe = { ...s, name: `${name}-wrong-key`, connection: { ...s.connection, privateKey: wrong } };
+      const started = Date.now();
+      await assert.rejects(apply([{ ...probe, dependsOn: [] }], new Map(d.state), { log }), (err: Error) => {
+        assert.match(err.message, new RegExp(`${limit + 1} failed attempts \\(dialErrorLimit ${limit}\\)`));
+        assert.match(err.message, /authentication methods failed/);
+        return true;
+      });
+      log(`${name} with a wrong key failed after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+  });
+
+  it("a step that hangs is stopped on the host at its limit, naming the step and the limit, and the next apply runs it again", async () => {
+    const swap = stepNamed(d, "host-swap");
+    const hang = {
+      ...swap,
+      name: "host-hang-probe",
+      dependsOn: [],
+      create: stepCommand("sleep 600 & wait", { sudo: true, step: "host-hang-probe", limit: "5s" }),
+    };
+    const state = new Map(d.state);
+    await assert.rejects(apply([hang], state, { log }), (err: StepError) => {
+      assert.equal(err.exitCode, 124);
+      assert.match(err.message, /step host-hang-probe did not finish within its 5s limit and was stopped/);
+      return true;
+    });
+    assert.equal(state.has("host-hang-probe"), false, "a failed create leaves nothing in the state");
+    assert.equal(
+      (await d.droplet.exec("pgrep -f 'sleep 600' || true")).stdout.trim(),
+      "",
+      "the script's children were stopped too",
+    );
+    const fixed = {
+      ...hang,
+      create: stepCommand("true", { sudo: true, step: "host-hang-probe", limit: "5s" }),
+    };
+    const again = await apply([fixed], state, { log });
+    assert.deepEqual(
+      again.ran.map((x) => [x.name, x.action]),
+      [["host-hang-probe", "create"]],
+    );
+  });
+
+  it("a changed host key fails the next step with the provider's host key mismatch (the last test: the host is re-keyed)", async () => {
+    const recorded = hostKeyFromStdout(d.state.get("host-ready")!.stdout);
+    const onHost = (await d.droplet.exec("cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).stdout.trim();
+    assert.equal(recorded, onHost, "the first step recorded the host's ED25519 key");
+    const rekey = await d.droplet.exec(
+      'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP "$(cat /run/sshd.pid)"',
+    );
+    assert.equal(rekey.code, 0, rekey.stderr);
+    await assert.rejects(
+      apply(d.steps, d.state, { log, force: (s) => s.name === "host-swap" }),
+      (err: StepError) => {
+        assert.equal(err.step, "host-swap");
+        assert.match(err.message, /ssh: host key mismatch/);
+        return true;
+      },
+    );
   });
 });
 
