@@ -28,7 +28,7 @@ export function toReplayStep(step: ProgramStep): Step {
  * Under mocks a step's stdout is a placeholder; on a real `up` a later step gets the real output.
  * Here that is the host key the first step recorded, which later steps pin.
  */
-function withOutputs(step: ProgramStep, state: EngineState): ProgramStep {
+export function withOutputs(step: ProgramStep, state: EngineState): ProgramStep {
   const m = HOST_KEY_PLACEHOLDER.exec(step.connection.hostKey ?? "");
   if (!m) return step;
   const source = state.get(m[1]);

@@ -12,18 +12,20 @@ import {
   HostExec,
   restoreDrill,
 } from "./backupDrill";
-import { apply, toReplayStep } from "./engine";
+import { apply, EngineState, toReplayStep, withOutputs } from "./engine";
 import {
   Deployment,
   get,
   hostFingerprint,
   newDeployment,
   request,
+  SANDBOX_APP_IMAGE,
   sshExec,
   tcpOpen,
   waitHealthy,
 } from "./hostKit";
-import { replay, StepError } from "./replay";
+import { replay, StepConnection, StepError } from "./replay";
+import { ProgramStep } from "../../tools/steps";
 import { utils } from "ssh2";
 import {
   DIAL_ERROR_LIMIT,
@@ -32,11 +34,12 @@ import {
 } from "../../components/hostProvisioning";
 import { stepCommand } from "../../templates/steps";
 import { replaceRealValue } from "../../tools/mockProgram";
-import { runStack } from "../support";
-import { ensureDockerd, removeAllSandboxes } from "./sandbox";
+import { runStack, STAGING } from "../support";
+import { buildImages, Droplet, ensureDockerd, removeAllSandboxes, startDroplet } from "./sandbox";
 
 const log = (line: string) => console.log(`  ${line}`);
-const stepNamed = (d: Deployment, name: string) => d.steps.find((s) => s.name === name)!;
+const stepIn = (steps: ProgramStep[], name: string) => steps.find((s) => s.name === name)!;
+const stepNamed = (d: Deployment, name: string) => stepIn(d.steps, name);
 
 describe("real host: a bare droplet deployed by the stack's steps", () => {
   let d: Deployment;
@@ -79,7 +82,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   it("a step relying on SSH environment variables fails here as on a droplet (sshd has no AcceptEnv for them)", async () => {
     const proof = stepNamed(d, "host-access-proof");
     const probe = {
-      ...toReplayStep(proof),
+      ...toReplayStep(withOutputs(proof, d.state)),
       name: "env-probe",
       dependsOn: [],
       environment: { CHITRAM_PROBE: "1" },
@@ -372,4 +375,57 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
     assert.equal(last.ran.length, d.steps.length - 10);
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
+});
+
+describe("real host: a DigitalOcean stack's first contact (root with the admin key) and both key rotations", () => {
+  const stack = "sandbox-droplet";
+  // Only the host's own steps: the rotations are about them (the app steps are covered above).
+  const hostSteps = (run: { steps: ProgramStep[] }) => run.steps.filter((s) => s.name.startsWith("host-"));
+  const config = { ...STAGING, appImage: SANDBOX_APP_IMAGE };
+  let droplet: Droplet;
+  let steps: ProgramStep[];
+  const state: EngineState = new Map();
+  let toSandbox: (c: StepConnection) => StepConnection;
+
+  before(async () => {
+    await ensureDockerd();
+    await buildImages();
+    steps = hostSteps(await runStack(stack, config, "real"));
+    // The droplet's root accepts the admin key, as DigitalOcean seeds it from the SshKey resource.
+    const admin = utils.parseKey(stepIn(steps, "host-ready").connection.privateKey!);
+    assert.ok(!(admin instanceof Error) && !Array.isArray(admin));
+    droplet = await startDroplet({
+      rootPublicKey: `${admin.type} ${admin.getPublicSSH().toString("base64")}`,
+      loadImages: false,
+    });
+    toSandbox = (c) => ({ ...c, host: "127.0.0.1", port: droplet.sshPort });
+    const first = await apply(steps, state, { log, connectionOverride: toSandbox });
+    assert.equal(first.ran.length, steps.length);
+  });
+  after(async () => {
+    await droplet?.stop();
+  });
+
+  for (const key of ["stack-key", "deploy-key"]) {
+    it(`replacing the ${key} with root login closed: no first contact, the new key works, the old one is refused`, async () => {
+      const keyOf = (s: ProgramStep[]) =>
+        stepIn(s, key === "stack-key" ? "host-swap" : "host-access-proof").connection.privateKey!;
+      const oldKey = keyOf(steps);
+      replaceRealValue(stack, "tls:index/privateKey:PrivateKey", key);
+      const rotated = hostSteps(await runStack(stack, config, "real"));
+      const r = await apply(rotated, state, { log, connectionOverride: toSandbox });
+      const ran = r.ran.map((x) => x.name);
+      assert.equal(ran[0], "host-deploy-user");
+      assert.ok(!ran.includes("host-ready") && !ran.includes("host-bootstrap"), ran.join(", "));
+      steps = rotated;
+      assert.equal((await sshExec(droplet.sshPort, "chitram", keyOf(steps), "sudo -n true")).code, 0);
+      await assert.rejects(sshExec(droplet.sshPort, "chitram", oldKey, "true"), /authentication/i);
+      const admin = stepIn(steps, "host-ready").connection.privateKey!;
+      await assert.rejects(
+        sshExec(droplet.sshPort, "root", admin, "true"),
+        /authentication/i,
+        "root stays closed",
+      );
+    });
+  }
 });
