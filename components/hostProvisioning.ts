@@ -116,9 +116,10 @@ export class HostProvisioning extends pulumi.ComponentResource {
 
     const ready = asBootstrap(`${name}-ready`, {
       script: "ready",
-      params: { CLOUD_INIT_WAIT_SECONDS: 900 },
+      // cloud-init (600 s) and then the apt locks (600 s) within the step's own limit.
+      params: { CLOUD_INIT_WAIT_SECONDS: 600 },
       dependsOn: args.dependsOn ?? [],
-      timeout: "20m",
+      timeout: "25m",
       ignoreChanges: firstContact,
     });
     const hostKey = args.hostKey ?? ready.stdout.apply(hostKeyFromStdout);

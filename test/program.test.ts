@@ -364,12 +364,12 @@ describe("program: remote steps", async () => {
     return visit(from);
   };
 
-  it("every step waits for the ready step, which waits longest for SSH and may take 20 minutes", () => {
+  it("every step waits for the ready step, which waits longest for SSH and may take 25 minutes", () => {
     for (const n of names) if (n !== "host-ready") assert.ok(dependsTransitively(n, "host-ready"), n);
     const ready = step(run, "host-ready");
     assert.equal(ready.connection.dialErrorLimit, FIRST_CONTACT_DIAL_ERROR_LIMIT);
     assert.ok((ready.connection.perDialTimeout ?? 0) >= 15);
-    assert.equal(named(run, "host-ready").options.customTimeouts?.create, "20m");
+    assert.equal(named(run, "host-ready").options.customTimeouts?.create, "25m");
     assert.match(ready.create!, /cloud-init status --wait/);
   });
 
