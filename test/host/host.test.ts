@@ -257,7 +257,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     const newKey = stepIn(rotated.steps, "host-docker").connection.privateKey!;
     assert.notEqual(newKey, oldKey);
     const stackKeySteps = rotated.steps.filter((s) => s.connection.privateKey === newKey);
-    assert.ok(stackKeySteps.length > 10, "the stack's own steps log in with the stack key");
+    assert.ok(stackKeySteps.length > 5, "the stack's own steps log in with the stack key");
     for (const s of stackKeySteps)
       assert.equal(r.ran.find((x) => x.name === s.name)?.action, "update", s.name);
     d.steps = rotated.steps;
