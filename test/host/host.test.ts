@@ -304,7 +304,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     });
     assert.equal(state.has("host-hang-probe"), false, "a failed create leaves nothing in the state");
     assert.equal(
-      (await d.droplet.exec("pgrep -f 'sleep 600' || true")).stdout.trim(),
+      (await d.droplet.exec("pgrep -fx 'sleep 600' || true")).stdout.trim(),
       "",
       "the script's children were stopped too",
     );
