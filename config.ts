@@ -95,6 +95,13 @@ const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const imageRef =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+// The health path reaches curl, compose.yaml, host.env (sourced by root) and the uptime check: a
+// path and an optional query string. `&` is allowed in the query (every file that carries the path
+// quotes it); `$ ( ) ; '` and the like are not: no health endpoint needs them, and compose
+// (interpolation) and curl (URL globbing) would read some of them even when quoted.
+const healthPathPattern =
+  /^\/(?:[A-Za-z0-9._~/:@+,=-]|%[0-9A-Fa-f]{2})*(?:\?(?:[A-Za-z0-9._~/:@+,=&-]|%[0-9A-Fa-f]{2})*)?$/;
+
 /** Memory in MB named by a droplet size slug (`s-2vcpu-2gb` → 2048), or undefined if it names none. */
 export function slugMemoryMb(slug: string): number | undefined {
   for (const part of slug.split("-")) {
@@ -162,8 +169,11 @@ export function cronProblem(expr: string): string | undefined {
   return undefined;
 }
 
+/** Whether `sshPrivateKey` is set, and how: only a secret keeps it out of the stack file in plain text. */
+export type KeyState = "unset" | "secret" | "plaintext";
+
 /** Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing every problem. */
-export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boolean): StackConfig {
+export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: KeyState): StackConfig {
   const problems: string[] = [];
   const bad = (key: string, value: string | undefined, allowed: string) =>
     problems.push(`${CONFIG_NAMESPACE}:${key}: ${JSON.stringify(value ?? null)} is not allowed; ${allowed}`);
@@ -272,8 +282,14 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
   }
   const appPort = int("appPort", 1, 65535);
   const healthPath = str("healthPath");
-  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/.test(healthPath)) {
-    bad("healthPath", healthPath, "use a URL path that starts with / and has no spaces or quotes");
+  if (!healthPathPattern.test(healthPath)) {
+    bad(
+      "healthPath",
+      healthPath,
+      "use a URL path that starts with /, made of letters, digits, . _ ~ - / : @ + , = and %XX escapes, " +
+        "optionally followed by a query string after ? that may also use &; " +
+        "no spaces, quotes, # or shell characters such as $ ( ) ; ' \" ` \\ | < > * ! [ ] { }",
+    );
   }
 
   const backupSchedule = str("backupSchedule");
@@ -302,7 +318,7 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
     const user = str("sshUser");
     if (!linuxUser.test(user))
       bad("sshUser", user, "use a Linux user name: root, or a user with passwordless sudo");
-    if (!hasSshPrivateKey) {
+    if (sshPrivateKey === "unset") {
       bad(
         "sshPrivateKey",
         undefined,
@@ -335,6 +351,13 @@ export function parseConfig(raw: RawConfig, stack: string, hasSshPrivateKey: boo
         "use the host's public key as OpenSSH prints it, ED25519 or ECDSA: ssh-keyscan -t ed25519 <host>, without the host name",
       );
     existingHost = { host, port, user, hostKey: hostKey === "" ? undefined : hostKey };
+  }
+
+  if (sshPrivateKey === "plaintext") {
+    problems.push(
+      `${CONFIG_NAMESPACE}:sshPrivateKey: is set in plain text, so the private key sits readable in the stack file; ` +
+        `set it as a secret: pulumi config set --secret ${CONFIG_NAMESPACE}:sshPrivateKey < key`,
+    );
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -376,9 +399,16 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
   for (const key of Object.keys(declaredConfig())) {
     if (key !== "sshPrivateKey") raw[key] = cfg.get(key);
   }
-  // Read only through getSecret, so the key is a secret Output even if it was set in plaintext.
-  const keyIsSet = (cfg.get("sshPrivateKey") ?? "") !== "";
-  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyIsSet);
-  const sshPrivateKey = keyIsSet ? cfg.requireSecret("sshPrivateKey") : undefined;
+  // The value is read only through requireSecret; whether it was set with --secret comes from the
+  // engine's list of secret keys (the SDK's isConfigSecret, not in its typings).
+  const runtime = pulumi.runtime as unknown as { isConfigSecret(key: string): boolean };
+  const keyState: KeyState =
+    (cfg.get("sshPrivateKey") ?? "") === ""
+      ? "unset"
+      : runtime.isConfigSecret(`${CONFIG_NAMESPACE}:sshPrivateKey`)
+        ? "secret"
+        : "plaintext";
+  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState);
+  const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
   return { config, sshPrivateKey };
 }

@@ -1,6 +1,26 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
+
+/**
+ * The stack's name as it appears in DigitalOcean names and tags. Pulumi allows `_`, `.` and capitals
+ * in stack names; DigitalOcean's volume names allow only lowercase letters, digits and `-` (64 at
+ * most, so 51 for the stack in `chitram-<stack>-data`), tags no `.`. A name that already fits is
+ * used as it is, so no existing resource is renamed; any other is lowercased, every other
+ * character becomes `-`, and a short hash of the real name is appended, so two stacks never share
+ * a name ("Team_A" and "team-a" differ).
+ */
+export function doStackName(stack: string): string {
+  if (/^[a-z0-9]([a-z0-9-]{0,49}[a-z0-9])?$/.test(stack)) return stack;
+  const plain = stack
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .slice(0, 32)
+    .replace(/^-+|-+$/g, "");
+  const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
+  return plain === "" ? hash : `${plain}-${hash}`;
+}
 
 export interface DropletHostArgs {
   /** Region slug of the droplet, volume and project resources. Default: none (required). */
@@ -42,7 +62,7 @@ export class DropletHost extends pulumi.ComponentResource {
 
   constructor(name: string, args: DropletHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:digitalocean:DropletHost", name, {}, opts);
-    const stack = pulumi.getStack();
+    const stack = doStackName(pulumi.getStack());
 
     // Named after the stack, so a recreated staging stack never clashes with prod's key.
     const sshKey = new digitalocean.SshKey(
@@ -84,7 +104,7 @@ export class DropletHost extends pulumi.ComponentResource {
           region: args.region,
           size: args.dataVolumeSizeGb ?? 0,
           initialFilesystemType: "ext4",
-          description: `chitram ${stack}: PostgreSQL, MinIO, Caddy data and backups`,
+          description: `chitram ${pulumi.getStack()}: PostgreSQL, MinIO, Caddy data and backups`,
         },
         { parent: this, protect: args.protectData ?? true },
       );
@@ -154,7 +174,7 @@ export class DropletHost extends pulumi.ComponentResource {
       `${name}-project`,
       {
         name: `${name}-${stack}`,
-        description: `chitram web app, stack ${stack}`,
+        description: `chitram web app, stack ${pulumi.getStack()}`,
         purpose: "Web Application",
         environment: args.environment ?? "Production",
         resources: volume ? [droplet.dropletUrn, volume.volumeUrn] : [droplet.dropletUrn],

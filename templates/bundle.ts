@@ -5,7 +5,7 @@ import * as path from "path";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 import { renderHostEnv } from "./hostConfig";
-import { HostFile } from "./hostFiles";
+import { HostFile, readRepoText } from "./hostFiles";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
@@ -39,7 +39,7 @@ export function scriptFiles(appDir: string): HostFile[] {
     .map((f) => ({
       path: `${appDir}/scripts/${f}`,
       mode: "0755",
-      content: fs.readFileSync(path.join(SCRIPTS_DIR, f), "utf8"),
+      content: readRepoText(path.join(SCRIPTS_DIR, f)),
     }));
 }
 

@@ -1,6 +1,6 @@
 // Renders the remote steps' scripts: pure functions from values to the exact text the host runs.
-import * as fs from "fs";
 import * as path from "path";
+import { readRepoText } from "./hostFiles";
 
 export type StepScript =
   | "ready"
@@ -32,8 +32,8 @@ export function shellQuote(value: string): string {
 
 /** The complete script for a step: strict bash, its parameters, the shared helpers, its body. */
 export function renderStepScript(step: StepScript, params: StepParams = {}): string {
-  const lib = fs.readFileSync(path.join(stepsDir, "lib.sh"), "utf8");
-  const body = fs.readFileSync(path.join(stepsDir, `${step}.sh`), "utf8");
+  const lib = readRepoText(path.join(stepsDir, "lib.sh"));
+  const body = readRepoText(path.join(stepsDir, `${step}.sh`));
   return [
     "#!/usr/bin/env bash",
     `# chitram step: ${step}`,

@@ -5,18 +5,26 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
-import { ConfigError, cronProblem, declaredConfig, parseConfig, RawConfig, withDefaults } from "../config";
+import {
+  ConfigError,
+  cronProblem,
+  declaredConfig,
+  KeyState,
+  parseConfig,
+  RawConfig,
+  withDefaults,
+} from "../config";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
 
-function parse(overrides: RawConfig, hasKey = false) {
-  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", hasKey);
+function parse(overrides: RawConfig, key: KeyState = "unset") {
+  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", key);
 }
 
-function rejects(overrides: RawConfig, key: string, allowed: RegExp, hasKey = false) {
+function rejects(overrides: RawConfig, key: string, allowed: RegExp, keyState: KeyState = "unset") {
   assert.throws(
-    () => parse(overrides, hasKey),
+    () => parse(overrides, keyState),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
       const line = err.problems.find((p) => p.startsWith(`chitram:${key}:`));
@@ -149,7 +157,7 @@ describe("config: one rule per key", () => {
     rejects({ closeRootLogin: "1" }, "closeRootLogin", /true or false/));
   it("appImage: required, a container image reference", () => {
     assert.throws(
-      () => parseConfig(withDefaults({}), "test", false),
+      () => parseConfig(withDefaults({}), "test", "unset"),
       /chitram:appImage: null is not allowed; it is required/,
     );
     rejects({ appImage: "ghcr.io/Example/Chitram:1.0" }, "appImage", /image reference/);
@@ -168,9 +176,21 @@ describe("config: one rule per key", () => {
     rejects({ appPort: "65536" }, "appPort", /1 to 65535/);
     rejects({ appPort: "80.5" }, "appPort", /whole number/);
   });
-  it("healthPath: starts with /", () => {
+  it("healthPath: a path from / with an optional query string; shell characters are refused", () => {
     rejects({ healthPath: "health" }, "healthPath", /starts with \//);
-    rejects({ healthPath: "/he alth" }, "healthPath", /no spaces/);
+    const hostile = ["/health$(id)", "/he'alth", "/he alth", "/health;id", "/health`id`", '/he"alth'];
+    hostile.push("/health#top", "/health|id", "/he%zzalth", "/health?a=$(id)", "/he&alth", "/health\nid");
+    for (const p of hostile)
+      rejects({ healthPath: p }, "healthPath", /query string after \? .*no spaces, quotes/);
+    for (const p of [
+      "/health",
+      "/health?a=1&b=2",
+      "/api/v1/health",
+      "/health%20check",
+      "/-/ready",
+      "/health?",
+    ])
+      assert.equal(parse({ healthPath: p }).healthPath, p);
   });
   it("backupSchedule: a five-field cron expression", () => {
     rejects({ backupSchedule: "@daily" }, "backupSchedule", /five-field cron/);
@@ -196,12 +216,12 @@ describe("config: one rule per key", () => {
     rejects({ alertEmails: "ops@example.com" }, "alertEmails", /list of strings/);
   });
   it("target existing: host, sshPort, sshUser and sshPrivateKey are required and checked", () => {
-    rejects({ ...existing, host: "" }, "host", /SSH host's address/, true);
-    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, true);
-    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, true);
-    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, true);
-    rejects(existing, "sshPrivateKey", /--secret/, false);
-    assert.deepEqual(parse(existing, true).existingHost, {
+    rejects({ ...existing, host: "" }, "host", /SSH host's address/, "secret");
+    rejects({ ...existing, host: "http://h" }, "host", /SSH host's address/, "secret");
+    rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, "secret");
+    rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, "secret");
+    rejects(existing, "sshPrivateKey", /--secret/, "unset");
+    assert.deepEqual(parse(existing, "secret").existingHost, {
       host: "192.0.2.7",
       port: 22,
       user: "root",
@@ -210,32 +230,51 @@ describe("config: one rule per key", () => {
   });
   it("hostKey: an ED25519 or ECDSA key as ssh-keyscan prints it, target existing only", () => {
     const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEbdIivTzB";
-    assert.equal(parse({ ...existing, hostKey: `${key} root@web1` }, true).existingHost?.hostKey, key);
+    assert.equal(parse({ ...existing, hostKey: `${key} root@web1` }, "secret").existingHost?.hostKey, key);
     const ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=";
-    assert.equal(parse({ ...existing, hostKey: ecdsa }, true).existingHost?.hostKey, ecdsa);
+    assert.equal(parse({ ...existing, hostKey: ecdsa }, "secret").existingHost?.hostKey, ecdsa);
     rejects(
       { ...existing, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ==" },
       "hostKey",
       /ED25519 or ECDSA/,
-      true,
+      "secret",
     );
-    rejects({ ...existing, hostKey: "192.0.2.7 ssh-ed25519 AAAA" }, "hostKey", /without the host name/, true);
-    rejects({ ...existing, hostKey: "ssh-ed25519 AAAA$(id)" }, "hostKey", /ED25519 or ECDSA/, true);
+    rejects(
+      { ...existing, hostKey: "192.0.2.7 ssh-ed25519 AAAA" },
+      "hostKey",
+      /without the host name/,
+      "secret",
+    );
+    rejects({ ...existing, hostKey: "ssh-ed25519 AAAA$(id)" }, "hostKey", /ED25519 or ECDSA/, "secret");
     rejects({ hostKey: key }, "hostKey", /target: existing only/);
   });
   it("target existing: no DigitalOcean-only features", () => {
-    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, true);
+    rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, "secret");
     rejects(
       { ...existing, alertEmails: '["ops@example.com"]' },
       "alertEmails",
       /target existing leave it empty/,
-      true,
+      "secret",
     );
     rejects(
       { ...existing, domain: "chitram.example.com", manageDns: "true" },
       "manageDns",
       /set it to false/,
-      true,
+      "secret",
+    );
+  });
+  it("sshPrivateKey: set without --secret is refused, for any target, naming the command to use", () => {
+    rejects(
+      existing,
+      "sshPrivateKey",
+      /in plain text.*pulumi config set --secret chitram:sshPrivateKey/,
+      "plaintext",
+    );
+    rejects(
+      {},
+      "sshPrivateKey",
+      /in plain text.*pulumi config set --secret chitram:sshPrivateKey/,
+      "plaintext",
     );
   });
   it("every problem is reported at once, not one per run", () => {

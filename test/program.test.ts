@@ -243,6 +243,51 @@ describe("program: bad config stops everything", () => {
   });
 });
 
+describe("program: secrets in config", () => {
+  it("an sshPrivateKey set without --secret stops the program before any resource, naming the command", async () => {
+    await assert.rejects(
+      runProgram({ stack: "existing", config: EXISTING, secretKeys: [] }),
+      /chitram:sshPrivateKey: is set in plain text.*pulumi config set --secret chitram:sshPrivateKey/,
+    );
+    const run = await runProgram({ stack: "existing", config: EXISTING, secretKeys: ["sshPrivateKey"] });
+    assert.ok(run.resources.length > 0);
+  });
+});
+
+describe("program: stack names in DigitalOcean names", () => {
+  it("a stack name with _ , . or capitals gives DigitalOcean names of lowercase letters, digits and -, distinct per stack", async () => {
+    const names = async (stack: string) => {
+      const run = await runStack(stack, { ...PROD, dataVolumeSizeGb: "10" });
+      return run.resources
+        .filter(
+          (r) => r.type.startsWith("digitalocean:") && r.type !== DNS && typeof r.inputs.name === "string",
+        )
+        .map((r) => ({ type: r.type, name: String(r.inputs.name), tags: (r.inputs.tags ?? []) as string[] }));
+    };
+    const odd = await names("Team_Alice.Prod");
+    const other = await names("team-alice-prod");
+    for (const r of odd) {
+      assert.match(r.name, /^chitram-[a-z0-9-]+$/, `${r.type}: ${r.name}`);
+      assert.ok(r.name.length <= 64, `${r.type}: ${r.name} is longer than a volume name may be`);
+      for (const tag of r.tags) assert.match(tag, /^[a-z0-9-]+$/, `${r.type} tag ${tag}`);
+    }
+    const volume = odd.find((r) => r.type === VOLUME)!;
+    assert.match(volume.name, /^chitram-team-alice-prod-[0-9a-f]{6}-data$/);
+    assert.notEqual(volume.name, other.find((r) => r.type === VOLUME)!.name, "two stacks, one volume name");
+    const dataVolume = (await runStack("Team_Alice.Prod", { ...PROD, dataVolumeSizeGb: "10" })).steps.find(
+      (s) => s.name === "host-data-volume",
+    )!;
+    assert.match(dataVolume.create!, new RegExp(`VOLUME_NAME=\\S*${volume.name}`));
+  });
+
+  it("a stack name that is already a valid DigitalOcean name is used as it is (no existing resource is renamed)", async () => {
+    const run = await runStack("prod", { ...PROD, dataVolumeSizeGb: "10" });
+    assert.equal(named(run, "chitram-droplet").inputs.name, "chitram-prod");
+    assert.equal(named(run, "chitram-data").inputs.name, "chitram-prod-data");
+    assert.deepEqual(named(run, "chitram-droplet").inputs.tags, ["chitram", "chitram-prod"]);
+  });
+});
+
 describe("program: the files the host receives", async () => {
   const real = await runStack("staging", STAGING, "real");
 
@@ -315,7 +360,7 @@ describe("program: the files the host receives", async () => {
 
   it("retro #7: the host's health check goes through Caddy on port 80, never the app's port", () => {
     const hostEnv = decodeFiles(step(real, "app-files").stdin!).find((f) => f.path.endsWith("host.env"))!;
-    assert.match(hostEnv.content, /^HEALTH_URL=http:\/\/127\.0\.0\.1\/health$/m);
+    assert.match(hostEnv.content, /^HEALTH_URL='http:\/\/127\.0\.0\.1\/health'$/m);
     assert.doesNotMatch(hostEnv.content, /:8000/);
     assert.match(step(real, "app-health").create!, /scripts\/healthcheck\.sh/);
   });

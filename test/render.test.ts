@@ -125,7 +125,7 @@ describe("render: prod (domain mode) and overrides", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.read("host/opt/chitram/compose.yaml"), /image: registry\.example\.com\/chitram:7/);
     assert.match(r.read("host/opt/chitram/caddy/Caddyfile"), /reverse_proxy app:9100/);
-    assert.match(r.read("host/opt/chitram/host.env"), /^HEALTH_URL=http:\/\/127\.0\.0\.1\/ready$/m);
+    assert.match(r.read("host/opt/chitram/host.env"), /^HEALTH_URL='http:\/\/127\.0\.0\.1\/ready'$/m);
   });
 
   it("bad config: non-zero exit and the program's own message, nothing written", () => {
@@ -133,7 +133,11 @@ describe("render: prod (domain mode) and overrides", () => {
     assert.notEqual(r.status, 0);
     let expected = "";
     try {
-      parseConfig(withDefaults({ ...STAGING, size: "s-1vcpu-1gb", domain: "203.0.113.9" }), "staging", false);
+      parseConfig(
+        withDefaults({ ...STAGING, size: "s-1vcpu-1gb", domain: "203.0.113.9" }),
+        "staging",
+        "unset",
+      );
     } catch (err) {
       expected = (err as ConfigError).message;
     }

@@ -10,25 +10,61 @@ say() {
   echo "chitram: $*"
 }
 
-# Reads files in the bundle format of templates/hostFiles.ts from stdin into directory $1,
-# each under its absolute path below $1 and with its mode. Lists the paths on stdout.
+# Reads a file bundle (format: templates/hostFiles.ts) from stdin into the work directory $1 and
+# checks ALL of it before the caller moves anything into place: the end marker (a bundle cut off
+# in transfer has none), the checksum of the whole stream, every header and path, each file's
+# checksum and the file count; then that every path named after $1 is in it. The files land under
+# "$1/files" with their modes; RECEIVED lists their paths. Any problem ends the step, so call it
+# directly: in a pipe, $(...) or <(...) its exit would end only a subshell.
 receive_files() {
-  local root=$1 header tag mode count path n line
-  while IFS= read -r header; do
-    [[ -z $header ]] && continue
-    read -r tag mode count path <<<"$header"
-    [[ $tag == "#chitram-file" && $mode =~ ^0[0-7]{3}$ && $count =~ ^[0-9]+$ && $path == /* ]] ||
-      die "bad bundle header: $header"
-    mkdir -p "$root$(dirname "$path")"
-    {
-      for ((n = 0; n < count; n++)); do
-        IFS= read -r line || die "bundle ended inside $path"
+  local work=$1 bundle="$1/bundle" plain='^(/[A-Za-z0-9._-]+)+$' size trailer tag count sum extra
+  local header mode lines fsum path f n line
+  shift
+  RECEIVED=()
+  cat >"$bundle"
+  size=$(wc -c <"$bundle")
+  ((size > 0)) || die "file bundle: nothing arrived on stdin; nothing was installed"
+  trailer=$(tail -n 1 "$bundle")
+  read -r tag count sum extra <<<"$trailer"
+  [[ -z $(tail -c 1 "$bundle") && $tag == "#chitram-end" && $count =~ ^[0-9]+$ && $sum =~ ^[0-9a-f]{64}$ && -z $extra ]] ||
+    die "file bundle is incomplete: its last line is not the end marker (#chitram-end), so it was cut off in transfer; nothing was installed"
+  [[ $(head -c "$((size - ${#trailer} - 1))" "$bundle" | sha256sum) == "$sum "* ]] ||
+    die "file bundle checksum mismatch: it changed in transfer; nothing was installed"
+  ((count > 0)) || die "file bundle holds no file; nothing was installed"
+  {
+    for ((f = 0; f < count; f++)); do
+      { IFS= read -r header && [[ $header != "$trailer" ]]; } ||
+        die "file bundle holds $f file(s), its end marker counts $count; nothing was installed"
+      read -r tag mode lines fsum path extra <<<"$header"
+      [[ $tag == "#chitram-file" && $mode =~ ^0[0-7]{3}$ && $lines =~ ^[0-9]+$ && $fsum =~ ^[0-9a-f]{64}$ &&
+        $path =~ $plain && /$path/ != */./* && /$path/ != */../* && -z $extra ]] ||
+        die "bad file bundle header: $header; nothing was installed"
+      mkdir -p "$work/files$(dirname "$path")"
+      for ((n = 0; n < lines; n++)); do
+        IFS= read -r line || die "file bundle ended inside $path; nothing was installed"
         printf '%s\n' "$line"
-      done
-    } >"$root$path"
-    chmod "$mode" "$root$path"
-    echo "$path"
+      done >"$work/files$path"
+      [[ $(sha256sum <"$work/files$path") == "$fsum "* ]] ||
+        die "checksum mismatch for $path in the file bundle; nothing was installed"
+      chmod "$mode" "$work/files$path"
+      RECEIVED+=("$path")
+    done
+    { IFS= read -r line && [[ $line == "$trailer" ]]; } ||
+      die "file bundle holds more than the $count file(s) its end marker counts; nothing was installed"
+  } <"$bundle"
+  for path in "$@"; do
+    received "$path" || die "file bundle has no $path; nothing was installed"
   done
+}
+
+# Whether the last bundle held path $1. A loop, not `printf | grep -q`: under pipefail, grep
+# leaving early can fail the pipe.
+received() {
+  local path
+  for path in "${RECEIVED[@]}"; do
+    [[ $path == "$1" ]] && return 0
+  done
+  return 1
 }
 
 # Installs $1 at $2 atomically (a temp file beside the target, then rename), owned by $3.

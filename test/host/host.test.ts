@@ -19,6 +19,7 @@ import {
   hostFingerprint,
   newDeployment,
   request,
+  restep,
   SANDBOX_APP_IMAGE,
   sshExec,
   tcpOpen,
@@ -223,11 +224,49 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     await assert.rejects(sshExec(d.droplet.sshPort, "chitram", oldKey, "true"), /authentication/i);
   });
 
+  it("a file bundle cut off or changed in transfer fails every step that receives files and changes nothing; the good bundle then applies", async () => {
+    const receivers = ["host-deploy-user", "host-harden", "app-env-file", "app-files", "app-backup-cron"];
+    const before = await hostFingerprint(d.droplet);
+    for (const name of receivers) {
+      const good = stepNamed(d, name);
+      const bundle = good.stdin!;
+      const cutOff = bundle.slice(0, Math.floor(bundle.length / 2));
+      const flipped = bundle.replace(/\n(.)/, (_, c: string) => `\n${c === "#" ? "$" : "#"}`);
+      for (const [what, stdin, message] of [
+        ["cut off", cutOff, /file bundle is incomplete.*nothing was installed/],
+        ["one byte changed", flipped, /file bundle checksum mismatch.*nothing was installed/],
+      ] as const) {
+        await assert.rejects(
+          replay([{ ...toReplayStep(good), stdin, dependsOn: [] }], { log }),
+          (err: StepError) => {
+            assert.equal(err.step, name);
+            assert.notEqual(err.exitCode, 0);
+            assert.match(err.stderr, message, `${name}, ${what}`);
+            return true;
+          },
+        );
+        assert.equal(await hostFingerprint(d.droplet), before, `${name}, ${what}: the host changed`);
+      }
+    }
+    const again = await apply(d.steps, d.state, { log, force: (s) => receivers.includes(s.name) });
+    assert.deepEqual(again.ran.map((x) => x.name).sort(), [...receivers].sort());
+    assert.equal(await hostFingerprint(d.droplet), before);
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+
   it("retro #1 negative control: an env file whose MinIO keys differ makes /health fail with SignatureDoesNotMatch", async () => {
     const envStep = stepNamed(d, "app-env-file");
     const broken = {
       ...envStep,
-      stdin: envStep.stdin!.replace(/^MINIO_SECRET_KEY=.*$/m, "MINIO_SECRET_KEY=not-the-minio-root-password"),
+      stdin: encodeFiles(
+        decodeFiles(envStep.stdin!).map((f) => ({
+          ...f,
+          content: f.content.replace(
+            /^MINIO_SECRET_KEY=.*$/m,
+            "MINIO_SECRET_KEY=not-the-minio-root-password",
+          ),
+        })),
+      ),
     };
     const steps = d.steps.map((s) => (s.name === envStep.name ? broken : s));
     // compose re-creates the containers; the app's healthcheck fails, so `up --wait` fails the apply
@@ -243,6 +282,20 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.match(r.body, /SignatureDoesNotMatch/);
     // and the stack's own env file puts it right again
     await apply(d.steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
+  });
+
+  it("a health path with a query string (/health?a=1&b=2) deploys, and the health check and the nightly backup pass", async () => {
+    const steps = await restep(d, { healthPath: "/health?a=1&b=2" });
+    const r = await apply(steps, d.state, { log });
+    assert.deepEqual(
+      r.ran.map((x) => x.name),
+      ["app-files", "app-compose-up", "app-health"],
+    );
+    assert.match(r.ran[2].stdout, /http:\/\/127\.0\.0\.1\/health\?a=1&b=2 -> 200/);
+    const backup = await backupUnderCronEnv(exec);
+    assert.equal(backup.code, 0, `${backup.stdout}${backup.stderr}`);
+    await apply(d.steps, d.state, { log });
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
 
