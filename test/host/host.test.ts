@@ -237,7 +237,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
         ["one byte changed", flipped, /file bundle checksum mismatch.*nothing was installed/],
       ] as const) {
         await assert.rejects(
-          replay([{ ...toReplayStep(good), stdin, dependsOn: [] }], { log }),
+          replay([{ ...toReplayStep(withOutputs(good, d.state)), stdin, dependsOn: [] }], { log }),
           (err: StepError) => {
             assert.equal(err.step, name);
             assert.notEqual(err.exitCode, 0);
