@@ -6,6 +6,7 @@ import * as path from "path";
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
+import { cronProblem, isBareDomain, isCidr, isPassphraseProtected, slugMemoryMb } from "./checks";
 
 export const CONFIG_NAMESPACE = "chitram";
 
@@ -90,7 +91,6 @@ export function withDefaults(raw: RawConfig): RawConfig {
 const regions: readonly string[] = Object.values(digitalocean.Region);
 const linuxUser = /^[a-z_][a-z0-9_-]{0,31}$/;
 const email = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
-const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path.
 const imageRef =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
@@ -102,78 +102,19 @@ const imageRef =
 const healthPathPattern =
   /^\/(?:[A-Za-z0-9._~/:@+,=-]|%[0-9A-Fa-f]{2})*(?:\?(?:[A-Za-z0-9._~/:@+,=&-]|%[0-9A-Fa-f]{2})*)?$/;
 
-/** Memory in MB named by a droplet size slug (`s-2vcpu-2gb` → 2048), or undefined if it names none. */
-export function slugMemoryMb(slug: string): number | undefined {
-  for (const part of slug.split("-")) {
-    const m = /^(\d+)(mb|gb)$/.exec(part);
-    if (m) return Number(m[1]) * (m[2] === "gb" ? 1024 : 1);
-  }
-  return undefined;
-}
-
-export function isCidr(value: string): boolean {
-  const [addr, prefix, ...rest] = value.split("/");
-  if (rest.length > 0 || prefix === undefined || !/^\d{1,3}$/.test(prefix)) return false;
-  const family = net.isIP(addr);
-  return family !== 0 && Number(prefix) <= (family === 4 ? 32 : 128);
-}
-
-/** A bare DNS name: no scheme, path, port or trailing dot, at least two labels, not an IP address. */
-export function isBareDomain(value: string): boolean {
-  if (value.length > 253 || net.isIP(value) !== 0) return false;
-  const labels = value.split(".");
-  return (
-    labels.length >= 2 && labels.every((l) => dnsLabel.test(l)) && !/^\d+$/.test(labels[labels.length - 1])
-  );
-}
-
-const cronFields: { name: string; min: number; max: number; names?: string[] }[] = [
-  { name: "minute", min: 0, max: 59 },
-  { name: "hour", min: 0, max: 23 },
-  { name: "day of month", min: 1, max: 31 },
-  {
-    name: "month",
-    min: 1,
-    max: 12,
-    names: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
-  },
-  { name: "day of week", min: 0, max: 7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] },
-];
-
-/** Why a five-field cron expression is invalid, or undefined if it is valid. */
-export function cronProblem(expr: string): string | undefined {
-  const fields = expr.trim().split(/\s+/);
-  if (fields.length !== 5) return `has ${fields.length} fields`;
-  for (const [i, field] of fields.entries()) {
-    const spec = cronFields[i];
-    const value = (v: string): number | undefined => {
-      const named = spec.names?.indexOf(v.toLowerCase()) ?? -1;
-      if (named >= 0) return named + (spec.min === 1 ? 1 : 0);
-      return /^\d+$/.test(v) ? Number(v) : undefined;
-    };
-    for (const item of field.split(",")) {
-      const [range, step, ...extra] = item.split("/");
-      if (extra.length > 0 || (step !== undefined && !/^[1-9]\d*$/.test(step))) {
-        return `${spec.name} field "${field}" has a bad step`;
-      }
-      if (range === "*") continue;
-      const bounds = range.split("-");
-      const nums = bounds.map(value);
-      if (bounds.length > 2 || nums.some((n) => n === undefined || n < spec.min || n > spec.max)) {
-        return `${spec.name} field "${field}" must be within ${spec.min}-${spec.max}`;
-      }
-      if (nums.length === 2 && nums[0]! > nums[1]!)
-        return `${spec.name} field "${field}" has a reversed range`;
-    }
-  }
-  return undefined;
-}
-
 /** Whether `sshPrivateKey` is set, and how: only a secret keeps it out of the stack file in plain text. */
 export type KeyState = "unset" | "secret" | "plaintext";
 
-/** Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing every problem. */
-export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: KeyState): StackConfig {
+/**
+ * Checks raw config (defaults already applied) and returns it typed; throws ConfigError listing
+ * every problem. `sshPrivateKeyText` is the key itself, only checked for a passphrase, never printed.
+ */
+export function parseConfig(
+  raw: RawConfig,
+  stack: string,
+  sshPrivateKey: KeyState,
+  sshPrivateKeyText?: string,
+): StackConfig {
   const problems: string[] = [];
   const bad = (key: string, value: string | undefined, allowed: string) =>
     problems.push(`${CONFIG_NAMESPACE}:${key}: ${JSON.stringify(value ?? null)} is not allowed; ${allowed}`);
@@ -324,6 +265,11 @@ export function parseConfig(raw: RawConfig, stack: string, sshPrivateKey: KeySta
         undefined,
         "with target existing, set it: pulumi config set --secret chitram:sshPrivateKey < key",
       );
+    } else if (sshPrivateKeyText !== undefined && isPassphraseProtected(sshPrivateKeyText)) {
+      problems.push(
+        `${CONFIG_NAMESPACE}:sshPrivateKey: the key is protected by a passphrase, which nothing can ` +
+          "type during `pulumi up`; use a key without one (`ssh-keygen -p -N '' -f <key>` removes it)",
+      );
     }
     if (dataVolumeSizeGb > 0)
       bad(
@@ -402,13 +348,14 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
   // The value is read only through requireSecret; whether it was set with --secret comes from the
   // engine's list of secret keys (the SDK's isConfigSecret, not in its typings).
   const runtime = pulumi.runtime as unknown as { isConfigSecret(key: string): boolean };
+  const keyText = cfg.get("sshPrivateKey") ?? "";
   const keyState: KeyState =
-    (cfg.get("sshPrivateKey") ?? "") === ""
+    keyText === ""
       ? "unset"
       : runtime.isConfigSecret(`${CONFIG_NAMESPACE}:sshPrivateKey`)
         ? "secret"
         : "plaintext";
-  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState);
+  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText);
   const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
   return { config, sshPrivateKey };
 }

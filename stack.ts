@@ -6,10 +6,7 @@ import { AppDeployment } from "./components/appDeployment";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
 import { loadConfig } from "./config";
-
-export const APP_DIR = "/opt/chitram";
-export const VOLUME_MOUNT = "/mnt/chitram-data";
-export const LOCAL_DATA_DIR = "/var/lib/chitram";
+import { APP_DIR, LOCAL_DATA_DIR, siteUrls, VOLUME_MOUNT } from "./hostContract";
 
 export interface StackOutputs {
   publicIp: pulumi.Output<string>;
@@ -107,15 +104,16 @@ export function createStack(): StackOutputs {
     dependsOn: provisioning.ready,
   });
 
-  const url = config.domain
-    ? pulumi.output(`https://${config.domain}`)
-    : pulumi.interpolate`http://${publicIp}`;
+  // In domain mode the URLs are known before the droplet's IP (as `pulumi preview` shows them).
+  const urls = config.domain
+    ? pulumi.output(siteUrls(config, config.domain))
+    : publicIp.apply((ip) => siteUrls(config, ip));
   const sshPort =
     config.existingHost && config.existingHost.port !== 22 ? ` -p ${config.existingHost.port}` : "";
   return {
     publicIp,
-    url,
-    healthUrl: pulumi.interpolate`${url}${config.healthPath}`,
+    url: urls.url,
+    healthUrl: urls.healthUrl,
     sshCommand: pulumi.interpolate`ssh${sshPort} ${config.deployUser}@${publicIp}`,
     deployUser: config.deployUser,
     deployPrivateKey: pulumi.secret(deployKey.privateKeyOpenssh),

@@ -1,38 +1,35 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { ENV_FILE_NAME } from "../templates/compose";
+import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME } from "../hostContract";
 import { renderEnvFile } from "../templates/envFile";
 import { renderBackupCron } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
-
-export const CRON_PATH = "/etc/cron.d/chitram-backup";
-export const BACKUP_LOG = "/var/log/chitram-backup.log";
 
 export interface AppDeploymentArgs {
   /** How steps connect: as the deploy user with the deploy key. Default: none (required). */
   connection: pulumi.Input<Connection>;
   /** The deploy user, owner of the app directory. Plain: rendered into scripts. Default: none (required). */
   deployUser: string;
-  /** The app directory on the host. Plain: rendered into files. Default: "/opt/chitram". */
-  appDir?: string;
-  /** Directory for all persistent data. Plain: rendered into files. Default: "/var/lib/chitram". */
-  dataDir?: string;
+  /** The app directory on the host (hostContract.ts). Plain: rendered into files. Default: none (required). */
+  appDir: string;
+  /** Directory for all persistent data. Plain: rendered into files. Default: none (required). */
+  dataDir: string;
   /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
   appImage: string;
-  /** Port the app listens on inside the compose network. Plain. Default: 8000. */
-  appPort?: number;
-  /** The app's health path. Plain. Default: "/health". */
-  healthPath?: string;
+  /** Port the app listens on inside the compose network. Plain. Default: none (required). */
+  appPort: number;
+  /** The app's health path. Plain. Default: none (required). */
+  healthPath: string;
   /** Domain for automatic HTTPS; undefined = IP mode. Plain. Default: undefined. */
   domain?: string;
   /** ACME account email. Plain. Default: undefined. */
   acmeEmail?: string;
-  /** Five-field cron expression of the backup. Plain. Default: "0 3 * * *". */
-  backupSchedule?: string;
-  /** Days a backup is kept. Plain. Default: 7. */
-  backupRetentionDays?: number;
+  /** Five-field cron expression of the backup. Plain. Default: none (required). */
+  backupSchedule: string;
+  /** Days a backup is kept. Plain. Default: none (required). */
+  backupRetentionDays: number;
   /** Provisioning steps that must have run first. Default: []. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -49,8 +46,7 @@ export class AppDeployment extends pulumi.ComponentResource {
 
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
-    const appDir = args.appDir ?? "/opt/chitram";
-    const dataDir = args.dataDir ?? "/var/lib/chitram";
+    const { appDir, dataDir } = args;
     const plainSecret = (suffix: string, length: number) =>
       new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
 
@@ -77,11 +73,11 @@ export class AppDeployment extends pulumi.ComponentResource {
         appDir,
         dataDir,
         appImage: args.appImage,
-        appPort: args.appPort ?? 8000,
-        healthPath: args.healthPath ?? "/health",
+        appPort: args.appPort,
+        healthPath: args.healthPath,
         domain: args.domain,
         acmeEmail: args.acmeEmail,
-        backupRetentionDays: args.backupRetentionDays ?? 7,
+        backupRetentionDays: args.backupRetentionDays,
         backupLog: BACKUP_LOG,
       }),
     );
@@ -141,7 +137,7 @@ export class AppDeployment extends pulumi.ComponentResource {
         {
           path: CRON_PATH,
           mode: "0644",
-          content: renderBackupCron({ schedule: args.backupSchedule ?? "0 3 * * *", appDir }),
+          content: renderBackupCron({ schedule: args.backupSchedule, appDir }),
         },
       ]),
       sudo: true,

@@ -2,6 +2,7 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { siteUrls } from "../hostContract";
 
 /**
  * The stack's name as it appears in DigitalOcean names and tags. Pulumi allows `_`, `.` and capitals
@@ -33,16 +34,16 @@ export interface DropletHostArgs {
   publicKey: pulumi.Input<string>;
   /** CIDRs allowed to reach port 22. Default: none (required). */
   sshAllowedCidrs: pulumi.Input<pulumi.Input<string>[]>;
-  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: 0. */
-  dataVolumeSizeGb?: number;
-  /** Protect the data volume from deletion. Plain: a resource option. Default: true. */
-  protectData?: boolean;
+  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: none (required). */
+  dataVolumeSizeGb: number;
+  /** Protect the data volume from deletion. Plain: a resource option. Default: none (required). */
+  protectData: boolean;
   /** Zone and record name of the domain's A record; undefined = no record. Plain: it decides which resources exist. Default: undefined. */
   dns?: { zone: string; recordName: string };
   /** Uptime check on the public health URL and who is alerted; undefined = none. Plain: it decides which resources exist. Default: undefined. */
   uptime?: { domain?: string; healthPath: string; alertEmails: string[] };
-  /** DigitalOcean project environment label. Default: "Production". */
-  environment?: pulumi.Input<string>;
+  /** DigitalOcean project environment label. Default: none (required). */
+  environment: pulumi.Input<string>;
 }
 
 /**
@@ -95,18 +96,18 @@ export class DropletHost extends pulumi.ComponentResource {
     );
 
     let volume: digitalocean.Volume | undefined;
-    if ((args.dataVolumeSizeGb ?? 0) > 0) {
+    if (args.dataVolumeSizeGb > 0) {
       this.volumeName = `${name}-${stack}-data`;
       volume = new digitalocean.Volume(
         `${name}-data`,
         {
           name: this.volumeName,
           region: args.region,
-          size: args.dataVolumeSizeGb ?? 0,
+          size: args.dataVolumeSizeGb,
           initialFilesystemType: "ext4",
           description: `chitram ${pulumi.getStack()}: PostgreSQL, MinIO, Caddy data and backups`,
         },
-        { parent: this, protect: args.protectData ?? true },
+        { parent: this, protect: args.protectData },
       );
       this.volumeAttachment = new digitalocean.VolumeAttachment(
         `${name}-data-attachment`,
@@ -150,8 +151,8 @@ export class DropletHost extends pulumi.ComponentResource {
         {
           name: `${name}-${stack}-health`,
           target: domain
-            ? `https://${domain}${healthPath}`
-            : pulumi.interpolate`http://${droplet.ipv4Address}${healthPath}`,
+            ? siteUrls({ domain, healthPath }, domain).healthUrl
+            : droplet.ipv4Address.apply((ip) => siteUrls({ healthPath }, ip).healthUrl),
           type: domain ? "https" : "http",
           regions: ["us_east", "eu_west"],
         },
@@ -176,7 +177,7 @@ export class DropletHost extends pulumi.ComponentResource {
         name: `${name}-${stack}`,
         description: `chitram web app, stack ${pulumi.getStack()}`,
         purpose: "Web Application",
-        environment: args.environment ?? "Production",
+        environment: args.environment,
         resources: volume ? [droplet.dropletUrn, volume.volumeUrn] : [droplet.dropletUrn],
       },
       { parent: this },

@@ -1,12 +1,10 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
 import { renderSshdDropIn } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
 import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
-
-export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
-export const SWAP_FILE = "/swapfile";
 
 /** The line the first step prints with the host's SSH host key (see templates/steps/ready.sh). */
 const HOST_KEY_LINE = /^chitram-host-key (\S+ \S+)$/m;
@@ -57,10 +55,10 @@ export interface HostProvisioningArgs {
   deployPrivateKey: pulumi.Input<string>;
   /** The host's SSH host key ("ssh-ed25519 AAAA..."), pinned by every step after first contact. Default: undefined = the key the first step records (trust on first use). */
   hostKey?: pulumi.Input<string>;
-  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: true. */
-  closeRootLogin?: boolean;
-  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: 2048. */
-  swapSizeMb?: number;
+  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: none (required). */
+  closeRootLogin: boolean;
+  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
+  swapSizeMb: number;
   /** Block volume to mount, and the attachment to wait for; undefined = none. Plain: rendered into the script. Default: undefined. */
   dataVolume?: { name: string; mountPoint: string; attachment: pulumi.Resource };
   /** Resources that must exist before the first connection (the droplet's firewall etc.). Default: []. */
@@ -197,7 +195,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
         {
           path: SSHD_DROPIN_PATH,
           mode: "0644",
-          content: renderSshdDropIn({ closeRootLogin: args.closeRootLogin ?? true }),
+          content: renderSshdDropIn({ closeRootLogin: args.closeRootLogin }),
         },
       ]),
       sudo: true,
@@ -205,7 +203,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
     });
     const swap = asDeploy(`${name}-swap`, {
       script: "swap",
-      params: { SWAP_MB: args.swapSizeMb ?? 2048, SWAP_FILE },
+      params: { SWAP_MB: args.swapSizeMb, SWAP_FILE },
       sudo: true,
       dependsOn: [accessProof],
     });

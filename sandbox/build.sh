@@ -3,9 +3,9 @@
 # /work/shared/ENVIRONMENT.md):
 #   local/bookworm:base                      debootstrap --variant=minbase + docker import
 #   postgres:16-alpine                       real PostgreSQL 15 from Debian (stand-in)
-#   minio/minio:RELEASE.2024-11-07T00-52-20Z S3 stand-in with SigV4 checks (Python 3)
-#   caddy:2.8-alpine                         real Caddy 2.6 from Debian (stand-in)
-#   chitram-app:sandbox                      app stand-in (Python 3 + psycopg2)
+#   minio/minio:RELEASE.2024-11-07T00-52-20Z MinIO server + mc of that release, from Go modules
+#   caddy:2.8-alpine                         Caddy 2.8 from its Go module
+#   chitram-app:sandbox                      app stand-in (FastAPI, SQLAlchemy/asyncpg, minio; PyPI)
 #   local/droplet:sandbox                    the throw-away "droplet" (sshd, cron, Docker engine)
 # The service images carry the production tags so the real compose file runs unchanged; they
 # exist only on test machines and inside sandbox droplets.
@@ -36,6 +36,9 @@ declare -A SERVICE_TAGS=(
   [caddy]=caddy:2.8-alpine
   [app]=chitram-app:sandbox
 )
+# Build contexts other than sandbox/images/<name>: what build-go-services.sh (bin/<program>) and
+# fetch-app-wheels.sh (wheels/) print, set in main. Each directory's name is a hash of its inputs.
+declare -A CONTEXTS=()
 
 log() { printf '[sandbox/build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -164,6 +167,7 @@ build_image() {
 
 build_service() {
   local name=$1 tag=${SERVICE_TAGS[$1]} dir=$here/images/$1 base_id files hash
+  local context=${CONTEXTS[$1]:-$dir}
   base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
   files=$(service_files_b64 "$dir")
   if ((${#files} > 100000)); then
@@ -173,12 +177,13 @@ build_service() {
     echo "$base_id"
     cat "$dir/Dockerfile"
     printf '%s' "$files"
+    [[ $context == "$dir" ]] || basename "$context"
   } | sha256sum | cut -c1-16)
   local -a args=(-f "$dir/Dockerfile")
   if [[ -n $files ]]; then
     args+=(--build-arg "SANDBOX_FILES=$files")
   fi
-  build_image "$tag" "$hash" "$name" "$dir" "${args[@]}"
+  build_image "$tag" "$hash" "$name" "$context" "${args[@]}"
 }
 
 build_droplet() {
@@ -205,6 +210,9 @@ main() {
     flock 9
   fi
   build_base
+  CONTEXTS[caddy]=$("$here/build-go-services.sh")
+  CONTEXTS[minio]=${CONTEXTS[caddy]}
+  CONTEXTS[app]=$("$here/fetch-app-wheels.sh")
   if [[ $PARALLEL == 1 ]]; then
     for name in "${!SERVICE_TAGS[@]}"; do
       build_service "$name" &

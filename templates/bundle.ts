@@ -6,6 +6,7 @@ import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 import { renderHostEnv } from "./hostConfig";
 import { HostFile, readRepoText } from "./hostFiles";
+import { siteUrls } from "../hostContract";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
@@ -44,9 +45,8 @@ export function scriptFiles(appDir: string): HostFile[] {
 }
 
 export function bundleManifest(args: BundleArgs): HostFile[] {
-  const healthUrl = args.domain
-    ? `https://${args.domain}${args.healthPath}`
-    : `http://127.0.0.1${args.healthPath}`;
+  // The host checks itself through its own Caddy.
+  const { healthUrl } = siteUrls(args, "127.0.0.1");
   return [
     {
       path: `${args.appDir}/compose.yaml`,

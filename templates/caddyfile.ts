@@ -1,7 +1,7 @@
 // The Caddyfile, right for the address users open: an IP address gets plain HTTP on :80 (Caddy
 // cannot get a certificate for it, and redirecting sends browsers to https://localhost: retro #8);
 // a domain gets automatic HTTPS and HSTS.
-import { isBareDomain } from "../config";
+import { isBareDomain } from "../checks";
 
 export interface CaddyfileArgs {
   /** Domain served with automatic HTTPS; undefined = IP mode (plain HTTP on :80). */

@@ -1,18 +1,10 @@
 // The compose project, built as an object and serialised with a YAML library. Only Caddy
 // publishes ports; the app, PostgreSQL and MinIO are reachable on the compose network only.
 import * as YAML from "yaml";
-
-/** Images of the services the stack runs next to the app. Pinned: an upgrade is a reviewed change. */
-export const SERVICE_IMAGES = {
-  postgres: "postgres:16-alpine",
-  minio: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
-  caddy: "caddy:2.8-alpine",
-} as const;
+import { COMPOSE_PROJECT, ENV_FILE_NAME, SERVICE_IMAGES } from "../hostContract";
 
 /** Memory limits in MiB; together with the OS they fit a 2 GB droplet (plus its swap file). */
 export const MEMORY_LIMITS_MB = { app: 512, postgres: 512, minio: 384, caddy: 128 } as const;
-
-export const ENV_FILE_NAME = ".env.production";
 
 export interface ComposeArgs {
   /** The app's container image reference. */
@@ -41,7 +33,7 @@ export function composeObject(args: ComposeArgs) {
   });
   const appHealthUrl = `http://127.0.0.1:${args.appPort}${args.healthPath}`;
   return {
-    name: "chitram",
+    name: COMPOSE_PROJECT,
     services: {
       app: {
         image: args.appImage,

@@ -43,12 +43,15 @@ export function renderEnvFile(args: EnvFileArgs): string {
   ].join("\n");
 }
 
-/** Parses KEY=value lines (comments and blanks skipped); used by tests and the runbook checks. */
+/** Parses KEY=value lines (comments and blanks skipped): the env file and host.env, for the tests. */
 export function parseEnvFile(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split("\n")) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
-    if (m) out[m[1]] = m[2];
+    if (!m) continue;
+    // host.env's values are single-quoted by shellQuote: undo it ('\'' is one quote)
+    const quoted = /^'((?:[^']|'\\'')*)'$/.exec(m[2]);
+    out[m[1]] = quoted ? quoted[1].replace(/'\\''/g, "'") : m[2];
   }
   return out;
 }

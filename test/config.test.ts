@@ -1,30 +1,31 @@
 // One test per config rule: each bad value is rejected with a message that names the key and says
 // what is allowed; good values pass; Pulumi.yaml and the checker agree on the keys and defaults.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
-import {
-  ConfigError,
-  cronProblem,
-  declaredConfig,
-  KeyState,
-  parseConfig,
-  RawConfig,
-  withDefaults,
-} from "../config";
+import { cronProblem, isPassphraseProtected } from "../checks";
+import { ConfigError, declaredConfig, KeyState, parseConfig, RawConfig, withDefaults } from "../config";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
 
-function parse(overrides: RawConfig, key: KeyState = "unset") {
-  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", key);
+function parse(overrides: RawConfig, key: KeyState = "unset", keyText?: string) {
+  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", key, keyText);
 }
 
-function rejects(overrides: RawConfig, key: string, allowed: RegExp, keyState: KeyState = "unset") {
+function rejects(
+  overrides: RawConfig,
+  key: string,
+  allowed: RegExp,
+  keyState: KeyState = "unset",
+  keyText?: string,
+) {
   assert.throws(
-    () => parse(overrides, keyState),
+    () => parse(overrides, keyState, keyText),
     (err: unknown) => {
       assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
       const line = err.problems.find((p) => p.startsWith(`chitram:${key}:`));
@@ -247,6 +248,55 @@ describe("config: one rule per key", () => {
     );
     rejects({ ...existing, hostKey: "ssh-ed25519 AAAA$(id)" }, "hostKey", /ED25519 or ECDSA/, "secret");
     rejects({ hostKey: key }, "hostKey", /target: existing only/);
+  });
+  it("retro #3: a passphrase-protected sshPrivateKey is rejected, naming the key; passphrase-free keys pass", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-keys-"));
+    const keygen = (name: string, passphrase: string, ...args: string[]) => {
+      const file = path.join(dir, name);
+      const r = spawnSync("ssh-keygen", ["-q", "-N", passphrase, "-C", "", "-f", file, ...args], {
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, `ssh-keygen: ${r.stderr}`);
+      return fs.readFileSync(file, "utf8");
+    };
+    try {
+      const locked = {
+        "OpenSSH (bcrypt kdf)": keygen("openssh", "a passphrase", "-t", "ed25519"),
+        "PEM (Proc-Type: 4,ENCRYPTED)": keygen("pem", "a passphrase", "-t", "rsa", "-b", "2048", "-m", "PEM"),
+        "PKCS#8 (ENCRYPTED PRIVATE KEY)": keygen(
+          "pkcs8",
+          "a passphrase",
+          "-t",
+          "rsa",
+          "-b",
+          "2048",
+          "-m",
+          "PKCS8",
+        ),
+      };
+      for (const [format, key] of Object.entries(locked)) {
+        rejects(existing, "sshPrivateKey", /protected by a passphrase.*ssh-keygen -p -N ''/, "secret", key);
+        assert.throws(
+          () => parse(existing, "secret", key),
+          (err: ConfigError) => !err.message.includes(key.split("\n")[1]),
+          `${format}: the error must not print the key`,
+        );
+      }
+      for (const key of [
+        keygen("free-openssh", "", "-t", "ed25519"),
+        keygen("free-pem", "", "-t", "rsa", "-b", "2048", "-m", "PEM"),
+      ]) {
+        assert.equal(isPassphraseProtected(key), false);
+        assert.deepEqual(parse(existing, "secret", key).existingHost, {
+          host: "192.0.2.7",
+          port: 22,
+          user: "root",
+          hostKey: undefined,
+        });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
   it("target existing: no DigitalOcean-only features", () => {
     rejects({ ...existing, dataVolumeSizeGb: "10" }, "dataVolumeSizeGb", /target existing use 0/, "secret");

@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { parseEnvFile } from "../templates/envFile";
 import { HostEnvArgs, renderBackupCron, renderHostEnv } from "../templates/hostConfig";
 import { tool } from "./support";
 
@@ -73,6 +74,7 @@ describe("host.env: every value quoted", () => {
         healthHost: "",
       });
       assert.equal(sourced(env).values.HEALTH_URL, healthUrl);
+      assert.equal(parseEnvFile(env).HEALTH_URL, healthUrl, "the tests' parser reads what bash reads");
     }
   });
 

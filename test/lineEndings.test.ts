@@ -46,8 +46,8 @@ describe("line ends", () => {
       fs.mkdirSync(path.join(copy, dir));
       copyWithCrlf(path.join(ROOT, dir), path.join(copy, dir));
     }
-    // templates/caddyfile.ts reads config.ts, which reads Pulumi.yaml
-    for (const file of ["config.ts", "Pulumi.yaml"])
+    // the templates import the value checks and the host contract from the root
+    for (const file of ["checks.ts", "hostContract.ts"])
       fs.writeFileSync(
         path.join(copy, file),
         fs.readFileSync(path.join(ROOT, file), "utf8").replace(/\n/g, "\r\n"),

@@ -1,6 +1,6 @@
-// Unit tests of test/host/replay.ts. No real host: pure tests of the ordering and the checks,
+// Unit tests of harness/replay.ts. No real host: pure tests of the ordering and the checks,
 // then a tiny in-process ssh2 Server on 127.0.0.1 that runs exec'd commands with a local
-// `bash -c` (test only) and serves a minimal SFTP rooted in a temp dir.
+// `bash -c` (test only) in a temp dir.
 // Run: node --import tsx --test test/replay-runner.test.ts
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -12,8 +12,8 @@ import { after, before, describe, it } from "node:test";
 import { Server, utils } from "ssh2";
 import type { Connection, ParsedKey, Session } from "ssh2";
 import { stepCommand } from "../templates/steps";
-import { orderSteps, replay, StepError } from "./host/replay";
-import type { Step, StepConnection } from "./host/replay";
+import { orderSteps, replay, StepError } from "../harness/replay";
+import type { Step, StepConnection } from "../harness/replay";
 
 const HOST_KEY = utils.generateKeyPairSync("ed25519");
 const USER_KEY = utils.generateKeyPairSync("ed25519");
@@ -74,15 +74,6 @@ describe("replay checks (no host contacted)", () => {
     await assert.rejects(replay(steps, { connectionOverride: noDial, log: () => {} }), /unknown step type/);
   });
 
-  it("throws when a CopyToRemote source is neither a StringAsset nor a FileAsset", async () => {
-    // Catches: uploading an empty file for an archive/remote asset the replay cannot model.
-    const copy = step("copy", [], { type: "command:remote:CopyToRemote", remotePath: "/tmp/x", source: {} });
-    await assert.rejects(
-      replay([copy], { connectionOverride: noDial, log: () => {} }),
-      /StringAsset.*FileAsset/,
-    );
-  });
-
   it("does not dial for a Command without create (the provider's Create does nothing)", async () => {
     // Catches: a create-less Command (delete-only) dialling the host and failing the replay.
     const res = await replay([step("delete-only", [], { create: undefined })], {
@@ -99,14 +90,14 @@ interface TestServer {
   port: number;
   commands: string[]; // every exec'd command, as received
   users: string[]; // every authenticated user
-  root: string; // the SFTP root dir
+  root: string; // a temp dir: the commands' HOME
   close(): Promise<void>;
 }
 
 /** Start an ssh2 Server on 127.0.0.1. `acceptEnv` plays sshd's AcceptEnv (default: none). */
 async function startServer(opts: { acceptEnv?: string[]; port?: number } = {}): Promise<TestServer> {
   const allowed = utils.parseKey(USER_KEY.public) as ParsedKey;
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "replay-sftp-"));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "replay-home-"));
   const commands: string[] = [];
   const users: string[] = [];
   const conns = new Set<Connection>();
@@ -152,7 +143,6 @@ async function startServer(opts: { acceptEnv?: string[]; port?: number } = {}): 
         ch.end();
       });
     });
-    session.on("sftp", (accept) => serveSftp(accept(), root));
   }
 
   const srv = server as unknown as net.Server;
@@ -168,51 +158,6 @@ async function startServer(opts: { acceptEnv?: string[]; port?: number } = {}): 
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
-}
-
-/** Just the SFTP requests that a file upload needs: STAT, MKDIR, OPEN, WRITE, CLOSE. */
-function serveSftp(sftp: import("ssh2").SFTPWrapper, root: string) {
-  const { STATUS_CODE } = utils.sftp;
-  const local = (p: string) => path.join(root, p); // relative paths are relative to the root too
-  const handles = new Map<string, number>();
-  let next = 0;
-  const fail = (id: number, err: NodeJS.ErrnoException) =>
-    sftp.status(id, err.code === "ENOENT" ? STATUS_CODE.NO_SUCH_FILE : STATUS_CODE.FAILURE, err.message);
-  sftp.on("STAT", (id, p) => {
-    try {
-      const st = fs.statSync(local(p));
-      sftp.attrs(id, { mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, atime: 0, mtime: 0 });
-    } catch (e) {
-      fail(id, e as NodeJS.ErrnoException);
-    }
-  });
-  sftp.on("MKDIR", (id, p) => {
-    try {
-      fs.mkdirSync(local(p));
-      sftp.status(id, STATUS_CODE.OK);
-    } catch (e) {
-      fail(id, e as NodeJS.ErrnoException);
-    }
-  });
-  sftp.on("OPEN", (id, p) => {
-    try {
-      const h = Buffer.from(String(next++));
-      handles.set(h.toString(), fs.openSync(local(p), "w"));
-      sftp.handle(id, h);
-    } catch (e) {
-      fail(id, e as NodeJS.ErrnoException);
-    }
-  });
-  sftp.on("WRITE", (id, h, offset, data) => {
-    fs.writeSync(handles.get(h.toString())!, data, 0, data.length, offset);
-    sftp.status(id, STATUS_CODE.OK);
-  });
-  sftp.on("CLOSE", (id, h) => {
-    const fd = handles.get(h.toString());
-    if (fd !== undefined) fs.closeSync(fd);
-    handles.delete(h.toString());
-    sftp.status(id, STATUS_CODE.OK);
-  });
 }
 
 /** A port that nothing listens on (right now). */
@@ -294,30 +239,6 @@ describe("replay over SSH (in-process server on 127.0.0.1)", { timeout: 60_000 }
     assert.equal(lines.length, 2);
     assert.match(lines[0], /\ba ok \(\d+\.\d s\)/);
     assert.match(lines[1], /\bb ok \(\d+\.\d s\)/);
-  });
-
-  it("CopyToRemote uploads a StringAsset and a FileAsset, creating missing parent dirs", async () => {
-    // Catches: text or file bytes not uploaded, parents not created (v1.2.1 creates them), or a
-    // FileAsset copied onto an existing directory not landing inside it.
-    const local = path.join(os.tmpdir(), `replay-asset-${process.pid}.bin`);
-    fs.writeFileSync(local, Buffer.from([0, 1, 2, 255]));
-    fs.mkdirSync(path.join(srv.root, "existing"));
-    const copy = (name: string, remotePath: string, source: Step["source"]) =>
-      step(name, [], { type: "command:remote:CopyToRemote", remotePath, source });
-    try {
-      await replay(
-        [
-          copy("text", "/opt/chitram/conf/host.env", { text: "A=1\n" }),
-          copy("file", "/existing", { path: local }),
-        ],
-        { connectionOverride: to(srv.port), log: () => {} },
-      );
-    } finally {
-      fs.rmSync(local);
-    }
-    assert.equal(fs.readFileSync(path.join(srv.root, "opt/chitram/conf/host.env"), "utf8"), "A=1\n");
-    const copied = fs.readFileSync(path.join(srv.root, "existing", path.basename(local)));
-    assert.deepEqual([...copied], [0, 1, 2, 255]);
   });
 });
 

@@ -1,8 +1,8 @@
-// tools/steps.ts planStep: the engine's and @pulumi/command v1.2.1's plan for one step, which the
-// program tests and the real-host engine imitation (test/host/engine.ts) both rely on.
+// harness/steps.ts planStep: the engine's and @pulumi/command v1.2.1's plan for one step, which the
+// program tests and the real-host engine imitation (harness/engine.ts) both rely on.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { planStep, ProgramStep, storedInputs } from "../tools/steps";
+import { planStep, ProgramStep, storedInputs } from "../harness/steps";
 
 const base: ProgramStep = {
   name: "host-ready",

@@ -1,7 +1,9 @@
 // Shared helpers for the program tests: run the program under mocks with a stack's config.
 import { spawnSync } from "node:child_process";
-import { ProgramRun, readStackFile, RecordedResource, runProgram, stackFile } from "../tools/mockProgram";
-import { collectSteps, ProgramStep } from "../tools/steps";
+import { ProgramRun, readStackFile, RecordedResource, stackFile } from "../harness/mockProgram";
+import { ProgramStep } from "../harness/steps";
+
+export { runStack } from "../harness/steps";
 
 export const STAGING = readStackFile(stackFile("staging"));
 export const PROD = readStackFile(stackFile("prod"));
@@ -13,16 +15,6 @@ export const EXISTING = {
   sshUser: "root",
   sshPrivateKey: "PLACEHOLDER-bootstrap-key",
 };
-
-export async function runStack(
-  stack: string,
-  config: Record<string, string>,
-  values: "placeholders" | "real" = "placeholders",
-): Promise<ProgramRun & { steps: ProgramStep[] }> {
-  const secretKeys = "sshPrivateKey" in config ? ["sshPrivateKey"] : [];
-  const run = await runProgram({ stack, config, secretKeys, values });
-  return { ...run, steps: collectSteps(run) };
-}
 
 export function ofType(run: ProgramRun, type: string): RecordedResource[] {
   return run.resources.filter((r) => r.type === type);

@@ -280,7 +280,7 @@ describe("validators: cloud-init, cron, sshd, keys", () => {
     assert.match(renderSshdDropIn({ closeRootLogin: false }), /^PermitRootLogin prohibit-password$/m);
   });
 
-  it("retro #3: the deploy key works with an empty passphrase (ssh-keygen -y -P ''); a passphrase key fails it", async () => {
+  it("retro #3: ssh-keygen -y -P '' reads the deploy key output (under mocks, a stand-in ED25519 key) and refuses a passphrase key", async () => {
     const run = await runStack("staging", STAGING, "real");
     const keyFile = write("deploy_key", String(run.outputs.deployPrivateKey.value), 0o600);
     const ok = tool("ssh-keygen", ["-y", "-P", "", "-f", keyFile]);

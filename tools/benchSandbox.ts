@@ -3,10 +3,11 @@
 // failed requests out of N at 10 Hz on /health while a Caddyfile change and while an app image
 // change are applied, and steady-state memory of the containers.
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
-import { ProgramStep } from "./steps";
-import { apply } from "../test/host/engine";
-import { Deployment, get, newDeployment, restep, SANDBOX_APP_IMAGE, waitHealthy } from "../test/host/hostKit";
-import { buildImages, ensureDockerd, removeAllSandboxes } from "../test/host/sandbox";
+import { ProgramStep } from "../harness/steps";
+import { apply } from "../harness/engine";
+import { Deployment, get, newDeployment, restep, waitHealthy } from "../harness/hostKit";
+import { SANDBOX_APP_IMAGE } from "../hostContract";
+import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
@@ -82,8 +83,8 @@ async function main(): Promise<void> {
       `Caddyfile change: applied in ${seconds(t)} s, failed requests ${caddyProbe.failed}/${caddyProbe.total} at 10 Hz`,
     );
 
-    await d.droplet.exec(`docker tag ${SANDBOX_APP_IMAGE} chitram-app:sandbox-v2`);
-    const newImage = await restep(d, { appImage: "chitram-app:sandbox-v2" });
+    await d.droplet.exec(`docker tag ${SANDBOX_APP_IMAGE} ${SANDBOX_APP_IMAGE}-v2`);
+    const newImage = await restep(d, { appImage: `${SANDBOX_APP_IMAGE}-v2` });
     t = Date.now();
     const appProbe = await probeDuring(d.droplet.httpPort, () => apply(newImage, d.state));
     console.log(

@@ -21,7 +21,9 @@ import {
   SANDBOX_LABEL,
   SERVICE_IMAGES,
   startDroplet,
-} from "../test/host/sandbox";
+} from "../harness/sandbox";
+import { SANDBOX_APP_IMAGE } from "../hostContract";
+import { shellQuote } from "../templates/steps";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = "sandbox";
@@ -30,7 +32,6 @@ export const DEFAULT_BASE = "ubuntu:22.04";
 /** Built by sandbox/build.sh, which also builds the droplet image from it. */
 const DEBOOTSTRAP_BASE = "local/bookworm:base";
 /** The app stand-in built by sandbox/build.sh and loaded into the droplet's engine. */
-const APP_IMAGE = "chitram-app:sandbox";
 const PASSPHRASE = "sandbox";
 
 // Paths relative to the repository root: commands run there and print the way a person types them.
@@ -55,7 +56,7 @@ interface Action {
   run(ports: Ports): Promise<void>;
 }
 
-const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : shellQuote(arg));
 const commandLine = (argv: string[]) => argv.map(quote).join(" ");
 
 const pulumiEnv = (): NodeJS.ProcessEnv => {
@@ -192,7 +193,7 @@ function upActions(base: string, droplet: DropletState): Action[] {
   }
   if (droplet.status !== "running") {
     if (droplet.status === "stopped") actions.push(...removeDroplet());
-    // What startDroplet() in test/host/sandbox.ts runs (it labels the droplet with the id of the
+    // What startDroplet() in harness/sandbox.ts runs (it labels the droplet with the id of the
     // process that started it), before it waits for the inner engine and sshd.
     const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", "chitram.sandbox.pid=<this process id>"];
     actions.push({
@@ -230,7 +231,7 @@ function upActions(base: string, droplet: DropletState): Action[] {
     },
     pulumi(["config", "set", ...withConfig, "chitram:sshUser", "root"]),
     pulumi(["config", "set", ...withConfig, "--secret", "chitram:sshPrivateKey"], { inputFrom: KEY_FILE }),
-    pulumi(["config", "set", ...withConfig, "chitram:appImage", APP_IMAGE]),
+    pulumi(["config", "set", ...withConfig, "chitram:appImage", SANDBOX_APP_IMAGE]),
     pulumi(["up", "--yes", ...withConfig]),
   );
   return actions;

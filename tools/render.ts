@@ -8,8 +8,8 @@ import * as path from "path";
 import { ConfigError } from "../config";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
 import { decodeFiles } from "../templates/hostFiles";
-import { readStackFile, runProgram, SECRET_MASK, stackFile } from "./mockProgram";
-import { collectSteps, describeStep } from "./steps";
+import { readStackFile, runProgram, SECRET_MASK, stackFile } from "../harness/mockProgram";
+import { collectSteps, describeStep } from "../harness/steps";
 
 interface RenderArgs {
   stack: string;

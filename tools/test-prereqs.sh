@@ -9,6 +9,7 @@ for tool in caddy visudo shellcheck cloud-init ssh-keygen debootstrap dockerd; d
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 docker compose version >/dev/null 2>&1 || missing+=("docker compose v2")
+python3 -m pip --version >/dev/null 2>&1 || missing+=("python3 -m pip")
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -11,6 +11,9 @@
  * fixed (`/opt/chitram`, overridable through `DrillOptions.appDir` for a local layout).
  */
 import { randomBytes } from "node:crypto";
+import { APP_DIR } from "../../hostContract";
+import { parseEnvFile } from "../../templates/envFile";
+import { shellQuote as shq } from "../../templates/steps";
 
 export type HostExec = (cmd: string) => Promise<{ code: number; stdout: string; stderr: string }>;
 
@@ -21,36 +24,9 @@ export interface DrillOptions {
   healthyTimeoutMs?: number;
 }
 
-export const DEFAULT_APP_DIR = "/opt/chitram";
-
 // The host's PATH may be minimal (an SSH session, cron); docker can live in /usr/local/bin.
 const PATH_PREFIX = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH; ";
 const DRILL_TABLE = "chitram_backup_drill";
-
-/** Single-quotes a string for POSIX sh. */
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Parses host.env (KEY=VALUE lines, optional quotes, `#` comments). */
-export function parseHostEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (!m) continue;
-    let value = m[2];
-    const quoted = /^(['"])(.*?)\1/.exec(value);
-    if (quoted) {
-      value = quoted[2];
-    } else {
-      value = value.replace(/(^|\s)#.*$/, "").trim();
-    }
-    env[m[1]] = value;
-  }
-  return env;
-}
 
 interface HostPaths {
   appDir: string;
@@ -74,8 +50,8 @@ async function must(exec: HostExec, what: string, cmd: string): Promise<string> 
 }
 
 async function hostPaths(exec: HostExec, opts?: DrillOptions): Promise<HostPaths> {
-  const appDir = opts?.appDir ?? DEFAULT_APP_DIR;
-  const env = parseHostEnv(await must(exec, "reading host.env", `cat ${shq(`${appDir}/host.env`)}`));
+  const appDir = opts?.appDir ?? APP_DIR;
+  const env = parseEnvFile(await must(exec, "reading host.env", `cat ${shq(`${appDir}/host.env`)}`));
   for (const key of ["APP_DIR", "DATA_DIR", "BACKUP_DIR"]) {
     if (!env[key]) throw new Error(`${appDir}/host.env does not set ${key}`);
   }
@@ -124,7 +100,7 @@ export async function backupUnderCronEnv(
 ): Promise<{ code: number; stdout: string; stderr: string; dump?: string }> {
   const p = await hostPaths(exec, opts);
   const before = new Set(await listDumps(exec, p));
-  const script = `${opts?.appDir ?? DEFAULT_APP_DIR}/scripts/backup.sh`;
+  const script = `${opts?.appDir ?? APP_DIR}/scripts/backup.sh`;
   // Not through run(): the PATH must be cron's, which is the point of this drill.
   const r = await exec(`env -i PATH=/usr/bin:/bin ${shq(script)}`);
   const after = await listDumps(exec, p);
@@ -178,7 +154,7 @@ export async function restoreDrill(exec: HostExec, opts?: DrillOptions): Promise
     const gone = await sqlOk("checking the table is gone", `SELECT to_regclass('${DRILL_TABLE}') IS NULL;`);
     if (gone !== "t") throw new Error(`restoreDrill: ${DRILL_TABLE} still exists after DROP TABLE (${gone})`);
 
-    const appDir = opts?.appDir ?? DEFAULT_APP_DIR;
+    const appDir = opts?.appDir ?? APP_DIR;
     const restore = await run(exec, `${shq(`${appDir}/scripts/restore.sh`)} latest`);
     if (restore.code !== 0) throw new Error(detail("restoreDrill: restore.sh latest failed", restore));
     const dumpName = backup.dump.slice(backup.dump.lastIndexOf("/") + 1);

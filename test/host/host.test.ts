@@ -12,7 +12,8 @@ import {
   HostExec,
   restoreDrill,
 } from "./backupDrill";
-import { apply, EngineState, toReplayStep, withOutputs } from "./engine";
+import { shellQuote as shq, stepCommand } from "../../templates/steps";
+import { apply, EngineState, toReplayStep, withOutputs } from "../../harness/engine";
 import {
   Deployment,
   get,
@@ -20,23 +21,22 @@ import {
   newDeployment,
   request,
   restep,
-  SANDBOX_APP_IMAGE,
   sshExec,
   tcpOpen,
   waitHealthy,
-} from "./hostKit";
-import { replay, StepConnection, StepError } from "./replay";
-import { ProgramStep } from "../../tools/steps";
+} from "../../harness/hostKit";
+import { replay, StepConnection, StepError } from "../../harness/replay";
+import { replaceRealValue } from "../../harness/mockProgram";
+import { ProgramStep, runStack } from "../../harness/steps";
+import { buildImages, Droplet, ensureDockerd, removeAllSandboxes, startDroplet } from "../../harness/sandbox";
 import { utils } from "ssh2";
 import {
   DIAL_ERROR_LIMIT,
   FIRST_CONTACT_DIAL_ERROR_LIMIT,
   hostKeyFromStdout,
 } from "../../components/hostProvisioning";
-import { stepCommand } from "../../templates/steps";
-import { replaceRealValue } from "../../tools/mockProgram";
-import { runStack, STAGING } from "../support";
-import { buildImages, Droplet, ensureDockerd, removeAllSandboxes, startDroplet } from "./sandbox";
+import { SANDBOX_APP_IMAGE } from "../../hostContract";
+import { STAGING } from "../support";
 
 const log = (line: string) => console.log(`  ${line}`);
 const stepIn = (steps: ProgramStep[], name: string) => steps.find((s) => s.name === name)!;
@@ -59,15 +59,47 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #3/#4: the deploy user logs in with the generated key (no agent, no TTY) and sudo -n works", async () => {
+    // `! tty`: tty exits 1 without a terminal, which is what this login must be.
     const r = await sshExec(
       d.droplet.sshPort,
       "chitram",
       d.deployPrivateKey,
-      "sudo -n true && id -nG && tty || true",
+      "sudo -n true && id -nG && ! tty",
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\bdocker\b/);
     assert.match(r.stdout, /not a tty/);
+    // the key the stack outputs opens with an empty passphrase, checked by the host's ssh-keygen
+    const check = await exec(
+      `k=$(mktemp) && printf '%s' ${shq(d.deployPrivateKey)} > "$k" && ssh-keygen -y -P '' -f "$k"; rc=$?; rm -f "$k"; exit $rc`,
+    );
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /^ssh-ed25519 /);
+  });
+
+  it("retro #4 negative control: a sudoers drop-in that asks for a password makes the access proof fail", async () => {
+    const dropIn = "/etc/sudoers.d/chitram";
+    const saved = await exec(
+      `cp -p ${dropIn} /root/sudoers.saved && printf 'chitram ALL=(ALL) ALL\\n' > ${dropIn} && visudo -cf ${dropIn}`,
+    );
+    assert.equal(saved.code, 0, saved.stderr);
+    try {
+      await assert.rejects(
+        apply(d.steps, d.state, { log, force: (s) => s.name === "host-access-proof" }),
+        (err: StepError) => {
+          assert.equal(err.step, "host-access-proof");
+          assert.match(err.message, /passwordless sudo is not in effect/);
+          return true;
+        },
+      );
+    } finally {
+      assert.equal((await exec(`cp -p /root/sudoers.saved ${dropIn}`)).code, 0);
+    }
+    const again = await apply(d.steps, d.state, { log, force: (s) => s.name === "host-access-proof" });
+    assert.deepEqual(
+      again.ran.map((x) => x.name),
+      ["host-access-proof"],
+    );
   });
 
   it("root login is closed after the deploy user is proven, and passwords are off", async () => {
@@ -100,6 +132,16 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.ok(env.MINIO_SECRET_KEY.length >= 32);
     assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
     assert.equal(env.MINIO_ROOT_USER, env.MINIO_ACCESS_KEY);
+  });
+
+  it("retro #2: the app is verified against PostgreSQL through asyncpg, the production driver", async () => {
+    assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200, "the app's /health runs SELECT 1");
+    const url = await exec("cd /opt/chitram && docker compose exec -T app printenv DATABASE_URL");
+    assert.match(url.stdout.trim(), /^postgresql\+asyncpg:\/\/chitram:[A-Za-z0-9]+@postgres:5432\/chitram$/);
+    const version = await exec(
+      `cd /opt/chitram && docker compose exec -T postgres sh -c 'psql -tA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "select version()"'`,
+    );
+    assert.match(version.stdout, /^PostgreSQL \d+/, version.stderr);
   });
 
   it("retro #1/#7/#8: GET /health on the published port 80 is 200 through Caddy, no redirect, no HSTS", async () => {
@@ -153,6 +195,32 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.match(minio.stdout, /retro5/, "the MinIO archive holds the object");
   });
 
+  it("retention: backup.sh deletes backups older than backupRetentionDays (7) and keeps the rest", async () => {
+    const dir = (await exec("grep '^BACKUP_DIR=' /opt/chitram/host.env | cut -d= -f2-")).stdout
+      .trim()
+      .replace(/'/g, "");
+    const aged = {
+      "postgres-20200101T000000Z.dump": "8 days ago",
+      "minio-20200101T000000Z.tar.gz": "8 days ago",
+      "postgres-20200102T000000Z.dump": "6 days ago",
+      "minio-20200102T000000Z.tar.gz": "6 days ago",
+    };
+    for (const [name, age] of Object.entries(aged))
+      assert.equal((await exec(`touch -d ${shq(age)} ${shq(`${dir}/${name}`)}`)).code, 0);
+    const r = await backupUnderCronEnv(exec);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    const left = (await exec(`ls ${shq(dir)}`)).stdout.split("\n");
+    assert.ok(!left.includes("postgres-20200101T000000Z.dump"), "an 8-day-old dump is deleted");
+    assert.ok(!left.includes("minio-20200101T000000Z.tar.gz"), "an 8-day-old archive is deleted");
+    assert.ok(left.includes("postgres-20200102T000000Z.dump"), "a 6-day-old dump is kept");
+    assert.ok(left.includes("minio-20200102T000000Z.tar.gz"), "a 6-day-old archive is kept");
+    assert.ok(r.dump && left.includes(r.dump.slice(r.dump.lastIndexOf("/") + 1)), "the new dump is kept");
+    assert.match(r.stdout, /retention: deleted .*postgres-20200101T000000Z\.dump \(older than 7 days\)/);
+    await exec(
+      `rm -f ${shq(`${dir}/postgres-20200102T000000Z.dump`)} ${shq(`${dir}/minio-20200102T000000Z.tar.gz`)}`,
+    );
+  });
+
   it("retro #5: with PostgreSQL stopped, backup.sh exits non-zero, names the reason, keeps the last dump", async () => {
     const r = await failsWithPostgresStopped(exec);
     assert.notEqual(r.code, 0);
@@ -166,7 +234,10 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("a second apply with nothing changed runs no step (steps re-run only when their content changes)", async () => {
-    const r = await apply(d.steps, d.state, { log });
+    // a fresh run of the program, as the next `pulumi up` makes: keys and passwords from the state
+    const again = await runStack(d.stack, d.config, "real");
+    assert.notEqual(again.steps, d.steps);
+    const r = await apply(again.steps, d.state, { log });
     assert.deepEqual(
       r.ran.map((x) => x.name),
       [],
@@ -285,6 +356,25 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
 
+  it("retro #2 negative control: the app image with a sqlite+aiosqlite DATABASE_URL dies with ModuleNotFoundError; the stack's URL works", async () => {
+    // The image is built without dev dependencies, as in production: aiosqlite is not in it.
+    const run = (args: string) =>
+      exec(`cd /opt/chitram && timeout 120 docker compose run --rm --no-deps -T ${args}`);
+    const sqlite = await run("-e DATABASE_URL=sqlite+aiosqlite:////tmp/chitram.db app");
+    assert.notEqual(sqlite.code, 0, "the app started without its database driver");
+    assert.match(sqlite.stdout + sqlite.stderr, /ModuleNotFoundError: No module named 'aiosqlite'/);
+    // the same image and entry module, with the env file's postgresql+asyncpg URL, reach PostgreSQL
+    const selectOne =
+      "import asyncio, app, sqlalchemy\n" +
+      "async def main():\n" +
+      "    async with app.engine.connect() as c:\n" +
+      "        print('select', (await c.execute(sqlalchemy.text('SELECT 1'))).scalar())\n" +
+      "asyncio.run(main())\n";
+    const postgres = await run(`app python3 -c ${shq(selectOne)}`);
+    assert.equal(postgres.code, 0, `${postgres.stdout}${postgres.stderr}`);
+    assert.match(postgres.stdout, /^select 1$/m);
+  });
+
   it("a health path with a query string (/health?a=1&b=2) deploys, and the health check and the nightly backup pass", async () => {
     const steps = await restep(d, { healthPath: "/health?a=1&b=2" });
     const r = await apply(steps, d.state, { log });
@@ -395,8 +485,9 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
   let d: Deployment;
 
   before(async () => {
-    // sshd starts 45 s after the container: the image load in between takes part of that.
-    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 45 });
+    // sshd starts 150 s after the container: the image load in between (the real MinIO, Caddy and
+    // the app's packages: about 540 MB) takes part of that, over two minutes on a busy machine.
+    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 150 });
   });
   after(async () => {
     await d?.droplet.stop();

@@ -1,12 +1,12 @@
 // A small stand-in for the Pulumi engine's update logic around the replay. Each step is planned
-// as the engine and @pulumi/command v1.2.1 would (tools/steps.ts planStep): new → create; changed
+// as the engine and @pulumi/command v1.2.1 would (harness/steps.ts planStep): new → create; changed
 // triggers → replace (create runs again); any other changed input → update, which runs `create`
 // again with the NEW inputs, while inputs in ignoreChanges keep their OLD stored values. Only a
 // step that succeeded is recorded in the state (with its stdout, which later steps may read), so
 // a second `pulumi up` is a no-op and an apply that died after step k picks up from there.
-import { hostKeyFromStdout } from "../../components/hostProvisioning";
-import { HOST_KEY_PLACEHOLDER } from "../../tools/mockProgram";
-import { DiffedInputs, planStep, ProgramStep, storedInputs } from "../../tools/steps";
+import { hostKeyFromStdout } from "../components/hostProvisioning";
+import { HOST_KEY_PLACEHOLDER } from "./mockProgram";
+import { DiffedInputs, planStep, ProgramStep, storedInputs } from "./steps";
 import { orderSteps, replay, Step, StepConnection, StepResult } from "./replay";
 
 /** What the engine remembers of each step: its inputs as it last ran, and its stdout output. */

@@ -3,12 +3,11 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Client, utils } from "ssh2";
-import { ProgramStep } from "../../tools/steps";
+import { ProgramStep } from "./steps";
+import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
 import { EngineState } from "./engine";
 import { buildImages, Droplet, ensureDockerd, startDroplet } from "./sandbox";
-import { runStack } from "../support";
-
-export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
+import { runStack } from "./steps";
 
 export interface Deployment {
   droplet: Droplet;
@@ -148,9 +147,9 @@ export async function hostFingerprint(droplet: Droplet, deployUser = "chitram"):
     [
       `getent passwd ${deployUser}`,
       `id -nG ${deployUser}`,
-      `stat -c '%n %a %U' /opt/chitram /opt/chitram/.env.production /etc/sudoers.d/${deployUser} /etc/cron.d/chitram-backup`,
-      `find /opt/chitram /etc/sudoers.d /etc/cron.d/chitram-backup /etc/ssh/sshd_config.d /home/${deployUser}/.ssh -type f -not -name '.compose-up.err' -exec sha256sum {} + | sort`,
-      "cd /opt/chitram && docker compose ps -q | sort",
+      `stat -c '%n %a %U' ${APP_DIR} ${APP_DIR}/${ENV_FILE_NAME} /etc/sudoers.d/${deployUser} ${CRON_PATH}`,
+      `find ${APP_DIR} /etc/sudoers.d ${CRON_PATH} /etc/ssh/sshd_config.d /home/${deployUser}/.ssh -type f -not -name '.compose-up.err' -exec sha256sum {} + | sort`,
+      `cd ${APP_DIR} && docker compose ps -q | sort`,
       "grep -c chitram /etc/fstab || true",
     ].join(" && "),
   );

@@ -1,19 +1,11 @@
 // The program's remote steps, as the engine would run them: each @pulumi/command resource with
 // its resolved inputs and the other steps it waits for (directly or through other resources).
-import { ProgramRun, RecordedResource, SECRET_MASK } from "./mockProgram";
+import { ProgramRun, RecordedResource, runProgram, SECRET_MASK } from "./mockProgram";
+import type { StepConnection } from "./replay";
 
-export const STEP_TYPES = ["command:remote:Command", "command:remote:CopyToRemote"] as const;
+export const STEP_TYPES = ["command:remote:Command"] as const;
 
-export interface StepConnection {
-  host: string;
-  port?: number;
-  user?: string;
-  privateKey?: string;
-  dialErrorLimit?: number;
-  perDialTimeout?: number;
-  /** OpenSSH public key line the server's host key must equal; unset = any host key. */
-  hostKey?: string;
-}
+export type { StepConnection };
 
 export interface ProgramStep {
   name: string;
@@ -117,4 +109,15 @@ export function planStep(
 /** The inputs of a step the state keeps. */
 export function storedInputs(step: ProgramStep): DiffedInputs {
   return Object.fromEntries(DIFFED_INPUTS.map((k) => [k, step[k]])) as DiffedInputs;
+}
+
+/** Runs the program under mocks with a stack's config and collects its remote steps. */
+export async function runStack(
+  stack: string,
+  config: Record<string, string>,
+  values: "placeholders" | "real" = "placeholders",
+): Promise<ProgramRun & { steps: ProgramStep[] }> {
+  const secretKeys = "sshPrivateKey" in config ? ["sshPrivateKey"] : [];
+  const run = await runProgram({ stack, config, secretKeys, values });
+  return { ...run, steps: collectSteps(run) };
 }

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-const REPO_ROOT = path.resolve(__dirname, "..", "..");
+const REPO_ROOT = path.resolve(__dirname, "..");
 const BUILD_SCRIPT = path.join(REPO_ROOT, "sandbox", "build.sh");
 const START_DOCKERD = path.join(REPO_ROOT, ".ci", "start-dockerd.sh");
 

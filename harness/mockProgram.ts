@@ -21,13 +21,16 @@ export const MOCK_DROPLET_IP = "203.0.113.10";
 
 /**
  * The host key a step's stdout reports under mocks (the first step records the real one on a
- * host): a placeholder the real-host engine (test/host/engine.ts) replaces with what that step
+ * host): a placeholder the real-host engine (harness/engine.ts) replaces with what that step
  * printed when it ran.
  */
 export function hostKeyPlaceholder(step: string): string {
   return `ssh-ed25519 PLACEHOLDER-host-key-of-${step}`;
 }
 export const HOST_KEY_PLACEHOLDER = /^ssh-ed25519 PLACEHOLDER-host-key-of-(\S+)$/;
+
+/** The droplet id the mocks hand out: numeric, as DigitalOcean's are (the firewall needs a number). */
+export const MOCK_DROPLET_ID = 331296101;
 
 export interface RecordedResource {
   urn: string;
@@ -43,6 +46,8 @@ export interface RecordedResource {
   secretPaths: string[];
   /** URNs this resource depends on (explicit dependsOn and inputs from other resources). */
   dependencies: string[];
+  /** What the mocked provider returned for it (its outputs, secrets unwrapped); empty until created. */
+  state: Record<string, unknown>;
   options: {
     protect: boolean;
     deleteBeforeReplace: boolean;
@@ -74,6 +79,11 @@ export interface RunOptions {
    * "real": real random values and a real ED25519 key (the real-host replay needs them).
    */
   values?: "placeholders" | "real";
+  /**
+   * Every registration is pushed here as it happens, so a caller sees what registered even when
+   * the program throws part-way (a bad config must stop it before the first one).
+   */
+  registered?: RecordedResource[];
 }
 
 function unwrap(value: unknown, at: string, secrets: string[], mask: boolean): unknown {
@@ -214,12 +224,17 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
     config,
     (opts.secretKeys ?? []).map((k) => `${CONFIG_NAMESPACE}:${k}`),
   );
+  const resources: RecordedResource[] = [];
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({
-        id: `${args.name}-id`,
-        state: { ...(args.inputs as Record<string, unknown>), ...mockState(args, real, opts.stack) },
-      }),
+      newResource: (args) => {
+        const state = { ...(args.inputs as Record<string, unknown>), ...mockState(args, real, opts.stack) };
+        const recorded = resources.find((r) => r.type === args.type && r.name === args.name);
+        if (recorded) recorded.state = unwrap(state, "", [], false) as Record<string, unknown>;
+        const id =
+          args.type === "digitalocean:index/droplet:Droplet" ? String(MOCK_DROPLET_ID) : `${args.name}-id`;
+        return { id, state };
+      },
       call: (args) => {
         throw new Error(`unmocked provider call ${args.token}: the program must not read from the cloud`);
       },
@@ -229,14 +244,13 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
     false,
   );
 
-  const resources: RecordedResource[] = [];
   const monitor = (pulumi.runtime as unknown as { getMonitor(): MockMonitorLike }).getMonitor();
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: RegisterRequest, cb: unknown) => {
     const raw = req.getObject()?.toJavaScript() ?? {};
     const secretPaths: string[] = [];
     const timeouts = req.getCustomtimeouts();
-    resources.push({
+    const recorded: RecordedResource = {
       urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
       type: req.getType(),
       name: req.getName(),
@@ -255,7 +269,10 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
           ? { create: timeouts.getCreate(), update: timeouts.getUpdate(), delete: timeouts.getDelete() }
           : undefined,
       },
-    });
+      state: {},
+    };
+    resources.push(recorded);
+    opts.registered?.push(recorded);
     return register(req, cb);
   };
 

@@ -3,14 +3,12 @@
  * provider (v1.2.1, Go, golang.org/x/crypto/ssh + pkg/sftp) runs them on `pulumi up`.
  *
  * The Pulumi CLI cannot run here, so the program is evaluated under mocks (another harness),
- * every `remote.Command` / `remote.CopyToRemote` is collected with its resolved inputs as a
+ * every `remote.Command` is collected with its resolved inputs as a
  * `Step`, and this module plays them against a throw-away host. docs/REPLAY.md lists each
  * provider behaviour mirrored here and the ones that are not.
  */
-import { readFileSync } from "node:fs";
-import * as path from "node:path";
 import { Client, utils } from "ssh2";
-import type { ClientChannel, ConnectConfig, ParsedKey, SFTPWrapper, Stats } from "ssh2";
+import type { ClientChannel, ConnectConfig, ParsedKey, SFTPWrapper } from "ssh2";
 
 export interface StepConnection {
   host: string;
@@ -28,15 +26,11 @@ export interface StepConnection {
 export interface Step {
   /** Pulumi resource name. */
   name: string;
-  type: "command:remote:Command" | "command:remote:CopyToRemote";
+  type: "command:remote:Command";
   connection: StepConnection;
-  // Command
   create?: string;
   stdin?: string;
   environment?: Record<string, string>;
-  // CopyToRemote: a StringAsset (text) or a FileAsset (path)
-  source?: { text?: string; path?: string };
-  remotePath?: string;
   /** Names of the steps this step depends on. */
   dependsOn: string[];
 }
@@ -70,7 +64,6 @@ export class StepError extends Error {
 }
 
 const COMMAND = "command:remote:Command";
-const COPY = "command:remote:CopyToRemote";
 
 // Provider defaults (connection.go): user "root", port 22, dialErrorLimit 10, perDialTimeout 15 s.
 const DEFAULT_DIAL_ERROR_LIMIT = 10;
@@ -158,27 +151,15 @@ export async function replay(steps: Step[], opts: ReplayOptions = {}): Promise<S
 }
 
 function checkStep(s: Step): void {
-  if (s.type === COMMAND) return;
-  if (s.type !== COPY) throw new Error(`step "${s.name}": unknown step type "${String(s.type)}"`);
-  if (typeof s.remotePath !== "string" || s.remotePath === "") {
-    throw new Error(`step "${s.name}": CopyToRemote needs a remotePath`);
-  }
-  const hasText = typeof s.source?.text === "string";
-  const hasPath = typeof s.source?.path === "string";
-  if (hasText === hasPath) {
-    throw new Error(
-      `step "${s.name}": CopyToRemote source must be a StringAsset (text) or a FileAsset (path), ` +
-        `got ${JSON.stringify(s.source)}`,
-    );
-  }
+  if (s.type !== COMMAND) throw new Error(`step "${s.name}": unknown step type "${String(s.type)}"`);
 }
 
 async function runStep(step: Step, c: StepConnection): Promise<{ stdout: string; stderr: string }> {
   // The provider's Create returns without dialling when `create` is unset.
-  if (step.type === COMMAND && step.create === undefined) return { stdout: "", stderr: "" };
+  if (step.create === undefined) return { stdout: "", stderr: "" };
   const client = await dial(c);
   try {
-    return step.type === COMMAND ? await runCommand(client, step) : await copyToRemote(client, step);
+    return await runCommand(client, step);
   } finally {
     client.end();
   }
@@ -365,63 +346,3 @@ async function firstRefusedEnv(client: Client, env: Record<string, string>): Pro
 }
 
 // ---- copy -------------------------------------------------------------------------------------
-
-/**
- * CopyToRemote over SFTP as the connection user: a StringAsset's text or a FileAsset's bytes go
- * to remotePath. As documented for v1.2.1: missing parent directories are created; a FileAsset
- * copied onto an existing directory lands inside it under its own name. Modes are not copied:
- * the server's umask decides, as with the provider.
- */
-async function copyToRemote(client: Client, step: Step): Promise<{ stdout: string; stderr: string }> {
-  const remotePath = step.remotePath!;
-  const source = step.source!;
-  const data = source.text !== undefined ? Buffer.from(source.text, "utf8") : readFileSync(source.path!);
-  const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-    client.sftp((err, s) => (err ? reject(err) : resolve(s)));
-  });
-  try {
-    let dest = remotePath;
-    const existing = await stat(sftp, remotePath);
-    if (existing?.isDirectory()) {
-      if (source.path === undefined) {
-        throw new Error(`remotePath ${remotePath} is a directory and a StringAsset has no file name`);
-      }
-      dest = path.posix.join(remotePath, path.basename(source.path));
-    } else {
-      await mkdirParents(sftp, remotePath);
-    }
-    await new Promise<void>((resolve, reject) => {
-      sftp.writeFile(dest, data, (err) =>
-        err ? reject(new Error(`write ${dest}: ${err.message}`)) : resolve(),
-      );
-    });
-  } finally {
-    sftp.end();
-  }
-  return { stdout: "", stderr: "" };
-}
-
-function stat(sftp: SFTPWrapper, p: string): Promise<Stats | undefined> {
-  return new Promise((resolve, reject) => {
-    sftp.stat(p, (err, stats) => {
-      // ssh2 reports SSH_FX_NO_SUCH_FILE as code 2.
-      if (err) return (err as Error & { code?: number }).code === 2 ? resolve(undefined) : reject(err);
-      resolve(stats);
-    });
-  });
-}
-
-async function mkdirParents(sftp: SFTPWrapper, remotePath: string): Promise<void> {
-  const parent = path.posix.dirname(remotePath);
-  if (parent === "." || parent === "/") return;
-  let prefix = parent.startsWith("/") ? "/" : "";
-  for (const part of parent.split("/").filter(Boolean)) {
-    prefix = prefix === "" || prefix === "/" ? prefix + part : `${prefix}/${part}`;
-    const st = await stat(sftp, prefix);
-    if (st?.isDirectory()) continue;
-    if (st) throw new Error(`cannot create ${parent}: ${prefix} exists and is not a directory`);
-    await new Promise<void>((resolve, reject) => {
-      sftp.mkdir(prefix, (err) => (err ? reject(new Error(`mkdir ${prefix}: ${err.message}`)) : resolve()));
-    });
-  }
-}

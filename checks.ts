@@ -1,0 +1,92 @@
+// Checks of single config values, with no Pulumi or provider import: config.ts uses them, and so
+// do the templates that must refuse a bad value themselves (a Caddyfile site address).
+import * as net from "net";
+
+const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Memory in MB named by a droplet size slug (`s-2vcpu-2gb` → 2048), or undefined if it names none. */
+export function slugMemoryMb(slug: string): number | undefined {
+  for (const part of slug.split("-")) {
+    const m = /^(\d+)(mb|gb)$/.exec(part);
+    if (m) return Number(m[1]) * (m[2] === "gb" ? 1024 : 1);
+  }
+  return undefined;
+}
+
+export function isCidr(value: string): boolean {
+  const [addr, prefix, ...rest] = value.split("/");
+  if (rest.length > 0 || prefix === undefined || !/^\d{1,3}$/.test(prefix)) return false;
+  const family = net.isIP(addr);
+  return family !== 0 && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** A bare DNS name: no scheme, path, port or trailing dot, at least two labels, not an IP address. */
+export function isBareDomain(value: string): boolean {
+  if (value.length > 253 || net.isIP(value) !== 0) return false;
+  const labels = value.split(".");
+  return (
+    labels.length >= 2 && labels.every((l) => dnsLabel.test(l)) && !/^\d+$/.test(labels[labels.length - 1])
+  );
+}
+
+const cronFields: { name: string; min: number; max: number; names?: string[] }[] = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day of month", min: 1, max: 31 },
+  {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+  },
+  { name: "day of week", min: 0, max: 7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] },
+];
+
+/** Why a five-field cron expression is invalid, or undefined if it is valid. */
+export function cronProblem(expr: string): string | undefined {
+  const fields = expr.trim().split(/\s+/);
+  if (fields.length !== 5) return `has ${fields.length} fields`;
+  for (const [i, field] of fields.entries()) {
+    const spec = cronFields[i];
+    const value = (v: string): number | undefined => {
+      const named = spec.names?.indexOf(v.toLowerCase()) ?? -1;
+      if (named >= 0) return named + (spec.min === 1 ? 1 : 0);
+      return /^\d+$/.test(v) ? Number(v) : undefined;
+    };
+    for (const item of field.split(",")) {
+      const [range, step, ...extra] = item.split("/");
+      if (extra.length > 0 || (step !== undefined && !/^[1-9]\d*$/.test(step))) {
+        return `${spec.name} field "${field}" has a bad step`;
+      }
+      if (range === "*") continue;
+      const bounds = range.split("-");
+      const nums = bounds.map(value);
+      if (bounds.length > 2 || nums.some((n) => n === undefined || n < spec.min || n > spec.max)) {
+        return `${spec.name} field "${field}" must be within ${spec.min}-${spec.max}`;
+      }
+      if (nums.length === 2 && nums[0]! > nums[1]!)
+        return `${spec.name} field "${field}" has a reversed range`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * True when an SSH private key needs a passphrase (retro #3): an OpenSSH key whose kdf is not
+ * "none" (ssh-keygen uses bcrypt), a PEM key with `Proc-Type: 4,ENCRYPTED`, or encrypted PKCS#8.
+ */
+export function isPassphraseProtected(key: string): boolean {
+  if (/^Proc-Type:\s*4,ENCRYPTED/m.test(key) || key.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+    return true;
+  const openssh = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(key);
+  if (!openssh) return false;
+  // "openssh-key-v1\0", then the cipher name and the kdf name, each a uint32 length and bytes.
+  const body = Buffer.from(openssh[1].replace(/\s/g, ""), "base64");
+  const magic = "openssh-key-v1\0".length;
+  if (body.length < magic + 4) return false;
+  const cipherLength = body.readUInt32BE(magic);
+  const kdfAt = magic + 4 + cipherLength;
+  if (body.length < kdfAt + 4) return false;
+  const kdf = body.subarray(kdfAt + 4, kdfAt + 4 + body.readUInt32BE(kdfAt)).toString("latin1");
+  return kdf !== "none";
+}

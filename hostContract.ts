@@ -1,0 +1,47 @@
+// What the host and everything that talks to it agree on: paths, file names, the compose project
+// and its service images. Components and templates render these onto the host, host.env hands
+// them to scripts/, and the tests and tools check the host against them. docs/HOST-LAYOUT.md
+// describes each.
+
+/** The app directory: compose file, Caddyfile, env file, host.env and scripts/. */
+export const APP_DIR = "/opt/chitram";
+/** Where a data volume is mounted; with one, all data and backups live on it. */
+export const VOLUME_MOUNT = "/mnt/chitram-data";
+/** The data directory when there is no volume. */
+export const LOCAL_DATA_DIR = "/var/lib/chitram";
+/** The app's env file, in APP_DIR (0600, secrets). */
+export const ENV_FILE_NAME = ".env.production";
+/** The compose project name (`docker compose -p`), set in the compose file. */
+export const COMPOSE_PROJECT = "chitram";
+/** The backup cron entry. */
+export const CRON_PATH = "/etc/cron.d/chitram-backup";
+/** Where backup.sh logs. */
+export const BACKUP_LOG = "/var/log/chitram-backup.log";
+/** The sshd drop-in that turns passwords off and closes root login. */
+export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
+/** The swap file. */
+export const SWAP_FILE = "/swapfile";
+
+/** Images of the services the stack runs next to the app. Pinned: an upgrade is a reviewed change. */
+export const SERVICE_IMAGES = {
+  postgres: "postgres:16-alpine",
+  minio: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
+  caddy: "caddy:2.8-alpine",
+} as const;
+
+/** The app stand-in the sandbox builds; `appImage` of every sandbox deployment. */
+export const SANDBOX_APP_IMAGE = "chitram-app:sandbox";
+
+/**
+ * The site's URLs, built in one place: `url` is what users open (HTTPS on the domain, or plain
+ * HTTP on `address` in IP mode, retro #8) and `healthUrl` what health checks GET, through Caddy.
+ * `address` (unused with a domain) is the droplet's IP for users and uptime checks, 127.0.0.1 for
+ * the host's own check.
+ */
+export function siteUrls(
+  site: { domain?: string; healthPath: string },
+  address: string,
+): { url: string; healthUrl: string } {
+  const url = site.domain ? `https://${site.domain}` : `http://${address}`;
+  return { url, healthUrl: `${url}${site.healthPath}` };
+}

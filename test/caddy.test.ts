@@ -1,0 +1,134 @@
+// Retro #8 with real Caddy (Debian's, run unprivileged on 127.0.0.1 ports): the retrospective's
+// `{$DOMAIN:localhost}` Caddyfile, reached on an IP address, redirects to HTTPS (to
+// https://localhost when the request names localhost); the stack's IP-mode Caddyfile answers on
+// plain HTTP with no redirect. The app is a tiny server on 127.0.0.1 answering 200.
+import assert from "node:assert/strict";
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { renderCaddyfile } from "../templates/caddyfile";
+
+const RETRO_CADDYFILE = `{$DOMAIN:localhost} {
+    reverse_proxy app:8000
+    encode gzip zstd
+}
+`;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    sock.on("connect", () => (sock.destroy(), resolve(true)));
+    sock.on("error", () => resolve(false));
+  });
+}
+
+/** One GET to 127.0.0.1:<port> with the given Host header; redirects not followed. */
+function get(port: number, host: string): Promise<{ status: number; location?: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: "127.0.0.1", port, path: "/health", headers: { host }, timeout: 5000 },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`no answer from 127.0.0.1:${port} in 5 s`)));
+    req.on("error", reject);
+  });
+}
+
+interface RunningCaddy {
+  httpPort: number;
+  httpsPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `caddy run` on a Caddyfile, with a global block that only moves Caddy's ports onto free
+ * 127.0.0.1 ports, turns the admin API off and keeps its local CA out of the system trust store.
+ * `app:<port>` upstreams are pointed at `appPort` on 127.0.0.1.
+ */
+async function runCaddy(caddyfile: string, appPort: number): Promise<RunningCaddy> {
+  const [httpPort, httpsPort] = [await freePort(), await freePort()];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-caddy-"));
+  const config = path.join(dir, "Caddyfile");
+  const options = ["admin off", `http_port ${httpPort}`, `https_port ${httpsPort}`, "skip_install_trust"]
+    .map((o) => `\t${o}\n`)
+    .join("");
+  const body = caddyfile.replace(/app:\d+/g, `127.0.0.1:${appPort}`).replace(/^:80 \{$/m, `:${httpPort} {`);
+  // A Caddyfile has at most one global options block: add to the file's own, or put one first.
+  fs.writeFileSync(
+    config,
+    /^\{$/m.test(body) ? body.replace(/^\{\n/m, `{\n${options}`) : `{\n${options}}\n${body}`,
+  );
+  const child: ChildProcess = spawn("caddy", ["run", "--adapter", "caddyfile", "--config", config], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr!.on("data", (b: Buffer) => (log += b.toString()));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 100 && child.exitCode === null && !(await tcpOpen(httpPort)); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  if (!(await tcpOpen(httpPort))) {
+    await stop();
+    throw new Error(`caddy did not listen on ${httpPort}: ${log}`);
+  }
+  return { httpPort, httpsPort, stop };
+}
+
+describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
+  let app: http.Server;
+  let appPort = 0;
+  before(async () => {
+    app = http.createServer((_req, res) => res.writeHead(200).end("ok"));
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    appPort = (app.address() as net.AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => app.close(() => resolve())));
+
+  it("the retrospective's {$DOMAIN:localhost} Caddyfile redirects plain HTTP on the IP to HTTPS, and https://localhost for localhost", async () => {
+    const caddy = await runCaddy(RETRO_CADDYFILE, appPort);
+    try {
+      const onIp = await get(caddy.httpPort, "203.0.113.10");
+      assert.equal(onIp.status, 308);
+      assert.match(onIp.location ?? "", /^https:\/\/203\.0\.113\.10\//, "users leave plain HTTP");
+      const onLocalhost = await get(caddy.httpPort, "localhost");
+      assert.equal(onLocalhost.location, "https://localhost/health");
+    } finally {
+      await caddy.stop();
+    }
+  });
+
+  it("the stack's IP-mode Caddyfile answers 200 from the app on the same request, with no redirect and no HSTS", async () => {
+    const caddy = await runCaddy(renderCaddyfile({ appPort: 8000 }), appPort);
+    try {
+      for (const host of ["203.0.113.10", "localhost"]) {
+        const r = await get(caddy.httpPort, host);
+        assert.equal(r.status, 200, `${host}: ${r.status} ${r.location ?? ""}`);
+        assert.equal(r.location, undefined);
+        assert.equal(r.body, "ok");
+      }
+    } finally {
+      await caddy.stop();
+    }
+  });
+});
