@@ -539,7 +539,7 @@ describe("real host: a DigitalOcean stack's first contact (root with the admin k
     assert.ok(!(admin instanceof Error) && !Array.isArray(admin));
     droplet = await startDroplet({
       rootPublicKey: `${admin.type} ${admin.getPublicSSH().toString("base64")}`,
-      loadImages: false,
+      images: false,
     });
     toSandbox = (c) => ({ ...c, host: "127.0.0.1", port: droplet.sshPort });
     const first = await apply(steps, state, { log, connectionOverride: toSandbox });
