@@ -90,3 +90,21 @@ export function isPassphraseProtected(key: string): boolean {
   const kdf = body.subarray(kdfAt + 4, kdfAt + 4 + body.readUInt32BE(kdfAt)).toString("latin1");
   return kdf !== "none";
 }
+
+/**
+ * A heartbeat URL the backup can append `/fail` to and hand to curl in a quoted config line:
+ * http(s), a host, an optional port and path, no query, fragment, credentials, quotes or
+ * trailing slash.
+ */
+export const heartbeatUrl = /^https?:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:\/[A-Za-z0-9._~%+-]+)*$/;
+
+/** An S3 endpoint for off-box backups: https (http only for a host name without dots, a test's). */
+export const s3Endpoint =
+  /^(?:https:\/\/[A-Za-z0-9.-]+|http:\/\/[A-Za-z0-9-]+|http:\/\/(?:\d{1,3}\.){3}\d{1,3})(?::[0-9]{1,5})?$/;
+export const s3Bucket = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** S3/Spaces keys as rendered into the backup's secrets file and mc's alias. */
+export const s3Key = /^[A-Za-z0-9+/=_-]{8,128}$/;
+
+export const LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory";
+/** An ACME directory URL that can stand unquoted in a Caddyfile: https, no spaces, quotes or braces. */
+export const acmeDirectory = /^https:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:\/[A-Za-z0-9._~%+-]+)*\/?$/;

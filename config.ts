@@ -5,7 +5,19 @@ import * as net from "net";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { cronProblem, isBareDomain, isCidr, isPassphraseProtected, slugMemoryMb } from "./checks";
+import {
+  acmeDirectory,
+  cronProblem,
+  heartbeatUrl,
+  isBareDomain,
+  isCidr,
+  isPassphraseProtected,
+  LETS_ENCRYPT_STAGING,
+  s3Bucket,
+  s3Endpoint,
+  s3Key,
+  slugMemoryMb,
+} from "./checks";
 
 export const CONFIG_NAMESPACE = "chitram";
 
@@ -23,6 +35,8 @@ export interface StackConfig {
   /** Undefined in IP mode. */
   domain?: string;
   acmeEmail?: string;
+  /** ACME directory URL Caddy uses; undefined = Caddy's default issuers (Let's Encrypt first). */
+  acmeCa?: string;
   /** Set when a domain is set, `manageDns` is true and the target is DigitalOcean. */
   dns?: { zone: string; recordName: string };
   sshAllowedCidrs: string[];
@@ -33,6 +47,13 @@ export interface StackConfig {
   healthPath: string;
   backupSchedule: string;
   backupRetentionDays: number;
+  /** Whether `backupHeartbeatUrl` is set; the URL itself is a secret (loadConfig). */
+  backupHeartbeat: boolean;
+  /**
+   * Off-box backups: undefined = off; `spaces` = a bucket and key the stack creates; `existing` =
+   * the endpoint and bucket from config (the keys are secrets, see loadConfig).
+   */
+  offsite?: { kind: "spaces" } | { kind: "existing"; endpoint: string; bucket: string };
   dataVolumeSizeGb: number;
   protectData: boolean;
   swapSizeMb: number;
@@ -232,6 +253,14 @@ export function parseConfig(
   }
   const acmeEmail = str("acmeEmail");
   if (acmeEmail !== "" && !email.test(acmeEmail)) bad("acmeEmail", acmeEmail, "use an email address");
+  const acmeCaValue = str("acmeCa");
+  let acmeCa: string | undefined;
+  if (acmeCaValue === "staging") {
+    acmeCa = LETS_ENCRYPT_STAGING;
+  } else if (acmeCaValue !== "letsencrypt") {
+    if (acmeDirectory.test(acmeCaValue)) acmeCa = acmeCaValue;
+    else bad("acmeCa", acmeCaValue, "use letsencrypt, staging, or the https URL of an ACME directory");
+  }
   const manageDns = bool("manageDns");
   let dnsZone = str("dnsZone");
   if (dnsZone !== "" && !isBareDomain(dnsZone))
@@ -298,6 +327,54 @@ export function parseConfig(
       `use a five-field cron expression such as "0 3 * * *" (this one ${cron})`,
     );
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
+  const backupHeartbeatUrl = str("backupHeartbeatUrl");
+  if (backupHeartbeatUrl !== "" && !heartbeatUrl.test(backupHeartbeatUrl)) {
+    // The value is not echoed: its path is the token that lets anyone ping the check.
+    problems.push(
+      `${CONFIG_NAMESPACE}:backupHeartbeatUrl: the value set is not allowed; use an http(s) URL such as ` +
+        `https://hc-ping.com/<uuid>: no query string, credentials, quotes or trailing slash`,
+    );
+  }
+  const offsiteBackups = bool("offsiteBackups");
+  const offsiteSet = {
+    offsiteEndpoint: str("offsiteEndpoint"),
+    offsiteBucket: str("offsiteBucket"),
+    offsiteAccessKey: str("offsiteAccessKey"),
+    offsiteSecretKey: str("offsiteSecretKey"),
+  };
+  let offsite: StackConfig["offsite"];
+  if (offsiteBackups && target === "existing") {
+    const { offsiteEndpoint: endpoint, offsiteBucket: bucket } = offsiteSet;
+    if (!s3Endpoint.test(endpoint)) {
+      bad(
+        "offsiteEndpoint",
+        endpoint,
+        "with offsiteBackups on a target existing host, set the S3 endpoint as https://host[:port]",
+      );
+    }
+    if (!s3Bucket.test(bucket))
+      bad("offsiteBucket", bucket, "set an existing bucket's name: 3-63 of a-z 0-9 . -");
+    for (const key of ["offsiteAccessKey", "offsiteSecretKey"] as const) {
+      // Not echoed: they are secrets.
+      if (!s3Key.test(offsiteSet[key])) {
+        problems.push(
+          `${CONFIG_NAMESPACE}:${key}: with offsiteBackups on a target existing host, set it with --secret ` +
+            `(8-128 of A-Z a-z 0-9 + / = _ -)`,
+        );
+      }
+    }
+    offsite = { kind: "existing", endpoint, bucket };
+  } else {
+    for (const [key, value] of Object.entries(offsiteSet)) {
+      if (value !== "") {
+        problems.push(
+          `${CONFIG_NAMESPACE}:${key}: only used with offsiteBackups on a target existing host ` +
+            `(with target digitalocean the stack creates the bucket and its key); unset it`,
+        );
+      }
+    }
+    if (offsiteBackups) offsite = { kind: "spaces" };
+  }
   const dataVolumeSizeGb = int("dataVolumeSizeGb", 0, 16384);
   const protectData = bool("protectData");
   const swapSizeMb = int("swapSizeMb", 0, 16384);
@@ -378,6 +455,7 @@ export function parseConfig(
     image,
     domain: domain || undefined,
     acmeEmail: acmeEmail || undefined,
+    acmeCa: domain !== "" ? acmeCa : undefined,
     dns,
     sshAllowedCidrs,
     deployUser,
@@ -387,6 +465,8 @@ export function parseConfig(
     healthPath,
     backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
     backupRetentionDays,
+    backupHeartbeat: backupHeartbeatUrl !== "",
+    offsite,
     dataVolumeSizeGb,
     protectData,
     swapSizeMb,
@@ -396,7 +476,12 @@ export function parseConfig(
 }
 
 /** Reads the stack's configuration through Pulumi and checks it. */
-export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Output<string> } {
+export function loadConfig(): {
+  config: StackConfig;
+  sshPrivateKey?: pulumi.Output<string>;
+  backupHeartbeatUrl?: pulumi.Output<string>;
+  offsiteKeys?: { accessKey: pulumi.Output<string>; secretKey: pulumi.Output<string> };
+} {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const raw: RawConfig = {};
   // Every key of the namespace, so that a misspelt one is reported rather than ignored.
@@ -419,5 +504,11 @@ export function loadConfig(): { config: StackConfig; sshPrivateKey?: pulumi.Outp
         : "plaintext";
   const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText);
   const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
-  return { config, sshPrivateKey };
+  // A secret Output even when set in plaintext: its path is the check's token.
+  const backupHeartbeatUrl = config.backupHeartbeat ? cfg.requireSecret("backupHeartbeatUrl") : undefined;
+  const offsiteKeys =
+    config.offsite?.kind === "existing"
+      ? { accessKey: cfg.requireSecret("offsiteAccessKey"), secretKey: cfg.requireSecret("offsiteSecretKey") }
+      : undefined;
+  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys };
 }

@@ -2,9 +2,11 @@
 // host), its provisioning, and the app. index.ts exports what this returns as stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { AppDeployment } from "./components/appDeployment";
+import { AppDeployment, AppDeploymentArgs } from "./components/appDeployment";
+import { BackupBucket } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
+import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
 import { APP_DIR, LOCAL_DATA_DIR, siteUrls, VOLUME_MOUNT } from "./hostContract";
 
@@ -20,7 +22,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { config, sshPrivateKey } = loadConfig();
+  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -34,6 +36,7 @@ export function createStack(): StackOutputs {
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // admin key) or the SSH host from config.
   let publicIp: pulumi.Output<string>;
+  let volumeAttachment: pulumi.CustomResource | undefined;
   let target: Pick<
     HostProvisioningArgs,
     "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "hostKey" | "dataVolume" | "dependsOn"
@@ -46,19 +49,24 @@ export function createStack(): StackOutputs {
       publicKey: adminKey.publicKeyOpenssh,
       sshAllowedCidrs: config.sshAllowedCidrs,
       dataVolumeSizeGb: config.dataVolumeSizeGb,
-      protectData: config.protectData,
+      protect: config.protectData,
       dns: config.dns,
-      uptime: { domain: config.domain, healthPath: config.healthPath, alertEmails: config.alertEmails },
       environment: config.stack === "prod" ? "Production" : "Staging",
     });
     publicIp = host.ipv4Address;
+    volumeAttachment = host.volumeAttachment;
     target = {
       host: host.ipv4Address,
       bootstrapUser: "root",
       bootstrapPrivateKey: adminKey.privateKeyOpenssh,
       dataVolume:
         host.volumeName !== undefined && host.volumeAttachment !== undefined
-          ? { name: host.volumeName, mountPoint: VOLUME_MOUNT, attachment: host.volumeAttachment }
+          ? {
+              name: host.volumeName,
+              sizeGb: config.dataVolumeSizeGb,
+              mountPoint: VOLUME_MOUNT,
+              attachment: host.volumeAttachment,
+            }
           : undefined,
       // SSH is possible only once the droplet and its firewall exist.
       dependsOn: [host],
@@ -74,7 +82,27 @@ export function createStack(): StackOutputs {
       hostKey: existing.hostKey,
     };
   }
-  const dataDir = target.dataVolume ? VOLUME_MOUNT : LOCAL_DATA_DIR;
+  const [dataDir, otherDataDir] = target.dataVolume
+    ? [VOLUME_MOUNT, LOCAL_DATA_DIR]
+    : [LOCAL_DATA_DIR, VOLUME_MOUNT];
+
+  // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
+  let offsite: AppDeploymentArgs["offsite"];
+  if (config.offsite?.kind === "spaces") {
+    const bucket = new BackupBucket("backups", {
+      region: config.region,
+      retentionDays: config.backupRetentionDays,
+      protect: config.protectData,
+    });
+    offsite = pulumi
+      .all([bucket.endpoint, bucket.bucket, bucket.accessKey, bucket.secretKey])
+      .apply(([endpoint, bucket, accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
+  } else if (config.offsite?.kind === "existing") {
+    const { endpoint, bucket } = config.offsite;
+    offsite = pulumi
+      .all([offsiteKeys!.accessKey, offsiteKeys!.secretKey])
+      .apply(([accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
+  }
 
   const provisioning = new HostProvisioning("host", {
     ...target,
@@ -89,18 +117,23 @@ export function createStack(): StackOutputs {
     swapSizeMb: config.swapSizeMb,
   });
 
-  new AppDeployment("app", {
+  const app = new AppDeployment("app", {
     connection: provisioning.deployConnection,
     deployUser: config.deployUser,
     appDir: APP_DIR,
     dataDir,
+    otherDataDir,
     appImage: config.appImage,
     appPort: config.appPort,
     healthPath: config.healthPath,
     domain: config.domain,
     acmeEmail: config.acmeEmail,
+    acmeCa: config.acmeCa,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
+    volumeAttachment,
+    backupHeartbeatUrl,
+    offsite,
     dependsOn: provisioning.ready,
   });
 
@@ -108,6 +141,14 @@ export function createStack(): StackOutputs {
   const urls = config.domain
     ? pulumi.output(siteUrls(config, config.domain))
     : publicIp.apply((ip) => siteUrls(config, ip));
+  if (config.target === "digitalocean" && config.alertEmails.length > 0) {
+    new UptimeMonitor("chitram-uptime", {
+      url: urls.healthUrl,
+      type: config.domain ? "https" : "http",
+      alertEmails: config.alertEmails,
+      dependsOn: [app.healthy],
+    });
+  }
   const sshPort =
     config.existingHost && config.existingHost.port !== 22 ? ` -p ${config.existingHost.port}` : "";
   return {

@@ -3,7 +3,12 @@ import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
 import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME } from "../hostContract";
 import { renderEnvFile } from "../templates/envFile";
-import { renderBackupCron } from "../templates/hostConfig";
+import {
+  BACKUP_SECRETS_PATH,
+  OffsiteTarget,
+  renderBackupCron,
+  renderBackupSecrets,
+} from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
 
@@ -16,6 +21,11 @@ export interface AppDeploymentArgs {
   appDir: string;
   /** Directory for all persistent data. Plain: rendered into files. Default: none (required). */
   dataDir: string;
+  /**
+   * The other directory the data may have lived in (the droplet's disk or the volume): the app is
+   * not started on an empty dataDir while this one holds a database. Plain. Default: undefined (no check).
+   */
+  otherDataDir?: string;
   /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
   appImage: string;
   /** Port the app listens on inside the compose network. Plain. Default: none (required). */
@@ -26,10 +36,21 @@ export interface AppDeploymentArgs {
   domain?: string;
   /** ACME account email. Plain. Default: undefined. */
   acmeEmail?: string;
+  /** ACME directory URL Caddy uses. Plain. Default: undefined (Caddy's default issuers, Let's Encrypt first). */
+  acmeCa?: string;
   /** Five-field cron expression of the backup. Plain. Default: none (required). */
   backupSchedule: string;
   /** Days a backup is kept. Plain. Default: none (required). */
   backupRetentionDays: number;
+  /**
+   * The data volume's attachment, when DATA_DIR is a block volume: before it is deleted the app is
+   * stopped and the volume unmounted. Default: undefined (no volume).
+   */
+  volumeAttachment?: pulumi.CustomResource;
+  /** Heartbeat URL pinged after each backup (secret: its path is a token). Default: undefined (none). */
+  backupHeartbeatUrl?: pulumi.Input<string>;
+  /** Where each backup is also copied (the keys are secret). Default: undefined (no off-box copies). */
+  offsite?: pulumi.Input<OffsiteTarget>;
   /** Provisioning steps that must have run first. Default: []. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -43,6 +64,8 @@ export class AppDeployment extends pulumi.ComponentResource {
   public readonly envFile: pulumi.Output<string>;
   /** Hash of everything the compose project is started from; changes re-run compose and health. */
   public readonly releaseHash: pulumi.Output<string>;
+  /** The step that proved the app answers through Caddy; what watches the app waits for it. */
+  public readonly healthy: pulumi.Resource;
 
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
@@ -51,10 +74,11 @@ export class AppDeployment extends pulumi.ComponentResource {
       new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
 
     // ONE value each for the MinIO user and secret: both keys of each pair are rendered from it.
+    // The user is the S3 access key: secret in the state like the passwords (RandomPassword's are).
     const minioUser = new random.RandomString(
       `${name}-minio-user`,
       { length: 20, special: false, upper: false },
-      { parent: this },
+      { parent: this, additionalSecretOutputs: ["result"] },
     ).result;
     const minioSecret = plainSecret("minio-secret", 40);
     const postgresPassword = plainSecret("postgres-password", 32);
@@ -77,6 +101,7 @@ export class AppDeployment extends pulumi.ComponentResource {
         healthPath: args.healthPath,
         domain: args.domain,
         acmeEmail: args.acmeEmail,
+        acmeCa: args.acmeCa,
         backupRetentionDays: args.backupRetentionDays,
         backupLog: BACKUP_LOG,
       }),
@@ -94,7 +119,12 @@ export class AppDeployment extends pulumi.ComponentResource {
 
     const appDirs = step(`${name}-app-dirs`, {
       script: "appDirs",
-      params: { DEPLOY_USER: user, APP_DIR: appDir, DATA_DIR: dataDir },
+      params: {
+        DEPLOY_USER: user,
+        APP_DIR: appDir,
+        DATA_DIR: dataDir,
+        OTHER_DATA_DIR: args.otherDataDir ?? "",
+      },
       sudo: true,
       dependsOn: args.dependsOn ?? [],
     });
@@ -116,33 +146,53 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
-      params: { APP_DIR: appDir, WAIT_SECONDS: 300 },
+      params: { APP_DIR: appDir, ENV_FILE: ENV_FILE_NAME, WAIT_SECONDS: 300, LOG_LINES: 40 },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files],
       timeout: "15m",
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
-    step(`${name}-health`, {
+    this.healthy = step(`${name}-health`, {
       script: "healthCheck",
       params: { APP_DIR: appDir, RETRIES: args.domain ? 90 : 30, INTERVAL: 4 },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [composeUp],
     });
-    step(`${name}-backup-cron`, {
-      script: "backupCron",
-      params: { CRON_PATH, BACKUP_LOG },
-      stdin: encodeFiles([
+    // The cron entry and the backup's secrets file (root only) travel together; the step is
+    // silenced when the secrets file holds anything.
+    const backupFiles = pulumi.all([args.backupHeartbeatUrl, args.offsite]).apply(([heartbeatUrl, offsite]) =>
+      encodeFiles([
         {
           path: CRON_PATH,
           mode: "0644",
           content: renderBackupCron({ schedule: args.backupSchedule, appDir }),
         },
+        { path: BACKUP_SECRETS_PATH, mode: "0600", content: renderBackupSecrets({ heartbeatUrl, offsite }) },
       ]),
+    );
+    step(`${name}-backup-cron`, {
+      script: "backupCron",
+      params: { CRON_PATH, BACKUP_LOG, BACKUP_SECRETS: BACKUP_SECRETS_PATH },
+      stdin: backupFiles,
+      secret: args.backupHeartbeatUrl !== undefined || args.offsite !== undefined,
       sudo: true,
       dependsOn: [files],
     });
+
+    if (args.volumeAttachment !== undefined) {
+      // Nothing on create. Replaced with the attachment (its id is the trigger), so the engine
+      // deletes this step, which stops the app and unmounts the volume, before the attachment.
+      step(`${name}-volume-release`, {
+        onDelete: "volumeRelease",
+        params: { APP_DIR: appDir, DATA_DIR: dataDir, STOP_SECONDS: 180 },
+        triggers: [args.volumeAttachment.id],
+        sudo: true,
+        dependsOn: [appDirs, args.volumeAttachment],
+        timeout: "5m",
+      });
+    }
 
     this.registerOutputs({ envFile: this.envFile, releaseHash: this.releaseHash });
   }

@@ -2,7 +2,6 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { siteUrls } from "../hostContract";
 
 /**
  * The stack's name as it appears in DigitalOcean names and tags. Pulumi allows `_`, `.` and capitals
@@ -36,20 +35,18 @@ export interface DropletHostArgs {
   sshAllowedCidrs: pulumi.Input<pulumi.Input<string>[]>;
   /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: none (required). */
   dataVolumeSizeGb: number;
-  /** Protect the data volume from deletion. Plain: a resource option. Default: none (required). */
-  protectData: boolean;
+  /** Protect the droplet and the data volume from deletion and replacement. Plain: a resource option. Default: none (required). */
+  protect: boolean;
   /** Zone and record name of the domain's A record; undefined = no record. Plain: it decides which resources exist. Default: undefined. */
   dns?: { zone: string; recordName: string };
-  /** Uptime check on the public health URL and who is alerted; undefined = none. Plain: it decides which resources exist. Default: undefined. */
-  uptime?: { domain?: string; healthPath: string; alertEmails: string[] };
   /** DigitalOcean project environment label. Default: none (required). */
   environment: pulumi.Input<string>;
 }
 
 /**
  * A DigitalOcean droplet for the stack, with what a production host needs around it: the stack's
- * own SSH key, a cloud firewall, an optional data volume, the domain's A record, an uptime check and
- * a DigitalOcean project that groups them.
+ * own SSH key, a cloud firewall, an optional data volume, the domain's A record and a DigitalOcean
+ * project that groups them. The uptime check is not here: it must wait for the app (UptimeMonitor).
  */
 export class DropletHost extends pulumi.ComponentResource {
   /** Public IPv4 address of the droplet. */
@@ -64,6 +61,9 @@ export class DropletHost extends pulumi.ComponentResource {
   constructor(name: string, args: DropletHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:digitalocean:DropletHost", name, {}, opts);
     const stack = doStackName(pulumi.getStack());
+    // A new region or image replaces the droplet, and without a volume its disk holds all data:
+    // both stay until someone turns protection off on purpose (docs/RUNBOOK.md).
+    const protect = args.protect ?? true;
 
     // Named after the stack, so a recreated staging stack never clashes with prod's key.
     const sshKey = new digitalocean.SshKey(
@@ -88,10 +88,11 @@ export class DropletHost extends pulumi.ComponentResource {
       },
       {
         parent: this,
-        // No ignoreChanges on sshKeys: the admin key is never rotated, so they never change, and a
-        // replaced droplet must get the key the stack logs in with, not a stored old one.
-        // A volume attaches to one droplet at a time: the old one must go first.
-        deleteBeforeReplace: true,
+        protect,
+        // No ignoreChanges on sshKeys: the admin key seeds root and is never rotated, so they never
+        // change, and a replaced droplet must get the key the stack logs in with, not a stored old
+        // one. No deleteBeforeReplace: the new droplet is created while the old one still serves;
+        // only the volume's attachment has to go first.
       },
     );
 
@@ -107,12 +108,14 @@ export class DropletHost extends pulumi.ComponentResource {
           initialFilesystemType: "ext4",
           description: `chitram ${pulumi.getStack()}: PostgreSQL, MinIO, Caddy data and backups`,
         },
-        { parent: this, protect: args.protectData },
+        // The provider replaces a volume whose description changes: an edit must never do that.
+        { parent: this, protect, ignoreChanges: ["description"] },
       );
       this.volumeAttachment = new digitalocean.VolumeAttachment(
         `${name}-data-attachment`,
         { dropletId: droplet.id.apply(Number), volumeId: volume.id },
-        { parent: this },
+        // A volume attaches to one droplet at a time: the old attachment must go first.
+        { parent: this, deleteBeforeReplace: true },
       );
     }
 
@@ -140,33 +143,6 @@ export class DropletHost extends pulumi.ComponentResource {
       new digitalocean.DnsRecord(
         `${name}-a-record`,
         { domain: args.dns.zone, name: args.dns.recordName, type: "A", value: droplet.ipv4Address, ttl: 300 },
-        { parent: this },
-      );
-    }
-
-    if (args.uptime !== undefined && args.uptime.alertEmails.length > 0) {
-      const { domain, healthPath } = args.uptime;
-      const check = new digitalocean.UptimeCheck(
-        `${name}-uptime`,
-        {
-          name: `${name}-${stack}-health`,
-          target: domain
-            ? siteUrls({ domain, healthPath }, domain).healthUrl
-            : droplet.ipv4Address.apply((ip) => siteUrls({ healthPath }, ip).healthUrl),
-          type: domain ? "https" : "http",
-          regions: ["us_east", "eu_west"],
-        },
-        { parent: this },
-      );
-      new digitalocean.UptimeAlert(
-        `${name}-uptime-down`,
-        {
-          name: `${name}-${stack}-down`,
-          checkId: check.id,
-          type: "down",
-          period: "2m",
-          notifications: [{ emails: args.uptime.alertEmails }],
-        },
         { parent: this },
       );
     }

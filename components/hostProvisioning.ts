@@ -59,8 +59,8 @@ export interface HostProvisioningArgs {
   closeRootLogin: boolean;
   /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
   swapSizeMb: number;
-  /** Block volume to mount, and the attachment to wait for; undefined = none. Plain: rendered into the script. Default: undefined. */
-  dataVolume?: { name: string; mountPoint: string; attachment: pulumi.Resource };
+  /** Block volume to mount (its size: a grown volume re-runs the mount step, which grows the filesystem), and the attachment to wait for; undefined = none. Plain: rendered into the script. Default: undefined. */
+  dataVolume?: { name: string; sizeGb: number; mountPoint: string; attachment: pulumi.Resource };
   /** Resources that must exist before the first connection (the droplet's firewall etc.). Default: []. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -212,7 +212,11 @@ export class HostProvisioning extends pulumi.ComponentResource {
       last.push(
         asDeploy(`${name}-data-volume`, {
           script: "dataVolume",
-          params: { DATA_DIR: args.dataVolume.mountPoint, VOLUME_NAME: args.dataVolume.name },
+          params: {
+            DATA_DIR: args.dataVolume.mountPoint,
+            VOLUME_NAME: args.dataVolume.name,
+            VOLUME_SIZE_GB: args.dataVolume.sizeGb,
+          },
           sudo: true,
           dependsOn: [accessProof, args.dataVolume.attachment],
         }),

@@ -16,8 +16,13 @@ export interface RemoteStepOptions {
   parent: pulumi.Resource;
   /** Who the step connects as, and how. */
   connection: pulumi.Input<Connection>;
-  /** The step's script in templates/steps/. */
-  script: StepScript;
+  /** The step's script in templates/steps/, run on create and on every update; undefined = none. */
+  script?: StepScript;
+  /**
+   * A script run when the step is deleted, which includes its replacement (a change of its
+   * triggers). Edits of it only update the stored script: they run nothing.
+   */
+  onDelete?: StepScript;
   /** Shell variables the script reads. */
   params?: StepParams;
   /** Run the script as root through `sudo -n`; "auto" = only when the connection user is not root. */
@@ -40,7 +45,8 @@ export interface RemoteStepOptions {
 }
 
 export function remoteStep(name: string, o: RemoteStepOptions): command.remote.Command {
-  const script = renderStepScript(o.script, o.params);
+  const script = o.script === undefined ? undefined : renderStepScript(o.script, o.params);
+  const onDelete = o.onDelete === undefined ? undefined : renderStepScript(o.onDelete, o.params);
   // A hash of stdin re-runs the step when its files change; for secret stdin the hash is secret too.
   const limit = o.timeout ?? "10m";
   const stdinHash = o.stdin === undefined ? [] : [pulumi.output(o.stdin).apply(sha256)];
@@ -48,16 +54,17 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
     name,
     {
       connection: o.connection,
-      create: stepCommand(script, { sudo: o.sudo, step: name, limit }),
+      create: script === undefined ? undefined : stepCommand(script, { sudo: o.sudo, step: name, limit }),
+      delete: onDelete === undefined ? undefined : stepCommand(onDelete, { sudo: o.sudo, step: name, limit }),
       stdin: o.stdin,
-      triggers: [sha256(script), ...stdinHash, ...(o.triggers ?? [])],
+      triggers: [...(script === undefined ? [] : [sha256(script)]), ...stdinHash, ...(o.triggers ?? [])],
       logging: o.secret ? "none" : "stdoutAndStderr",
     },
     {
       parent: o.parent,
       dependsOn: o.dependsOn,
       additionalSecretOutputs: o.secret ? ["stdout", "stderr"] : [],
-      customTimeouts: { create: limit, update: limit },
+      customTimeouts: { create: limit, update: limit, delete: limit },
       ignoreChanges: o.ignoreChanges,
     },
   );

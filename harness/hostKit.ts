@@ -6,7 +6,7 @@ import { Client, utils } from "ssh2";
 import { ProgramStep } from "./steps";
 import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
 import { EngineState } from "./engine";
-import { buildImages, Droplet, ensureDockerd, startDroplet } from "./sandbox";
+import { buildImages, Droplet, ensureDockerd, run, startDroplet } from "./sandbox";
 import { runStack } from "./steps";
 
 export interface Deployment {
@@ -22,14 +22,18 @@ export interface Deployment {
 /** A fresh droplet whose root accepts a new bootstrap key, and the program configured for it. */
 export async function newDeployment(
   stack: string,
-  opts: { sshdDelaySeconds?: number; config?: Record<string, string> } = {},
+  opts: {
+    holdSshd?: boolean;
+    /** More config, or a function of the new droplet that returns it (e.g. its network's addresses). */
+    config?: Record<string, string> | ((droplet: Droplet) => Promise<Record<string, string>>);
+  } = {},
 ): Promise<Deployment> {
   await ensureDockerd();
   await buildImages();
   const bootstrap = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
   const droplet = await startDroplet({
     rootPublicKey: bootstrap.public,
-    sshdDelaySeconds: opts.sshdDelaySeconds,
+    holdSshd: opts.holdSshd,
   });
   const config = {
     target: "existing",
@@ -38,7 +42,7 @@ export async function newDeployment(
     sshUser: "root",
     sshPrivateKey: bootstrap.private,
     appImage: SANDBOX_APP_IMAGE,
-    ...opts.config,
+    ...(typeof opts.config === "function" ? await opts.config(droplet) : opts.config),
   };
   const run = await runStack(stack, config, "real");
   return {
@@ -169,4 +173,46 @@ export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<Htt
   throw new Error(
     `health did not become 200: ${last instanceof Error ? last.message : `${last.status} ${last.body}`}`,
   );
+}
+
+/** The gateway address of the droplet's own bridge network: this machine, as the droplet sees it. */
+export async function networkGateway(droplet: Droplet): Promise<string> {
+  const r = await run("docker", [
+    "network",
+    "inspect",
+    "-f",
+    "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+    droplet.network,
+  ]);
+  const ip = r.stdout.trim();
+  if (!net.isIPv4(ip)) throw new Error(`no IPv4 gateway on ${droplet.network}: ${JSON.stringify(ip)}`);
+  return ip;
+}
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  body: string;
+}
+
+/** An HTTP server on host:0 that answers 200 to everything and records each request. */
+export async function recordingServer(
+  host: string,
+): Promise<{ port: number; requests: RecordedRequest[]; close(): Promise<void> }> {
+  const requests: RecordedRequest[] = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (body += c));
+    req.on("end", () => {
+      requests.push({ method: req.method ?? "", url: req.url ?? "", body });
+      res.end("OK");
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, requests, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

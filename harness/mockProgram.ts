@@ -161,6 +161,23 @@ function mockState(
       return { fingerprint: `fingerprint-of-${args.name}` };
     case "digitalocean:index/volume:Volume":
       return { volumeUrn: `do:volume:${args.name}` };
+    case "digitalocean:index/spacesBucket:SpacesBucket":
+      // The provider auto-names a bucket without a name: the logical name and a random suffix.
+      return {
+        name: `${args.name}-a1b2c3d`,
+        region: inputs.region,
+        bucketUrn: `do:space:${args.name}-a1b2c3d`,
+      };
+    case "digitalocean:index/spacesKey:SpacesKey":
+      return real
+        ? remembered(key, () => ({
+            accessKey: `DO00${randomAlnum(16, true)}`,
+            secretKey: randomAlnum(43, true),
+          }))
+        : {
+            accessKey: `PLACEHOLDER-access-key-of-${args.name}`,
+            secretKey: `PLACEHOLDER-secret-key-of-${args.name}`,
+          };
     default:
       return {};
   }

@@ -94,6 +94,8 @@ export interface Droplet {
   network: string;
   /** `docker exec <droplet> bash -lc <cmd>` as root. Never rejects on a non-zero exit code. */
   exec(cmd: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Lets a held sshd start (holdSshd); does nothing useful otherwise. */
+  startSshd(): Promise<void>;
   /**
    * Removes the container and its network. Safe to call twice. The inner engine's volume (GBs of
    * vfs copies, slow to delete) is removed by a detached background `docker volume rm`.
@@ -106,8 +108,8 @@ export interface StartDropletOptions {
   name?: string;
   /** One authorized_keys line for root (e.g. "ssh-ed25519 AAAA... comment"). */
   rootPublicKey: string;
-  /** Start sshd only after this many seconds; startDroplet then does not wait for sshd. */
-  sshdDelaySeconds?: number;
+  /** Hold sshd back until droplet.startSshd() (a new droplet whose sshd answers late); startDroplet then does not wait for sshd. */
+  holdSshd?: boolean;
   /** Storage driver of the inner engine: vfs (default) or overlay2 (on a volume, faster). */
   storageDriver?: "vfs" | "overlay2";
   /**
@@ -280,7 +282,7 @@ interface ContainerInspect {
 /**
  * Starts a fresh droplet: root's authorized_keys holds rootPublicKey, no other user exists.
  * Resolves once the inner Docker engine answers, the service images are loaded into it and
- * (unless sshdDelaySeconds is set) sshd answers on 127.0.0.1:sshPort.
+ * (unless holdSshd is set) sshd answers on 127.0.0.1:sshPort.
  * Call buildImages() first. Takes ~25 s with vfs (mostly `docker load`).
  */
 export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> {
@@ -323,7 +325,7 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       "-e",
       `DOCKERD_STORAGE_DRIVER=${storageDriver}`,
     ];
-    if (opts.sshdDelaySeconds !== undefined) env.push("-e", `SSHD_DELAY_SECONDS=${opts.sshdDelaySeconds}`);
+    if (opts.holdSshd) env.push("-e", "SSHD_HOLD=1");
     await docker([...dropletRunArgs({ name, network, labels: [label, owner] }), ...env, DROPLET_IMAGE]);
     created = true;
     const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
@@ -335,6 +337,9 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       httpsPort: hostPort(inspect, "443/tcp"),
       containerIp: inspect.NetworkSettings.Networks[network]?.IPAddress ?? "",
       exec,
+      startSshd: async () => {
+        await docker(["exec", name, "touch", "/run/chitram-start-sshd"]);
+      },
       stop,
     };
     await waitFor(`the Docker engine in ${name}`, 60_000, async () => {
@@ -345,7 +350,7 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       return r.code === 0;
     });
     if (images.length) await loadImagesInto(name, images);
-    if (opts.sshdDelaySeconds === undefined) {
+    if (!opts.holdSshd) {
       await waitFor(`sshd of ${name} on 127.0.0.1:${droplet.sshPort}`, 30_000, async () => {
         const r = await run("ssh-keyscan", ["-T", "2", "-p", String(droplet.sshPort), "127.0.0.1"], {
           check: false,

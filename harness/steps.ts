@@ -12,6 +12,8 @@ export interface ProgramStep {
   type: (typeof STEP_TYPES)[number];
   connection: StepConnection;
   create?: string;
+  /** Run when the step is deleted or replaced. */
+  delete?: string;
   stdin?: string;
   environment?: Record<string, string>;
   triggers: unknown[];
@@ -50,6 +52,7 @@ export function collectSteps(run: ProgramRun): ProgramStep[] {
       type: r.type as ProgramStep["type"],
       connection: inputs.connection as StepConnection,
       create: inputs.create as string | undefined,
+      delete: inputs.delete as string | undefined,
       stdin: inputs.stdin as string | undefined,
       environment: inputs.environment as Record<string, string> | undefined,
       triggers: (inputs.triggers as unknown[] | undefined) ?? [],
@@ -72,6 +75,7 @@ export function describeStep(step: ProgramStep, masked: RecordedResource): Recor
     host: step.connection.host,
     port: step.connection.port ?? 22,
     command: step.create,
+    ...(step.delete === undefined ? {} : { onDelete: step.delete }),
     stdin: step.stdin === undefined ? null : stdinSecret ? SECRET_MASK : step.stdin,
     dependsOn: step.dependsOn,
     triggers: maskedInputs.triggers ?? [],
@@ -117,7 +121,9 @@ export async function runStack(
   config: Record<string, string>,
   values: "placeholders" | "real" = "placeholders",
 ): Promise<ProgramRun & { steps: ProgramStep[] }> {
-  const secretKeys = "sshPrivateKey" in config ? ["sshPrivateKey"] : [];
+  const secretKeys = ["sshPrivateKey", "backupHeartbeatUrl", "offsiteAccessKey", "offsiteSecretKey"].filter(
+    (k) => k in config,
+  );
   const run = await runProgram({ stack, config, secretKeys, values });
   return { ...run, steps: collectSteps(run) };
 }

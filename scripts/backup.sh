@@ -7,10 +7,21 @@
 # Settings come from ../host.env next to this script (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV
 # points at another host.env (tests use it for a throw-away layout).
 #
-# Guarantees: every file is written under a temporary name and renamed only once it is complete
-# and checked, so a failed run leaves no partial file and never touches earlier backups; a lock
+# Guarantees: every file is written under a temporary name, and the run's files are published
+# (linked to their final names) only once all of them are complete and checked, so a failed run
+# (a full disk, a stopped container) publishes nothing and never touches earlier backups; a lock
 # in BACKUP_DIR stops two runs (or a run and restore.sh) overlapping; any failure exits non-zero
-# and says why, on stderr and in BACKUP_LOG.
+# and says why, on stderr and in BACKUP_LOG; every run ends with a line giving its exit status.
+#
+# Off-box copies: when BACKUP_SECRETS sets OFFSITE_BUCKET (and its endpoint and keys), both files
+# are also uploaded with mc (common.sh), read back and compared by sha256, and the bucket is pruned
+# by the same rule as BACKUP_DIR. A failed upload or check fails the run; the local backup stays.
+#
+# Heartbeat: when BACKUP_SECRETS (a root-only file named in host.env) sets BACKUP_HEARTBEAT_URL,
+# the run pings it on success and <url>/fail on failure (healthchecks.io convention), with the
+# run's log as the body. The URL goes to curl on stdin, never on its command line (a URL path
+# can be a token, and command lines are visible to every user). A run that dies before it can
+# read its settings pings nothing: the heartbeat service then alerts on the missing ping.
 set -euo pipefail
 
 # cron gives PATH=/usr/bin:/bin and no HOME; docker may live in /usr/local/bin.
@@ -24,6 +35,10 @@ LOG_READY=0
 ERR_FILE=""
 TMP_DUMP=""
 TMP_TAR=""
+RUN_LOG=""
+BACKUP_HEARTBEAT_URL=""
+OFFSITE_BUCKET=""
+OFFSITE_DIR=""
 
 stamp_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
@@ -32,6 +47,7 @@ log() {
   line="$(stamp_now) backup[$$]: $*"
   printf '%s\n' "$line"
   if ((LOG_READY)); then printf '%s\n' "$line" >>"$BACKUP_LOG" || true; fi
+  if [[ -n $RUN_LOG ]]; then printf '%s\n' "$line" >>"$RUN_LOG" || true; fi
 }
 
 err() {
@@ -39,6 +55,21 @@ err() {
   line="$(stamp_now) backup[$$]: ERROR: $*"
   printf '%s\n' "$line" >&2
   if ((LOG_READY)); then printf '%s\n' "$line" >>"$BACKUP_LOG" || true; fi
+  if [[ -n $RUN_LOG ]]; then printf '%s\n' "$line" >>"$RUN_LOG" || true; fi
+}
+
+# Pings the heartbeat URL with suffix $1 ("" or "/fail"), the run's log as the body. A failed ping is logged; it never changes the run's exit status.
+heartbeat() {
+  local suffix=$1 out
+  [[ -n $BACKUP_HEARTBEAT_URL ]] || return 0
+  # The body is read from RUN_LOG as it is: on a full disk there may be no room for a copy.
+  if out="$(printf 'url = "%s%s"\n' "$BACKUP_HEARTBEAT_URL" "$suffix" |
+    curl -fsS -o /dev/null -m 10 --retry 2 --retry-connrefused \
+      --data-binary "@${RUN_LOG:-/dev/null}" --config - 2>&1)"; then
+    log "heartbeat: pinged ${suffix:-success}"
+  else
+    log "WARNING: heartbeat ping (${suffix:-success}) failed: ${out//$'\n'/ }"
+  fi
 }
 
 # Logs the captured stderr of the last command (if any), indented, then exits 1.
@@ -56,7 +87,15 @@ cleanup() {
   if [[ -n $TMP_DUMP ]]; then rm -f -- "$TMP_DUMP"; fi
   if [[ -n $TMP_TAR ]]; then rm -f -- "$TMP_TAR"; fi
   if [[ -n $ERR_FILE ]]; then rm -f -- "$ERR_FILE"; fi
-  if ((rc != 0)); then err "backup FAILED (exit $rc)"; fi
+  if [[ -n $OFFSITE_DIR ]]; then rm -rf -- "$OFFSITE_DIR"; fi
+  if ((rc != 0)); then
+    err "backup FAILED (exit $rc)"
+    heartbeat /fail
+  else
+    log "backup finished (exit 0)"
+    heartbeat ""
+  fi
+  if [[ -n $RUN_LOG ]]; then rm -f -- "$RUN_LOG"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -65,9 +104,19 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+RUN_LOG="$(mktemp)"
 [[ -r $HOST_ENV ]] || die "cannot read $HOST_ENV"
 # shellcheck source=/dev/null # host.env is rendered by the Pulumi program onto the host
 . "$HOST_ENV"
+if [[ -n ${BACKUP_SECRETS:-} && -e $BACKUP_SECRETS ]]; then
+  [[ -r $BACKUP_SECRETS ]] || die "cannot read $BACKUP_SECRETS (run as root)"
+  # shellcheck source=/dev/null # rendered (values checked and quoted) by the Pulumi program
+  . "$BACKUP_SECRETS"
+fi
+if [[ -n $BACKUP_HEARTBEAT_URL && ! $BACKUP_HEARTBEAT_URL =~ ^https?://[^[:space:]\"\\]+$ ]]; then
+  BACKUP_HEARTBEAT_URL=""
+  die "BACKUP_HEARTBEAT_URL in $BACKUP_SECRETS is not an http(s) URL without spaces, quotes or backslashes"
+fi
 for var in APP_DIR DATA_DIR BACKUP_DIR BACKUP_RETENTION_DAYS BACKUP_LOG; do
   [[ -n ${!var:-} ]] || die "$HOST_ENV does not set $var"
 done
@@ -119,12 +168,7 @@ toc="$(compose exec -T postgres pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
   die "pg_restore -l cannot read the new dump"
 entries="$(grep -cv '^;' <<<"$toc" || true)"
 sync -- "$TMP_DUMP"
-DUMP="$BACKUP_DIR/postgres-$STAMP.dump"
-# ln (not mv) fails instead of replacing a file of the same name.
-ln -- "$TMP_DUMP" "$DUMP" 2>"$ERR_FILE" || die "cannot publish $DUMP"
-rm -f -- "$TMP_DUMP"
-TMP_DUMP=""
-log "postgres: $DUMP ($(stat -c %s "$DUMP") bytes, $entries TOC entries)"
+log "postgres: dump complete ($(stat -c %s "$TMP_DUMP") bytes, $entries TOC entries)"
 
 # --- MinIO data ----------------------------------------------------------------------------------
 MINIO_DIR="$DATA_DIR/minio"
@@ -145,11 +189,21 @@ elif ((tar_rc != 0)); then
 fi
 tar -tzf "$TMP_TAR" >/dev/null 2>"$ERR_FILE" || die "the new MinIO archive does not read back"
 sync -- "$TMP_TAR"
+
+# --- Publish -------------------------------------------------------------------------------------
+# Both files are complete: link them to their final names. ln (not mv) fails instead of replacing
+# a file of the same name; a link takes no space, so a full disk cannot stop it half-way.
+DUMP="$BACKUP_DIR/postgres-$STAMP.dump"
 TARBALL="$BACKUP_DIR/minio-$STAMP.tar.gz"
-ln -- "$TMP_TAR" "$TARBALL" 2>"$ERR_FILE" || die "cannot publish $TARBALL"
-rm -f -- "$TMP_TAR"
+ln -- "$TMP_DUMP" "$DUMP" 2>"$ERR_FILE" || die "cannot publish $DUMP"
+if ! ln -- "$TMP_TAR" "$TARBALL" 2>"$ERR_FILE"; then
+  rm -f -- "$DUMP"
+  die "cannot publish $TARBALL"
+fi
+rm -f -- "$TMP_DUMP" "$TMP_TAR"
+TMP_DUMP=""
 TMP_TAR=""
-log "minio: $TARBALL ($(stat -c %s "$TARBALL") bytes)"
+log "published $DUMP ($(stat -c %s "$DUMP") bytes) and $TARBALL ($(stat -c %s "$TARBALL") bytes)"
 
 # --- Retention -----------------------------------------------------------------------------------
 # Older than N days, to the minute (find -mtime +N would round down to whole days, keeping
@@ -168,5 +222,37 @@ prune() {
 }
 prune 'postgres-*.dump'
 prune 'minio-*.tar.gz'
+
+# --- Off-box copies ------------------------------------------------------------------------------
+if [[ -n $OFFSITE_BUCKET ]]; then
+  offsite_begin
+  for f in "$DUMP" "$TARBALL"; do
+    name="$(basename "$f")"
+    local_sum="$(sha256sum <"$f" | cut -d' ' -f1)"
+    mc cp --quiet "/backups/$name" "offsite/$OFFSITE_BUCKET/$name" >/dev/null 2>"$ERR_FILE" ||
+      die "off-box upload of $name to $OFFSITE_ENDPOINT/$OFFSITE_BUCKET failed"
+    remote_sum="$(mc cat "offsite/$OFFSITE_BUCKET/$name" 2>"$ERR_FILE" | sha256sum | cut -d' ' -f1)" ||
+      die "cannot read back the off-box copy of $name"
+    [[ $remote_sum == "$local_sum" ]] ||
+      die "the off-box copy of $name differs from the local file (sha256 $remote_sum, expected $local_sum)"
+    log "off-box: $OFFSITE_ENDPOINT/$OFFSITE_BUCKET/$name uploaded and read back ($(stat -c %s "$f") bytes, sha256 $local_sum)"
+  done
+  # Same rule as above, by the UTC stamp in the names: older than N days goes, the newest of each
+  # kind stays.
+  remote="$(offsite_list 2>"$ERR_FILE")" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+  cutoff="$(date -u -d "-$BACKUP_RETENTION_DAYS days" +%Y%m%dT%H%M%SZ)"
+  for kind in postgres minio; do
+    newest="$(grep "^$kind-" <<<"$remote" | sort | tail -n 1 || true)"
+    while IFS= read -r name; do
+      [[ -n $name && $name != "$newest" ]] || continue
+      stamp="${name#"$kind"-}"
+      stamp="${stamp%%.*}"
+      if [[ $stamp < $cutoff ]]; then
+        mc rm "offsite/$OFFSITE_BUCKET/$name" >/dev/null 2>"$ERR_FILE" || die "off-box retention: cannot delete $name"
+        log "off-box retention: deleted $name (older than $BACKUP_RETENTION_DAYS days)"
+      fi
+    done < <(grep "^$kind-" <<<"$remote" || true)
+  done
+fi
 
 log "backup $STAMP done"

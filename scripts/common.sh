@@ -28,3 +28,47 @@ require_running_postgres() {
   [[ $pg_status == running ]] || die "postgres container is not running (state: $pg_status)"
   [[ -z $pg_health || $pg_health == healthy ]] || die "postgres container is not healthy (health: $pg_health)"
 }
+
+# --- Off-box copies (OFFSITE_* from BACKUP_SECRETS, MC_IMAGE from host.env) ----------------------
+# `mc` from the MinIO image, run as a container: the S3 client that is already on the host. The
+# credentials reach it in an env file (MC_HOST_offsite, percent-encoded as mc expects), never on
+# a command line. offsite_begin creates that file; the caller removes $OFFSITE_DIR when done.
+
+# Percent-encodes $1 for the user-info part of a URL.
+urlencode() {
+  local s=$1 out="" c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    case $c in
+      [A-Za-z0-9._~-]) out+=$c ;;
+      *) out+=$(printf '%%%02X' "'$c") ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+offsite_begin() {
+  local var
+  for var in OFFSITE_ENDPOINT OFFSITE_BUCKET OFFSITE_ACCESS_KEY OFFSITE_SECRET_KEY MC_IMAGE; do
+    [[ -n ${!var:-} ]] || die "off-box copies are on but $var is not set"
+  done
+  [[ $OFFSITE_ENDPOINT =~ ^https?://[A-Za-z0-9.:-]+$ ]] || die "OFFSITE_ENDPOINT is not http(s)://host[:port]"
+  [[ $OFFSITE_BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "OFFSITE_BUCKET is not a bucket name"
+  OFFSITE_DIR="$(mktemp -d)"
+  printf 'MC_HOST_offsite=%s://%s:%s@%s\n' "${OFFSITE_ENDPOINT%%://*}" "$(urlencode "$OFFSITE_ACCESS_KEY")" \
+    "$(urlencode "$OFFSITE_SECRET_KEY")" "${OFFSITE_ENDPOINT#*://}" >"$OFFSITE_DIR/mc.env"
+}
+
+# mc <args>: BACKUP_DIR is mounted read-write at /backups.
+mc() {
+  docker run --rm -i --env-file "$OFFSITE_DIR/mc.env" -v "$BACKUP_DIR:/backups" --entrypoint mc "$MC_IMAGE" "$@"
+}
+
+# Names of the backups in the bucket, one a line (mc ls prints the name last). Fails when the
+# listing fails: an unreadable bucket must not look like an empty one.
+offsite_list() {
+  local listing
+  listing="$(mc ls "offsite/$OFFSITE_BUCKET/")" || return 1
+  awk '{print $NF}' <<<"$listing" |
+    grep -E '^(postgres-[0-9]{8}T[0-9]{6}Z\.dump|minio-[0-9]{8}T[0-9]{6}Z\.tar\.gz)$' || true
+}

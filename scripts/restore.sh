@@ -2,6 +2,11 @@
 # Restores a backup made by backup.sh.
 #
 #   restore.sh <postgres-dump|latest> [--minio <minio-tar.gz|latest>]
+#   restore.sh --offsite <postgres-dump|latest> [--minio <minio-tar.gz|latest>]
+#
+# --offsite: the names are those of the off-box copies (BACKUP_SECRETS' bucket; `latest` = the
+# newest there). They are downloaded into BACKUP_DIR first (checked, then renamed into place),
+# then restored as below: the way back after the host is lost.
 #
 # PostgreSQL: pg_restore --clean --if-exists --no-owner into POSTGRES_DB, in one transaction
 # (a failed restore changes nothing). `latest` picks the newest postgres-*.dump in BACKUP_DIR;
@@ -22,12 +27,15 @@ HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
 ERR_FILE=""
 STAGING=""
 MINIO_STOPPED=0
+OFFSITE_DIR=""
+OFFSITE_BUCKET=""
 
 usage() {
   cat >&2 <<'EOF'
-usage: restore.sh <postgres-dump-file|latest> [--minio <minio-tar.gz|latest>]
+usage: restore.sh [--offsite] <postgres-dump-file|latest> [--minio <minio-tar.gz|latest>]
   Restores PostgreSQL from a pg_dump -Fc file made by backup.sh (latest = newest in BACKUP_DIR),
-  and with --minio replaces the MinIO data from a minio-*.tar.gz archive.
+  and with --minio replaces the MinIO data from a minio-*.tar.gz archive. With --offsite, the
+  files are first downloaded from the off-box bucket (latest = newest there).
 EOF
   exit 2
 }
@@ -43,6 +51,7 @@ die() {
 cleanup() {
   local rc=$?
   if [[ -n $STAGING ]]; then rm -rf -- "$STAGING"; fi
+  if [[ -n $OFFSITE_DIR ]]; then rm -rf -- "$OFFSITE_DIR"; fi
   if ((MINIO_STOPPED)); then
     # Failed between stop and start: bring minio back on whatever data is in place.
     printf 'restore: starting minio again after the failure\n' >&2
@@ -59,9 +68,14 @@ trap 'exit 143' TERM
 
 dump_arg=""
 minio_arg=""
+from_offsite=0
 while (($#)); do
   case $1 in
     -h | --help) usage ;;
+    --offsite)
+      from_offsite=1
+      shift
+      ;;
     --minio)
       (($# >= 2)) || usage
       minio_arg=$2
@@ -90,6 +104,42 @@ done
 
 # shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
 . "$SCRIPT_DIR/common.sh"
+
+# fetch <arg> <kind>: downloads that off-box copy (latest = the newest of its kind) into
+# BACKUP_DIR under its own name, checked by sha256 against a second read, and prints its name.
+fetch() {
+  local arg=$1 kind=$2 name part sum again
+  if [[ $arg == latest ]]; then
+    name="$(offsite_list)" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+    name="$(grep "^$kind-" <<<"$name" | sort | tail -n 1 || true)"
+    [[ -n $name ]] || die "no $kind backup in $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+  else
+    name="$(basename -- "$arg")"
+  fi
+  [[ $name =~ ^$kind-[0-9]{8}T[0-9]{6}Z\.(dump|tar\.gz)$ ]] || die "not a $kind backup name: $name"
+  part=".$name.fetch.tmp"
+  mc cp --quiet "offsite/$OFFSITE_BUCKET/$name" "/backups/$part" >/dev/null ||
+    die "cannot download $name from $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+  sum="$(sha256sum <"$BACKUP_DIR/$part" | cut -d' ' -f1)"
+  again="$(mc cat "offsite/$OFFSITE_BUCKET/$name" | sha256sum | cut -d' ' -f1)" || die "cannot read $name again"
+  [[ $sum == "$again" ]] || die "the download of $name differs from the off-box copy"
+  mv -f -- "$BACKUP_DIR/$part" "$BACKUP_DIR/$name"
+  say "fetched $name from $OFFSITE_ENDPOINT/$OFFSITE_BUCKET (sha256 $sum)" >&2
+  printf '%s\n' "$name"
+}
+
+if ((from_offsite)); then
+  if [[ -n ${BACKUP_SECRETS:-} && -r $BACKUP_SECRETS ]]; then
+    # shellcheck source=/dev/null # rendered (values checked and quoted) by the Pulumi program
+    . "$BACKUP_SECRETS"
+  fi
+  [[ -n $OFFSITE_BUCKET ]] || die "--offsite: no off-box bucket is configured (OFFSITE_BUCKET in ${BACKUP_SECRETS:-BACKUP_SECRETS})"
+  ERR_FILE="$(mktemp)"
+  install -d -m 0700 "$BACKUP_DIR"
+  offsite_begin
+  dump_arg="$(fetch "$dump_arg" postgres)"
+  if [[ -n $minio_arg ]]; then minio_arg="$(fetch "$minio_arg" minio)"; fi
+fi
 
 # newest <glob>: the newest backup of that kind in BACKUP_DIR (names carry a sortable UTC stamp).
 newest() {
@@ -122,7 +172,7 @@ if [[ -n $minio_arg ]]; then
 fi
 
 command -v docker >/dev/null || die "docker not found in $PATH"
-ERR_FILE="$(mktemp)"
+if [[ -z $ERR_FILE ]]; then ERR_FILE="$(mktemp)"; fi
 
 # Same lock as backup.sh: never restore while a backup is being written.
 if [[ -d $BACKUP_DIR ]]; then

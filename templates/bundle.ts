@@ -6,7 +6,7 @@ import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 import { renderHostEnv } from "./hostConfig";
 import { HostFile, readRepoText } from "./hostFiles";
-import { siteUrls } from "../hostContract";
+import { SERVICE_IMAGES, siteUrls } from "../hostContract";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
@@ -25,6 +25,8 @@ export interface BundleArgs {
   domain?: string;
   /** ACME account email (domain mode). */
   acmeEmail?: string;
+  /** ACME directory URL (domain mode); undefined = Caddy's default issuers. */
+  acmeCa?: string;
   /** Days a backup is kept. */
   backupRetentionDays: number;
   /** Backup log file. */
@@ -61,7 +63,12 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
     {
       path: `${args.appDir}/caddy/Caddyfile`,
       mode: "0644",
-      content: renderCaddyfile({ domain: args.domain, acmeEmail: args.acmeEmail, appPort: args.appPort }),
+      content: renderCaddyfile({
+        domain: args.domain,
+        acmeEmail: args.acmeEmail,
+        acmeCa: args.acmeCa,
+        appPort: args.appPort,
+      }),
     },
     {
       path: `${args.appDir}/host.env`,
@@ -73,6 +80,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         backupLog: args.backupLog,
         healthUrl,
         healthHost: args.domain ?? "",
+        mcImage: SERVICE_IMAGES.minio,
       }),
     },
     ...scriptFiles(args.appDir),

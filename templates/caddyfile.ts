@@ -1,13 +1,15 @@
 // The Caddyfile, right for the address users open: an IP address gets plain HTTP on :80 (Caddy
 // cannot get a certificate for it, and redirecting sends browsers to https://localhost: retro #8);
 // a domain gets automatic HTTPS and HSTS.
-import { isBareDomain } from "../checks";
+import { acmeDirectory, isBareDomain } from "../checks";
 
 export interface CaddyfileArgs {
   /** Domain served with automatic HTTPS; undefined = IP mode (plain HTTP on :80). */
   domain?: string;
   /** Email for the ACME account; optional. */
   acmeEmail?: string;
+  /** ACME directory URL (domain mode); undefined = Caddy's default issuers. */
+  acmeCa?: string;
   /** Port the app listens on inside the compose network. */
   appPort: number;
 }
@@ -25,7 +27,15 @@ export function renderCaddyfile(args: CaddyfileArgs): string {
     // Caddy would treat an IP address or a URL as a site to get a certificate for.
     throw new Error(`renderCaddyfile: "${args.domain}" is not a bare domain name`);
   }
-  const global = args.domain ? (args.acmeEmail ? [`email ${args.acmeEmail}`] : []) : ["auto_https off"];
+  if (args.acmeCa !== undefined && !acmeDirectory.test(args.acmeCa)) {
+    throw new Error(`renderCaddyfile: "${args.acmeCa}" is not an https ACME directory URL`);
+  }
+  const global = args.domain
+    ? [
+        ...(args.acmeEmail ? [`email ${args.acmeEmail}`] : []),
+        ...(args.acmeCa ? [`acme_ca ${args.acmeCa}`] : []),
+      ]
+    : ["auto_https off"];
   const headers = args.domain
     ? [`Strict-Transport-Security "max-age=31536000; includeSubDomains"`, ...securityHeaders]
     : securityHeaders;

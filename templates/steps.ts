@@ -14,7 +14,8 @@ export type StepScript =
   | "pushFiles"
   | "composeUp"
   | "healthCheck"
-  | "backupCron";
+  | "backupCron"
+  | "volumeRelease";
 
 const stepsDir = path.join(__dirname, "steps");
 

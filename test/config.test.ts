@@ -227,6 +227,87 @@ describe("config: one rule per key", () => {
       assert.equal(cronProblem(ok), undefined, ok);
     }
   });
+  it("backupHeartbeatUrl: an http(s) URL that /fail can be appended to, never echoed back", () => {
+    const token = "0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
+    for (const bad of [
+      `ftp://hc-ping.com/${token}`,
+      `https://hc-ping.com/${token}/`,
+      `https://hc-ping.com/${token}?create=1`,
+      `https://user:pw@hc-ping.com/${token}`,
+      `https://hc-ping.com/${token}'; rm -rf /`,
+      `https://hc-ping.com/"${token}"`,
+      `hc-ping.com/${token}`,
+    ]) {
+      rejects({ backupHeartbeatUrl: bad }, "backupHeartbeatUrl", /http\(s\) URL/);
+      assert.throws(
+        () => parse({ backupHeartbeatUrl: bad }),
+        (err: Error) => !err.message.includes(token),
+        "the message must not show the URL (its path is a token)",
+      );
+    }
+    assert.equal(parse({}).backupHeartbeat, false);
+    assert.equal(parse({ backupHeartbeatUrl: `https://hc-ping.com/${token}` }).backupHeartbeat, true);
+    assert.equal(
+      parse({ backupHeartbeatUrl: "http://10.0.0.1:8000/ping/abc_DEF-1.2" }).backupHeartbeat,
+      true,
+    );
+  });
+
+  it("offsite*: target existing needs an https endpoint, a bucket and keys (never echoed); digitalocean takes none", () => {
+    const keys = { offsiteAccessKey: "DO00EXAMPLEKEY", offsiteSecretKey: "s3cr3t/key+value=" };
+    const on = {
+      ...keys,
+      offsiteBackups: "true",
+      offsiteEndpoint: "https://fra1.digitaloceanspaces.com",
+      offsiteBucket: "chitram-bk",
+    };
+    assert.deepEqual(parseConfig(withDefaults({ ...existing, ...on }), "test", "secret").offsite, {
+      kind: "existing",
+      endpoint: "https://fra1.digitaloceanspaces.com",
+      bucket: "chitram-bk",
+    });
+    const rejectsExisting = (o: RawConfig, key: string, allowed: RegExp) =>
+      rejects({ ...existing, ...on, ...o }, key, allowed, "secret");
+    rejectsExisting({ offsiteEndpoint: "" }, "offsiteEndpoint", /https:\/\/host/);
+    rejectsExisting({ offsiteEndpoint: "https://x.example.com/path" }, "offsiteEndpoint", /https:\/\/host/);
+    rejectsExisting({ offsiteEndpoint: "http://spaces.example.com" }, "offsiteEndpoint", /https:\/\/host/);
+    rejectsExisting({ offsiteBucket: "Bad_Bucket" }, "offsiteBucket", /bucket's name/);
+    rejectsExisting({ offsiteSecretKey: "it's'bad" }, "offsiteSecretKey", /--secret/);
+    assert.throws(
+      () => parseConfig(withDefaults({ ...existing, ...on, offsiteSecretKey: "it's'bad" }), "test", "secret"),
+      (err: Error) => !err.message.includes("it's'bad"),
+    );
+    assert.deepEqual(parse({ offsiteBackups: "true" }).offsite, { kind: "spaces" });
+    assert.equal(parse({}).offsite, undefined);
+    rejects(
+      { offsiteBackups: "true", offsiteBucket: "mine" },
+      "offsiteBucket",
+      /only used with .* target existing/,
+    );
+  });
+
+  it("acmeCa: letsencrypt (Caddy's default, nothing rendered), staging, or an https directory URL", () => {
+    const domain = { domain: "chitram.example.com" };
+    assert.equal(parse(domain).acmeCa, undefined);
+    assert.equal(
+      parse({ ...domain, acmeCa: "staging" }).acmeCa,
+      "https://acme-staging-v02.api.letsencrypt.org/directory",
+    );
+    assert.equal(
+      parse({ ...domain, acmeCa: "https://ca.internal:14000/dir" }).acmeCa,
+      "https://ca.internal:14000/dir",
+    );
+    assert.equal(parse({ acmeCa: "staging" }).acmeCa, undefined, "IP mode has no ACME");
+    for (const bad of [
+      "zerossl",
+      "http://ca.internal/dir",
+      "https://ca.internal/dir {",
+      "https://ca internal/dir",
+    ]) {
+      rejects({ ...domain, acmeCa: bad }, "acmeCa", /letsencrypt, staging, or the https URL/);
+    }
+  });
+
   it("backupRetentionDays: 1-365", () => {
     rejects({ backupRetentionDays: "0" }, "backupRetentionDays", /1 to 365/);
     rejects({ backupRetentionDays: "366" }, "backupRetentionDays", /1 to 365/);

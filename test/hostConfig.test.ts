@@ -22,6 +22,8 @@ const NAMES = [
   "BACKUP_LOG",
   "HEALTH_URL",
   "HEALTH_HOST",
+  "BACKUP_SECRETS",
+  "MC_IMAGE",
 ];
 
 /** Sources host.env in a fresh bash inside an empty directory; returns the values it sets. */
@@ -48,6 +50,7 @@ describe("host.env: every value quoted", () => {
       backupLog: "/var/log/x; touch pwned-log & touch pwned-bg",
       healthUrl: "http://127.0.0.1/health$(id)?a=1&b=2'x'\\ ${HOME} * ~",
       healthHost: "line one\nline two; touch pwned-newline\n'",
+      mcImage: "minio/minio:$(touch pwned-mc)",
     };
     const { values, dir } = sourced(renderHostEnv(args));
     assert.deepEqual(values, {
@@ -58,6 +61,8 @@ describe("host.env: every value quoted", () => {
       BACKUP_LOG: args.backupLog,
       HEALTH_URL: args.healthUrl,
       HEALTH_HOST: args.healthHost,
+      BACKUP_SECRETS: "/etc/chitram/backup.env",
+      MC_IMAGE: args.mcImage,
     });
     assert.deepEqual(fs.readdirSync(dir), ["host.env"], "sourcing host.env ran a command");
   });
@@ -72,6 +77,7 @@ describe("host.env: every value quoted", () => {
         backupLog: "/var/log/chitram-backup.log",
         healthUrl,
         healthHost: "",
+        mcImage: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
       });
       assert.equal(sourced(env).values.HEALTH_URL, healthUrl);
       assert.equal(parseEnvFile(env).HEALTH_URL, healthUrl, "the tests' parser reads what bash reads");
@@ -98,6 +104,7 @@ describe("host.env: every value quoted", () => {
           backupLog: path.join(dir, "backup.log"),
           healthUrl: `http://127.0.0.1:${port}/health?a=1&b=2`,
           healthHost: "",
+          mcImage: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
         }),
       );
       const script = path.join(__dirname, "..", "scripts", "healthcheck.sh");

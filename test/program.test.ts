@@ -123,13 +123,20 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
 describe("program: domain mode with a data volume and alerts (prod)", async () => {
   const run = await runStack("prod", PROD);
 
-  it("a protected block volume is attached, and the droplet is deleted before it is replaced", () => {
+  it("the droplet and the volume are protected; only the attachment is deleted before it is replaced", () => {
     const [volume] = ofType(run, VOLUME);
     assert.equal(volume.inputs.size, 20);
     assert.equal(volume.inputs.region, "nyc3");
     assert.equal(volume.options.protect, true);
-    assert.equal(ofType(run, "digitalocean:index/volumeAttachment:VolumeAttachment").length, 1);
-    assert.equal(named(run, "chitram-droplet").options.deleteBeforeReplace, true);
+    assert.equal(volume.options.deleteBeforeReplace, false);
+    const droplet = named(run, "chitram-droplet");
+    assert.equal(droplet.options.protect, true);
+    // A new droplet is created first: the old one serves until the volume moves over.
+    assert.equal(droplet.options.deleteBeforeReplace, false);
+    const attachments = ofType(run, "digitalocean:index/volumeAttachment:VolumeAttachment");
+    assert.equal(attachments.length, 1);
+    // A volume attaches to one droplet at a time.
+    assert.equal(attachments[0].options.deleteBeforeReplace, true);
     assert.deepEqual(ofType(run, "digitalocean:index/project:Project")[0].inputs.resources, [
       "do:droplet:chitram-droplet",
       "do:volume:chitram-data",
@@ -143,9 +150,63 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.match(step(run, "app-app-dirs").create!, /DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
   });
 
-  it("protectData false leaves the volume deletable (staging is destroyed at will)", async () => {
+  it("the app directories step knows the other data directory, so a switch cannot start on an empty one", async () => {
+    assert.match(step(run, "app-app-dirs").create!, /OTHER_DATA_DIR='\\''\/var\/lib\/chitram'\\''/);
+    const noVolume = await runStack("prod", { ...PROD, dataVolumeSizeGb: "0" });
+    const dirs = step(noVolume, "app-app-dirs").create!;
+    assert.match(dirs, /\bDATA_DIR='\\''\/var\/lib\/chitram'\\''/);
+    assert.match(dirs, /OTHER_DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
+  });
+
+  it("a grown volume re-runs the mount step, which grows the filesystem to the device's size", async () => {
+    const grown = await runStack("prod", { ...PROD, dataVolumeSizeGb: "40" });
+    assert.equal(ofType(grown, VOLUME)[0].inputs.size, 40);
+    const before = step(run, "host-data-volume");
+    const after = step(grown, "host-data-volume");
+    assert.notDeepEqual(after.triggers, before.triggers);
+    assert.match(after.create!, /VOLUME_SIZE_GB='\\''40'\\''/);
+    assert.match(after.create!, /resize2fs/);
+  });
+
+  it("a changed swapSizeMb re-runs the swap step, which resizes or removes the swap file", async () => {
+    const before = step(run, "host-swap");
+    for (const size of ["1024", "0"]) {
+      const after = step(await runStack("prod", { ...PROD, swapSizeMb: size }), "host-swap");
+      assert.notDeepEqual(after.triggers, before.triggers, size);
+      assert.match(after.create!, /swapoff/);
+    }
+  });
+
+  it("protectData false leaves the droplet and the volume deletable (staging is destroyed at will)", async () => {
     const r = await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" });
     assert.equal(ofType(r, VOLUME)[0].options.protect, false);
+    assert.equal(ofType(r, DROPLET)[0].options.protect, false);
+  });
+
+  it("a stack file without protectData protects the droplet (the default is true)", async () => {
+    const withoutKey = Object.fromEntries(Object.entries(STAGING).filter(([k]) => k !== "protectData"));
+    const r = await runStack("staging", withoutKey);
+    assert.equal(ofType(r, DROPLET)[0].options.protect, true);
+  });
+
+  it("editing the volume's description never replaces the volume (the provider forces a new one)", () => {
+    assert.deepEqual(ofType(run, VOLUME)[0].options.ignoreChanges, ["description"]);
+  });
+
+  it("before the volume is detached the app is stopped, synced and unmounted, within a time limit", () => {
+    const release = named(run, "app-volume-release");
+    const attachment = named(run, "chitram-data-attachment");
+    // Replaced whenever the attachment is: the engine deletes it, running its delete, first.
+    assert.ok(release.dependencies.includes(attachment.urn));
+    assert.deepEqual(release.inputs.triggers, [`${attachment.name}-id`]);
+    assert.equal(release.inputs.create, undefined);
+    const del = String(release.inputs.delete);
+    assert.match(del, /^sudo -n timeout --kill-after=30s 5m bash -c /);
+    assert.match(del, /docker compose down/);
+    assert.match(del, /sync/);
+    assert.match(del, /umount/);
+    assert.match(del, /timeout /);
+    assert.equal(release.options.customTimeouts?.delete, "5m");
   });
 
   it("the domain gets an A record on the droplet's IP in its zone", () => {
@@ -170,6 +231,8 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     const [check] = ofType(run, UPTIME);
     assert.equal(check.inputs.target, "https://chitram.example.com/health");
     assert.equal(check.inputs.type, "https");
+    // Created only once the app answered: no "down" email during every first deploy.
+    assert.ok(check.dependencies.includes(named(run, "app-health").urn), check.dependencies.join(", "));
     const [alert] = ofType(run, "digitalocean:index/uptimeAlert:UptimeAlert");
     assert.deepEqual(alert.inputs.notifications, [{ emails: ["ops@example.com"] }]);
     assert.equal(alert.inputs.type, "down");
@@ -333,6 +396,12 @@ describe("program: the files the host receives", async () => {
     assert.match(env.DATABASE_URL, new RegExp(`:${env.POSTGRES_PASSWORD}@postgres:5432/`));
   });
 
+  it("the MinIO user (the S3 access key) and every generated password are secret in the state", () => {
+    for (const r of real.resources.filter((x) => x.type.startsWith("random:")))
+      assert.ok(r.options.additionalSecretOutputs.includes("result"), r.name);
+    assert.ok(real.resources.some((r) => r.name === "app-minio-user"));
+  });
+
   it("retro #2: the app gets PostgreSQL through asyncpg, the production driver, on the compose postgres service", () => {
     const env = parseEnvFile(decodeFiles(step(real, "app-env-file").stdin!)[0].content);
     assert.match(
@@ -433,6 +502,106 @@ function dependsOnStep(run: { steps: ProgramStep[] }, from: string, on: string):
     step(run, n).dependsOn.some((d) => d === on || (!seen.has(d) && (seen.add(d), visit(d))));
   return visit(from);
 }
+
+describe("program: the backup heartbeat URL stays secret", async () => {
+  const url = "https://hc-ping.com/0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
+  const token = url.slice(url.lastIndexOf("/") + 1);
+  const withUrl = await runStack("staging", { ...STAGING, backupHeartbeatUrl: url }, "real");
+
+  it("reaches the host only in the root-only secrets file, on the silenced cron step's secret stdin", () => {
+    const s = step(withUrl, "app-backup-cron");
+    assert.ok(s.secretPaths.includes("stdin"));
+    assert.equal(s.logging, "none");
+    const files = decodeFiles(s.stdin!);
+    const secrets = files.find((f) => f.path === "/etc/chitram/backup.env")!;
+    assert.equal(secrets.mode, "0600");
+    assert.match(secrets.content, new RegExp(`^BACKUP_HEARTBEAT_URL='${url}'$`, "m"));
+    const cron = files.find((f) => f.path === "/etc/cron.d/chitram-backup")!;
+    assert.ok(!cron.content.includes(token), "the world-readable cron file holds no token");
+  });
+
+  it("appears in no command, no plain input, no other step's stdin and no output", () => {
+    for (const r of withUrl.resources) {
+      assert.ok(!JSON.stringify(r.maskedInputs).includes(token), `${r.name} shows the heartbeat URL`);
+    }
+    for (const s of withUrl.steps) {
+      assert.ok(!s.create!.includes(token), `${s.name}'s command holds the heartbeat URL`);
+      if (s.name !== "app-backup-cron") assert.ok(!(s.stdin ?? "").includes(token), s.name);
+    }
+    for (const [k, o] of Object.entries(withUrl.outputs)) {
+      assert.ok(!JSON.stringify(o.value).includes(token), `output ${k} holds the heartbeat URL`);
+    }
+  });
+
+  it("without it, the secrets file is still pushed (empty URL), so unsetting the key stops the pings", async () => {
+    const plain = await runStack("staging", STAGING, "real");
+    const files = decodeFiles(step(plain, "app-backup-cron").stdin!);
+    const secrets = files.find((f) => f.path === "/etc/chitram/backup.env")!;
+    assert.match(secrets.content, /^BACKUP_HEARTBEAT_URL=''$/m);
+  });
+});
+
+describe("program: off-box backups", async () => {
+  const prod = await runStack("prod", PROD, "real");
+
+  it("prod (offsiteBackups: true) creates a private Spaces bucket with a retention backstop and a key scoped to it", () => {
+    const [bucket] = ofType(prod, "digitalocean:index/spacesBucket:SpacesBucket");
+    assert.equal(bucket.inputs.region, "nyc3");
+    assert.equal(bucket.inputs.acl, "private");
+    assert.equal(bucket.options.protect, true);
+    const [rule] = bucket.inputs.lifecycleRules as { enabled: boolean; expiration: { days: number } }[];
+    assert.equal(rule.enabled, true);
+    assert.equal(rule.expiration.days, 7 + 14, "backupRetentionDays plus the grace period");
+    const [key] = ofType(prod, "digitalocean:index/spacesKey:SpacesKey");
+    const grants = key.inputs.grants as { bucket: string; permission: string }[];
+    assert.equal(grants.length, 1);
+    assert.equal(grants[0].permission, "readwrite");
+    assert.notEqual(grants[0].bucket, "", "an empty bucket would grant every bucket");
+    assert.equal(grants[0].bucket, "backups-a1b2c3d", "the grant names the bucket the stack created");
+    assert.ok(key.options.additionalSecretOutputs.includes("secretKey"));
+  });
+
+  it("the bucket's endpoint, name and key reach the host only on the silenced cron step's secret stdin", () => {
+    const s = step(prod, "app-backup-cron");
+    assert.ok(s.secretPaths.includes("stdin"));
+    assert.equal(s.logging, "none");
+    const secrets = decodeFiles(s.stdin!).find((f) => f.path === "/etc/chitram/backup.env")!;
+    assert.match(secrets.content, /^OFFSITE_ENDPOINT='https:\/\/nyc3\.digitaloceanspaces\.com'$/m);
+    assert.match(secrets.content, /^OFFSITE_BUCKET='[a-z0-9.-]+'$/m);
+    const secretKey = /^OFFSITE_SECRET_KEY='(.+)'$/m.exec(secrets.content)![1];
+    for (const r of prod.resources) assert.ok(!JSON.stringify(r.maskedInputs).includes(secretKey), r.name);
+    for (const x of prod.steps) {
+      for (const command of [x.create, x.delete]) assert.ok(!(command ?? "").includes(secretKey), x.name);
+    }
+  });
+
+  it("staging has no off-box copies unless asked; target existing needs an endpoint, a bucket and keys", async () => {
+    const staging = await runStack("staging", STAGING, "real");
+    assert.equal(ofType(staging, "digitalocean:index/spacesBucket:SpacesBucket").length, 0);
+    const secrets = decodeFiles(step(staging, "app-backup-cron").stdin!).find(
+      (f) => f.path === "/etc/chitram/backup.env",
+    )!;
+    assert.match(secrets.content, /^OFFSITE_BUCKET=''$/m);
+    const existing = await runStack(
+      "existing",
+      {
+        ...EXISTING,
+        offsiteBackups: "true",
+        offsiteEndpoint: "https://fra1.digitaloceanspaces.com",
+        offsiteBucket: "chitram-backups",
+        offsiteAccessKey: "DO00EXAMPLEACCESSKEY",
+        offsiteSecretKey: "example/secret+key=",
+      },
+      "real",
+    );
+    assert.equal(ofType(existing, "digitalocean:index/spacesBucket:SpacesBucket").length, 0);
+    const file = decodeFiles(step(existing, "app-backup-cron").stdin!).find(
+      (f) => f.path === "/etc/chitram/backup.env",
+    )!;
+    assert.match(file.content, /^OFFSITE_SECRET_KEY='example\/secret\+key='$/m);
+    assert.ok(step(existing, "app-backup-cron").secretPaths.includes("stdin"));
+  });
+});
 
 describe("program: remote steps", async () => {
   const run = await runStack("staging", STAGING);
@@ -587,6 +756,26 @@ describe("program: remote steps", async () => {
   it("replacing the deploy key re-runs only the steps that install and prove it", async () => {
     const { rerun } = await rotate("rotation-deploy-only", STAGING, "deploy-key");
     assert.deepEqual(rerun, ["host-deploy-user", "host-access-proof"]);
+  });
+
+  it("the compose step sets the env file's PostgreSQL password before the app starts, never on a command line", () => {
+    const compose = step(run, "app-compose-up").create!;
+    assert.match(compose, /\\getenv password POSTGRES_PASSWORD/);
+    assert.match(compose, /ALTER ROLE CURRENT_USER WITH PASSWORD :'\\''password'\\''/);
+    assert.ok(
+      compose.indexOf("ALTER ROLE") < compose.indexOf("up -d --remove-orphans"),
+      "the password is set before the app starts",
+    );
+  });
+
+  it("a failing compose step prints only the failing services' last 40 lines, secrets masked", () => {
+    const compose = step(run, "app-compose-up").create!;
+    assert.match(compose, /LOG_LINES='\\''40'\\''/);
+    assert.match(
+      compose,
+      /docker compose logs --no-color --tail "\$LOG_LINES" "\$service" 2>&1 \| mask_secrets/,
+    );
+    assert.doesNotMatch(compose, /docker compose logs --tail \d+ >&2/);
   });
 
   it("steps that need root use sudo -n (never a password prompt); the bundle is pushed without sudo", () => {

@@ -62,6 +62,28 @@ describe("validators: Caddyfile (caddy validate)", () => {
     }
   });
 
+  it("acmeCa: a domain Caddyfile with acme_ca passes caddy validate; without it, no acme_ca line", () => {
+    const staging = renderCaddyfile({
+      domain: "chitram.example.com",
+      acmeCa: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      appPort: 8000,
+    });
+    assert.match(staging, /^\tacme_ca https:\/\/acme-staging-v02\.api\.letsencrypt\.org\/directory$/m);
+    assert.doesNotMatch(domain, /acme_ca/);
+    const r = tool("caddy", [
+      "validate",
+      "--adapter",
+      "caddyfile",
+      "--config",
+      write("Caddyfile.staging", staging),
+    ]);
+    assert.equal(r.code, 0, r.out);
+    assert.throws(
+      () => renderCaddyfile({ domain: "a.example.com", acmeCa: "https://x/ {", appPort: 8000 }),
+      /ACME/,
+    );
+  });
+
   it("a broken Caddyfile fails caddy validate (the check can fail)", () => {
     const r = tool("caddy", [
       "validate",
@@ -138,11 +160,17 @@ describe("validators: shellcheck on every script the host runs", async () => {
     const scripts = new Map<string, string>();
     for (const r of [run, existing]) {
       for (const s of r.steps) {
-        // The command is `[sudo -n] bash -c '<script>'`: check exactly the script bash receives.
-        const quoted = s.create!.slice(s.create!.indexOf("bash -c '") + "bash -c ".length);
-        const script = tool("bash", ["-c", `printf %s ${quoted}`]).out;
-        assert.match(script, /^#!\/usr\/bin\/env bash\n/, s.name);
-        scripts.set(s.name, script);
+        for (const [when, command] of [
+          ["create", s.create],
+          ["delete", s.delete],
+        ] as const) {
+          if (command === undefined) continue;
+          // The command is `[sudo -n] bash -c '<script>'`: check exactly the script bash receives.
+          const quoted = command.slice(command.indexOf("bash -c '") + "bash -c ".length);
+          const script = tool("bash", ["-c", `printf %s ${quoted}`]).out;
+          assert.match(script, /^#!\/usr\/bin\/env bash\n/, s.name);
+          scripts.set(`${s.name} (${when})`, script);
+        }
       }
     }
     assert.ok(scripts.size >= 13);

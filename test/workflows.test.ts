@@ -26,6 +26,8 @@ const CLOUD_SECRETS = [
   "AWS_ACCESS_KEY_ID",
   "AWS_SECRET_ACCESS_KEY",
   "DIGITALOCEAN_TOKEN",
+  "SPACES_ACCESS_KEY_ID",
+  "SPACES_SECRET_ACCESS_KEY",
 ];
 const ZIZMOR = path.join(ROOT, ".tools", "zizmor", "bin", "zizmor");
 type FileName = (typeof FILES)[number];
@@ -191,9 +193,21 @@ describe("workflows: what each one does", () => {
     );
   });
 
-  it("deploy: only a push to main runs it; it runs `up` on prod only, one deploy at a time, after the tests", () => {
+  it("deploy: only main runs it (a push, or by hand with allow_replace); `up` on prod only, one deploy at a time, after the tests", () => {
     const wf = parse("deploy.yml");
-    assert.deepEqual(wf.on, { push: { branches: ["main"] } });
+    assert.deepEqual(wf.on, {
+      push: { branches: ["main"] },
+      workflow_dispatch: {
+        inputs: {
+          allow_replace: {
+            description: "Apply a plan that replaces or deletes the droplet or the data volume",
+            type: "boolean",
+            default: false,
+          },
+        },
+      },
+    });
+    assert.equal(jobsUsingPulumi(wf)[0][1].if, "github.ref == 'refs/heads/main'");
     const [[name, job], ...others] = jobsUsingPulumi(wf);
     assert.equal(others.length, 0);
     const steps = pulumiSteps(job);
@@ -221,6 +235,23 @@ describe("workflows: what each one does", () => {
     // destroy refuses a protected volume: staging must not protect data (nor have a volume).
     assert.equal(STAGING.protectData, "false");
     assert.ok(!("dataVolumeSizeGb" in STAGING) || Number(STAGING.dataVolumeSizeGb) === 0);
+  });
+
+  it("deploy: the preview gate reads `pulumi preview --json` of prod before `up`, and only allow_replace lets a replacement through", () => {
+    const [, job] = jobsUsingPulumi(parse("deploy.yml"))[0];
+    const steps = stepsOf(job);
+    const gateIndex = steps.findIndex((s) => s.run?.includes("tools/previewGate.ts"));
+    const upIndex = steps.findIndex((s) => s.with?.command === "up");
+    assert.ok(gateIndex >= 0 && gateIndex < upIndex, "the gate runs before up");
+    const gateStep = steps[gateIndex];
+    assert.match(gateStep.run!, /pulumi preview --stack prod .*--json/);
+    assert.equal(gateStep.env?.ALLOW_REPLACE, "${{ inputs.allow_replace == true }}");
+    assert.equal(gateStep.env?.PULUMI_BACKEND_URL, "${{ secrets.PULUMI_BACKEND_URL }}");
+    assert.equal(gateStep.run!.match(/--allow-replace/g)?.length, 1);
+    assert.match(
+      gateStep.run!,
+      /if \[ "\$ALLOW_REPLACE" = true \]; then\n\s+npx tsx tools\/previewGate\.ts [^\n]*--allow-replace/,
+    );
   });
 
   it("deploy and staging: after `up`, the health URL from the stack outputs is checked with curl retries, redirects not followed", () => {
@@ -283,7 +314,8 @@ describe("workflows: what each one does", () => {
           `${file} ${name}: job-level env reaches every step, npm ci included`,
         );
         for (const s of stepsOf(job)) {
-          const isPulumi = s.uses?.startsWith("pulumi/actions@") ?? false;
+          const isPulumi =
+            (s.uses?.startsWith("pulumi/actions@") ?? false) || /\bnpx pulumi\b/.test(s.run ?? "");
           const secretsIn = (o: object | undefined) =>
             [...JSON.stringify(o ?? {}).matchAll(/secrets\.(\w+)/g)].map((m) => m[1]);
           if (isPulumi) {
@@ -301,7 +333,11 @@ describe("workflows: what each one does", () => {
         }
       }
     }
-    assert.equal(pulumiStepsSeen, 4, "preview (one step for both stacks), deploy, staging destroy and up");
+    assert.equal(
+      pulumiStepsSeen,
+      5,
+      "preview (one step for both stacks), deploy's preview gate and up, staging destroy and up",
+    );
   });
 
   it("the checks are written once (checks.yml) and every workflow runs them before Pulumi", () => {

@@ -1,13 +1,16 @@
 // npm run bench:sandbox — numbers for a deploy into a throw-away sandbox droplet (not a test):
 // seconds from a bare host to healthy (image builds excluded), seconds for a no-op re-run,
 // failed requests out of N at 10 Hz on /health while a Caddyfile change and while an app image
-// change are applied, and steady-state memory of the containers.
+// change are applied, steady-state memory of the containers, and a disaster-recovery drill (the
+// host lost, a new one deployed and restored from the off-box copy).
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
 import { ProgramStep } from "../harness/steps";
 import { apply } from "../harness/engine";
 import { Deployment, get, newDeployment, restep, waitHealthy } from "../harness/hostKit";
 import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
+import { backupUnderCronEnv } from "../test/host/backupDrill";
+import { rebuildFromOffsite, startOffsiteStore } from "../test/host/offsiteKit";
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
@@ -106,6 +109,38 @@ async function main(): Promise<void> {
     console.log(`  total: ${mib.toFixed(0)} MiB`);
   } finally {
     await d.droplet.stop();
+  }
+  await disasterRecovery();
+}
+
+/** Times the disaster-recovery drill of test/host/offsite.test.ts. */
+async function disasterRecovery(): Promise<void> {
+  const store = await startOffsiteStore(`chitram-bench-s3-${process.pid}`);
+  let replacement: { stop(): Promise<void> } | undefined;
+  const d = await newDeployment("bench-dr", {
+    config: async (droplet) => {
+      await store.join(droplet);
+      return store.config;
+    },
+  });
+  try {
+    await apply(d.steps, d.state);
+    await waitHealthy(d.droplet.httpPort);
+    const backup = await backupUnderCronEnv((cmd) => d.droplet.exec(cmd));
+    if (backup.code !== 0) throw new Error(`backup failed:\n${backup.stdout}${backup.stderr}`);
+    const r = await rebuildFromOffsite(d, store);
+    replacement = r.droplet;
+    if (r.restore.code !== 0) throw new Error(`restore failed:\n${r.restore.stdout}${r.restore.stderr}`);
+    const { newHostMs, deployMs, restoreMs } = r.timings;
+    const s = (ms: number) => (ms / 1000).toFixed(1);
+    console.log(
+      `disaster recovery: new droplet ${s(newHostMs)} s, deploy to healthy ${s(deployMs)} s, ` +
+        `restore from the off-box copy ${s(restoreMs)} s; ${s(newHostMs + deployMs + restoreMs)} s in all`,
+    );
+  } finally {
+    await d.droplet.stop();
+    await replacement?.stop();
+    await store.stop();
   }
 }
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # PID 1 of the sandbox droplet (no systemd): host keys, root's key, cron, the inner Docker
 # engine (vfs, log /var/log/dockerd.log), then sshd in the foreground.
-# Env: ROOT_AUTHORIZED_KEY (root's authorized_keys), SSHD_DELAY_SECONDS (start sshd late),
+# Env: ROOT_AUTHORIZED_KEY (root's authorized_keys), SSHD_HOLD=1 (start sshd only once
+#      /run/chitram-start-sshd exists, as a new droplet whose sshd answers late),
 #      DOCKERD_STORAGE_DRIVER (default vfs).
 set -euo pipefail
 
@@ -14,9 +15,9 @@ if [[ -n ${ROOT_AUTHORIZED_KEY:-} ]]; then
   printf '%s\n' "$ROOT_AUTHORIZED_KEY" >/root/.ssh/authorized_keys
   chmod 0600 /root/.ssh/authorized_keys
 fi
-delay=${SSHD_DELAY_SECONDS:-}
+hold=${SSHD_HOLD:-}
 driver=${DOCKERD_STORAGE_DRIVER:-vfs}
-unset ROOT_AUTHORIZED_KEY SSHD_DELAY_SECONDS DOCKERD_STORAGE_DRIVER
+unset ROOT_AUTHORIZED_KEY SSHD_HOLD DOCKERD_STORAGE_DRIVER
 
 # Without --privileged the cgroup hierarchies are mounted read-only, and the inner engine must
 # create cgroups for its containers (runc: "mkdir /sys/fs/cgroup/cpuset/docker: read-only").
@@ -40,8 +41,11 @@ fi
 cron
 dockerd --storage-driver="$driver" >>/var/log/dockerd.log 2>&1 &
 
-if [[ -n $delay ]]; then
-  echo "entrypoint: sshd starts in ${delay}s" >&2
-  sleep "$delay"
+if [[ $hold == 1 ]]; then
+  echo "entrypoint: sshd starts once /run/chitram-start-sshd exists (at most 15 min)" >&2
+  for ((i = 0; i < 900; i++)); do
+    [[ -e /run/chitram-start-sshd ]] && break
+    sleep 1
+  done
 fi
 exec /usr/sbin/sshd -D -e

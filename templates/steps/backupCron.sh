@@ -1,7 +1,11 @@
-# The backup cron entry (arrives on stdin) goes to /etc/cron.d with cron's required owner and mode.
+# The backup cron entry and the backup's secrets file arrive on stdin. The cron entry goes to
+# /etc/cron.d with cron's required owner and mode; the secrets file is root's alone (0600 in a
+# 0700 directory), installed first so that the next cron run already reads it.
 incoming=$(mktemp -d)
 trap 'rm -rf "$incoming"' EXIT
-receive_files "$incoming" "$CRON_PATH"
+receive_files "$incoming" "$CRON_PATH" "$BACKUP_SECRETS"
+install -d -m 0700 -o root -g root "$(dirname "$BACKUP_SECRETS")"
+install_atomically "$incoming/files$BACKUP_SECRETS" "$BACKUP_SECRETS" root:root
 install_atomically "$incoming/files$CRON_PATH" "$CRON_PATH" root:root
 touch "$BACKUP_LOG"
 chmod 0640 "$BACKUP_LOG"

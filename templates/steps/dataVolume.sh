@@ -1,4 +1,5 @@
-# Mounts the DigitalOcean block volume that holds all app data, by UUID, kept across reboots.
+# Mounts the DigitalOcean block volume that holds all app data, by UUID, kept across reboots, and
+# grows its filesystem when the volume was grown (VOLUME_SIZE_GB changed re-runs this step).
 device="/dev/disk/by-id/scsi-0DO_Volume_$VOLUME_NAME"
 for _ in $(seq 1 60); do
   [[ -e $device ]] && break
@@ -10,4 +11,14 @@ uuid=$(blkid -s UUID -o value "$device")
 mkdir -p "$DATA_DIR"
 grep -q "UUID=$uuid " /etc/fstab || echo "UUID=$uuid $DATA_DIR ext4 defaults,nofail,discard,noatime 0 2" >>/etc/fstab
 mountpoint -q "$DATA_DIR" || mount "$DATA_DIR"
-say "volume $VOLUME_NAME mounted on $DATA_DIR"
+# The kernel may still report the old size of a volume resized while attached: ask it again.
+disk=$(basename "$(readlink -f "$device")")
+[[ -w /sys/class/block/$disk/device/rescan ]] && echo 1 >"/sys/class/block/$disk/device/rescan"
+device_bytes=$(blockdev --getsize64 "$device")
+fs_bytes=$(tune2fs -l "$device" | awk -F: '/^Block count/ {c = $2} /^Block size/ {s = $2} END {print c * s}')
+if ((device_bytes > fs_bytes)); then
+  # ext4 grows online, mounted and in use.
+  timeout 600 resize2fs "$device" >/dev/null || die "resize2fs $device did not finish within 600 s"
+  say "filesystem on $VOLUME_NAME grown to the volume's $VOLUME_SIZE_GB GB"
+fi
+say "volume $VOLUME_NAME ($VOLUME_SIZE_GB GB) mounted on $DATA_DIR"

@@ -485,10 +485,8 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
   let d: Deployment;
 
   before(async () => {
-    // sshd waits behind PID 1's sleep (sandbox/droplet/entrypoint.sh), and the first test ends
-    // that sleep itself: the image load before it (about 540 MB, over two minutes on a busy
-    // machine) varies too much for a delay counted from the container's start.
-    d = await newDeployment("sandbox-faults", { sshdDelaySeconds: 3600 });
+    // sshd is held back until the test lets it start, as on a new droplet whose sshd answers late.
+    d = await newDeployment("sandbox-faults", { holdSshd: true });
   });
   after(async () => {
     await d?.droplet.stop();
@@ -500,14 +498,15 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
       "sshd is not up yet",
     );
     const started = Date.now();
-    // sshd starts 10 s into the apply, well inside first contact's dial limit (about 41 s).
-    const startSshd = setTimeout(() => void d.droplet.exec("pkill -P 1 -x sleep"), 10_000);
-    const r = await apply(d.steps, d.state, { log, stopAfter: 1 }).finally(() => clearTimeout(startSshd));
+    // sshd starts 5 s after the first step began dialling: the step must wait it out.
+    const sshdLate = new Promise((resolve) => setTimeout(resolve, 5_000)).then(() => d.droplet.startSshd());
+    const r = await apply(d.steps, d.state, { log, stopAfter: 1 });
+    await sshdLate;
     assert.deepEqual(
       r.ran.map((x) => x.name),
       ["host-ready"],
     );
-    assert.ok(Date.now() - started >= 10_000, "the step had to wait for sshd");
+    assert.ok(Date.now() - started >= 3_000, "the step had to wait for sshd");
   });
 
   it("applies killed after step 3, 6 and 10 each pick up where the last stopped, and the host converges", async () => {

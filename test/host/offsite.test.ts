@@ -1,0 +1,129 @@
+// Off-box backups and the disaster-recovery drill, on throw-away droplets deployed by the stack's
+// steps, against the sandbox's off-box store (test/host/offsiteKit.ts).
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { backupUnderCronEnv, HostExec } from "./backupDrill";
+import { apply } from "../../harness/engine";
+import { Deployment, get, newDeployment, request, waitHealthy } from "../../harness/hostKit";
+import { listRows, OFFSITE_BUCKET, OffsiteStore, rebuildFromOffsite, startOffsiteStore } from "./offsiteKit";
+import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+
+const log = (line: string) => console.log(`  ${line}`);
+
+/** `postgres-<stamp>.dump` style stamp for a time. */
+function stamp(d: Date): string {
+  return d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+}
+
+async function must(exec: HostExec, cmd: string): Promise<string> {
+  const r = await exec(cmd);
+  assert.equal(r.code, 0, `${cmd}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+describe("real host: off-box backups, and a host lost and rebuilt from them", () => {
+  let store: OffsiteStore;
+  let d: Deployment;
+  let exec: HostExec;
+  let replacement: Droplet | undefined;
+
+  before(async () => {
+    await ensureDockerd();
+    await removeAllSandboxes();
+    await buildImages(); // the store runs the MinIO stand-in image
+    store = await startOffsiteStore(`chitram-sbx-s3-${randomBytes(3).toString("hex")}`);
+    d = await newDeployment("sandbox-offsite", {
+      config: async (droplet) => {
+        await store.join(droplet);
+        return store.config;
+      },
+    });
+    exec = (cmd) => d.droplet.exec(cmd);
+    await apply(d.steps, d.state, { log });
+    await waitHealthy(d.droplet.httpPort);
+  });
+  after(async () => {
+    await d?.droplet.stop();
+    await replacement?.stop();
+    await store?.stop();
+  });
+
+  it("the off-box keys are on the host only in the root-only secrets file", async () => {
+    const visible = await exec(
+      `grep -rlF ${JSON.stringify(store.secretKey)} /etc/cron.d /opt/chitram /var/log || true`,
+    );
+    assert.equal(visible.stdout.trim(), "");
+    assert.match(await must(exec, "cat /etc/chitram/backup.env"), /^OFFSITE_BUCKET='chitram-offsite'$/m);
+  });
+
+  it("each backup is copied off the box, read back, and the bucket pruned by the same retention", async () => {
+    const day = 86_400_000;
+    const old = `postgres-${stamp(new Date(Date.now() - 8 * day))}.dump`;
+    const recent = `minio-${stamp(new Date(Date.now() - 2 * day))}.tar.gz`;
+    for (const name of [old, recent]) await store.mc(["cp", "/etc/hostname", `s3/${OFFSITE_BUCKET}/${name}`]);
+    assert.equal((await request(d.droplet.httpPort, "PUT", "/api/objects/first", "first")).status, 201);
+    const r = await backupUnderCronEnv(exec);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.ok(r.dump);
+    const tarball = r.dump.replace(/postgres-(\w+)\.dump$/, "minio-$1.tar.gz");
+    assert.match(r.stdout, /off-box: .*postgres-\w+\.dump uploaded and read back/);
+    assert.match(r.stdout, new RegExp(`off-box retention: deleted ${old.replace(/\./g, "\\.")}`));
+
+    const listing = (await store.mc(["ls", `s3/${OFFSITE_BUCKET}/`])).stdout;
+    assert.ok(!listing.includes(old), "the copy older than 7 days is gone");
+    assert.ok(listing.includes(recent), "a 2-day-old copy stays");
+    for (const f of [r.dump, tarball]) {
+      const name = f.slice(f.lastIndexOf("/") + 1);
+      const local = (await must(exec, `sha256sum < ${f}`)).split(" ")[0];
+      assert.equal(await store.sha256(name), local, `${name} off the box differs`);
+    }
+  });
+
+  it("an unreachable off-box store fails the run (the local backup is kept and says so)", async () => {
+    await store.leave(d.droplet);
+    try {
+      const r = await backupUnderCronEnv(exec);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout + r.stderr, /off-box upload of postgres-\w+\.dump .* failed/);
+      assert.match(r.stdout + r.stderr, /backup FAILED/);
+    } finally {
+      await store.join(d.droplet);
+    }
+  });
+
+  it("disaster recovery: the host is destroyed, a new one deployed with the same config is restored from the off-box copy", async () => {
+    // Rows and objects written through the app.
+    const objects: Record<string, string> = {
+      "photo-1": randomBytes(300_000).toString("base64"),
+      "photo-2": randomBytes(5_000).toString("base64"),
+      note: "a small note\n",
+    };
+    for (const [k, v] of Object.entries(objects)) {
+      assert.equal((await request(d.droplet.httpPort, "PUT", `/api/objects/${k}`, v, 30_000)).status, 201);
+    }
+    const rows = await listRows(d.droplet.httpPort);
+    assert.equal(rows.length, 4);
+    const backup = await backupUnderCronEnv(exec);
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+
+    const rebuilt = await rebuildFromOffsite(d, store, {
+      log,
+      beforeRestore: async (droplet) =>
+        assert.deepEqual(await listRows(droplet.httpPort), [], "the new host starts empty"),
+    });
+    replacement = rebuilt.droplet;
+    log(`disaster recovery phases (ms): ${JSON.stringify(rebuilt.timings)}`);
+    assert.equal(rebuilt.restore.code, 0, rebuilt.restore.stdout + rebuilt.restore.stderr);
+
+    assert.deepEqual(await listRows(replacement.httpPort), rows);
+    for (const [k, v] of Object.entries(objects)) {
+      const got = await get(replacement.httpPort, `/api/objects/${k}`, 30_000);
+      assert.equal(got.status, 200, `${k}: ${got.body.slice(0, 200)}`);
+      assert.ok(got.body === v, `object ${k} differs after the recovery`);
+    }
+  });
+});

@@ -1,0 +1,137 @@
+// The off-box store of the sandbox and the disaster-recovery drill, shared by the host tests and
+// the benchmark. The store is a second S3 endpoint (the MinIO stand-in image) on a network of its
+// own, which every droplet that uses it joins: the same endpoint for a lost host and its
+// replacement, as a Spaces bucket would be.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { utils } from "ssh2";
+import { runStack } from "../../harness/steps";
+import { apply } from "../../harness/engine";
+import { Deployment, get, waitHealthy } from "../../harness/hostKit";
+import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "../../harness/sandbox";
+
+export const OFFSITE_BUCKET = "chitram-offsite";
+const S3_USER = "offsite-user";
+
+export interface OffsiteStore {
+  /** Container name. */
+  name: string;
+  /** The stack config that points backups at this store (target existing keys). */
+  config: Record<string, string>;
+  /** The secret key (with characters mc must percent-encode). */
+  secretKey: string;
+  /** Puts the droplet on the store's network. */
+  join(droplet: Droplet): Promise<void>;
+  /** Takes the droplet off the store's network (the store becomes unreachable from it). */
+  leave(droplet: Droplet): Promise<void>;
+  /** Runs `mc` in the store's container against itself (alias `s3`). */
+  mc(args: string[]): Promise<ExecResult>;
+  /** sha256 of an object, read from the store's disk. */
+  sha256(key: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts the store with an empty bucket OFFSITE_BUCKET, from the MinIO stand-in's private name. */
+export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
+  const minio = (await buildImages()).find((i) => i.tag.startsWith("minio/"));
+  if (!minio) throw new Error("sandbox/build.sh built no MinIO stand-in");
+  const network = `${name}-net`;
+  const secretKey = `offsite+${randomBytes(12).toString("hex")}/secret=`;
+  const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `chitram.sandbox.pid=${process.pid}`];
+  await run("docker", ["network", "create", ...labels, network]);
+  await run("docker", [
+    ...["run", "-d", "--name", name, ...labels, "--network", network],
+    ...["-e", `MINIO_ROOT_USER=${S3_USER}`, "-e", `MINIO_ROOT_PASSWORD=${secretKey}`],
+    ...[minio.source, "server", "/data"],
+  ]);
+  const ip = (
+    await run("docker", [
+      "inspect",
+      "-f",
+      `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
+      name,
+    ])
+  ).stdout.trim();
+  const mcHost = `MC_HOST_s3=http://${S3_USER}:${encodeURIComponent(secretKey)}@localhost:9000`;
+  const store: OffsiteStore = {
+    name,
+    secretKey,
+    config: {
+      offsiteBackups: "true",
+      offsiteEndpoint: `http://${ip}:9000`,
+      offsiteBucket: OFFSITE_BUCKET,
+      offsiteAccessKey: S3_USER,
+      offsiteSecretKey: secretKey,
+    },
+    join: async (droplet) => void (await run("docker", ["network", "connect", network, droplet.name])),
+    leave: async (droplet) => void (await run("docker", ["network", "disconnect", network, droplet.name])),
+    mc: (args) => run("docker", ["exec", "-e", mcHost, name, "mc", ...args]),
+    sha256: async (key) =>
+      (
+        await run("docker", ["exec", name, "sh", "-c", `sha256sum < /data/${OFFSITE_BUCKET}/${key}`])
+      ).stdout.split(" ")[0],
+    stop: async () => {
+      await run("docker", ["rm", "-f", name], { check: false });
+      await run("docker", ["network", "rm", network], { check: false });
+    },
+  };
+  for (let i = 0; ; i++) {
+    const r = await run("docker", ["exec", "-e", mcHost, name, "mc", "mb", `s3/${OFFSITE_BUCKET}`], {
+      check: false,
+    });
+    if (r.code === 0) break;
+    if (i === 20) throw new Error(`cannot create the bucket: ${r.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return store;
+}
+
+/** The rows the app lists (GET /api/objects), each with its key, sha256 and size. */
+export async function listRows(port: number): Promise<unknown[]> {
+  const r = await get(port, "/api/objects");
+  assert.equal(r.status, 200, r.body);
+  return (JSON.parse(r.body) as { objects: unknown[] }).objects;
+}
+
+export interface RecoveryTimings {
+  /** A new droplet started, the service images loaded into its engine. */
+  newHostMs: number;
+  /** Every step of the stack on the new host, until /health is 200. */
+  deployMs: number;
+  /** `restore.sh --offsite latest --minio latest`, until /health is 200 again. */
+  restoreMs: number;
+}
+
+/**
+ * The host of `d` is lost: its droplet is removed with its disk and local backups. A new droplet
+ * joins the store, the stack (same stack, same config, new root key) is applied to it, and
+ * restore.sh restores the newest off-box backup. Returns the new droplet (the caller stops it)
+ * and the time of each phase.
+ */
+export async function rebuildFromOffsite(
+  d: Deployment,
+  store: OffsiteStore,
+  opts: { log?: (line: string) => void; beforeRestore?: (droplet: Droplet) => Promise<void> } = {},
+): Promise<{ droplet: Droplet; restore: ExecResult; timings: RecoveryTimings }> {
+  let t = Date.now();
+  await d.droplet.stop();
+  const rootKey = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
+  await buildImages(); // as newDeployment does: the images the droplet loads must be this recipe's
+  const droplet = await startDroplet({ rootPublicKey: rootKey.public });
+  await store.join(droplet);
+  const newHostMs = Date.now() - t;
+  t = Date.now();
+  const again = await runStack(
+    d.stack,
+    { ...d.config, sshPort: String(droplet.sshPort), sshPrivateKey: rootKey.private },
+    "real",
+  );
+  await apply(again.steps, new Map(), { log: opts.log });
+  await waitHealthy(droplet.httpPort);
+  const deployMs = Date.now() - t;
+  await opts.beforeRestore?.(droplet);
+  t = Date.now();
+  const restore = await droplet.exec("/opt/chitram/scripts/restore.sh --offsite latest --minio latest");
+  if (restore.code === 0) await waitHealthy(droplet.httpPort);
+  return { droplet, restore, timings: { newHostMs, deployMs, restoreMs: Date.now() - t } };
+}
