@@ -2,7 +2,7 @@
 // a changed swap size. Each test names the defect it shows fixed.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { decodeFiles } from "../../templates/hostFiles";
+import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
 import { parseEnvFile } from "../../templates/envFile";
 import { replaceRealValue } from "../../harness/mockProgram";
 import { ProgramStep } from "../../harness/steps";
@@ -54,7 +54,16 @@ describe("real host: day-2 changes", () => {
     const env = envOf(d.steps);
     const broken = {
       ...envStep,
-      stdin: envStep.stdin!.replace(/^MINIO_SECRET_KEY=.*$/m, "MINIO_SECRET_KEY=not-the-minio-root-password"),
+      // Re-encoded: a hand-edited bundle would fail its checksum in app-env-file instead.
+      stdin: encodeFiles(
+        decodeFiles(envStep.stdin!).map((f) => ({
+          ...f,
+          content: f.content.replace(
+            /^MINIO_SECRET_KEY=.*$/m,
+            "MINIO_SECRET_KEY=not-the-minio-root-password",
+          ),
+        })),
+      ),
     };
     const steps = d.steps.map((s) => (s.name === envStep.name ? broken : s));
     const err = await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" }).then(
