@@ -60,8 +60,15 @@ export interface StackConfig {
   swapSizeMb: number;
   alertEmails: string[];
   /** Set with `target: existing`. */
-  existingHost?: { host: string; port: number; user: string };
+  existingHost?: { host: string; port: number; user: string; hostKey?: string };
 }
+
+/**
+ * A host key as the provider can pin it (`ssh.ParseAuthorizedKey`, then only that algorithm is
+ * offered): ED25519 or ECDSA. An RSA host key would be pinned to SHA-1 signatures (`ssh-rsa`),
+ * which current OpenSSH servers refuse.
+ */
+export const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}$/;
 
 /** Raw values as Pulumi hands them over: strings, with arrays as JSON text. */
 export type RawConfig = Record<string, string | undefined>;
@@ -376,6 +383,8 @@ export function parseConfig(
   const alertEmails = list("alertEmails", (e) => email.test(e), "each entry must be an email address");
 
   let existingHost: StackConfig["existingHost"];
+  if (target !== "existing" && str("hostKey") !== "")
+    bad("hostKey", str("hostKey"), "target: existing only (a droplet's key is recorded at first contact)");
   if (target === "existing") {
     const host = str("host");
     if (host === "" || !(net.isIP(host) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host))) {
@@ -415,7 +424,14 @@ export function parseConfig(
         "true",
         "with target existing and a domain, set it to false and point the domain at the host yourself",
       );
-    existingHost = { host, port, user };
+    const hostKey = str("hostKey").trim().split(/\s+/).slice(0, 2).join(" ");
+    if (hostKey !== "" && !HOST_KEY.test(hostKey))
+      bad(
+        "hostKey",
+        str("hostKey"),
+        "use the host's public key as OpenSSH prints it, ED25519 or ECDSA: ssh-keyscan -t ed25519 <host>, without the host name",
+      );
+    existingHost = { host, port, user, hostKey: hostKey === "" ? undefined : hostKey };
   }
 
   if (sshPrivateKey === "plaintext") {

@@ -26,24 +26,27 @@ export function createStack(): StackOutputs {
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
-  // stack's own steps log in with, so rotating the deploy key never locks the stack out.
+  // stack's own steps log in with (rotated at will). The admin key is never rotated: it seeds root
+  // on a new droplet, and it is the login of the one step that installs the other two, so either
+  // can be replaced with root login closed (docs/RUNBOOK.md, "Rotating keys").
   const deployKey = new tls.PrivateKey("deploy-key", { algorithm: "ED25519" });
   const stackKey = new tls.PrivateKey("stack-key", { algorithm: "ED25519" });
+  const adminKey = new tls.PrivateKey("admin-key", { algorithm: "ED25519" });
 
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
-  // stack key) or the SSH host from config.
+  // admin key) or the SSH host from config.
   let publicIp: pulumi.Output<string>;
   let volumeAttachment: pulumi.CustomResource | undefined;
   let target: Pick<
     HostProvisioningArgs,
-    "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "dataVolume" | "dependsOn"
+    "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "hostKey" | "dataVolume" | "dependsOn"
   >;
   if (config.target === "digitalocean") {
     const host = new DropletHost("chitram", {
       region: config.region,
       size: config.size,
       image: config.image,
-      publicKey: stackKey.publicKeyOpenssh,
+      publicKey: adminKey.publicKeyOpenssh,
       sshAllowedCidrs: config.sshAllowedCidrs,
       dataVolumeSizeGb: config.dataVolumeSizeGb,
       protect: config.protectData,
@@ -55,7 +58,7 @@ export function createStack(): StackOutputs {
     target = {
       host: host.ipv4Address,
       bootstrapUser: "root",
-      bootstrapPrivateKey: stackKey.privateKeyOpenssh,
+      bootstrapPrivateKey: adminKey.privateKeyOpenssh,
       dataVolume:
         host.volumeName !== undefined && host.volumeAttachment !== undefined
           ? {
@@ -76,6 +79,7 @@ export function createStack(): StackOutputs {
       port: existing.port,
       bootstrapUser: existing.user,
       bootstrapPrivateKey: sshPrivateKey!,
+      hostKey: existing.hostKey,
     };
   }
   const [dataDir, otherDataDir] = target.dataVolume
@@ -103,6 +107,8 @@ export function createStack(): StackOutputs {
   const provisioning = new HostProvisioning("host", {
     ...target,
     deployUser: config.deployUser,
+    adminPublicKey: adminKey.publicKeyOpenssh,
+    adminPrivateKey: adminKey.privateKeyOpenssh,
     stackPublicKey: stackKey.publicKeyOpenssh,
     stackPrivateKey: stackKey.privateKeyOpenssh,
     deployPublicKey: deployKey.publicKeyOpenssh,

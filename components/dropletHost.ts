@@ -29,7 +29,7 @@ export interface DropletHostArgs {
   size: pulumi.Input<string>;
   /** Droplet image slug. Default: none (required). */
   image: pulumi.Input<string>;
-  /** OpenSSH public key that root accepts on first boot (the stack's deploy key). Default: none (required). */
+  /** OpenSSH public key that root accepts on first boot (the stack's admin key, never rotated). Default: none (required). */
   publicKey: pulumi.Input<string>;
   /** CIDRs allowed to reach port 22. Default: none (required). */
   sshAllowedCidrs: pulumi.Input<pulumi.Input<string>[]>;
@@ -68,7 +68,7 @@ export class DropletHost extends pulumi.ComponentResource {
     // Named after the stack, so a recreated staging stack never clashes with prod's key.
     const sshKey = new digitalocean.SshKey(
       `${name}-ssh-key`,
-      { name: `${name}-${stack}-deploy`, publicKey: args.publicKey },
+      { name: `${name}-${stack}-admin`, publicKey: args.publicKey },
       { parent: this },
     );
 
@@ -89,10 +89,10 @@ export class DropletHost extends pulumi.ComponentResource {
       {
         parent: this,
         protect,
-        // The key only seeds root on first boot; a new deploy key must not replace the droplet.
-        // No deleteBeforeReplace: the new droplet is created while the old one still serves; only
-        // the volume's attachment has to go first.
-        ignoreChanges: ["sshKeys"],
+        // No ignoreChanges on sshKeys: the admin key seeds root and is never rotated, so they never
+        // change, and a replaced droplet must get the key the stack logs in with, not a stored old
+        // one. No deleteBeforeReplace: the new droplet is created while the old one still serves;
+        // only the volume's attachment has to go first.
       },
     );
 

@@ -6,6 +6,30 @@ import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
 import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
 
+/** The line the first step prints with the host's SSH host key (see templates/steps/ready.sh). */
+const HOST_KEY_LINE = /^chitram-host-key (\S+ \S+)$/m;
+
+/** The host key the first step recorded, from its stdout. */
+export function hostKeyFromStdout(stdout: string): string {
+  const m = HOST_KEY_LINE.exec(stdout);
+  if (!m) {
+    throw new Error(
+      "the first step (ready) did not record the host's SSH host key; a stack whose first step ran " +
+        "before host keys were recorded: set chitram:hostKey (target: existing) or see docs/RUNBOOK.md",
+    );
+  }
+  return m[1];
+}
+
+// Dial limits. The provider retries every failed dial, authentication failures included, with a
+// growing pause (100 ms, x1.5, at most 5 s). 16 failed dials pause about 41 s in all: a new
+// droplet whose sshd is not up yet is waited for that long, and a wrong key fails in under a
+// minute with the server's real answer instead of a 20-minute "context deadline exceeded".
+export const FIRST_CONTACT_DIAL_ERROR_LIMIT = 16;
+// Later steps reach a host that answered already: 10 failed dials, about 8 s.
+export const DIAL_ERROR_LIMIT = 10;
+export const PER_DIAL_TIMEOUT_S = 30;
+
 export interface HostProvisioningArgs {
   /** Address of the host. Default: none (required). */
   host: pulumi.Input<string>;
@@ -17,6 +41,10 @@ export interface HostProvisioningArgs {
   bootstrapPrivateKey: pulumi.Input<string>;
   /** The deploy user. Plain: it is rendered into the scripts. Default: none (required). */
   deployUser: string;
+  /** OpenSSH public half of the admin key, which installs the deploy user's keys; never rotated. Default: none (required). */
+  adminPublicKey: pulumi.Input<string>;
+  /** Private half of the admin key. Default: none (required). */
+  adminPrivateKey: pulumi.Input<string>;
   /** OpenSSH public half of the stack key, which the stack's own steps log in with. Default: none (required). */
   stackPublicKey: pulumi.Input<string>;
   /** Private half of the stack key. Default: none (required). */
@@ -25,6 +53,8 @@ export interface HostProvisioningArgs {
   deployPublicKey: pulumi.Input<string>;
   /** Private half of the deploy key (no passphrase). Default: none (required). */
   deployPrivateKey: pulumi.Input<string>;
+  /** The host's SSH host key ("ssh-ed25519 AAAA..."), pinned by every step after first contact. Default: undefined = the key the first step records (trust on first use). */
+  hostKey?: pulumi.Input<string>;
   /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: none (required). */
   closeRootLogin: boolean;
   /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
@@ -37,21 +67,28 @@ export interface HostProvisioningArgs {
 
 /**
  * Turns a bare Debian-family host into one the app can be deployed to: waits until it is ready,
- * installs Docker, creates the deploy user with passwordless sudo and the deploy key, proves that
- * user works the way CI/CD will use it, then hardens sshd and adds swap.
+ * creates the deploy user with passwordless sudo and its keys, installs Docker, proves that user
+ * works the way CI/CD will use it, then hardens sshd and adds swap.
  *
  * Who each step connects as: only the two first-contact steps (`ready`, `bootstrap`) connect as
- * the bootstrap user, and they ignore later changes of their script, so they never need root again
- * once root login is closed. Every other step connects as the deploy user and uses `sudo -n`, so
- * any of them can re-run months later; the sudoers file those steps rely on is only ever replaced
- * after `visudo -cf` accepts the new one, so a bad template cannot lock the stack out.
+ * the bootstrap user, and their inputs hold nothing that is ever rotated (the bootstrap login and
+ * the admin key's public half) and ignore later changes of their script, so no later `up` needs
+ * root again once root login is closed. Every other step connects as the deploy user and uses
+ * `sudo -n`, so any of them can re-run months later; the sudoers file those steps rely on is only
+ * ever replaced after `visudo -cf` accepts the new one, so a bad template cannot lock the stack out.
  *
- * Keys: the deploy user accepts two keys. The stack's steps log in with the stack key; CI/CD logs
- * in with the deploy key, and so does the access proof. Replacing the deploy key re-runs only the
- * steps that install and prove it, and they log in with the stack key, which has not changed.
+ * Keys: the deploy user accepts three keys. The admin key (never rotated) is used by one step
+ * only, the one that installs the deploy user's keys; the stack's other steps log in with the
+ * stack key; CI/CD logs in with the deploy key, and so does the access proof. Replacing the stack
+ * key or the deploy key re-runs the key-installing step, which logs in with the admin key, and
+ * every other step that logs in with the replaced key runs after it.
+ *
+ * Host keys: the first step records the host's key; every later step pins it (the provider's
+ * `hostKey`), or the configured one. The first two steps do not pin it: they carry no secret, and
+ * a pin there would re-run them as root whenever the pin changes.
  */
 export class HostProvisioning extends pulumi.ComponentResource {
-  /** How later steps connect: as the deploy user with the stack key. */
+  /** How later steps connect: as the deploy user with the stack key, the host key pinned. */
   public readonly deployConnection: pulumi.Output<Connection>;
   /** The last provisioning steps; app steps depend on them. */
   public readonly ready: command.remote.Command[];
@@ -60,29 +97,49 @@ export class HostProvisioning extends pulumi.ComponentResource {
     super("chitram:host:HostProvisioning", name, {}, opts);
     const port = args.port ?? 22;
     const user = args.deployUser;
-    // A new droplet refuses SSH for its first minute: dial until it answers.
+    // Nothing here changes when a key is rotated: a change would re-run first contact as root.
     const bootstrapConnection = pulumi.output({
       host: args.host,
       port,
       user: args.bootstrapUser ?? "root",
       privateKey: args.bootstrapPrivateKey,
-      dialErrorLimit: -1,
-      perDialTimeout: 30,
+      dialErrorLimit: FIRST_CONTACT_DIAL_ERROR_LIMIT,
+      perDialTimeout: PER_DIAL_TIMEOUT_S,
     });
-    const asDeployUser = (privateKey: pulumi.Input<string>) =>
-      pulumi.output({ host: args.host, port, user, privateKey, dialErrorLimit: 30, perDialTimeout: 30 });
-    this.deployConnection = asDeployUser(args.stackPrivateKey);
     const firstContact = ["create", "stdin", "triggers"];
 
-    // Both keys, so the deploy key can be replaced by a step that logs in with the stack key.
-    const deployUserFiles = pulumi
-      .all([args.stackPublicKey, args.deployPublicKey])
-      .apply(([stackKey, deployKey]) =>
+    // The bootstrap user may be root or a user with passwordless sudo: the host decides ("auto").
+    const asBootstrap = (stepName: string, o: Omit<RemoteStepOptions, "sudo" | "connection" | "parent">) =>
+      remoteStep(stepName, { ...o, parent: this, connection: bootstrapConnection, sudo: "auto" });
+
+    const ready = asBootstrap(`${name}-ready`, {
+      script: "ready",
+      // cloud-init (600 s) and then the apt locks (600 s) within the step's own limit.
+      params: { CLOUD_INIT_WAIT_SECONDS: 600 },
+      dependsOn: args.dependsOn ?? [],
+      timeout: "25m",
+      ignoreChanges: firstContact,
+    });
+    const hostKey = args.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
+    const asDeployUser = (privateKey: pulumi.Input<string>) =>
+      pulumi.output({
+        host: args.host,
+        port,
+        user,
+        privateKey,
+        hostKey,
+        dialErrorLimit: DIAL_ERROR_LIMIT,
+        perDialTimeout: PER_DIAL_TIMEOUT_S,
+      });
+    this.deployConnection = asDeployUser(args.stackPrivateKey);
+
+    const deployUserFiles = (keys: pulumi.Input<string>[]) =>
+      pulumi.all(keys).apply((publicKeys) =>
         encodeFiles([
           {
             path: `/home/${user}/.ssh/authorized_keys`,
             mode: "0600",
-            content: `${stackKey.trim()}\n${deployKey.trim()}\n`,
+            content: publicKeys.map((k) => `${k.trim()}\n`).join(""),
           },
           { path: `/etc/sudoers.d/${user}`, mode: "0440", content: renderSudoers(user) },
         ]),
@@ -93,22 +150,24 @@ export class HostProvisioning extends pulumi.ComponentResource {
       SUDOERS_PATH: `/etc/sudoers.d/${user}`,
     };
 
-    // The bootstrap user may be root or a user with passwordless sudo: the host decides ("auto").
-    const asBootstrap = (stepName: string, o: Omit<RemoteStepOptions, "sudo" | "connection" | "parent">) =>
-      remoteStep(stepName, { ...o, parent: this, connection: bootstrapConnection, sudo: "auto" });
-
-    const ready = asBootstrap(`${name}-ready`, {
-      script: "ready",
-      dependsOn: args.dependsOn ?? [],
-      timeout: "20m",
-      ignoreChanges: firstContact,
-    });
+    // The admin key only: the key-installing step below logs in with it.
     const bootstrap = asBootstrap(`${name}-bootstrap`, {
       script: "deployUser",
       params: deployUserParams,
-      stdin: deployUserFiles,
+      stdin: deployUserFiles([args.adminPublicKey]),
       dependsOn: [ready],
       ignoreChanges: firstContact,
+    });
+    // Installs all three keys and the sudoers file whenever they change, logged in with the admin
+    // key, which no rotation changes. Every step that logs in with another key runs after it.
+    const deployUser = remoteStep(`${name}-deploy-user`, {
+      parent: this,
+      connection: asDeployUser(args.adminPrivateKey),
+      script: "deployUser",
+      params: deployUserParams,
+      stdin: deployUserFiles([args.adminPublicKey, args.stackPublicKey, args.deployPublicKey]),
+      sudo: true,
+      dependsOn: [bootstrap],
     });
 
     const asDeploy = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
@@ -118,16 +177,8 @@ export class HostProvisioning extends pulumi.ComponentResource {
       script: "docker",
       params: { DEPLOY_USER: user },
       sudo: true,
-      dependsOn: [bootstrap],
+      dependsOn: [deployUser],
       timeout: "20m",
-    });
-    // Re-applies the deploy user's key and sudoers as the deploy user itself, whenever they change.
-    const deployUser = asDeploy(`${name}-deploy-user`, {
-      script: "deployUser",
-      params: deployUserParams,
-      stdin: deployUserFiles,
-      sudo: true,
-      dependsOn: [docker],
     });
     // Logs in with the deploy key itself: the way CI/CD will.
     const accessProof = remoteStep(`${name}-access-proof`, {
@@ -135,7 +186,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       connection: asDeployUser(args.deployPrivateKey),
       script: "accessProof",
       sudo: false,
-      dependsOn: [deployUser],
+      dependsOn: [docker],
     });
     const harden = asDeploy(`${name}-harden`, {
       script: "harden",

@@ -35,7 +35,7 @@ export interface RemoteStepOptions {
   triggers?: pulumi.Input<string>[];
   /** Steps that must have run first. */
   dependsOn: pulumi.Input<pulumi.Resource>[];
-  /** How long the step may take. Default: 10m. */
+  /** How long the step may take, enforced on the host by `timeout` (also the dial's bound). Default: 10m. */
   timeout?: string;
   /**
    * Changes to these inputs do not re-run the step. First-contact steps connect as root, which may
@@ -48,13 +48,14 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
   const script = o.script === undefined ? undefined : renderStepScript(o.script, o.params);
   const onDelete = o.onDelete === undefined ? undefined : renderStepScript(o.onDelete, o.params);
   // A hash of stdin re-runs the step when its files change; for secret stdin the hash is secret too.
+  const limit = o.timeout ?? "10m";
   const stdinHash = o.stdin === undefined ? [] : [pulumi.output(o.stdin).apply(sha256)];
   return new command.remote.Command(
     name,
     {
       connection: o.connection,
-      create: script === undefined ? undefined : stepCommand(script, { sudo: o.sudo }),
-      delete: onDelete === undefined ? undefined : stepCommand(onDelete, { sudo: o.sudo }),
+      create: script === undefined ? undefined : stepCommand(script, { sudo: o.sudo, step: name, limit }),
+      delete: onDelete === undefined ? undefined : stepCommand(onDelete, { sudo: o.sudo, step: name, limit }),
       stdin: o.stdin,
       triggers: [...(script === undefined ? [] : [sha256(script)]), ...stdinHash, ...(o.triggers ?? [])],
       logging: o.secret ? "none" : "stdoutAndStderr",
@@ -63,7 +64,7 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       parent: o.parent,
       dependsOn: o.dependsOn,
       additionalSecretOutputs: o.secret ? ["stdout", "stderr"] : [],
-      customTimeouts: { create: o.timeout ?? "10m", update: o.timeout ?? "10m", delete: o.timeout ?? "10m" },
+      customTimeouts: { create: limit, update: limit, delete: limit },
       ignoreChanges: o.ignoreChanges,
     },
   );

@@ -1,25 +1,16 @@
-// A small stand-in for the Pulumi engine's update logic around the replay: a step runs when it is
-// new or when an input it does not ignore has changed since its last successful run, and only a
-// step that succeeded is recorded in the state. That is what makes a second `pulumi up` a no-op
-// and lets an apply that died after step k pick up from there.
-import { createHash } from "node:crypto";
-import { ProgramStep } from "./steps";
-import { orderSteps, replay, Step, StepResult } from "./replay";
+// A small stand-in for the Pulumi engine's update logic around the replay. Each step is planned
+// as the engine and @pulumi/command v1.2.1 would (harness/steps.ts planStep): new → create; changed
+// triggers → replace (create runs again); any other changed input → update, which runs `create`
+// again with the NEW inputs, while inputs in ignoreChanges keep their OLD stored values. Only a
+// step that succeeded is recorded in the state (with its stdout, which later steps may read), so
+// a second `pulumi up` is a no-op and an apply that died after step k picks up from there.
+import { hostKeyFromStdout } from "../components/hostProvisioning";
+import { HOST_KEY_PLACEHOLDER } from "./mockProgram";
+import { DiffedInputs, planStep, ProgramStep, storedInputs } from "./steps";
+import { orderSteps, replay, Step, StepConnection, StepResult } from "./replay";
 
-/** What the engine remembers of each step: a hash of the inputs that decide whether it re-runs. */
-export type EngineState = Map<string, string>;
-
-const DIFFED_INPUTS = ["connection", "create", "stdin", "environment", "triggers"] as const;
-
-function inputsHash(step: ProgramStep): string {
-  const relevant = Object.fromEntries(
-    DIFFED_INPUTS.filter((k) => !step.ignoreChanges.includes(k)).map((k) => [
-      k,
-      step[k as keyof ProgramStep],
-    ]),
-  );
-  return createHash("sha256").update(JSON.stringify(relevant)).digest("hex");
-}
+/** What the engine remembers of each step: its inputs as it last ran, and its stdout output. */
+export type EngineState = Map<string, { inputs: DiffedInputs; stdout: string }>;
 
 export function toReplayStep(step: ProgramStep): Step {
   return {
@@ -33,16 +24,30 @@ export function toReplayStep(step: ProgramStep): Step {
   };
 }
 
+/**
+ * Under mocks a step's stdout is a placeholder; on a real `up` a later step gets the real output.
+ * Here that is the host key the first step recorded, which later steps pin.
+ */
+export function withOutputs(step: ProgramStep, state: EngineState): ProgramStep {
+  const m = HOST_KEY_PLACEHOLDER.exec(step.connection.hostKey ?? "");
+  if (!m) return step;
+  const source = state.get(m[1]);
+  if (!source) throw new Error(`step ${step.name} pins the host key of ${m[1]}, which has not run`);
+  return { ...step, connection: { ...step.connection, hostKey: hostKeyFromStdout(source.stdout) } };
+}
+
 export interface ApplyOptions {
   /** Stop after this many steps of the ordered list (skipped ones count): an apply killed there. */
   stopAfter?: number;
   /** Run these steps even if nothing changed (proves a script can run twice). */
   force?: (step: ProgramStep) => boolean;
+  /** Maps each connection, as the replay's option of that name (a droplet's address to the sandbox). */
+  connectionOverride?: (c: StepConnection) => StepConnection;
   log?: (line: string) => void;
 }
 
 export interface ApplyResult {
-  ran: StepResult[];
+  ran: (StepResult & { action: "create" | "replace" | "update" | "same" })[];
   skipped: string[];
 }
 
@@ -59,15 +64,18 @@ export async function apply(
   const limit = opts.stopAfter ?? ordered.length;
   const result: ApplyResult = { ran: [], skipped: [] };
   for (const step of ordered.slice(0, limit)) {
-    const hash = inputsHash(step);
-    if (state.get(step.name) === hash && !opts.force?.(step)) {
+    const { action, inputs } = planStep(withOutputs(step, state), state.get(step.name)?.inputs);
+    if (action === "same" && !opts.force?.(step)) {
       result.skipped.push(step.name);
       continue;
     }
     // Dependencies are satisfied by the order; the replay runs this one step.
-    const [ran] = await replay([{ ...toReplayStep(step), dependsOn: [] }], { log });
-    state.set(step.name, hash);
-    result.ran.push(ran);
+    const [ran] = await replay([{ ...toReplayStep(inputs), dependsOn: [] }], {
+      log,
+      connectionOverride: opts.connectionOverride,
+    });
+    state.set(step.name, { inputs: storedInputs(inputs), stdout: ran.stdout });
+    result.ran.push({ ...ran, action });
   }
   return result;
 }

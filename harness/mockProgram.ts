@@ -19,6 +19,16 @@ export const SECRET_MASK = "[secret]";
 /** The droplet address the mocks hand out: TEST-NET-3, documentation only, never contacted. */
 export const MOCK_DROPLET_IP = "203.0.113.10";
 
+/**
+ * The host key a step's stdout reports under mocks (the first step records the real one on a
+ * host): a placeholder the real-host engine (harness/engine.ts) replaces with what that step
+ * printed when it ran.
+ */
+export function hostKeyPlaceholder(step: string): string {
+  return `ssh-ed25519 PLACEHOLDER-host-key-of-${step}`;
+}
+export const HOST_KEY_PLACEHOLDER = /^ssh-ed25519 PLACEHOLDER-host-key-of-(\S+)$/;
+
 /** The droplet id the mocks hand out: numeric, as DigitalOcean's are (the firewall needs a number). */
 export const MOCK_DROPLET_ID = 331296101;
 
@@ -143,6 +153,8 @@ function mockState(
           : `PLACEHOLDER-${args.name}`.toLowerCase().replace(/[^a-z0-9-]/g, "-"),
       };
     }
+    case "command:remote:Command":
+      return { stdout: `chitram-host-key ${hostKeyPlaceholder(args.name)}` };
     case "digitalocean:index/droplet:Droplet":
       return { ipv4Address: MOCK_DROPLET_IP, dropletUrn: `do:droplet:${args.name}` };
     case "digitalocean:index/sshKey:SshKey":

@@ -8,7 +8,7 @@
  * provider behaviour mirrored here and the ones that are not.
  */
 import { Client, utils } from "ssh2";
-import type { ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
+import type { ClientChannel, ConnectConfig, ParsedKey, SFTPWrapper } from "ssh2";
 
 export interface StepConnection {
   host: string;
@@ -19,6 +19,8 @@ export interface StepConnection {
   password?: string;
   dialErrorLimit?: number;
   perDialTimeout?: number;
+  /** OpenSSH public key line ("ssh-ed25519 AAAA..."); when set, any other host key fails the dial. */
+  hostKey?: string;
 }
 
 export interface Step {
@@ -175,6 +177,7 @@ async function dial(c: StepConnection): Promise<Client> {
   const limit = c.dialErrorLimit ?? DEFAULT_DIAL_ERROR_LIMIT;
   const perDialMs = (c.perDialTimeout ?? DEFAULT_PER_DIAL_TIMEOUT_S) * 1000;
   const config = connectConfig(c); // a bad key fails here, undialled, as in the provider's SShConfig()
+  const hostKey = c.hostKey === undefined ? undefined : parseHostKey(c.hostKey);
   const where = `${config.host}:${config.port}`;
   const deadline = Date.now() + DIAL_CAP_MS;
   let delay = RETRY_FIRST_DELAY_MS;
@@ -182,7 +185,7 @@ async function dial(c: StepConnection): Promise<Client> {
     const left = Math.max(1, deadline - Date.now());
     try {
       // perDialTimeout 0 means "no maximum" in the provider; here the overall cap still applies.
-      return await dialOnce(config, perDialMs > 0 ? Math.min(perDialMs, left) : left);
+      return await dialOnce(config, perDialMs > 0 ? Math.min(perDialMs, left) : left, hostKey);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       if (limit > -1 && dials > limit) {
@@ -216,19 +219,42 @@ function connectConfig(c: StepConnection): ConnectConfig {
   return config;
 }
 
-function dialOnce(config: ConnectConfig, timeoutMs: number): Promise<Client> {
+/**
+ * The provider's `hostKey`: `ssh.ParseAuthorizedKey`, then `ssh.FixedHostKey` and only that key's
+ * algorithm offered. A host key that is not the pinned one fails the handshake with x/crypto's
+ * "ssh: host key mismatch", a dial error like any other (retried up to dialErrorLimit).
+ */
+function parseHostKey(line: string): { type: string; blob: Buffer } {
+  const parsed = utils.parseKey(line);
+  if (parsed instanceof Error) throw new Error(`failed to parse host key: ${parsed.message}`);
+  const key: ParsedKey = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
+  return { type: key.type, blob: key.getPublicSSH() };
+}
+
+function dialOnce(
+  config: ConnectConfig,
+  timeoutMs: number,
+  hostKey?: { type: string; blob: Buffer },
+): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new Client();
+    let mismatch = false;
     // readyTimeout spans TCP connect, handshake and auth in ssh2.
     client.on("error", (err) => {
       client.destroy();
-      reject(err);
+      reject(mismatch ? new Error("ssh: handshake failed: ssh: host key mismatch") : err);
     });
     client.on("keyboard-interactive", (_name, _instr, _lang, prompts, finish) => {
       finish(prompts.map(() => config.password ?? ""));
     });
     client.once("ready", () => resolve(client));
-    client.connect({ ...config, readyTimeout: timeoutMs });
+    const pin: Partial<ConnectConfig> = hostKey
+      ? {
+          algorithms: { serverHostKey: [hostKey.type as never] },
+          hostVerifier: (key: Buffer) => (mismatch = !key.equals(hostKey.blob)) === false,
+        }
+      : {};
+    client.connect({ ...config, ...pin, readyTimeout: timeoutMs });
   });
 }
 

@@ -84,6 +84,37 @@ export function describeStep(step: ProgramStep, masked: RecordedResource): Recor
   };
 }
 
+/** The inputs the engine diffs for a Command (and stores after a successful run). */
+export const DIFFED_INPUTS = ["connection", "create", "stdin", "environment", "triggers", "logging"] as const;
+export type DiffedInputs = Pick<ProgramStep, (typeof DIFFED_INPUTS)[number]>;
+
+/**
+ * What `pulumi up` does with one step, given what the state holds of it. Mirrors the engine and
+ * @pulumi/command v1.2.1: inputs listed in ignoreChanges keep their OLD stored values (also when
+ * the step is replaced); a change of `triggers` replaces the step (create runs again); a change of
+ * any other input is an update, which runs `create` again with the new inputs (no step sets
+ * `update`). `inputs` is the step as it will run and as the state will store it.
+ */
+export function planStep(
+  step: ProgramStep,
+  old: DiffedInputs | undefined,
+): { action: "create" | "replace" | "update" | "same"; inputs: ProgramStep } {
+  if (old === undefined) return { action: "create", inputs: step };
+  const inputs: ProgramStep = { ...step };
+  for (const key of DIFFED_INPUTS) {
+    if (step.ignoreChanges.includes(key)) Object.assign(inputs, { [key]: old[key] });
+  }
+  const same = (key: (typeof DIFFED_INPUTS)[number]) =>
+    JSON.stringify(inputs[key] ?? null) === JSON.stringify(old[key] ?? null);
+  if (!same("triggers")) return { action: "replace", inputs };
+  return { action: DIFFED_INPUTS.every(same) ? "same" : "update", inputs };
+}
+
+/** The inputs of a step the state keeps. */
+export function storedInputs(step: ProgramStep): DiffedInputs {
+  return Object.fromEntries(DIFFED_INPUTS.map((k) => [k, step[k]])) as DiffedInputs;
+}
+
 /** Runs the program under mocks with a stack's config and collects its remote steps. */
 export async function runStack(
   stack: string,

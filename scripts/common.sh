@@ -31,21 +31,8 @@ require_running_postgres() {
 
 # --- Off-box copies (OFFSITE_* from BACKUP_SECRETS, MC_IMAGE from host.env) ----------------------
 # `mc` from the MinIO image, run as a container: the S3 client that is already on the host. The
-# credentials reach it in an env file (MC_HOST_offsite, percent-encoded as mc expects), never on
-# a command line. offsite_begin creates that file; the caller removes $OFFSITE_DIR when done.
-
-# Percent-encodes $1 for the user-info part of a URL.
-urlencode() {
-  local s=$1 out="" c i
-  for ((i = 0; i < ${#s}; i++)); do
-    c=${s:i:1}
-    case $c in
-      [A-Za-z0-9._~-]) out+=$c ;;
-      *) out+=$(printf '%%%02X' "'$c") ;;
-    esac
-  done
-  printf '%s' "$out"
-}
+# credentials reach it in an env file (MC_HOST_offsite), never on a command line. offsite_begin
+# creates that file; the caller removes $OFFSITE_DIR when done.
 
 offsite_begin() {
   local var
@@ -54,9 +41,15 @@ offsite_begin() {
   done
   [[ $OFFSITE_ENDPOINT =~ ^https?://[A-Za-z0-9.:-]+$ ]] || die "OFFSITE_ENDPOINT is not http(s)://host[:port]"
   [[ $OFFSITE_BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "OFFSITE_BUCKET is not a bucket name"
+  # mc reads the keys from MC_HOST_* as they are (it does not percent-decode them), so they go in
+  # raw; S3 and Spaces keys are base64-like, and a key with a character that would end the URL's
+  # user-info part is refused rather than sent.
+  for var in OFFSITE_ACCESS_KEY OFFSITE_SECRET_KEY; do
+    [[ ${!var} =~ ^[A-Za-z0-9+/=_.~-]+$ ]] || die "$var has a character other than A-Z a-z 0-9 + / = _ . ~ -"
+  done
   OFFSITE_DIR="$(mktemp -d)"
-  printf 'MC_HOST_offsite=%s://%s:%s@%s\n' "${OFFSITE_ENDPOINT%%://*}" "$(urlencode "$OFFSITE_ACCESS_KEY")" \
-    "$(urlencode "$OFFSITE_SECRET_KEY")" "${OFFSITE_ENDPOINT#*://}" >"$OFFSITE_DIR/mc.env"
+  printf 'MC_HOST_offsite=%s://%s:%s@%s\n' "${OFFSITE_ENDPOINT%%://*}" "$OFFSITE_ACCESS_KEY" \
+    "$OFFSITE_SECRET_KEY" "${OFFSITE_ENDPOINT#*://}" >"$OFFSITE_DIR/mc.env"
 }
 
 # mc <args>: BACKUP_DIR is mounted read-write at /backups.

@@ -52,10 +52,33 @@ const sudoPrefix = {
   auto: '$([ "$(id -u)" -eq 0 ] || echo sudo -n) ',
 };
 
+/** A time limit as `timeout` (coreutils) reads it: a whole number of seconds, minutes or hours. */
+export const STEP_LIMIT = /^[1-9][0-9]*[smh]$/;
+
+/** Seconds between the TERM a step gets at its limit and the KILL that follows if it ignores it. */
+export const KILL_AFTER_S = 30;
+
 /**
- * The command string a step runs: the script handed to bash, through `sudo -n` for root steps.
- * stdin stays free for the step's data.
+ * The command string a step runs: the script handed to bash, through `sudo -n` for root steps,
+ * under `timeout`, which the host enforces (the provider's customTimeouts bound only the dial). At
+ * its limit the script and everything it started get TERM, then KILL; the step fails with a line
+ * that names it and its limit, and as a failed create leaves nothing in the state, the next `up`
+ * runs it again. stdin stays free for the step's data.
  */
-export function stepCommand(script: string, opts: { sudo: boolean | "auto" }): string {
-  return `${sudoPrefix[String(opts.sudo) as keyof typeof sudoPrefix]}bash -c ${shellQuote(script)}`;
+export function stepCommand(
+  script: string,
+  opts: { sudo: boolean | "auto"; step: string; limit: string },
+): string {
+  if (!STEP_LIMIT.test(opts.limit)) throw new Error(`step ${opts.step}: bad time limit "${opts.limit}"`);
+  const sudo = sudoPrefix[String(opts.sudo) as keyof typeof sudoPrefix];
+  const stopped = `chitram: step ${opts.step} did not finish within its ${opts.limit} limit and was stopped; the next pulumi up runs it again`;
+  const killed = `chitram: step ${opts.step} was killed (signal 9): it ignored the stop at its ${opts.limit} limit, or ran out of memory`;
+  // POSIX sh: the login shell of the connection user runs this line.
+  return [
+    `${sudo}timeout --kill-after=${KILL_AFTER_S}s ${opts.limit} bash -c ${shellQuote(script)}`,
+    "rc=$?",
+    `if [ "$rc" -eq 124 ]; then echo ${shellQuote(stopped)} >&2; fi`,
+    `if [ "$rc" -eq 137 ]; then echo ${shellQuote(killed)} >&2; fi`,
+    'exit "$rc"',
+  ].join("; ");
 }

@@ -332,7 +332,32 @@ describe("config: one rule per key", () => {
     rejects({ ...existing, sshPort: "70000" }, "sshPort", /1 to 65535/, "secret");
     rejects({ ...existing, sshUser: "Admin User" }, "sshUser", /Linux user name/, "secret");
     rejects(existing, "sshPrivateKey", /--secret/, "unset");
-    assert.deepEqual(parse(existing, "secret").existingHost, { host: "192.0.2.7", port: 22, user: "root" });
+    assert.deepEqual(parse(existing, "secret").existingHost, {
+      host: "192.0.2.7",
+      port: 22,
+      user: "root",
+      hostKey: undefined,
+    });
+  });
+  it("hostKey: an ED25519 or ECDSA key as ssh-keyscan prints it, target existing only", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEbdIivTzB";
+    assert.equal(parse({ ...existing, hostKey: `${key} root@web1` }, "secret").existingHost?.hostKey, key);
+    const ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=";
+    assert.equal(parse({ ...existing, hostKey: ecdsa }, "secret").existingHost?.hostKey, ecdsa);
+    rejects(
+      { ...existing, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ==" },
+      "hostKey",
+      /ED25519 or ECDSA/,
+      "secret",
+    );
+    rejects(
+      { ...existing, hostKey: "192.0.2.7 ssh-ed25519 AAAA" },
+      "hostKey",
+      /without the host name/,
+      "secret",
+    );
+    rejects({ ...existing, hostKey: "ssh-ed25519 AAAA$(id)" }, "hostKey", /ED25519 or ECDSA/, "secret");
+    rejects({ hostKey: key }, "hostKey", /target: existing only/);
   });
   it("retro #3: a passphrase-protected sshPrivateKey is rejected, naming the key; passphrase-free keys pass", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-keys-"));
@@ -376,6 +401,7 @@ describe("config: one rule per key", () => {
           host: "192.0.2.7",
           port: 22,
           user: "root",
+          hostKey: undefined,
         });
       }
     } finally {

@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { decodeFiles } from "../templates/hostFiles";
 import { parseEnvFile } from "../templates/envFile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { FIRST_CONTACT_DIAL_ERROR_LIMIT } from "../components/hostProvisioning";
 import {
   MOCK_DROPLET_ID,
   MOCK_DROPLET_IP,
@@ -16,7 +17,7 @@ import {
   replaceRealValue,
   runProgram,
 } from "../harness/mockProgram";
-import { ProgramStep } from "../harness/steps";
+import { planStep, ProgramStep, storedInputs } from "../harness/steps";
 import { EXISTING, named, ofType, PROD, runStack, STAGING, step } from "./support";
 
 const DROPLET = "digitalocean:index/droplet:Droplet";
@@ -40,8 +41,14 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
     assert.equal(droplet.inputs.userData, CLOUD_CONFIG);
   });
 
-  it("a new deploy key never replaces the droplet (sshKeys only seed root on first boot)", () => {
-    assert.ok(named(run, "chitram-droplet").options.ignoreChanges.includes("sshKeys"));
+  it("root's key on the droplet is the admin key, never the rotated stack or deploy key, and is not ignored", () => {
+    assert.equal(
+      named(run, "chitram-ssh-key").inputs.publicKey,
+      "ssh-ed25519 PLACEHOLDER-public-key-of-admin-key chitram-deploy\n",
+    );
+    // A replaced droplet must get the key the stack logs in with, not an old stored one.
+    assert.ok(!named(run, "chitram-droplet").options.ignoreChanges.includes("sshKeys"));
+    assert.equal(step(run, "host-ready").connection.privateKey, "PLACEHOLDER-private-key-of-admin-key\n");
   });
 
   it("the SSH key is named after the stack, so staging and prod never clash", async () => {
@@ -50,10 +57,6 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
     const b = named(prod, "chitram-ssh-key").inputs.name;
     assert.notEqual(a, b);
     assert.match(String(a), /staging/);
-    assert.equal(
-      named(run, "chitram-ssh-key").inputs.publicKey,
-      "ssh-ed25519 PLACEHOLDER-public-key-of-stack-key chitram-deploy\n",
-    );
   });
 
   it("the firewall lets in 22 from sshAllowedCidrs and 80/443 from anywhere, nothing else", () => {
@@ -106,6 +109,7 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
     // What the provider generates cannot be run here (no engine); what the program asks for can.
     const keys = ofType(run, "tls:index/privateKey:PrivateKey");
     assert.deepEqual(keys.map((k) => [k.name, k.inputs]).sort(), [
+      ["admin-key", { algorithm: "ED25519" }],
       ["deploy-key", { algorithm: "ED25519" }],
       ["stack-key", { algorithm: "ED25519" }],
     ]);
@@ -197,7 +201,7 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.deepEqual(release.inputs.triggers, [`${attachment.name}-id`]);
     assert.equal(release.inputs.create, undefined);
     const del = String(release.inputs.delete);
-    assert.match(del, /^sudo -n bash -c /);
+    assert.match(del, /^sudo -n timeout --kill-after=30s 5m bash -c /);
     assert.match(del, /docker compose down/);
     assert.match(del, /sync/);
     assert.match(del, /umount/);
@@ -522,6 +526,20 @@ describe("program: the files the host receives", async () => {
   });
 });
 
+/** Seconds the provider waits between `limit + 1` failed dials (pulumi's retry: 100 ms, x1.5, 5 s max). */
+function retrySeconds(limit: number): number {
+  let total = 0;
+  for (let i = 0, delay = 0.1; i < limit; i++, delay *= 1.5) total += Math.min(delay, 5);
+  return total;
+}
+
+function dependsOnStep(run: { steps: ProgramStep[] }, from: string, on: string): boolean {
+  const seen = new Set<string>();
+  const visit = (n: string): boolean =>
+    step(run, n).dependsOn.some((d) => d === on || (!seen.has(d) && (seen.add(d), visit(d))));
+  return visit(from);
+}
+
 describe("program: the backup heartbeat URL stays secret", async () => {
   const url = "https://hc-ping.com/0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
   const token = url.slice(url.lastIndexOf("/") + 1);
@@ -590,7 +608,7 @@ describe("program: off-box backups", async () => {
     const secretKey = /^OFFSITE_SECRET_KEY='(.+)'$/m.exec(secrets.content)![1];
     for (const r of prod.resources) assert.ok(!JSON.stringify(r.maskedInputs).includes(secretKey), r.name);
     for (const x of prod.steps) {
-      for (const command of [x.create, x.delete]) assert.ok(!command?.includes(secretKey), x.name);
+      for (const command of [x.create, x.delete]) assert.ok(!(command ?? "").includes(secretKey), x.name);
     }
   });
 
@@ -632,12 +650,12 @@ describe("program: remote steps", async () => {
     return visit(from);
   };
 
-  it("every step waits for the ready step, which dials without limit and may take 20 minutes", () => {
+  it("every step waits for the ready step, which waits longest for SSH and may take 25 minutes", () => {
     for (const n of names) if (n !== "host-ready") assert.ok(dependsTransitively(n, "host-ready"), n);
     const ready = step(run, "host-ready");
-    assert.equal(ready.connection.dialErrorLimit, -1);
+    assert.equal(ready.connection.dialErrorLimit, FIRST_CONTACT_DIAL_ERROR_LIMIT);
     assert.ok((ready.connection.perDialTimeout ?? 0) >= 15);
-    assert.equal(named(run, "host-ready").options.customTimeouts?.create, "20m");
+    assert.equal(named(run, "host-ready").options.customTimeouts?.create, "25m");
     assert.match(ready.create!, /cloud-init status --wait/);
   });
 
@@ -668,9 +686,13 @@ describe("program: remote steps", async () => {
     }
   });
 
-  it("the stack's steps log in with the stack key; the access proof with the deploy key CI/CD gets", () => {
+  it("the stack's steps log in with the stack key; the access proof with the deploy key; key installation with the admin key", () => {
+    const keyOf: Record<string, string> = {
+      "host-access-proof": "deploy-key",
+      "host-deploy-user": "admin-key",
+    };
     for (const s of run.steps.filter((x) => x.connection.user === "chitram")) {
-      const expected = s.name === "host-access-proof" ? "deploy-key" : "stack-key";
+      const expected = keyOf[s.name] ?? "stack-key";
       assert.equal(s.connection.privateKey, `PLACEHOLDER-private-key-of-${expected}\n`, s.name);
     }
     const keys = decodeFiles(step(run, "host-deploy-user").stdin!).find((f) =>
@@ -681,22 +703,96 @@ describe("program: remote steps", async () => {
         .trim()
         .split("\n")
         .map((l) => l.split(" ")[1]),
-      ["PLACEHOLDER-public-key-of-stack-key", "PLACEHOLDER-public-key-of-deploy-key"],
+      [
+        "PLACEHOLDER-public-key-of-admin-key",
+        "PLACEHOLDER-public-key-of-stack-key",
+        "PLACEHOLDER-public-key-of-deploy-key",
+      ],
     );
+    // First contact installs the admin key only: its inputs hold no key that is ever rotated.
+    const first = decodeFiles(step(run, "host-bootstrap").stdin!).find((f) =>
+      f.path.endsWith("authorized_keys"),
+    )!;
+    assert.equal(first.content, "ssh-ed25519 PLACEHOLDER-public-key-of-admin-key chitram-deploy\n");
   });
 
-  it("replacing the deploy key changes only the steps that install and prove it", async () => {
-    const before = await runStack("rotation", STAGING, "real");
-    replaceRealValue("rotation", "tls:index/privateKey:PrivateKey", "deploy-key");
-    const after = await runStack("rotation", STAGING, "real");
-    const diffed = (s: ProgramStep) =>
-      JSON.stringify(
-        ["connection", "create", "stdin", "triggers"]
-          .filter((k) => !s.ignoreChanges.includes(k))
-          .map((k) => s[k as keyof ProgramStep]),
+  it("every dial limit is finite: a wrong key fails in under a minute, not after 20 (retries cover auth failures too)", () => {
+    for (const s of run.steps) {
+      const limit = s.connection.dialErrorLimit ?? 10;
+      assert.ok(limit >= 0 && limit <= FIRST_CONTACT_DIAL_ERROR_LIMIT, `${s.name}: dialErrorLimit ${limit}`);
+      assert.ok(retrySeconds(limit) < 60, `${s.name}: ${retrySeconds(limit)} s of retries`);
+    }
+    // ... and the first contact still waits out a new droplet whose sshd answers late.
+    assert.ok(retrySeconds(FIRST_CONTACT_DIAL_ERROR_LIMIT) >= 40);
+  });
+
+  it("every step runs under a host-enforced time limit (its customTimeouts), and says so when it is stopped", () => {
+    for (const s of run.steps) {
+      const limit = named(run, s.name).options.customTimeouts!.create;
+      assert.match(limit, /^\d+m$/);
+      assert.ok(
+        s.create!.includes(`timeout --kill-after=30s ${limit} bash -c `),
+        `${s.name}: not under timeout ${limit}`,
       );
-    const changed = before.steps.filter((s) => diffed(s) !== diffed(step(after, s.name))).map((s) => s.name);
-    assert.deepEqual(changed, ["host-deploy-user", "host-access-proof"]);
+      assert.ok(s.create!.includes(`step ${s.name} did not finish within its ${limit} limit`), s.name);
+    }
+  });
+
+  it("host keys: the first step records it; every step after the first two pins it", () => {
+    assert.match(step(run, "host-ready").create!, /chitram-host-key/);
+    for (const s of run.steps) {
+      const pinned = s.connection.hostKey;
+      if (s.name === "host-ready" || s.name === "host-bootstrap") assert.equal(pinned, undefined, s.name);
+      else assert.equal(pinned, "ssh-ed25519 PLACEHOLDER-host-key-of-host-ready", s.name);
+    }
+  });
+
+  it("target existing with chitram:hostKey: every step after the first two pins the configured key", async () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEbdIivTzB";
+    const r = await runStack("sandbox", { ...EXISTING, hostKey: `${key} root@host` });
+    for (const s of r.steps.filter((x) => !["host-ready", "host-bootstrap"].includes(x.name)))
+      assert.equal(s.connection.hostKey, key, s.name);
+  });
+
+  // `pulumi up --replace` of a key, planned step by step as the engine does it.
+  const rotate = async (stack: string, config: Record<string, string>, key: string) => {
+    const before = await runStack(stack, config, "real");
+    replaceRealValue(stack, "tls:index/privateKey:PrivateKey", key);
+    const after = await runStack(stack, config, "real");
+    const plan = new Map(
+      after.steps.map((s) => [s.name, planStep(s, storedInputs(step(before, s.name))).action]),
+    );
+    const rerun = [...plan].filter(([, a]) => a !== "same").map(([n]) => n);
+    return { before, after, plan, rerun };
+  };
+  const usesKey = (s: ProgramStep, run: { steps: ProgramStep[] }, other: ProgramStep) =>
+    s.connection.privateKey === step(run, other.name).connection.privateKey;
+
+  for (const [target, config] of [
+    ["digitalocean", STAGING],
+    ["existing", EXISTING],
+  ] as const) {
+    for (const key of ["stack-key", "deploy-key"]) {
+      it(`${target}: replacing the ${key} re-runs no first-contact step, and every re-run step logs in with a key the host already accepts`, async () => {
+        const { before, after, plan, rerun } = await rotate(`rotation-${target}-${key}`, config, key);
+        assert.equal(plan.get("host-ready"), "same");
+        assert.equal(plan.get("host-bootstrap"), "same");
+        // The step that installs the new key logs in with a key that did not change, and every
+        // other re-run step that logs in with a changed key waits for it.
+        const install = step(after, "host-deploy-user");
+        assert.ok(rerun.includes(install.name));
+        assert.ok(usesKey(install, before, install), "the key-installing step's own login did not change");
+        for (const n of rerun.filter((x) => x !== install.name)) {
+          const s = step(after, n);
+          if (!usesKey(s, before, s)) assert.ok(dependsOnStep(after, n, install.name), n);
+        }
+      });
+    }
+  }
+
+  it("replacing the deploy key re-runs only the steps that install and prove it", async () => {
+    const { rerun } = await rotate("rotation-deploy-only", STAGING, "deploy-key");
+    assert.deepEqual(rerun, ["host-deploy-user", "host-access-proof"]);
   });
 
   it("the compose step sets the env file's PostgreSQL password before the app starts, never on a command line", () => {
@@ -720,9 +816,9 @@ describe("program: remote steps", async () => {
   });
 
   it("steps that need root use sudo -n (never a password prompt); the bundle is pushed without sudo", () => {
-    assert.match(step(run, "host-docker").create!, /^sudo -n bash -c /);
-    assert.match(step(run, "app-files").create!, /^bash -c /);
-    assert.match(step(run, "app-env-file").create!, /^bash -c /);
+    assert.match(step(run, "host-docker").create!, /^sudo -n timeout /);
+    assert.match(step(run, "app-files").create!, /^timeout /);
+    assert.match(step(run, "app-env-file").create!, /^timeout /);
   });
 
   it("no step sets environment variables (a default sshd drops them: no AcceptEnv)", () => {

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Server, utils } from "ssh2";
 import type { Connection, ParsedKey, Session } from "ssh2";
+import { stepCommand } from "../templates/steps";
 import { orderSteps, replay, StepError } from "../harness/replay";
 import type { Step, StepConnection } from "../harness/replay";
 
@@ -323,3 +324,78 @@ describe("dial retry", { timeout: 60_000 }, () => {
     }
   });
 });
+
+describe("host key pinning (the provider's connection.hostKey)", { timeout: 60_000 }, () => {
+  let srv: TestServer;
+  before(async () => (srv = await startServer()));
+  after(() => srv.close());
+  const pinned = (hostKey: string) => (c: StepConnection) => ({
+    ...to(srv.port)(c),
+    hostKey,
+    dialErrorLimit: 1,
+  });
+
+  it("runs the step when the server's host key is the pinned one (a comment after it is fine)", async () => {
+    // Catches: a pin that compares the wrong thing and refuses the right host.
+    const res = await replay([step("pinned", [], { create: "echo in" })], {
+      connectionOverride: pinned(`${HOST_KEY.public.trim()} root@host`),
+      log: () => {},
+    });
+    assert.equal(res[0].stdout, "in");
+  });
+
+  it("fails the dial with x/crypto's host key mismatch when the server's key is another one", async () => {
+    // Catches: the pin being ignored (the step would hand stdin to whatever answers).
+    const other = utils.generateKeyPairSync("ed25519").public;
+    const err = await replay([step("impostor", [], { create: "echo leaked" })], {
+      connectionOverride: pinned(other),
+      log: () => {},
+    }).catch((e: unknown) => e);
+    assert.ok(err instanceof StepError, String(err));
+    assert.match(
+      err.message,
+      /2 failed attempts \(dialErrorLimit 1\): ssh: handshake failed: ssh: host key mismatch/,
+    );
+    assert.ok(!srv.commands.includes("echo leaked"));
+  });
+});
+
+describe(
+  "step time limits (templates/steps.ts stepCommand, run by a local bash here)",
+  { timeout: 60_000 },
+  () => {
+    let srv: TestServer;
+    before(async () => (srv = await startServer()));
+    after(() => srv.close());
+
+    it("a step that hangs is stopped at its limit and fails naming the step and the limit", async () => {
+      // Catches: a step with no host-side limit (it would hang the `up` until CI kills it).
+      const create = stepCommand("sleep 30", { sudo: false, step: "host-hang", limit: "2s" });
+      const err = await replay([step("host-hang", [], { create })], {
+        connectionOverride: to(srv.port),
+        log: () => {},
+      }).catch((e: unknown) => e);
+      assert.ok(err instanceof StepError, String(err));
+      assert.equal(err.exitCode, 124);
+      assert.match(err.message, /step host-hang did not finish within its 2s limit and was stopped/);
+    });
+
+    it("a step within its limit passes its exit code and output through unchanged", async () => {
+      // Catches: the wrapper swallowing a failure or the script's output.
+      const ok = stepCommand("cat; echo done", { sudo: false, step: "quick", limit: "10s" });
+      const res = await replay([step("quick", [], { create: ok, stdin: "in\n" })], {
+        connectionOverride: to(srv.port),
+        log: () => {},
+      });
+      assert.equal(res[0].stdout, "in\ndone");
+      const failing = stepCommand("echo bad >&2; exit 3", { sudo: false, step: "bad", limit: "10s" });
+      const err = await replay([step("bad", [], { create: failing })], {
+        connectionOverride: to(srv.port),
+        log: () => {},
+      }).catch((e: unknown) => e);
+      assert.ok(err instanceof StepError);
+      assert.equal(err.exitCode, 3);
+      assert.match(err.message, /\(exit 3\): bad$/);
+    });
+  },
+);

@@ -11,7 +11,7 @@ else
     # Debian has no compose v2 package: use Docker's own repository.
     apt_install ca-certificates curl
     install -m 0755 -d /etc/apt/keyrings
-    curl -fsSL "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
+    curl -fsSL --connect-timeout 20 --max-time 120 "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
     chmod a+r /etc/apt/keyrings/docker.asc
     echo "deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$ID $VERSION_CODENAME stable" \
       >/etc/apt/sources.list.d/docker.list

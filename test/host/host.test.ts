@@ -12,8 +12,8 @@ import {
   HostExec,
   restoreDrill,
 } from "./backupDrill";
-import { shellQuote as shq } from "../../templates/steps";
-import { apply, toReplayStep } from "../../harness/engine";
+import { shellQuote as shq, stepCommand } from "../../templates/steps";
+import { apply, EngineState, toReplayStep, withOutputs } from "../../harness/engine";
 import {
   Deployment,
   get,
@@ -25,13 +25,22 @@ import {
   tcpOpen,
   waitHealthy,
 } from "../../harness/hostKit";
-import { replay, StepError } from "../../harness/replay";
+import { replay, StepConnection, StepError } from "../../harness/replay";
 import { replaceRealValue } from "../../harness/mockProgram";
-import { runStack } from "../../harness/steps";
-import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { ProgramStep, runStack } from "../../harness/steps";
+import { buildImages, Droplet, ensureDockerd, removeAllSandboxes, startDroplet } from "../../harness/sandbox";
+import { utils } from "ssh2";
+import {
+  DIAL_ERROR_LIMIT,
+  FIRST_CONTACT_DIAL_ERROR_LIMIT,
+  hostKeyFromStdout,
+} from "../../components/hostProvisioning";
+import { SANDBOX_APP_IMAGE } from "../../hostContract";
+import { STAGING } from "../support";
 
 const log = (line: string) => console.log(`  ${line}`);
-const stepNamed = (d: Deployment, name: string) => d.steps.find((s) => s.name === name)!;
+const stepIn = (steps: ProgramStep[], name: string) => steps.find((s) => s.name === name)!;
+const stepNamed = (d: Deployment, name: string) => stepIn(d.steps, name);
 
 describe("real host: a bare droplet deployed by the stack's steps", () => {
   let d: Deployment;
@@ -106,7 +115,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   it("a step relying on SSH environment variables fails here as on a droplet (sshd has no AcceptEnv for them)", async () => {
     const proof = stepNamed(d, "host-access-proof");
     const probe = {
-      ...toReplayStep(proof),
+      ...toReplayStep(withOutputs(proof, d.state)),
       name: "env-probe",
       dependsOn: [],
       environment: { CHITRAM_PROBE: "1" },
@@ -271,7 +280,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.equal((await get(d.droplet.httpPort, "/health")).headers["x-chitram-release"], undefined);
   });
 
-  it("rotating the deploy key: only its steps re-run (as the stack key), the new key works, the old one is refused", async () => {
+  it("rotating the deploy key: only its steps re-run (installed through the admin key), the new key works, the old one is refused", async () => {
     const oldKey = d.deployPrivateKey;
     replaceRealValue(d.stack, "tls:index/privateKey:PrivateKey", "deploy-key");
     const rotated = await runStack(d.stack, d.config, "real");
@@ -299,7 +308,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
         ["one byte changed", flipped, /file bundle checksum mismatch.*nothing was installed/],
       ] as const) {
         await assert.rejects(
-          replay([{ ...toReplayStep(good), stdin, dependsOn: [] }], { log }),
+          replay([{ ...toReplayStep(withOutputs(good, d.state)), stdin, dependsOn: [] }], { log }),
           (err: StepError) => {
             assert.equal(err.step, name);
             assert.notEqual(err.exitCode, 0);
@@ -378,6 +387,97 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     await apply(d.steps, d.state, { log });
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
+
+  it("rotating the stack key with root login closed: installed by the admin-key step, every stack-key step updated, no first contact", async () => {
+    const oldKey = stepNamed(d, "host-docker").connection.privateKey!;
+    replaceRealValue(d.stack, "tls:index/privateKey:PrivateKey", "stack-key");
+    const rotated = await runStack(d.stack, d.config, "real");
+    const r = await apply(rotated.steps, d.state, { log });
+    const ran = r.ran.map((x) => x.name);
+    assert.equal(ran[0], "host-deploy-user", "the key is installed before any step logs in with it");
+    assert.ok(!ran.includes("host-ready") && !ran.includes("host-bootstrap"), ran.join(", "));
+    const newKey = stepIn(rotated.steps, "host-docker").connection.privateKey!;
+    assert.notEqual(newKey, oldKey);
+    const stackKeySteps = rotated.steps.filter((s) => s.connection.privateKey === newKey);
+    assert.ok(stackKeySteps.length > 5, "the stack's own steps log in with the stack key");
+    for (const s of stackKeySteps)
+      assert.equal(r.ran.find((x) => x.name === s.name)?.action, "update", s.name);
+    d.steps = rotated.steps;
+    assert.equal((await sshExec(d.droplet.sshPort, "chitram", newKey, "sudo -n true")).code, 0);
+    await assert.rejects(sshExec(d.droplet.sshPort, "chitram", oldKey, "true"), /authentication/i);
+    await assert.rejects(
+      sshExec(d.droplet.sshPort, "root", d.bootstrapPrivateKey, "true"),
+      /authentication/i,
+    );
+    await waitHealthy(d.droplet.httpPort);
+  });
+
+  it("a wrong key fails the step after its dial limit with the authentication error, not a deadline", async () => {
+    const wrong = utils.generateKeyPairSync("ed25519").private;
+    for (const [name, limit] of [
+      ["host-ready", FIRST_CONTACT_DIAL_ERROR_LIMIT],
+      ["host-swap", DIAL_ERROR_LIMIT],
+    ] as const) {
+      const s = stepNamed(d, name);
+      const probe = { ...s, name: `${name}-wrong-key`, connection: { ...s.connection, privateKey: wrong } };
+      const started = Date.now();
+      await assert.rejects(apply([{ ...probe, dependsOn: [] }], new Map(d.state), { log }), (err: Error) => {
+        assert.match(err.message, new RegExp(`${limit + 1} failed attempts \\(dialErrorLimit ${limit}\\)`));
+        assert.match(err.message, /authentication methods failed/);
+        return true;
+      });
+      log(`${name} with a wrong key failed after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+  });
+
+  it("a step that hangs is stopped on the host at its limit, naming the step and the limit, and the next apply runs it again", async () => {
+    const swap = stepNamed(d, "host-swap");
+    const hang = {
+      ...swap,
+      name: "host-hang-probe",
+      dependsOn: [],
+      create: stepCommand("sleep 600 & wait", { sudo: true, step: "host-hang-probe", limit: "5s" }),
+    };
+    const state = new Map(d.state);
+    await assert.rejects(apply([hang], state, { log }), (err: StepError) => {
+      assert.equal(err.exitCode, 124);
+      assert.match(err.message, /step host-hang-probe did not finish within its 5s limit and was stopped/);
+      return true;
+    });
+    assert.equal(state.has("host-hang-probe"), false, "a failed create leaves nothing in the state");
+    assert.equal(
+      (await d.droplet.exec("pgrep -fx 'sleep 600' || true")).stdout.trim(),
+      "",
+      "the script's children were stopped too",
+    );
+    const fixed = {
+      ...hang,
+      create: stepCommand("true", { sudo: true, step: "host-hang-probe", limit: "5s" }),
+    };
+    const again = await apply([fixed], state, { log });
+    assert.deepEqual(
+      again.ran.map((x) => [x.name, x.action]),
+      [["host-hang-probe", "create"]],
+    );
+  });
+
+  it("a changed host key fails the next step with the provider's host key mismatch (the last test: the host is re-keyed)", async () => {
+    const recorded = hostKeyFromStdout(d.state.get("host-ready")!.stdout);
+    const onHost = (await d.droplet.exec("cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).stdout.trim();
+    assert.equal(recorded, onHost, "the first step recorded the host's ED25519 key");
+    const rekey = await d.droplet.exec(
+      'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP "$(cat /run/sshd.pid)"',
+    );
+    assert.equal(rekey.code, 0, rekey.stderr);
+    await assert.rejects(
+      apply([{ ...stepNamed(d, "host-swap"), dependsOn: [] }], d.state, { log, force: () => true }),
+      (err: StepError) => {
+        assert.equal(err.step, "host-swap");
+        assert.match(err.message, /ssh: host key mismatch/);
+        return true;
+      },
+    );
+  });
 });
 
 describe("real host: faults — sshd late, applies killed part-way", () => {
@@ -419,4 +519,57 @@ describe("real host: faults — sshd late, applies killed part-way", () => {
     assert.equal(last.ran.length, d.steps.length - 10);
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
+});
+
+describe("real host: a DigitalOcean stack's first contact (root with the admin key) and both key rotations", () => {
+  const stack = "sandbox-droplet";
+  // Only the host's own steps: the rotations are about them (the app steps are covered above).
+  const hostSteps = (run: { steps: ProgramStep[] }) => run.steps.filter((s) => s.name.startsWith("host-"));
+  const config = { ...STAGING, appImage: SANDBOX_APP_IMAGE };
+  let droplet: Droplet;
+  let steps: ProgramStep[];
+  const state: EngineState = new Map();
+  let toSandbox: (c: StepConnection) => StepConnection;
+
+  before(async () => {
+    await ensureDockerd();
+    await buildImages();
+    steps = hostSteps(await runStack(stack, config, "real"));
+    // The droplet's root accepts the admin key, as DigitalOcean seeds it from the SshKey resource.
+    const admin = utils.parseKey(stepIn(steps, "host-ready").connection.privateKey!);
+    assert.ok(!(admin instanceof Error) && !Array.isArray(admin));
+    droplet = await startDroplet({
+      rootPublicKey: `${admin.type} ${admin.getPublicSSH().toString("base64")}`,
+      images: false,
+    });
+    toSandbox = (c) => ({ ...c, host: "127.0.0.1", port: droplet.sshPort });
+    const first = await apply(steps, state, { log, connectionOverride: toSandbox });
+    assert.equal(first.ran.length, steps.length);
+  });
+  after(async () => {
+    await droplet?.stop();
+  });
+
+  for (const key of ["stack-key", "deploy-key"]) {
+    it(`replacing the ${key} with root login closed: no first contact, the new key works, the old one is refused`, async () => {
+      const keyOf = (s: ProgramStep[]) =>
+        stepIn(s, key === "stack-key" ? "host-swap" : "host-access-proof").connection.privateKey!;
+      const oldKey = keyOf(steps);
+      replaceRealValue(stack, "tls:index/privateKey:PrivateKey", key);
+      const rotated = hostSteps(await runStack(stack, config, "real"));
+      const r = await apply(rotated, state, { log, connectionOverride: toSandbox });
+      const ran = r.ran.map((x) => x.name);
+      assert.equal(ran[0], "host-deploy-user");
+      assert.ok(!ran.includes("host-ready") && !ran.includes("host-bootstrap"), ran.join(", "));
+      steps = rotated;
+      assert.equal((await sshExec(droplet.sshPort, "chitram", keyOf(steps), "sudo -n true")).code, 0);
+      await assert.rejects(sshExec(droplet.sshPort, "chitram", oldKey, "true"), /authentication/i);
+      const admin = stepIn(steps, "host-ready").connection.privateKey!;
+      await assert.rejects(
+        sshExec(droplet.sshPort, "root", admin, "true"),
+        /authentication/i,
+        "root stays closed",
+      );
+    });
+  }
 });

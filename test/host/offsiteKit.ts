@@ -18,7 +18,7 @@ export interface OffsiteStore {
   name: string;
   /** The stack config that points backups at this store (target existing keys). */
   config: Record<string, string>;
-  /** The secret key (with characters mc must percent-encode). */
+  /** The secret key (with + / =, as in a base64 Spaces secret). */
   secretKey: string;
   /** Puts the droplet on the store's network. */
   join(droplet: Droplet): Promise<void>;
@@ -52,7 +52,8 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
       name,
     ])
   ).stdout.trim();
-  const mcHost = `MC_HOST_s3=http://${S3_USER}:${encodeURIComponent(secretKey)}@localhost:9000`;
+  // mc takes the keys in MC_HOST_* as they are: it does not percent-decode them.
+  const mcHost = `MC_HOST_s3=http://${S3_USER}:${secretKey}@localhost:9000`;
   const store: OffsiteStore = {
     name,
     secretKey,
