@@ -45,6 +45,7 @@ export interface StackConfig {
   appImage: string;
   appPort: number;
   healthPath: string;
+  releaseTimeoutSeconds: number;
   backupSchedule: string;
   backupRetentionDays: number;
   /** Whether `backupHeartbeatUrl` is set; the URL itself is a secret (loadConfig). */
@@ -326,6 +327,7 @@ export function parseConfig(
       backupSchedule,
       `use a five-field cron expression such as "0 3 * * *" (this one ${cron})`,
     );
+  const releaseTimeoutSeconds = int("releaseTimeoutSeconds", 10, 1800);
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
   const backupHeartbeatUrl = str("backupHeartbeatUrl");
   if (backupHeartbeatUrl !== "" && !heartbeatUrl.test(backupHeartbeatUrl)) {
@@ -463,6 +465,7 @@ export function parseConfig(
     appImage,
     appPort,
     healthPath,
+    releaseTimeoutSeconds,
     backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
     backupRetentionDays,
     backupHeartbeat: backupHeartbeatUrl !== "",

@@ -11,6 +11,15 @@ export const VOLUME_MOUNT = "/mnt/chitram-data";
 export const LOCAL_DATA_DIR = "/var/lib/chitram";
 /** The app's env file, in APP_DIR (0600, secrets). */
 export const ENV_FILE_NAME = ".env.production";
+/** PostgreSQL's and MinIO's own env files, in APP_DIR (0600): an app env change leaves them running. */
+export const SERVICE_ENV_FILES = { postgres: ".env.postgres", minio: ".env.minio" } as const;
+/**
+ * The file in APP_DIR/caddy, beside the Caddyfile, that names the app container Caddy proxies to
+ * (`to <container>:<port>`). The release step (templates/steps/composeUp.sh) writes it once a new
+ * container is healthy and reloads Caddy; a restarted Caddy reads it again, so it always proxies
+ * to the live container.
+ */
+export const APP_UPSTREAM_FILE = "app-upstream.caddy";
 /** The compose project name (`docker compose -p`), set in the compose file. */
 export const COMPOSE_PROJECT = "chitram";
 /** The backup cron entry. */

@@ -126,6 +126,7 @@ export function createStack(): StackOutputs {
     appImage: config.appImage,
     appPort: config.appPort,
     healthPath: config.healthPath,
+    releaseTimeoutSeconds: config.releaseTimeoutSeconds,
     domain: config.domain,
     acmeEmail: config.acmeEmail,
     acmeCa: config.acmeCa,

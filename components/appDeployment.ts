@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME } from "../hostContract";
-import { renderEnvFile } from "../templates/envFile";
+import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME, SERVICE_ENV_FILES } from "../hostContract";
+import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import {
   BACKUP_SECRETS_PATH,
   OffsiteTarget,
@@ -32,6 +32,8 @@ export interface AppDeploymentArgs {
   appPort: number;
   /** The app's health path. Plain. Default: none (required). */
   healthPath: string;
+  /** Seconds a new app container has to pass its health check before it is rolled back. Plain. Default: none (required). */
+  releaseTimeoutSeconds: number;
   /** Domain for automatic HTTPS; undefined = IP mode. Plain. Default: undefined. */
   domain?: string;
   /** ACME account email. Plain. Default: undefined. */
@@ -84,13 +86,15 @@ export class AppDeployment extends pulumi.ComponentResource {
     const postgresPassword = plainSecret("postgres-password", 32);
     const appSecretKey = plainSecret("app-secret-key", 50);
 
-    this.envFile = pulumi.secret(
-      pulumi
-        .all([postgresPassword, minioUser, minioSecret, appSecretKey])
-        .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) =>
-          renderEnvFile({ postgresPassword, minioUser, minioSecret, appSecretKey }),
-        ),
-    );
+    const envArgs: pulumi.Output<EnvFileArgs> = pulumi
+      .all([postgresPassword, minioUser, minioSecret, appSecretKey])
+      .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) => ({
+        postgresPassword,
+        minioUser,
+        minioSecret,
+        appSecretKey,
+      }));
+    this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
 
     const bundle = encodeFiles(
       bundleManifest({
@@ -107,9 +111,14 @@ export class AppDeployment extends pulumi.ComponentResource {
       }),
     );
     const envBundle = pulumi.secret(
-      this.envFile.apply((content) =>
-        encodeFiles([{ path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content }]),
-      ),
+      envArgs.apply((env) => {
+        const services = renderServiceEnvFiles(env);
+        return encodeFiles([
+          { path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content: renderEnvFile(env) },
+          { path: `${appDir}/${SERVICE_ENV_FILES.postgres}`, mode: "0600", content: services.postgres },
+          { path: `${appDir}/${SERVICE_ENV_FILES.minio}`, mode: "0600", content: services.minio },
+        ]);
+      }),
     );
     this.releaseHash = pulumi.secret(envBundle.apply((env) => sha256(bundle + env)));
 
@@ -146,7 +155,17 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
-      params: { APP_DIR: appDir, ENV_FILE: ENV_FILE_NAME, WAIT_SECONDS: 300, LOG_LINES: 40 },
+      params: {
+        APP_DIR: appDir,
+        ENV_FILE: ENV_FILE_NAME,
+        WAIT_SECONDS: 300,
+        LOG_LINES: 40,
+        APP_IMAGE: args.appImage,
+        APP_PORT: args.appPort,
+        HEALTH_PATH: args.healthPath,
+        RELEASE_TIMEOUT: args.releaseTimeoutSeconds,
+        DRAIN_SECONDS: 30,
+      },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files],

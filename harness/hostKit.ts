@@ -3,11 +3,38 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import { Client, utils } from "ssh2";
+import { decodeFiles, encodeFiles } from "../templates/hostFiles";
 import { ProgramStep } from "./steps";
 import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
 import { EngineState } from "./engine";
 import { buildImages, Droplet, ensureDockerd, run, startDroplet } from "./sandbox";
 import { runStack } from "./steps";
+
+/** App images for release tests, built by buildAppVariants inside a droplet's own engine only. */
+export const APP_VARIANTS = {
+  /** The stand-in app under another tag and env: a new version. */
+  v2: "chitram-app:sandbox-v2",
+  /** Listens on the app's port and answers 404 on /health: never healthy. */
+  noHealth: "chitram-app:sandbox-no-health",
+  /** Exits as soon as it starts. */
+  crashing: "chitram-app:sandbox-crashing",
+  /** No registry listens there: the pull fails at once, without leaving the droplet. */
+  missing: "127.0.0.1:5999/chitram-app:missing",
+} as const;
+
+const VARIANT_DOCKERFILES: Record<string, string> = {
+  [APP_VARIANTS.v2]: `FROM ${SANDBOX_APP_IMAGE}\nENV CHITRAM_SANDBOX_RELEASE=v2\n`,
+  [APP_VARIANTS.noHealth]: `FROM ${SANDBOX_APP_IMAGE}\nCMD ["python3", "-m", "http.server", "8000"]\n`,
+  [APP_VARIANTS.crashing]: `FROM ${SANDBOX_APP_IMAGE}\nCMD ["python3", "-c", "import sys; sys.exit('boom: DATABASE_URL has no host')"]\n`,
+};
+
+/** Builds the APP_VARIANTS images (metadata-only layers) in the droplet's engine, from its app image. */
+export async function buildAppVariants(droplet: Droplet): Promise<void> {
+  for (const [tag, dockerfile] of Object.entries(VARIANT_DOCKERFILES)) {
+    const r = await droplet.exec(`DOCKER_BUILDKIT=0 docker build -q -t ${tag} -`, { input: dockerfile });
+    if (r.code !== 0) throw new Error(`building ${tag} in ${droplet.name}: ${r.stderr}`);
+  }
+}
 
 export interface Deployment {
   droplet: Droplet;
@@ -72,7 +99,11 @@ export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpR
   return request(port, "GET", path, undefined, timeoutMs);
 }
 
-/** One request to 127.0.0.1:<port>, redirects not followed. */
+/**
+ * One request to 127.0.0.1:<port> on a connection of its own (no keep-alive: a reused idle
+ * connection that the server closes at that moment, e.g. on a Caddy reload, fails in Node without
+ * a retry, where browsers retry), redirects not followed.
+ */
 export function request(
   port: number,
   method: string,
@@ -81,7 +112,8 @@ export function request(
   timeoutMs = 5000,
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path, method, timeout: timeoutMs }, (res) => {
+    const options = { host: "127.0.0.1", port, path, method, timeout: timeoutMs, agent: false };
+    const req = http.request(options, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -173,6 +205,68 @@ export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<Htt
   throw new Error(
     `health did not become 200: ${last instanceof Error ? last.message : `${last.status} ${last.body}`}`,
   );
+}
+
+export interface ProbeResult {
+  total: number;
+  failed: number;
+  /** Status (0 = no answer) and time of each failed request, for the failure message. */
+  failures: string[];
+  /** The slowest answer, in ms. */
+  slowestMs: number;
+}
+
+/**
+ * GETs /health on the published port every 100 ms (10 Hz) while `work` runs, and on until at least
+ * `minRequests` were sent; counts answers other than 200. A request fails after 10 s without an
+ * answer: on a loaded 2-core machine the stand-in's health check (a database query and an S3
+ * round trip) can take a few seconds, which is slow, not dropped.
+ */
+export async function probeDuring(
+  port: number,
+  work: () => Promise<unknown>,
+  minRequests = 0,
+): Promise<ProbeResult & { error?: unknown }> {
+  let working = true;
+  const result: ProbeResult = { total: 0, failed: 0, failures: [], slowestMs: 0 };
+  const started = Date.now();
+  const probe = (async () => {
+    while (working || result.total < minRequests) {
+      const tick = Date.now();
+      result.total++;
+      const r = await get(port, "/health", 10_000).catch((e: Error) => e);
+      result.slowestMs = Math.max(result.slowestMs, Date.now() - tick);
+      if (r instanceof Error || r.status !== 200) {
+        result.failed++;
+        const at = ((tick - started) / 1000).toFixed(1);
+        result.failures.push(
+          `${at}s: ${r instanceof Error ? r.message : `HTTP ${r.status} ${r.body.slice(0, 300).trim()}`}`,
+        );
+      }
+      await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - tick))));
+    }
+  })();
+  let error: unknown;
+  try {
+    await work();
+  } catch (e) {
+    error = e;
+  } finally {
+    working = false;
+    await probe;
+  }
+  return error === undefined ? result : { ...result, error };
+}
+
+/** The steps with one more line in the app's env file (.env.production): a change of the app's env. */
+export function withAppEnv(steps: ProgramStep[], name: string, value: string): ProgramStep[] {
+  return steps.map((s) => {
+    if (s.name !== "app-env-file") return s;
+    const files = decodeFiles(s.stdin!).map((f) =>
+      f.path.endsWith(`/${ENV_FILE_NAME}`) ? { ...f, content: `${f.content}${name}=${value}\n` } : f,
+    );
+    return { ...s, stdin: encodeFiles(files) };
+  });
 }
 
 /** The gateway address of the droplet's own bridge network: this machine, as the droplet sees it. */

@@ -67,7 +67,6 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         domain: args.domain,
         acmeEmail: args.acmeEmail,
         acmeCa: args.acmeCa,
-        appPort: args.appPort,
       }),
     },
     {

@@ -2,6 +2,7 @@
 // cannot get a certificate for it, and redirecting sends browsers to https://localhost: retro #8);
 // a domain gets automatic HTTPS and HSTS.
 import { acmeDirectory, isBareDomain } from "../checks";
+import { APP_UPSTREAM_FILE } from "../hostContract";
 
 export interface CaddyfileArgs {
   /** Domain served with automatic HTTPS; undefined = IP mode (plain HTTP on :80). */
@@ -10,8 +11,6 @@ export interface CaddyfileArgs {
   acmeEmail?: string;
   /** ACME directory URL (domain mode); undefined = Caddy's default issuers. */
   acmeCa?: string;
-  /** Port the app listens on inside the compose network. */
-  appPort: number;
 }
 
 const securityHeaders = [
@@ -46,7 +45,10 @@ export function renderCaddyfile(args: CaddyfileArgs): string {
     ...(global.length > 0 ? ["{", ...global.map((l) => `\t${l}`), "}", ""] : []),
     `${site} {`,
     `\tencode zstd gzip`,
-    `\treverse_proxy app:${args.appPort}`,
+    `\treverse_proxy {`,
+    // Relative to the Caddyfile's directory: /etc/caddy in the container.
+    `\t\timport ${APP_UPSTREAM_FILE}`,
+    `\t}`,
     `\theader {`,
     ...headers.map((h) => `\t\t${h}`),
     `\t}`,

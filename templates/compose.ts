@@ -1,7 +1,7 @@
 // The compose project, built as an object and serialised with a YAML library. Only Caddy
 // publishes ports; the app, PostgreSQL and MinIO are reachable on the compose network only.
 import * as YAML from "yaml";
-import { COMPOSE_PROJECT, ENV_FILE_NAME, SERVICE_IMAGES } from "../hostContract";
+import { COMPOSE_PROJECT, ENV_FILE_NAME, SERVICE_ENV_FILES, SERVICE_IMAGES } from "../hostContract";
 
 /** Memory limits in MiB; together with the OS they fit a 2 GB droplet (plus its swap file). */
 export const MEMORY_LIMITS_MB = { app: 512, postgres: 512, minio: 384, caddy: 128 } as const;
@@ -35,6 +35,8 @@ export function composeObject(args: ComposeArgs) {
   return {
     name: COMPOSE_PROJECT,
     services: {
+      // Never started by a plain `compose up`: the release step (templates/steps/composeUp.sh)
+      // starts each new version as one more container of this service, next to the live one.
       app: {
         image: args.appImage,
         ...common("app"),
@@ -55,7 +57,7 @@ export function composeObject(args: ComposeArgs) {
       postgres: {
         image: SERVICE_IMAGES.postgres,
         ...common("postgres"),
-        env_file: [ENV_FILE_NAME],
+        env_file: [SERVICE_ENV_FILES.postgres],
         volumes: [`${args.dataDir}/postgres:/var/lib/postgresql/data`],
         healthcheck: healthcheck(["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"']),
       },
@@ -63,7 +65,7 @@ export function composeObject(args: ComposeArgs) {
         image: SERVICE_IMAGES.minio,
         ...common("minio"),
         command: ["server", "/data", "--console-address", ":9001"],
-        env_file: [ENV_FILE_NAME],
+        env_file: [SERVICE_ENV_FILES.minio],
         volumes: [`${args.dataDir}/minio:/data`],
         healthcheck: healthcheck(["CMD", "mc", "ready", "local"]),
       },
@@ -78,7 +80,6 @@ export function composeObject(args: ComposeArgs) {
           `${args.dataDir}/caddy/data:/data`,
           `${args.dataDir}/caddy/config:/config`,
         ],
-        depends_on: { app: { condition: "service_started" } },
         healthcheck: healthcheck(["CMD", "wget", "-q", "--spider", "http://127.0.0.1:2019/config/"]),
       },
     },

@@ -10,6 +10,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { APP_UPSTREAM_FILE } from "../hostContract";
 import { renderCaddyfile } from "../templates/caddyfile";
 
 const RETRO_CADDYFILE = `{$DOMAIN:localhost} {
@@ -59,12 +60,14 @@ interface RunningCaddy {
 /**
  * Runs `caddy run` on a Caddyfile, with a global block that only moves Caddy's ports onto free
  * 127.0.0.1 ports, turns the admin API off and keeps its local CA out of the system trust store.
- * `app:<port>` upstreams are pointed at `appPort` on 127.0.0.1.
+ * `app:<port>` upstreams, and the upstream file the stack's Caddyfile imports, are pointed at
+ * `appPort` on 127.0.0.1.
  */
 async function runCaddy(caddyfile: string, appPort: number): Promise<RunningCaddy> {
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-caddy-"));
   const config = path.join(dir, "Caddyfile");
+  fs.writeFileSync(path.join(dir, APP_UPSTREAM_FILE), `to 127.0.0.1:${appPort}\n`);
   const options = ["admin off", `http_port ${httpPort}`, `https_port ${httpsPort}`, "skip_install_trust"]
     .map((o) => `\t${o}\n`)
     .join("");
@@ -119,7 +122,7 @@ describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
   });
 
   it("the stack's IP-mode Caddyfile answers 200 from the app on the same request, with no redirect and no HSTS", async () => {
-    const caddy = await runCaddy(renderCaddyfile({ appPort: 8000 }), appPort);
+    const caddy = await runCaddy(renderCaddyfile({}), appPort);
     try {
       for (const host of ["203.0.113.10", "localhost"]) {
         const r = await get(caddy.httpPort, host);

@@ -60,6 +60,7 @@ describe("config: defaults", () => {
     assert.equal(c.healthPath, "/health");
     assert.equal(c.backupSchedule, "0 3 * * *");
     assert.equal(c.backupRetentionDays, 7);
+    assert.equal(c.releaseTimeoutSeconds, 120);
     assert.equal(c.dataVolumeSizeGb, 0);
     assert.deepEqual(c.sshAllowedCidrs, ["0.0.0.0/0", "::/0"]);
     assert.deepEqual(c.alertEmails, []);
@@ -227,6 +228,11 @@ describe("config: one rule per key", () => {
       assert.equal(cronProblem(ok), undefined, ok);
     }
   });
+  it("releaseTimeoutSeconds: 10-1800", () => {
+    rejects({ releaseTimeoutSeconds: "9" }, "releaseTimeoutSeconds", /10 to 1800/);
+    rejects({ releaseTimeoutSeconds: "1801" }, "releaseTimeoutSeconds", /10 to 1800/);
+  });
+
   it("backupHeartbeatUrl: an http(s) URL that /fail can be appended to, never echoed back", () => {
     const token = "0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
     for (const bad of [

@@ -293,6 +293,29 @@ describe("program: user data never changes with app config", () => {
   });
 });
 
+describe("program: releases", () => {
+  it("the release step gets the image, port, health path and releaseTimeoutSeconds, and re-runs when the image changes", async () => {
+    const base = await runStack("staging", STAGING);
+    const changed = await runStack("staging", {
+      ...STAGING,
+      appImage: "ghcr.io/example/chitram:2.0.0",
+      appPort: "9000",
+      healthPath: "/healthz",
+      releaseTimeoutSeconds: "45",
+    });
+    const create = step(changed, "app-compose-up").create!;
+    for (const line of [
+      "APP_IMAGE='\\''ghcr.io/example/chitram:2.0.0'\\''",
+      "APP_PORT='\\''9000'\\''",
+      "HEALTH_PATH='\\''/healthz'\\''",
+      "RELEASE_TIMEOUT='\\''45'\\''",
+    ]) {
+      assert.ok(create.includes(`\n${line}\n`), line);
+    }
+    assert.notDeepEqual(step(changed, "app-compose-up").triggers, step(base, "app-compose-up").triggers);
+  });
+});
+
 describe("program: bad config stops everything", () => {
   it("throws the config error before any resource is registered", async () => {
     const registered: RecordedResource[] = [];
@@ -383,9 +406,23 @@ describe("program: the files the host receives", async () => {
     const files = decodeFiles(step(real, "app-env-file").stdin!);
     assert.deepEqual(
       files.map((f) => [f.path, f.mode]),
-      [["/opt/chitram/.env.production", "0600"]],
+      [
+        ["/opt/chitram/.env.production", "0600"],
+        ["/opt/chitram/.env.postgres", "0600"],
+        ["/opt/chitram/.env.minio", "0600"],
+      ],
     );
     const env = parseEnvFile(files[0].content);
+    // PostgreSQL and MinIO get only their own keys, with the same values
+    assert.deepEqual(parseEnvFile(files[1].content), {
+      POSTGRES_USER: env.POSTGRES_USER,
+      POSTGRES_PASSWORD: env.POSTGRES_PASSWORD,
+      POSTGRES_DB: env.POSTGRES_DB,
+    });
+    assert.deepEqual(parseEnvFile(files[2].content), {
+      MINIO_ROOT_USER: env.MINIO_ACCESS_KEY,
+      MINIO_ROOT_PASSWORD: env.MINIO_SECRET_KEY,
+    });
     assert.ok(env.MINIO_SECRET_KEY.length >= 32);
     assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
     assert.ok(env.MINIO_ROOT_USER.length > 0);

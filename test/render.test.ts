@@ -124,7 +124,8 @@ describe("render: prod (domain mode) and overrides", () => {
     const r = render("--stack", "x", "--config-file", file, "--set", "chitram:healthPath=/ready");
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.read("host/opt/chitram/compose.yaml"), /image: registry\.example\.com\/chitram:7/);
-    assert.match(r.read("host/opt/chitram/caddy/Caddyfile"), /reverse_proxy app:9100/);
+    const composeUp = r.json<Step[]>("steps.json").find((s) => s.name === "app-compose-up");
+    assert.match(composeUp?.command ?? "", /\nAPP_PORT='\\''9100'\\''\n/);
     assert.match(r.read("host/opt/chitram/host.env"), /^HEALTH_URL='http:\/\/127\.0\.0\.1\/ready'$/m);
   });
 

@@ -9,11 +9,12 @@ import * as YAML from "yaml";
 import { renderCaddyfile } from "../templates/caddyfile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
 import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
-import { renderEnvFile } from "../templates/envFile";
+import { renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import { renderBackupCron, renderSshdDropIn } from "../templates/hostConfig";
 import { renderStepScript, StepScript } from "../templates/steps";
 import { renderSudoers } from "../templates/sudoers";
 import { EXISTING, PROD, runStack, STAGING, tool } from "./support";
+import { APP_UPSTREAM_FILE, SERVICE_ENV_FILES } from "../hostContract";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-validators-"));
 function write(name: string, content: string, mode = 0o644): string {
@@ -38,12 +39,10 @@ function caddyJson(caddyfile: string): {
 }
 
 describe("validators: Caddyfile (caddy validate)", () => {
-  const ip = renderCaddyfile({ appPort: 8000 });
-  const domain = renderCaddyfile({
-    domain: "chitram.example.com",
-    acmeEmail: "ops@example.com",
-    appPort: 8000,
-  });
+  const ip = renderCaddyfile({});
+  const domain = renderCaddyfile({ domain: "chitram.example.com", acmeEmail: "ops@example.com" });
+  // What the release step writes beside the Caddyfile (templates/steps/composeUp.sh).
+  write(APP_UPSTREAM_FILE, "to chitram-app-3:8000\n");
 
   it("both modes pass caddy validate", () => {
     for (const [name, text] of [
@@ -66,7 +65,6 @@ describe("validators: Caddyfile (caddy validate)", () => {
     const staging = renderCaddyfile({
       domain: "chitram.example.com",
       acmeCa: "https://acme-staging-v02.api.letsencrypt.org/directory",
-      appPort: 8000,
     });
     assert.match(staging, /^\tacme_ca https:\/\/acme-staging-v02\.api\.letsencrypt\.org\/directory$/m);
     assert.doesNotMatch(domain, /acme_ca/);
@@ -78,10 +76,7 @@ describe("validators: Caddyfile (caddy validate)", () => {
       write("Caddyfile.staging", staging),
     ]);
     assert.equal(r.code, 0, r.out);
-    assert.throws(
-      () => renderCaddyfile({ domain: "a.example.com", acmeCa: "https://x/ {", appPort: 8000 }),
-      /ACME/,
-    );
+    assert.throws(() => renderCaddyfile({ domain: "a.example.com", acmeCa: "https://x/ {" }), /ACME/);
   });
 
   it("a broken Caddyfile fails caddy validate (the check can fail)", () => {
@@ -90,7 +85,7 @@ describe("validators: Caddyfile (caddy validate)", () => {
       "--adapter",
       "caddyfile",
       "--config",
-      write("Caddyfile.bad", ip.replace("reverse_proxy app:8000", "reverse_proxy {")),
+      write("Caddyfile.bad", ip.replace(`import ${APP_UPSTREAM_FILE}\n\t}`, `import ${APP_UPSTREAM_FILE}`)),
     ]);
     assert.notEqual(r.code, 0);
   });
@@ -125,13 +120,16 @@ describe("validators: Caddyfile (caddy validate)", () => {
       "localhost",
       "chitram.example.com:443",
     ]) {
-      assert.throws(() => renderCaddyfile({ domain: bad, appPort: 8000 }), /not a bare domain/);
+      assert.throws(() => renderCaddyfile({ domain: bad }), /not a bare domain/);
     }
   });
 
-  it("both modes proxy to the app's configured port and keep the retrospective's security headers", () => {
-    const other = renderCaddyfile({ appPort: 9000 });
-    assert.match(other, /reverse_proxy app:9000/);
+  it("both modes proxy to exactly the container the upstream file names and keep the security headers", () => {
+    for (const text of [ip, domain]) {
+      const server = Object.values(caddyJson(text).apps.http.servers)[0];
+      const proxies = JSON.stringify(server.routes).match(/"upstreams":\[[^\]]*\]/g);
+      assert.deepEqual(proxies, ['"upstreams":[{"dial":"chitram-app-3:8000"}]']);
+    }
     for (const h of ["X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "-Server"]) {
       assert.ok(ip.includes(h) && domain.includes(h), h);
     }
@@ -216,16 +214,16 @@ describe("validators: compose file (docker compose config)", () => {
   };
   const dir = path.join(tmp, "compose");
   const composeFile = write("compose/compose.yaml", renderCompose(args));
-  write(
-    "compose/.env.production",
-    renderEnvFile({
-      postgresPassword: "pw1234567890",
-      minioUser: "user1234",
-      minioSecret: "secret1234567890",
-      appSecretKey: "key1234567890",
-    }),
-    0o600,
-  );
+  const envArgs = {
+    postgresPassword: "pw1234567890",
+    minioUser: "user1234",
+    minioSecret: "secret1234567890",
+    appSecretKey: "key1234567890",
+  };
+  write("compose/.env.production", renderEnvFile(envArgs), 0o600);
+  const serviceEnv = renderServiceEnvFiles(envArgs);
+  write(`compose/${SERVICE_ENV_FILES.postgres}`, serviceEnv.postgres, 0o600);
+  write(`compose/${SERVICE_ENV_FILES.minio}`, serviceEnv.minio, 0o600);
   const config = tool("docker", [
     "compose",
     "--project-directory",
@@ -251,6 +249,16 @@ describe("validators: compose file (docker compose config)", () => {
     assert.deepEqual(published.sort(), ["caddy:443->443", "caddy:80->80"]);
   });
 
+  it("PostgreSQL and MinIO see only their own keys: a change of the app's env restarts neither", () => {
+    const parsed = JSON.parse(config.out) as {
+      services: Record<string, { environment?: Record<string, string> }>;
+    };
+    const keys = (service: string) => Object.keys(parsed.services[service].environment ?? {}).sort();
+    assert.deepEqual(keys("postgres"), ["POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER"]);
+    assert.deepEqual(keys("minio"), ["MINIO_ROOT_PASSWORD", "MINIO_ROOT_USER"]);
+    assert.ok(keys("app").includes("SECRET_KEY"));
+  });
+
   it("every service restarts, has a healthcheck and a memory limit; the limits fit a 2 GB host", () => {
     const obj = composeObject(args);
     for (const [name, s] of Object.entries(obj.services)) {
@@ -261,6 +269,10 @@ describe("validators: compose file (docker compose config)", () => {
     const total = Object.values(MEMORY_LIMITS_MB).reduce((a, b) => a + b, 0);
     // 2 GB droplet: about 1.9 GiB usable, of which the OS, dockerd and sshd need a few hundred MiB.
     assert.ok(total <= 1600, `limits sum to ${total} MiB`);
+  });
+
+  it("starting Caddy never starts or recreates the app: the release step alone starts app containers", () => {
+    assert.equal("depends_on" in composeObject(args).services.caddy, false);
   });
 
   it("the app starts only when Postgres and MinIO are healthy; data lives under the data directory", () => {

@@ -16,8 +16,8 @@ import { STAGING, tool } from "./support";
 
 const ROOT = path.resolve(__dirname, "..");
 const WORKFLOW_DIR = path.join(ROOT, ".github", "workflows");
-const FILES = ["checks.yml", "preview.yml", "deploy.yml", "staging.yml"] as const;
-const CALLERS = ["preview.yml", "deploy.yml", "staging.yml"] as const;
+const FILES = ["checks.yml", "preview.yml", "deploy.yml", "staging.yml", "release.yml"] as const;
+const CALLERS = ["preview.yml", "deploy.yml", "staging.yml", "release.yml"] as const;
 const CHECKS = "./.github/workflows/checks.yml";
 /** The cloud credentials: only a step that runs Pulumi may see them. */
 const CLOUD_SECRETS = [
@@ -219,6 +219,37 @@ describe("workflows: what each one does", () => {
     assert.deepEqual(job.concurrency, { group: "pulumi-prod", "cancel-in-progress": false });
   });
 
+  it("release: by hand or from the app's pipeline; `up` with the image as appImage in the stack's deploy group, committed to main only after it is healthy", () => {
+    const wf = parse("release.yml");
+    assert.deepEqual(Object.keys(wf.on).sort(), ["repository_dispatch", "workflow_dispatch"]);
+    assert.deepEqual(wf.on.repository_dispatch, { types: ["release"] });
+    const [[name, job], ...others] = jobsUsingPulumi(wf);
+    assert.equal(others.length, 0);
+    assert.ok(needs(job).includes("test"), `${name} must wait for the tests`);
+    const stack = "${{ inputs.stack || github.event.client_payload.stack }}";
+    // the same group as deploy.yml's pulumi-prod and staging.yml's pulumi-staging
+    assert.deepEqual(job.concurrency, { group: `pulumi-${stack}`, "cancel-in-progress": false });
+    const image = "${{ inputs.image || github.event.client_payload.image }}";
+    const [up] = pulumiSteps(job);
+    assert.equal(up.with?.command, "up");
+    assert.equal(up.with?.["stack-name"], stack);
+    assert.equal(String(up.with?.["config-map"]), `{appImage: {value: '${image}', secret: false}}`);
+    const steps = job.steps ?? [];
+    const order = steps.map((s) => s.name ?? s.uses ?? s.run);
+    const at = (what: string) => order.findIndex((o) => o?.startsWith(what));
+    assert.ok(
+      at("Check the request") < at("pulumi/actions@"),
+      "the request is checked before the Pulumi action",
+    );
+    assert.ok(at("pulumi/actions@") < at("Health check") && at("Health check") < at("Record the release"));
+    const record = steps.find((s) => s.name === "Record the release on main")!;
+    assert.deepEqual(record.env, { STACK: stack, IMAGE: image, GH_TOKEN: "${{ github.token }}" });
+    assert.match(record.run!, /git add "Pulumi\.\$STACK\.yaml"/);
+    assert.match(record.run!, /git push origin HEAD:main/);
+    // the request's values never appear inside a script, only as environment variables
+    for (const s of steps.filter((x) => x.run)) assert.doesNotMatch(s.run!, /\$\{\{/, s.name ?? s.run);
+  });
+
   it("staging: by hand and weekly, destroy then up of staging from nothing", () => {
     const wf = parse("staging.yml");
     assert.deepEqual(Object.keys(wf.on).sort(), ["schedule", "workflow_dispatch"]);
@@ -335,8 +366,8 @@ describe("workflows: what each one does", () => {
     }
     assert.equal(
       pulumiStepsSeen,
-      5,
-      "preview (one step for both stacks), deploy's preview gate and up, staging destroy and up",
+      6,
+      "preview (one step for both stacks), deploy's preview gate and up, staging destroy and up, release's up",
     );
   });
 

@@ -1,44 +1,28 @@
 // npm run bench:sandbox — numbers for a deploy into a throw-away sandbox droplet (not a test):
 // seconds from a bare host to healthy (image builds excluded), seconds for a no-op re-run,
-// failed requests out of N at 10 Hz on /health while a Caddyfile change and while an app image
-// change are applied, steady-state memory of the containers, and a disaster-recovery drill (the
-// host lost, a new one deployed and restored from the off-box copy).
+// failed requests out of N at 10 Hz on /health while a Caddyfile change, app image changes, an
+// env change, a broken image and a rollback are applied, the seconds from the start of the release
+// step to the new version serving, steady-state memory of the containers, and a disaster-recovery
+// drill (the host lost, a new one deployed and restored from the off-box copy).
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
 import { ProgramStep } from "../harness/steps";
 import { apply } from "../harness/engine";
-import { Deployment, get, newDeployment, restep, waitHealthy } from "../harness/hostKit";
+import {
+  APP_VARIANTS,
+  buildAppVariants,
+  Deployment,
+  newDeployment,
+  probeDuring,
+  restep,
+  waitHealthy,
+  withAppEnv,
+} from "../harness/hostKit";
 import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
 import { backupUnderCronEnv } from "../test/host/backupDrill";
 import { rebuildFromOffsite, startOffsiteStore } from "../test/host/offsiteKit";
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
-
-/** GETs /health every 100 ms while `work` runs; counts answers other than 200. */
-async function probeDuring(
-  port: number,
-  work: () => Promise<unknown>,
-): Promise<{ total: number; failed: number }> {
-  let running = true;
-  let total = 0;
-  let failed = 0;
-  const probe = (async () => {
-    while (running) {
-      const tick = Date.now();
-      total++;
-      const r = await get(port, "/health", 2000).catch(() => undefined);
-      if (r?.status !== 200) failed++;
-      await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - tick))));
-    }
-  })();
-  try {
-    await work();
-  } finally {
-    running = false;
-    await probe;
-  }
-  return { total, failed };
-}
 
 function withCaddyHeader(steps: ProgramStep[], value: string): ProgramStep[] {
   return steps.map((s) => {
@@ -86,13 +70,41 @@ async function main(): Promise<void> {
       `Caddyfile change: applied in ${seconds(t)} s, failed requests ${caddyProbe.failed}/${caddyProbe.total} at 10 Hz`,
     );
 
-    await d.droplet.exec(`docker tag ${SANDBOX_APP_IMAGE} ${SANDBOX_APP_IMAGE}-v2`);
-    const newImage = await restep(d, { appImage: `${SANDBOX_APP_IMAGE}-v2` });
-    t = Date.now();
-    const appProbe = await probeDuring(d.droplet.httpPort, () => apply(newImage, d.state));
-    console.log(
-      `app image change: applied in ${seconds(t)} s, failed requests ${appProbe.failed}/${appProbe.total} at 10 Hz`,
+    await buildAppVariants(d.droplet);
+    // Each release: the whole apply under a 10 Hz probe (at least 100 requests), and the release
+    // step's own report of when the new container took over (templates/steps/composeUp.sh).
+    const release = async (what: string, steps: ProgramStep[], force?: string) => {
+      let stepOutput = "";
+      t = Date.now();
+      const probe = await probeDuring(
+        d.droplet.httpPort,
+        async () => {
+          const r = await apply(steps, d.state, { force: (s) => s.name === force });
+          stepOutput = r.ran.find((s) => s.name === "app-compose-up")?.stdout ?? "";
+        },
+        100,
+      );
+      const serving = /serves .*, (\d+)s after the step started/.exec(stepOutput);
+      const outcome =
+        probe.error === undefined
+          ? `new version serving ${serving ? serving[1] : "?"} s after the release step started`
+          : `rolled back (${/release of \S+ failed: [^\n]*/.exec((probe.error as Error).message)?.[0] ?? (probe.error as Error).message})`;
+      console.log(
+        `${what}: applied in ${seconds(t)} s, ${outcome}, failed requests ${probe.failed}/${probe.total} at 10 Hz (slowest ${probe.slowestMs} ms)`,
+      );
+      return steps;
+    };
+    await release("app image change", await restep(d, { appImage: APP_VARIANTS.v2 }));
+    const current = await restep(d, { appImage: APP_VARIANTS.v2 });
+    const envChanged = withAppEnv(current, "CHITRAM_SANDBOX_NOTE", "bench");
+    await release("app env file change", envChanged, "app-compose-up");
+    await release("back to the stack's env file", current, "app-compose-up");
+    await release(
+      "image that never passes its health check",
+      await restep(d, { appImage: APP_VARIANTS.noHealth, releaseTimeoutSeconds: "20" }),
     );
+    await release("image that exits on start", await restep(d, { appImage: APP_VARIANTS.crashing }));
+    await release("rollback to the previous image", await restep(d, { appImage: SANDBOX_APP_IMAGE }));
     await waitHealthy(d.droplet.httpPort);
     await new Promise((r) => setTimeout(r, 10_000));
     const stats = await d.droplet.exec("docker stats --no-stream --format '{{.Name}} {{.MemUsage}}'");

@@ -5,8 +5,11 @@ Listens on 0.0.0.0:$PORT (default 8000).
   GET /                   200, a short HTML page
   GET /health             200 {"status":"ok",...} when `SELECT 1` works on DATABASE_URL and a signed
                           S3 round trip works on MINIO_ENDPOINT (create bucket MINIO_BUCKET if
-                          needed, PUT and GET a small object); otherwise 503 with the database error
-                          and/or MinIO's error code (e.g. SignatureDoesNotMatch) in the JSON body.
+                          needed, PUT, GET and DELETE a small object under a key of its own, so that
+                          checks running at the same time, in one container or in two during a
+                          release, never read each other's object); otherwise 503 with the database
+                          error and/or MinIO's error code (e.g. SignatureDoesNotMatch) in the JSON
+                          body.
   PUT /api/objects/KEY    store the body in the bucket (key objects/KEY) and a row (key, sha256,
                           size) in the table sandbox_objects
   GET /api/objects/KEY    the stored body, once checked against the row's sha256 (404: no row;
@@ -97,10 +100,14 @@ def get_object(key: str) -> bytes:
 
 
 def storage_round_trip() -> None:
-    token = uuid.uuid4().hex.encode()
-    put_object(".sandbox-health", token)
-    if get_object(".sandbox-health") != token:
-        raise RuntimeError("the object read back differs from what was written")
+    token = uuid.uuid4().hex
+    key = f".sandbox-health/{token}"
+    put_object(key, token.encode())
+    try:
+        if get_object(key) != token.encode():
+            raise RuntimeError("the object read back differs from what was written")
+    finally:
+        storage().remove_object(BUCKET, key)
 
 
 app = FastAPI(title="chitram sandbox app", docs_url=None, redoc_url=None, openapi_url=None)
