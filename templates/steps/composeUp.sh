@@ -126,7 +126,7 @@ reload_caddy
 
 # Removes the new container and fails the step; $1 = container id, $2 = why, $3 = last health output.
 roll_back() {
-  local id=$1 name answer
+  local id=$1 name answer logs
   name=$(container_name "$id")
   answer=""
   if [[ $(docker inspect -f '{{.State.Running}}' "$id") == true ]]; then
@@ -142,15 +142,16 @@ except Exception as e:
     print(type(e).__name__, e)
 ' "http://127.0.0.1:$APP_PORT$HEALTH_PATH" 2>&1 | head -c 600) || true
   fi
-  {
-    echo "chitram: last log lines of $name:"
-    docker logs --tail 20 "$id" 2>&1 | mask_secrets | sed 's/^/    /'
-  } >&2
+  logs=$(docker logs --tail "$LOG_LINES" "$id" 2>&1 | mask_secrets) || true
   docker rm -f "$id" >/dev/null
-  die "release of $APP_IMAGE failed: $name $2; it was removed.
+  echo "chitram: release of $APP_IMAGE failed: $name $2; it was removed.
   last health output: ${3:-none}${answer:+
   its own answer on 127.0.0.1:$APP_PORT$HEALTH_PATH: $answer}
-$(still_serving)"
+$(still_serving)" >&2
+  # Last, in the same form as a failed compose up: the failing service's last LOG_LINES lines only.
+  echo "--- app ($name, rolled back): last $LOG_LINES log lines" >&2
+  [[ -z $logs ]] || printf '%s\n' "$logs" >&2
+  exit 1
 }
 
 release() {
