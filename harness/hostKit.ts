@@ -310,3 +310,26 @@ export async function recordingServer(
   const port = (server.address() as net.AddressInfo).port;
   return { port, requests, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
+
+/**
+ * The steps with an env file whose MINIO_SECRET_KEY is not MinIO's root password (retro #1),
+ * re-encoded: a hand-edited bundle would fail its checksum in app-env-file instead.
+ */
+export function withMismatchedMinioKeys(steps: ProgramStep[]): ProgramStep[] {
+  return steps.map((s) =>
+    s.name !== "app-env-file"
+      ? s
+      : {
+          ...s,
+          stdin: encodeFiles(
+            decodeFiles(s.stdin!).map((f) => ({
+              ...f,
+              content: f.content.replace(
+                /^MINIO_SECRET_KEY=.*$/m,
+                "MINIO_SECRET_KEY=not-the-minio-root-password",
+              ),
+            })),
+          ),
+        },
+  );
+}

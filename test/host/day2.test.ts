@@ -2,12 +2,19 @@
 // a changed swap size. Each test names the defect it shows fixed.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
+import { decodeFiles } from "../../templates/hostFiles";
 import { parseEnvFile } from "../../templates/envFile";
 import { replaceRealValue } from "../../harness/mockProgram";
 import { ProgramStep } from "../../harness/steps";
 import { apply } from "../../harness/engine";
-import { Deployment, newDeployment, restep, sshExec, waitHealthy } from "../../harness/hostKit";
+import {
+  Deployment,
+  newDeployment,
+  restep,
+  sshExec,
+  waitHealthy,
+  withMismatchedMinioKeys,
+} from "../../harness/hostKit";
 import { StepError } from "../../harness/replay";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 
@@ -50,22 +57,8 @@ describe("real host: day-2 changes", () => {
   });
 
   it("a failing compose step prints the last lines of the failing services only, and no secret", async () => {
-    const envStep = d.steps.find((s) => s.name === "app-env-file")!;
     const env = envOf(d.steps);
-    const broken = {
-      ...envStep,
-      // Re-encoded: a hand-edited bundle would fail its checksum in app-env-file instead.
-      stdin: encodeFiles(
-        decodeFiles(envStep.stdin!).map((f) => ({
-          ...f,
-          content: f.content.replace(
-            /^MINIO_SECRET_KEY=.*$/m,
-            "MINIO_SECRET_KEY=not-the-minio-root-password",
-          ),
-        })),
-      ),
-    };
-    const steps = d.steps.map((s) => (s.name === envStep.name ? broken : s));
+    const steps = withMismatchedMinioKeys(d.steps);
     const err = await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" }).then(
       () => undefined,
       (e: unknown) => e,

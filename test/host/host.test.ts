@@ -24,6 +24,7 @@ import {
   sshExec,
   tcpOpen,
   waitHealthy,
+  withMismatchedMinioKeys,
 } from "../../harness/hostKit";
 import { replay, StepConnection, StepError } from "../../harness/replay";
 import { replaceRealValue } from "../../harness/mockProgram";
@@ -326,20 +327,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #1 negative control: an env file whose MinIO keys differ: the release is rolled back and names SignatureDoesNotMatch", async () => {
-    const envStep = stepNamed(d, "app-env-file");
-    const broken = {
-      ...envStep,
-      stdin: encodeFiles(
-        decodeFiles(envStep.stdin!).map((f) => ({
-          ...f,
-          content: f.content.replace(
-            /^MINIO_SECRET_KEY=.*$/m,
-            "MINIO_SECRET_KEY=not-the-minio-root-password",
-          ),
-        })),
-      ),
-    };
-    const steps = d.steps.map((s) => (s.name === envStep.name ? broken : s));
+    const steps = withMismatchedMinioKeys(d.steps);
     // the new app container's health check fails, so it never gets traffic and the step fails
     await assert.rejects(
       apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" }),
