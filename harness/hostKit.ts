@@ -2,8 +2,9 @@
 // program run and engine state, and small probes (HTTP through the published port, SSH logins).
 import * as http from "node:http";
 import * as net from "node:net";
-import { Client, utils } from "ssh2";
+import { Client } from "ssh2";
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
+import { ed25519KeyPair } from "./keys";
 import { ProgramStep } from "./steps";
 import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
 import { EngineState } from "./engine";
@@ -57,7 +58,7 @@ export async function newDeployment(
 ): Promise<Deployment> {
   await ensureDockerd();
   await buildImages();
-  const bootstrap = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
+  const bootstrap = ed25519KeyPair("sandbox-root");
   const droplet = await startDroplet({
     rootPublicKey: bootstrap.public,
     holdSshd: opts.holdSshd,

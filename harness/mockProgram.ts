@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_NAMESPACE } from "../config";
+import { ed25519KeyPair } from "./keys";
 
 // Internal to the SDK: resolves once every registration the program started has finished.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -107,10 +108,8 @@ function randomAlnum(length: number, upper: boolean): string {
 }
 
 function realEd25519(): { privateKeyOpenssh: string; publicKeyOpenssh: string } {
-  // ssh2 (a dev dependency) writes OpenSSH-format keys without a passphrase, as @pulumi/tls does.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { utils } = require("ssh2") as typeof import("ssh2");
-  const pair = utils.generateKeyPairSync("ed25519", { comment: "chitram-deploy" });
+  // OpenSSH-format keys without a passphrase, as @pulumi/tls writes them.
+  const pair = ed25519KeyPair("chitram-deploy");
   return { privateKeyOpenssh: pair.private, publicKeyOpenssh: `${pair.public.trim()}\n` };
 }
 

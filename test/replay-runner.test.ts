@@ -14,9 +14,10 @@ import type { Connection, ParsedKey, Session } from "ssh2";
 import { stepCommand } from "../templates/steps";
 import { orderSteps, replay, StepError } from "../harness/replay";
 import type { Step, StepConnection } from "../harness/replay";
+import { ed25519KeyPair } from "../harness/keys";
 
-const HOST_KEY = utils.generateKeyPairSync("ed25519");
-const USER_KEY = utils.generateKeyPairSync("ed25519");
+const HOST_KEY = ed25519KeyPair();
+const USER_KEY = ed25519KeyPair();
 
 function step(name: string, dependsOn: string[] = [], extra: Partial<Step> = {}): Step {
   return {
@@ -346,7 +347,7 @@ describe("host key pinning (the provider's connection.hostKey)", { timeout: 60_0
 
   it("fails the dial with x/crypto's host key mismatch when the server's key is another one", async () => {
     // Catches: the pin being ignored (the step would hand stdin to whatever answers).
-    const other = utils.generateKeyPairSync("ed25519").public;
+    const other = ed25519KeyPair().public;
     const err = await replay([step("impostor", [], { create: "echo leaked" })], {
       connectionOverride: pinned(other),
       log: () => {},

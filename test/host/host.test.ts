@@ -26,6 +26,7 @@ import {
   waitHealthy,
   withMismatchedMinioKeys,
 } from "../../harness/hostKit";
+import { ed25519KeyPair } from "../../harness/keys";
 import { replay, StepConnection, StepError } from "../../harness/replay";
 import { replaceRealValue } from "../../harness/mockProgram";
 import { ProgramStep, runStack } from "../../harness/steps";
@@ -401,7 +402,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("a wrong key fails the step after its dial limit with the authentication error, not a deadline", async () => {
-    const wrong = utils.generateKeyPairSync("ed25519").private;
+    const wrong = ed25519KeyPair().private;
     for (const [name, limit] of [
       ["host-ready", FIRST_CONTACT_DIAL_ERROR_LIMIT],
       ["host-swap", DIAL_ERROR_LIMIT],

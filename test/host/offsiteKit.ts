@@ -4,7 +4,7 @@
 // replacement, as a Spaces bucket would be.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { utils } from "ssh2";
+import { ed25519KeyPair } from "../../harness/keys";
 import { runStack } from "../../harness/steps";
 import { apply } from "../../harness/engine";
 import { Deployment, get, waitHealthy } from "../../harness/hostKit";
@@ -116,7 +116,7 @@ export async function rebuildFromOffsite(
 ): Promise<{ droplet: Droplet; restore: ExecResult; timings: RecoveryTimings }> {
   let t = Date.now();
   await d.droplet.stop();
-  const rootKey = utils.generateKeyPairSync("ed25519", { comment: "sandbox-root" });
+  const rootKey = ed25519KeyPair("sandbox-root");
   await buildImages(); // as newDeployment does: the images the droplet loads must be this recipe's
   const droplet = await startDroplet({ rootPublicKey: rootKey.public });
   await store.join(droplet);
