@@ -7,7 +7,7 @@
 // steps see once the volume is mounted.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { apply, toReplayStep } from "../../harness/engine";
+import { apply, toReplayStep, withOutputs } from "../../harness/engine";
 import { Deployment, newDeployment, sshExec, waitHealthy } from "../../harness/hostKit";
 import { replay, StepError } from "../../harness/replay";
 import { runStack } from "../../harness/steps";
@@ -118,7 +118,9 @@ describe("real host: moving the data between the droplet's disk and a volume", (
     const release = (await stepsWithVolume(d)).find((s) => s.name === "app-volume-release")!;
     // What the engine runs when it deletes the step (before the attachment): its delete command.
     const runRelease = () =>
-      replay([{ ...toReplayStep(release), create: release.delete, dependsOn: [] }], { log });
+      replay([{ ...toReplayStep(withOutputs(release, d.state)), create: release.delete, dependsOn: [] }], {
+        log,
+      });
     // A bind mount of the directory onto itself stands in for the volume's mount (no block device here).
     const mountVolume = `mount --bind ${VOLUME_MOUNT} ${VOLUME_MOUNT}`;
     assert.equal((await d.droplet.exec(mountVolume)).code, 0);
