@@ -26,7 +26,7 @@ export interface OffsiteStore {
   leave(droplet: Droplet): Promise<void>;
   /** Runs `mc` in the store's container against itself (alias `s3`). */
   mc(args: string[]): Promise<ExecResult>;
-  /** sha256 of an object, read from the store's disk. */
+  /** sha256 of an object, read back through S3. */
   sha256(key: string): Promise<string>;
   stop(): Promise<void>;
 }
@@ -68,8 +68,12 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
     leave: async (droplet) => void (await run("docker", ["network", "disconnect", network, droplet.name])),
     mc: (args) => run("docker", ["exec", "-e", mcHost, name, "mc", ...args]),
     sha256: async (key) =>
+      // Read through S3: the real MinIO keeps an object as a directory of metadata and parts.
       (
-        await run("docker", ["exec", name, "sh", "-c", `sha256sum < /data/${OFFSITE_BUCKET}/${key}`])
+        await run("docker", [
+          ...["exec", "-e", mcHost, name, "sh", "-c"],
+          `mc cat s3/${OFFSITE_BUCKET}/${key} | sha256sum`,
+        ])
       ).stdout.split(" ")[0],
     stop: async () => {
       await run("docker", ["rm", "-f", name], { check: false });
