@@ -550,7 +550,7 @@ describe("config: private registry", () => {
   });
 
   it("a user name or password without registryServer is refused", () => {
-    const { registryServer: _, ...noServer } = ghcr;
+    const noServer = { registryUsername: ghcr.registryUsername, registryPassword: ghcr.registryPassword };
     refuses(noServer, "registryUsername", /only used with registryServer/);
     refuses(noServer, "registryPassword", /only used with registryServer/);
   });
