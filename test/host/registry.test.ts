@@ -133,7 +133,7 @@ describe("real host: the app image from a private registry", () => {
       assert.ok(err instanceof StepError, String(err));
       assert.equal(err.step, "app-registry-login");
       assert.match(err.stderr, new RegExp(`docker login to ${registry.server} failed`));
-      assert.match(err.stderr, /unauthorized/);
+      assert.match(err.stderr, /unauthorized/i);
       assert.match(err.stderr, /the running version is untouched/);
       return true;
     });
