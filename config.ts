@@ -169,7 +169,7 @@ const imageRef =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 /** DigitalOcean's container registry: the stack can obtain its credentials itself. */
-export const DO_REGISTRY = "registry.digitalocean.com";
+const DO_REGISTRY = "registry.digitalocean.com";
 // A registry as `docker login` takes it: lowercase DNS name or IPv4 address, optional port.
 const registryHost = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$/;
 // Registry user names: GHCR and Docker Hub users, emails, robot accounts (Quay `org+bot`, Harbor

@@ -14,9 +14,8 @@ import { renderStepScript } from "../templates/steps";
 
 const DOCR = "registry.digitalocean.com";
 const TOKEN = "dop_v1_0123456789abcdef0123456789abcdef";
-const dockerConfigJson = JSON.stringify({
-  auths: { [DOCR]: { auth: Buffer.from(`${TOKEN}:${TOKEN}`).toString("base64") } },
-});
+const DOCR_AUTH = Buffer.from(`${TOKEN}:${TOKEN}`).toString("base64");
+const dockerConfigJson = JSON.stringify({ auths: { [DOCR]: { auth: DOCR_AUTH } } });
 
 // Records each call (argv, DOCKER_CONFIG, stdin); `docker login` succeeds when REFUSE is unset.
 // In password mode a successful login stores the auth as Docker does.
@@ -86,7 +85,7 @@ describe("registry login script", () => {
       psFormat: string;
     };
     assert.deepEqual(Object.keys(merged.auths).sort(), ["ghcr.io", DOCR]);
-    assert.equal(merged.auths[DOCR].auth, JSON.parse(dockerConfigJson).auths[DOCR].auth);
+    assert.equal(merged.auths[DOCR].auth, DOCR_AUTH);
     assert.equal(merged.psFormat, "table");
     assert.equal(fs.statSync(configFile()).mode & 0o777, 0o600);
     assert.equal(fs.statSync(path.dirname(configFile())).mode & 0o777, 0o700);
