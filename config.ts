@@ -43,6 +43,14 @@ export interface StackConfig {
   deployUser: string;
   closeRootLogin: boolean;
   appImage: string;
+  /**
+   * The registry appImage is pulled from after a login; undefined = a public image, no login.
+   * `password`: the user from config (the password is a secret, see loadConfig); `digitalocean`:
+   * the stack obtains read-only credentials for the DigitalOcean registry `name` itself.
+   */
+  registry?: { server: string } & (
+    { kind: "password"; username: string } | { kind: "digitalocean"; name: string }
+  );
   appPort: number;
   healthPath: string;
   releaseTimeoutSeconds: number;
@@ -160,6 +168,27 @@ const email = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
 const imageRef =
   /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+/** DigitalOcean's container registry: the stack can obtain its credentials itself. */
+const DO_REGISTRY = "registry.digitalocean.com";
+// A registry as `docker login` takes it: lowercase DNS name or IPv4 address, optional port.
+const registryHost = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$/;
+// Registry user names: GHCR and Docker Hub users, emails, robot accounts (Quay `org+bot`, Harbor
+// `robot$name`). It travels on stdin, never through a shell, but a colon would end it in the
+// basic-auth pair and a newline would end it on stdin.
+const registryUser = /^[A-Za-z0-9._@+$-]{1,256}$/;
+// One line, as `docker login --password-stdin` reads it.
+const registrySecret = /^[^\x00-\x1f\x7f]{1,4096}$/u;
+// DigitalOcean registry names.
+const doRegistryName = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The registry an image reference is pulled from, as Docker reads it (no host = Docker Hub). */
+export function imageRegistry(image: string): string {
+  const first = image.split("/")[0];
+  return image.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")
+    ? first
+    : "docker.io";
+}
+
 // The health path reaches curl, compose.yaml, host.env (sourced by root) and the uptime check: a
 // path and an optional query string. `&` is allowed in the query (every file that carries the path
 // quotes it); `$ ( ) ; '` and the like are not: no health endpoint needs them, and compose
@@ -179,6 +208,8 @@ export function parseConfig(
   stack: string,
   sshPrivateKey: KeyState,
   sshPrivateKeyText?: string,
+  /** Keys of those that must be secrets (registryPassword) that were set in plain text. */
+  plaintextSecrets: readonly string[] = [],
 ): StackConfig {
   const problems: string[] = [];
   const bad = (key: string, value: string | undefined, allowed: string) =>
@@ -307,6 +338,85 @@ export function parseConfig(
   } else if (!imageRef.test(appImage)) {
     bad("appImage", appImage, "use a container image reference such as ghcr.io/example/chitram:1.0.0");
   }
+  // The registry appImage is pulled from, and how the deploy user logs in to it.
+  function registryConfig(): StackConfig["registry"] {
+    const server = str("registryServer");
+    const username = str("registryUsername");
+    const password = str("registryPassword");
+    const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
+    // The password is never echoed: not in a problem, not in a stack trace.
+    if (password !== "" && plaintextSecrets.includes("registryPassword")) {
+      problems.push(
+        `${key("registryPassword")}: is set in plain text, so the credential sits readable in the stack file; ` +
+          `set it as a secret: pulumi config set --secret ${key("registryPassword")}`,
+      );
+    } else if (password !== "" && !registrySecret.test(password)) {
+      problems.push(
+        `${key("registryPassword")}: the value set is not allowed; use one line of up to 4096 characters, ` +
+          "without control characters",
+      );
+    }
+    if (username !== "" && !registryUser.test(username)) {
+      bad("registryUsername", username, "use 1-256 of A-Z a-z 0-9 . _ @ + $ - (no spaces or colon)");
+    }
+    if (server === "") {
+      for (const k of ["registryUsername", "registryPassword"]) {
+        if (str(k) !== "") {
+          problems.push(`${key(k)}: only used with registryServer; set ${key("registryServer")} or unset it`);
+        }
+      }
+      return undefined;
+    }
+    const port = Number(server.split(":")[1] ?? "443");
+    if (!registryHost.test(server) || port < 1 || port > 65535) {
+      bad(
+        "registryServer",
+        server,
+        "use a bare registry host[:port] such as ghcr.io or registry.example.com:5000: lowercase, " +
+          "no scheme, path, user name or trailing slash",
+      );
+      return undefined;
+    }
+    if (imageRef.test(appImage) && imageRegistry(appImage) !== server) {
+      bad(
+        "appImage",
+        appImage,
+        `it is pulled from ${imageRegistry(appImage)}, but ${key("registryServer")} is ${server}: ` +
+          `use an image on ${server} (e.g. ${server}/<name>:<tag>), or set registryServer to ${imageRegistry(appImage)}`,
+      );
+    }
+    if (server === DO_REGISTRY && target === "digitalocean" && username === "" && password === "") {
+      // registry.digitalocean.com/<registry>/<repository>:<tag>
+      const name = appImage.split("/")[1] ?? "";
+      if (appImage.split("/").length < 3 || !doRegistryName.test(name)) {
+        bad(
+          "appImage",
+          appImage,
+          `with ${key("registryServer")} ${DO_REGISTRY}, use ${DO_REGISTRY}/<registry name>/<repository>:<tag>`,
+        );
+      }
+      return { server, kind: "digitalocean", name };
+    }
+    const doHint =
+      server === DO_REGISTRY && target === "existing"
+        ? ` (on target existing the stack cannot obtain ${DO_REGISTRY} credentials: use a DigitalOcean API token with registry read scope as both)`
+        : "";
+    if (username === "") {
+      bad(
+        "registryUsername",
+        undefined,
+        `with ${key("registryServer")} ${server}, set the registry's user name${doHint}`,
+      );
+    }
+    if (password === "") {
+      problems.push(
+        `${key("registryPassword")}: with ${key("registryServer")} ${server}, set the password or token: ` +
+          `pulumi config set --secret ${key("registryPassword")}${doHint}`,
+      );
+    }
+    return { server, kind: "password", username };
+  }
+  const registry = registryConfig();
   const appPort = int("appPort", 1, 65535);
   const healthPath = str("healthPath");
   if (!healthPathPattern.test(healthPath)) {
@@ -463,6 +573,7 @@ export function parseConfig(
     deployUser,
     closeRootLogin,
     appImage,
+    registry,
     appPort,
     healthPath,
     releaseTimeoutSeconds,
@@ -484,6 +595,7 @@ export function loadConfig(): {
   sshPrivateKey?: pulumi.Output<string>;
   backupHeartbeatUrl?: pulumi.Output<string>;
   offsiteKeys?: { accessKey: pulumi.Output<string>; secretKey: pulumi.Output<string> };
+  registryPassword?: pulumi.Output<string>;
 } {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const raw: RawConfig = {};
@@ -505,7 +617,10 @@ export function loadConfig(): {
       : runtime.isConfigSecret(`${CONFIG_NAMESPACE}:sshPrivateKey`)
         ? "secret"
         : "plaintext";
-  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText);
+  const plaintextSecrets = ["registryPassword"].filter(
+    (k) => (raw[k] ?? "") !== "" && !runtime.isConfigSecret(`${CONFIG_NAMESPACE}:${k}`),
+  );
+  const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText, plaintextSecrets);
   const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
   // A secret Output even when set in plaintext: its path is the check's token.
   const backupHeartbeatUrl = config.backupHeartbeat ? cfg.requireSecret("backupHeartbeatUrl") : undefined;
@@ -513,5 +628,7 @@ export function loadConfig(): {
     config.offsite?.kind === "existing"
       ? { accessKey: cfg.requireSecret("offsiteAccessKey"), secretKey: cfg.requireSecret("offsiteSecretKey") }
       : undefined;
-  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys };
+  const registryPassword =
+    config.registry?.kind === "password" ? cfg.requireSecret("registryPassword") : undefined;
+  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryPassword };
 }

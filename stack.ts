@@ -22,7 +22,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys } = loadConfig();
+  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryPassword } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -124,6 +124,10 @@ export function createStack(): StackOutputs {
     dataDir,
     otherDataDir,
     appImage: config.appImage,
+    registry:
+      config.registry?.kind === "password"
+        ? { server: config.registry.server, username: config.registry.username, password: registryPassword! }
+        : config.registry && { server: config.registry.server, digitaloceanRegistry: config.registry.name },
     appPort: config.appPort,
     healthPath: config.healthPath,
     releaseTimeoutSeconds: config.releaseTimeoutSeconds,

@@ -1,3 +1,4 @@
+import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
@@ -10,7 +11,16 @@ import {
   renderBackupSecrets,
 } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
+import { renderRegistryLogin } from "../templates/registryLogin";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
+
+/**
+ * A registry the deploy user logs in to before the app image is pulled: a user name and a password
+ * or token (secret), or a DigitalOcean registry whose read-only credentials the stack obtains.
+ */
+export type AppRegistry =
+  | { server: string; username: string; password: pulumi.Input<string> }
+  | { server: string; digitaloceanRegistry: string };
 
 export interface AppDeploymentArgs {
   /** How steps connect: as the deploy user with the deploy key. Default: none (required). */
@@ -28,6 +38,8 @@ export interface AppDeploymentArgs {
   otherDataDir?: string;
   /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
   appImage: string;
+  /** Where the app image is pulled from after a login. Plain but the password. Default: undefined (a public image, no login). */
+  registry?: AppRegistry;
   /** Port the app listens on inside the compose network. Plain. Default: none (required). */
   appPort: number;
   /** The app's health path. Plain. Default: none (required). */
@@ -153,6 +165,34 @@ export class AppDeployment extends pulumi.ComponentResource {
       sudo: false,
       dependsOn: [appDirs],
     });
+    // The release step pulls as the deploy user, so that user logs in; a refused credential fails
+    // here, before anything of the running version changes. The credential's hash is part of the
+    // triggers (remoteStep hashes stdin), so a rotated password logs in again.
+    let registryLogin: pulumi.Resource | undefined;
+    const registry = args.registry;
+    if (registry !== undefined) {
+      const credential =
+        "password" in registry
+          ? pulumi
+              .output(registry.password)
+              .apply((password) => renderRegistryLogin({ username: registry.username, password }))
+          : new digitalocean.ContainerRegistryDockerCredentials(
+              `${name}-registry-credentials`,
+              { registryName: registry.digitaloceanRegistry, write: false },
+              { parent: this },
+            ).dockerCredentials;
+      registryLogin = step(`${name}-registry-login`, {
+        script: "registryLogin",
+        params: {
+          REGISTRY_SERVER: registry.server,
+          LOGIN_MODE: "password" in registry ? "password" : "dockerconfig",
+        },
+        stdin: pulumi.secret(credential),
+        secret: true,
+        sudo: false,
+        dependsOn: args.dependsOn ?? [],
+      });
+    }
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
       params: {
@@ -168,7 +208,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       },
       triggers: [this.releaseHash],
       sudo: false,
-      dependsOn: [envFile, files],
+      dependsOn: [envFile, files, ...(registryLogin === undefined ? [] : [registryLogin])],
       timeout: "15m",
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.

@@ -177,6 +177,17 @@ function mockState(
             accessKey: `PLACEHOLDER-access-key-of-${args.name}`,
             secretKey: `PLACEHOLDER-secret-key-of-${args.name}`,
           };
+    case "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials": {
+      // What the provider returns: a Docker config.json for the registry (read-only by default).
+      const token = real
+        ? String(remembered(key, () => ({ token: `dop_v1_${randomAlnum(64, false)}` })).token)
+        : `PLACEHOLDER-token-of-${args.name}`;
+      const auth = Buffer.from(`${token}:${token}`).toString("base64");
+      return {
+        dockerCredentials: JSON.stringify({ auths: { "registry.digitalocean.com": { auth } } }),
+        credentialExpirationTime: "2076-12-04T00:00:00Z",
+      };
+    }
     default:
       return {};
   }

@@ -121,9 +121,13 @@ export async function runStack(
   config: Record<string, string>,
   values: "placeholders" | "real" = "placeholders",
 ): Promise<ProgramRun & { steps: ProgramStep[] }> {
-  const secretKeys = ["sshPrivateKey", "backupHeartbeatUrl", "offsiteAccessKey", "offsiteSecretKey"].filter(
-    (k) => k in config,
-  );
+  const secretKeys = [
+    "sshPrivateKey",
+    "backupHeartbeatUrl",
+    "offsiteAccessKey",
+    "offsiteSecretKey",
+    "registryPassword",
+  ].filter((k) => k in config);
   const run = await runProgram({ stack, config, secretKeys, values });
   return { ...run, steps: collectSteps(run) };
 }

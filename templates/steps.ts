@@ -12,6 +12,7 @@ export type StepScript =
   | "dataVolume"
   | "appDirs"
   | "pushFiles"
+  | "registryLogin"
   | "composeUp"
   | "healthCheck"
   | "backupCron"

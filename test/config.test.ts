@@ -500,3 +500,142 @@ describe("config: unknown keys and how errors reach the CLI", () => {
     );
   });
 });
+
+describe("config: private registry", () => {
+  const secret = "s3cret-Registry-Token-value";
+  const ghcr = {
+    registryServer: "ghcr.io",
+    registryUsername: "example-bot",
+    registryPassword: secret,
+  };
+  const withRegistry = (o: RawConfig, plaintext: string[] = []) =>
+    parseConfig(withDefaults({ ...valid, ...o }), "test", "unset", undefined, plaintext);
+  /** The problems of a config that must be refused (each line, joined). */
+  const problems = (o: RawConfig, plaintext: string[] = []): string => {
+    try {
+      withRegistry(o, plaintext);
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return e.message;
+    }
+    assert.fail(`accepted: ${JSON.stringify(o)}`);
+  };
+  const refuses = (o: RawConfig, key: string, allowed: RegExp, plaintext: string[] = []) => {
+    const message = problems(o, plaintext);
+    const line = message.split("\n").find((l) => l.trim().startsWith(`- chitram:${key}:`));
+    assert.ok(line, `no problem names chitram:${key}:\n${message}`);
+    assert.match(line, allowed);
+    assert.ok(!message.includes(secret), `the password is echoed:\n${message}`);
+  };
+
+  it("by default there is no registry login; a server, user and secret password give one", () => {
+    assert.equal(parse({}).registry, undefined);
+    assert.deepEqual(withRegistry(ghcr).registry, {
+      server: "ghcr.io",
+      kind: "password",
+      username: "example-bot",
+    });
+    const port = {
+      ...ghcr,
+      registryServer: "registry.example.com:5000",
+      appImage: "registry.example.com:5000/chitram:1",
+    };
+    assert.equal(withRegistry(port).registry?.server, "registry.example.com:5000");
+  });
+
+  it("registryPassword set in plain text is refused without echoing it", () => {
+    refuses(ghcr, "registryPassword", /in plain text.*pulumi config set --secret chitram:registryPassword/, [
+      "registryPassword",
+    ]);
+  });
+
+  it("a user name or password without registryServer is refused", () => {
+    const noServer = { registryUsername: ghcr.registryUsername, registryPassword: ghcr.registryPassword };
+    refuses(noServer, "registryUsername", /only used with registryServer/);
+    refuses(noServer, "registryPassword", /only used with registryServer/);
+  });
+
+  it("a server without a user name or password is refused (but for DigitalOcean's own registry on a droplet)", () => {
+    refuses(
+      { ...ghcr, registryUsername: "" },
+      "registryUsername",
+      /with chitram:registryServer ghcr\.io, set/,
+    );
+    refuses(
+      { ...ghcr, registryPassword: "" },
+      "registryPassword",
+      /set the password or token: pulumi config set --secret/,
+    );
+    const docr = "registry.digitalocean.com/acme-apps/chitram:1.0.0";
+    refuses(
+      { ...existing, appImage: docr, registryServer: "registry.digitalocean.com" },
+      "registryUsername",
+      /on target existing the stack cannot obtain/,
+    );
+  });
+
+  it("a server that is not a bare host[:port] is refused", () => {
+    for (const server of [
+      "https://ghcr.io",
+      "ghcr.io/example",
+      "user@ghcr.io",
+      "ghcr.io:99999",
+      "GHCR.io",
+      "ghcr.io;id",
+      "ghcr.io ",
+    ]) {
+      refuses({ ...ghcr, registryServer: server }, "registryServer", /bare registry host\[:port\]/);
+    }
+  });
+
+  it("an appImage on another registry than registryServer is refused, naming both", () => {
+    refuses(
+      { ...ghcr, appImage: "registry.example.com/chitram:1.0.0" },
+      "appImage",
+      /pulled from registry\.example\.com, but chitram:registryServer is ghcr\.io/,
+    );
+    refuses({ ...ghcr, appImage: "example/chitram:1.0.0" }, "appImage", /pulled from docker\.io/);
+  });
+
+  it("a user name with a colon, space or newline, and a password of more than one line, are refused", () => {
+    for (const user of ["a:b", "a b", "a\nb"]) {
+      refuses({ ...ghcr, registryUsername: user }, "registryUsername", /no spaces or colon/);
+    }
+    const twoLines = `${secret}\nsecond`;
+    const message = problems({ ...ghcr, registryPassword: twoLines });
+    assert.match(message, /chitram:registryPassword: the value set is not allowed; use one line/);
+    assert.ok(!message.includes("second"), "the password is echoed");
+  });
+
+  it("DigitalOcean's registry on a droplet without user and password: the registry name comes from appImage", () => {
+    const docr = {
+      registryServer: "registry.digitalocean.com",
+      appImage: "registry.digitalocean.com/acme-apps/chitram:1.0.0",
+    };
+    assert.deepEqual(withRegistry(docr).registry, {
+      server: "registry.digitalocean.com",
+      kind: "digitalocean",
+      name: "acme-apps",
+    });
+    refuses(
+      { ...docr, appImage: "registry.digitalocean.com/chitram:1.0.0" },
+      "appImage",
+      /use registry\.digitalocean\.com\/<registry name>\/<repository>:<tag>/,
+    );
+    // With a user and password set, they are used as given (e.g. a token with write scope).
+    assert.equal(
+      withRegistry({ ...docr, registryUsername: "tok", registryPassword: secret }).registry?.kind,
+      "password",
+    );
+  });
+
+  it("the program refuses a plain-text registryPassword before any resource", async () => {
+    const config = { ...STAGING, appImage: "ghcr.io/example/chitram:1.0.0", ...ghcr };
+    await assert.rejects(runProgram({ stack: "staging", config, secretKeys: [] }), (err: unknown) => {
+      assert.match(String(err), /chitram:registryPassword: is set in plain text/);
+      assert.ok(!String(err).includes(secret));
+      return true;
+    });
+    await runProgram({ stack: "staging", config, secretKeys: ["registryPassword"] });
+  });
+});

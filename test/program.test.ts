@@ -848,3 +848,113 @@ describe("program: remote steps", async () => {
     assert.deepEqual(differs.sort(), ["app-compose-up", "app-files", "app-health"]);
   });
 });
+
+describe("program: a private registry for the app image", async () => {
+  const password = "ghp_Registry0Password0That0Must0Stay0Secret";
+  const registry = {
+    appImage: "ghcr.io/example/chitram:1.0.0",
+    registryServer: "ghcr.io",
+    registryUsername: "example-bot",
+    registryPassword: password,
+  };
+  const withLogin = await runStack("existing", { ...EXISTING, ...registry }, "real");
+
+  it("without registryServer there is no login step; with it, the release step also waits for the login", async () => {
+    const plain = await runStack("existing", EXISTING, "real");
+    assert.deepEqual(
+      step(withLogin, "app-compose-up").dependsOn.sort(),
+      [...step(plain, "app-compose-up").dependsOn, "app-registry-login"].sort(),
+    );
+    assert.ok(
+      !plain.steps.some((s) => s.name.includes("registry")),
+      plain.steps.map((s) => s.name).join(","),
+    );
+  });
+
+  it("logs in as the deploy user before the release step, which depends on it", () => {
+    const login = step(withLogin, "app-registry-login");
+    assert.equal(login.connection.user, "chitram");
+    assert.ok(
+      !login.create!.includes("sudo -n"),
+      "not through sudo: the release step pulls as the deploy user",
+    );
+    // The parameters as they stand inside the quoted script.
+    assert.ok(login.create!.includes(`REGISTRY_SERVER='\\''ghcr.io'\\''`), login.create);
+    assert.ok(login.create!.includes(`LOGIN_MODE='\\''password'\\''`));
+    assert.ok(step(withLogin, "app-compose-up").dependsOn.includes("app-registry-login"));
+  });
+
+  it("the credential travels only on the step's secret stdin; nothing is logged, the outputs are secret", () => {
+    const login = step(withLogin, "app-registry-login");
+    assert.equal(login.stdin, `example-bot\n${password}\n`);
+    assert.ok(login.secretPaths.includes("stdin"));
+    assert.equal(login.logging, "none");
+    const secretOutputs = named(withLogin, "app-registry-login").options.additionalSecretOutputs;
+    assert.ok(secretOutputs.includes("stdout") && secretOutputs.includes("stderr"), secretOutputs.join(","));
+  });
+
+  it("the password is in no step's create or delete command, no plain input and no output", () => {
+    for (const s of withLogin.steps) {
+      for (const cmd of [s.create, s.delete]) {
+        assert.ok(!(cmd ?? "").includes(password), `${s.name}'s command holds the password`);
+      }
+      if (s.name !== "app-registry-login") assert.ok(!(s.stdin ?? "").includes(password), s.name);
+    }
+    for (const r of withLogin.resources) {
+      assert.ok(!JSON.stringify(r.maskedInputs).includes(password), `${r.name} shows the password`);
+    }
+    for (const [k, o] of Object.entries(withLogin.outputs)) {
+      assert.ok(!JSON.stringify(o.value).includes(password), `output ${k} holds the password`);
+    }
+  });
+
+  it("a rotated password changes the login step's triggers (it logs in again), and nothing else's", async () => {
+    const rotated = await runStack(
+      "existing",
+      { ...EXISTING, ...registry, registryPassword: `${password}2` },
+      "real",
+    );
+    const login = step(withLogin, "app-registry-login");
+    const again = step(rotated, "app-registry-login");
+    assert.notDeepEqual(again.triggers, login.triggers);
+    assert.ok(
+      JSON.stringify(again.triggers).indexOf(password) === -1,
+      "the triggers hold a hash, not the password",
+    );
+    assert.equal(planStep(again, storedInputs(login)).action, "replace");
+    const differs = withLogin.steps
+      .filter((s) => JSON.stringify(step(rotated, s.name).triggers) !== JSON.stringify(s.triggers))
+      .map((s) => s.name);
+    assert.deepEqual(differs, ["app-registry-login"]);
+  });
+
+  it("DigitalOcean's registry: the stack obtains read-only credentials for the registry named by appImage", async () => {
+    const run = await runStack(
+      "staging",
+      {
+        ...STAGING,
+        appImage: "registry.digitalocean.com/acme-apps/chitram:1.0.0",
+        registryServer: "registry.digitalocean.com",
+      },
+      "real",
+    );
+    const [creds] = ofType(
+      run,
+      "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials",
+    );
+    assert.equal(creds.inputs.registryName, "acme-apps");
+    assert.equal(creds.inputs.write, false);
+    assert.ok(creds.options.additionalSecretOutputs.includes("dockerCredentials"));
+    const login = step(run, "app-registry-login");
+    assert.ok(login.create!.includes(`LOGIN_MODE='\\''dockerconfig'\\''`));
+    assert.ok(login.secretPaths.includes("stdin"));
+    assert.equal(login.logging, "none");
+    const { auth } = (JSON.parse(login.stdin!) as { auths: Record<string, { auth: string }> }).auths[
+      "registry.digitalocean.com"
+    ];
+    const token = Buffer.from(auth, "base64").toString().split(":")[0];
+    for (const s of run.steps)
+      assert.ok(!(s.create ?? "").includes(token), `${s.name}'s command holds the token`);
+    assert.ok(step(run, "app-compose-up").dependsOn.includes("app-registry-login"));
+  });
+});

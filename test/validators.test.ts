@@ -152,7 +152,13 @@ describe("validators: sudoers (visudo -cf)", () => {
 
 describe("validators: shellcheck on every script the host runs", async () => {
   const run = await runStack("prod", PROD);
-  const existing = await runStack("sandbox", EXISTING);
+  // With a registry login, so that step is checked as rendered too.
+  const existing = await runStack("sandbox", {
+    ...EXISTING,
+    registryServer: "ghcr.io",
+    registryUsername: "example-bot",
+    registryPassword: "PLACEHOLDER-registry-password",
+  });
 
   it("every rendered step script (prod and existing) is shellcheck-clean", () => {
     const scripts = new Map<string, string>();
@@ -172,6 +178,7 @@ describe("validators: shellcheck on every script the host runs", async () => {
       }
     }
     assert.ok(scripts.size >= 13);
+    assert.ok(scripts.has("app-registry-login (create)"));
     for (const [name, script] of scripts) {
       const r = tool("shellcheck", ["-s", "bash", "-"], script);
       assert.equal(r.code, 0, `${name}:\n${r.out}`);
