@@ -17,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { SERVICE_IMAGES } from "../hostContract";
+import type { HttpResult } from "./hostKit";
 import { Droplet, OWNER_LABEL, run, SANDBOX_LABEL } from "./sandbox";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -297,12 +298,6 @@ export function tlsProbe(port: number, servername: string, ca: string): Promise<
   });
 }
 
-export interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
 /**
  * One GET to 127.0.0.1:<port> for `host` (the Host header; over HTTPS also the SNI, and the
  * certificate checked against `ca`), redirects not followed.
@@ -313,7 +308,7 @@ export function getAs(
   host: string,
   urlPath: string,
   ca?: string,
-): Promise<Answer> {
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const options = {
       host: "127.0.0.1",
