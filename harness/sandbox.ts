@@ -19,7 +19,7 @@ const START_DOCKERD = path.join(REPO_ROOT, ".ci", "start-dockerd.sh");
 /** Label (=1) on every container, network and volume this module creates. */
 export const SANDBOX_LABEL = "chitram.sandbox";
 /** Label holding the pid of the process that started the droplet (see removeAllSandboxes). */
-const OWNER_LABEL = "chitram.sandbox.pid";
+export const OWNER_LABEL = "chitram.sandbox.pid";
 export const DROPLET_IMAGE = "local/droplet:sandbox";
 
 /**

@@ -303,6 +303,11 @@ describe("config: one rule per key", () => {
       parse({ ...domain, acmeCa: "https://ca.internal:14000/dir" }).acmeCa,
       "https://ca.internal:14000/dir",
     );
+    // A private CA addressed by IP (the sandbox's pebble, test/host/domain.test.ts).
+    assert.equal(
+      parse({ ...domain, acmeCa: "https://172.18.0.4:14000/dir" }).acmeCa,
+      "https://172.18.0.4:14000/dir",
+    );
     assert.equal(parse({ acmeCa: "staging" }).acmeCa, undefined, "IP mode has no ACME");
     for (const bad of [
       "zerossl",
