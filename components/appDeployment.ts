@@ -1,14 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME, SERVICE_ENV_FILES } from "../hostContract";
+import { BACKUP_SECRETS_PATH, CRON_PATH, ENV_FILE_NAME, SERVICE_ENV_FILES } from "../hostContract";
 import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
-import {
-  BACKUP_SECRETS_PATH,
-  OffsiteTarget,
-  renderBackupCron,
-  renderBackupSecrets,
-} from "../templates/hostConfig";
+import { OffsiteTarget, renderBackupCron, renderBackupSecrets } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
 
@@ -96,20 +91,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       }));
     this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
 
-    const bundle = encodeFiles(
-      bundleManifest({
-        appDir,
-        dataDir,
-        appImage: args.appImage,
-        appPort: args.appPort,
-        healthPath: args.healthPath,
-        domain: args.domain,
-        acmeEmail: args.acmeEmail,
-        acmeCa: args.acmeCa,
-        backupRetentionDays: args.backupRetentionDays,
-        backupLog: BACKUP_LOG,
-      }),
-    );
+    const bundle = encodeFiles(bundleManifest(args));
     const envBundle = pulumi.secret(
       envArgs.apply((env) => {
         const services = renderServiceEnvFiles(env);
@@ -157,7 +139,6 @@ export class AppDeployment extends pulumi.ComponentResource {
       script: "composeUp",
       params: {
         APP_DIR: appDir,
-        ENV_FILE: ENV_FILE_NAME,
         WAIT_SECONDS: 300,
         LOG_LINES: 40,
         APP_IMAGE: args.appImage,
@@ -193,7 +174,7 @@ export class AppDeployment extends pulumi.ComponentResource {
     );
     step(`${name}-backup-cron`, {
       script: "backupCron",
-      params: { CRON_PATH, BACKUP_LOG, BACKUP_SECRETS: BACKUP_SECRETS_PATH },
+      params: { APP_DIR: appDir },
       stdin: backupFiles,
       secret: args.backupHeartbeatUrl !== undefined || args.offsite !== undefined,
       sudo: true,
