@@ -18,9 +18,9 @@ export interface AppDeploymentArgs {
   dataDir: string;
   /**
    * The other directory the data may have lived in (the droplet's disk or the volume): the app is
-   * not started on an empty dataDir while this one holds a database. Plain. Default: undefined (no check).
+   * not started on an empty dataDir while this one holds a database. Plain. Default: none (required).
    */
-  otherDataDir?: string;
+  otherDataDir: string;
   /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
   appImage: string;
   /** Port the app listens on inside the compose network. Plain. Default: none (required). */
@@ -114,7 +114,7 @@ export class AppDeployment extends pulumi.ComponentResource {
         DEPLOY_USER: user,
         APP_DIR: appDir,
         DATA_DIR: dataDir,
-        OTHER_DATA_DIR: args.otherDataDir ?? "",
+        OTHER_DATA_DIR: args.otherDataDir,
       },
       sudo: true,
       dependsOn: args.dependsOn ?? [],

@@ -9,8 +9,8 @@ export interface BackupBucketArgs {
   retentionDays: number;
   /** Days after the retention the lifecycle rule still keeps an object. Default: 14. */
   lifecycleGraceDays?: number;
-  /** Protect the bucket from deletion. Default: true. */
-  protect?: boolean;
+  /** Protect the bucket from deletion. Plain: a resource option. Default: none (required). */
+  protect: boolean;
 }
 
 /**
@@ -46,7 +46,7 @@ export class BackupBucket extends pulumi.ComponentResource {
           },
         ],
       },
-      { parent: this, protect: args.protect ?? true },
+      { parent: this, protect: args.protect },
     );
     const key = new digitalocean.SpacesKey(
       `${name}-key`,

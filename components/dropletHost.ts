@@ -63,7 +63,7 @@ export class DropletHost extends pulumi.ComponentResource {
     const stack = doStackName(pulumi.getStack());
     // A new region or image replaces the droplet, and without a volume its disk holds all data:
     // both stay until someone turns protection off on purpose (docs/RUNBOOK.md).
-    const protect = args.protect ?? true;
+    const { protect } = args;
 
     // Named after the stack, so a recreated staging stack never clashes with prod's key.
     const sshKey = new digitalocean.SshKey(
