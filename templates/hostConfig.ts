@@ -28,8 +28,7 @@ export interface HostEnvArgs {
 /**
  * host.env is sourced by bash, by root's nightly backup among others: every value is single-quoted,
  * so whatever a value holds, sourcing the file sets it exactly and runs nothing. It is also how
- * the host's scripts and the steps that run after the bundle learn the paths of hostContract.ts
- * (MC_IMAGE: its `mc` copies backups off the host).
+ * the host's scripts and the steps that run after the bundle learn the paths of hostContract.ts.
  */
 export function renderHostEnv(args: HostEnvArgs): string {
   const values: [string, string | number][] = [
@@ -41,6 +40,7 @@ export function renderHostEnv(args: HostEnvArgs): string {
     ["HEALTH_URL", args.healthUrl],
     ["HEALTH_HOST", args.healthHost],
     ["BACKUP_SECRETS", BACKUP_SECRETS_PATH],
+    // Its `mc` copies backups off the host.
     ["MC_IMAGE", SERVICE_IMAGES.minio],
     ["ENV_FILE", `${args.appDir}/${ENV_FILE_NAME}`],
     ["APP_UPSTREAM", `${args.appDir}/caddy/${APP_UPSTREAM_FILE}`],

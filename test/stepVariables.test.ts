@@ -4,12 +4,14 @@
 // finds a missing one only on a real host, as an "unbound variable" in the middle of a deploy.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseEnvFile } from "../templates/envFile";
+import { renderStepScript, StepScript } from "../templates/steps";
 import { decodeFiles } from "../templates/hostFiles";
 import { APP_DIR } from "../hostContract";
-import { runStack, STAGING } from "./support";
+import { runStack, STAGING, tool } from "./support";
 
 /** Set by something other than the step: bash, /etc/os-release, the PostgreSQL container's env. */
 const EXTERNAL = new Set(["SECONDS", "ID", "VERSION_CODENAME", "PRETTY_NAME", "POSTGRES_USER"]);
@@ -73,5 +75,15 @@ describe("step variables", async () => {
       const twice = params.filter((p) => hostEnvKeys.has(p) && p !== "APP_DIR");
       assert.deepEqual(twice, [], `${step.name}: also in host.env (APP_DIR alone locates host.env)`);
     }
+  });
+
+  it("a step that reads host.env stops before anything else, naming it, when it is missing", () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-no-host-env-"));
+    for (const script of ["composeUp", "backupCron"] satisfies StepScript[]) {
+      const r = tool("bash", ["-c", renderStepScript(script, { APP_DIR: empty })]);
+      assert.equal(r.code, 1, `${script}: ${r.out}`);
+      assert.match(r.out, /chitram: .*\/host\.env is missing: the files step has not run/);
+    }
+    assert.deepEqual(fs.readdirSync(empty), []);
   });
 });
