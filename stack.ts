@@ -2,8 +2,8 @@
 // host), its provisioning, and the app. index.ts exports what this returns as stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { AppDeployment, AppDeploymentArgs } from "./components/appDeployment";
-import { BackupBucket } from "./components/backupBucket";
+import { AppDeployment } from "./components/appDeployment";
+import { BackupBucket, offsiteTarget } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning } from "./components/hostProvisioning";
 import { dataDirs, dropletTarget, existingTarget } from "./components/hostTarget";
@@ -55,22 +55,16 @@ export function createStack(): StackOutputs {
       : existingTarget(config.existingHost!, sshPrivateKey!);
 
   // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
-  let offsite: AppDeploymentArgs["offsite"];
-  if (config.offsite?.kind === "spaces") {
-    const bucket = new BackupBucket("backups", {
-      region: config.region,
-      retentionDays: config.backupRetentionDays,
-      protect: config.protectData,
-    });
-    offsite = pulumi
-      .all([bucket.endpoint, bucket.bucket, bucket.accessKey, bucket.secretKey])
-      .apply(([endpoint, bucket, accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
-  } else if (config.offsite?.kind === "existing") {
-    const { endpoint, bucket } = config.offsite;
-    offsite = pulumi
-      .all([offsiteKeys!.accessKey, offsiteKeys!.secretKey])
-      .apply(([accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
-  }
+  const offsite =
+    config.offsite?.kind === "spaces"
+      ? new BackupBucket("backups", {
+          region: config.region,
+          retentionDays: config.backupRetentionDays,
+          protect: config.protectData,
+        }).offsite
+      : config.offsite?.kind === "existing"
+        ? offsiteTarget(config.offsite, offsiteKeys!)
+        : undefined;
 
   const provisioning = new HostProvisioning("host", {
     target,
