@@ -20,12 +20,16 @@ export const SERVICE_ENV_FILES = { postgres: ".env.postgres", minio: ".env.minio
  * to the live container.
  */
 export const APP_UPSTREAM_FILE = "app-upstream.caddy";
+/** One line per release that went live, in APP_DIR: written by the release step, read by the next one. */
+export const RELEASES_LOG_NAME = "releases.log";
 /** The compose project name (`docker compose -p`), set in the compose file. */
 export const COMPOSE_PROJECT = "chitram";
 /** The backup cron entry. */
 export const CRON_PATH = "/etc/cron.d/chitram-backup";
 /** Where backup.sh logs. */
 export const BACKUP_LOG = "/var/log/chitram-backup.log";
+/** The backup's secrets (root only, 0600 in a 0700 directory), sourced by backup.sh and restore.sh. */
+export const BACKUP_SECRETS_PATH = "/etc/chitram/backup.env";
 /** The sshd drop-in that turns passwords off and closes root login. */
 export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
 /** The swap file. */

@@ -2,13 +2,14 @@
 // host), its provisioning, and the app. index.ts exports what this returns as stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { AppDeployment, AppDeploymentArgs } from "./components/appDeployment";
-import { BackupBucket } from "./components/backupBucket";
+import { AppDeployment } from "./components/appDeployment";
+import { BackupBucket, offsiteTarget } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
-import { HostProvisioning, HostProvisioningArgs } from "./components/hostProvisioning";
+import { HostProvisioning } from "./components/hostProvisioning";
+import { dataDirs, dropletTarget, existingTarget } from "./components/hostTarget";
 import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
-import { APP_DIR, LOCAL_DATA_DIR, siteUrls, VOLUME_MOUNT } from "./hostContract";
+import { APP_DIR, siteUrls } from "./hostContract";
 
 export interface StackOutputs {
   publicIp: pulumi.Output<string>;
@@ -35,77 +36,38 @@ export function createStack(): StackOutputs {
 
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // admin key) or the SSH host from config.
-  let publicIp: pulumi.Output<string>;
-  let volumeAttachment: pulumi.CustomResource | undefined;
-  let target: Pick<
-    HostProvisioningArgs,
-    "host" | "port" | "bootstrapUser" | "bootstrapPrivateKey" | "hostKey" | "dataVolume" | "dependsOn"
-  >;
-  if (config.target === "digitalocean") {
-    const host = new DropletHost("chitram", {
-      region: config.region,
-      size: config.size,
-      image: config.image,
-      publicKey: adminKey.publicKeyOpenssh,
-      sshAllowedCidrs: config.sshAllowedCidrs,
-      dataVolumeSizeGb: config.dataVolumeSizeGb,
-      protect: config.protectData,
-      dns: config.dns,
-      environment: config.stack === "prod" ? "Production" : "Staging",
-    });
-    publicIp = host.ipv4Address;
-    volumeAttachment = host.volumeAttachment;
-    target = {
-      host: host.ipv4Address,
-      bootstrapUser: "root",
-      bootstrapPrivateKey: adminKey.privateKeyOpenssh,
-      dataVolume:
-        host.volumeName !== undefined && host.volumeAttachment !== undefined
-          ? {
-              name: host.volumeName,
-              sizeGb: config.dataVolumeSizeGb,
-              mountPoint: VOLUME_MOUNT,
-              attachment: host.volumeAttachment,
-            }
-          : undefined,
-      // SSH is possible only once the droplet and its firewall exist.
-      dependsOn: [host],
-    };
-  } else {
-    const existing = config.existingHost!;
-    publicIp = pulumi.output(existing.host);
-    target = {
-      host: existing.host,
-      port: existing.port,
-      bootstrapUser: existing.user,
-      bootstrapPrivateKey: sshPrivateKey!,
-      hostKey: existing.hostKey,
-    };
-  }
-  const [dataDir, otherDataDir] = target.dataVolume
-    ? [VOLUME_MOUNT, LOCAL_DATA_DIR]
-    : [LOCAL_DATA_DIR, VOLUME_MOUNT];
+  const target =
+    config.target === "digitalocean"
+      ? dropletTarget(
+          new DropletHost("chitram", {
+            region: config.region,
+            size: config.size,
+            image: config.image,
+            publicKey: adminKey.publicKeyOpenssh,
+            sshAllowedCidrs: config.sshAllowedCidrs,
+            dataVolumeSizeGb: config.dataVolumeSizeGb,
+            protect: config.protectData,
+            dns: config.dns,
+            environment: config.stack === "prod" ? "Production" : "Staging",
+          }),
+          adminKey.privateKeyOpenssh,
+        )
+      : existingTarget(config.existingHost!, sshPrivateKey!);
 
   // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
-  let offsite: AppDeploymentArgs["offsite"];
-  if (config.offsite?.kind === "spaces") {
-    const bucket = new BackupBucket("backups", {
-      region: config.region,
-      retentionDays: config.backupRetentionDays,
-      protect: config.protectData,
-    });
-    offsite = pulumi
-      .all([bucket.endpoint, bucket.bucket, bucket.accessKey, bucket.secretKey])
-      .apply(([endpoint, bucket, accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
-  } else if (config.offsite?.kind === "existing") {
-    const { endpoint, bucket } = config.offsite;
-    offsite = pulumi
-      .all([offsiteKeys!.accessKey, offsiteKeys!.secretKey])
-      .apply(([accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
-  }
+  const offsite =
+    config.offsite?.kind === "spaces"
+      ? new BackupBucket("backups", {
+          region: config.region,
+          retentionDays: config.backupRetentionDays,
+          protect: config.protectData,
+        }).offsite
+      : config.offsite?.kind === "existing"
+        ? offsiteTarget(config.offsite, offsiteKeys!)
+        : undefined;
 
   const provisioning = new HostProvisioning("host", {
-    ...target,
+    target,
     deployUser: config.deployUser,
     adminPublicKey: adminKey.publicKeyOpenssh,
     adminPrivateKey: adminKey.privateKeyOpenssh,
@@ -121,8 +83,7 @@ export function createStack(): StackOutputs {
     connection: provisioning.deployConnection,
     deployUser: config.deployUser,
     appDir: APP_DIR,
-    dataDir,
-    otherDataDir,
+    ...dataDirs(target),
     appImage: config.appImage,
     registry:
       config.registry?.kind === "password"
@@ -136,7 +97,7 @@ export function createStack(): StackOutputs {
     acmeCa: config.acmeCa,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
-    volumeAttachment,
+    volumeAttachment: target.dataVolume?.attachment,
     backupHeartbeatUrl,
     offsite,
     dependsOn: provisioning.ready,
@@ -145,8 +106,9 @@ export function createStack(): StackOutputs {
   // In domain mode the URLs are known before the droplet's IP (as `pulumi preview` shows them).
   const urls = config.domain
     ? pulumi.output(siteUrls(config, config.domain))
-    : publicIp.apply((ip) => siteUrls(config, ip));
-  if (config.target === "digitalocean" && config.alertEmails.length > 0) {
+    : target.publicIp.apply((ip) => siteUrls(config, ip));
+  // config.ts allows alert emails only with target digitalocean: uptime checks are DigitalOcean's.
+  if (config.alertEmails.length > 0) {
     new UptimeMonitor("chitram-uptime", {
       url: urls.healthUrl,
       type: config.domain ? "https" : "http",
@@ -154,13 +116,12 @@ export function createStack(): StackOutputs {
       dependsOn: [app.healthy],
     });
   }
-  const sshPort =
-    config.existingHost && config.existingHost.port !== 22 ? ` -p ${config.existingHost.port}` : "";
+  const sshPort = target.port !== 22 ? ` -p ${target.port}` : "";
   return {
-    publicIp,
+    publicIp: target.publicIp,
     url: urls.url,
     healthUrl: urls.healthUrl,
-    sshCommand: pulumi.interpolate`ssh${sshPort} ${config.deployUser}@${publicIp}`,
+    sshCommand: pulumi.interpolate`ssh${sshPort} ${config.deployUser}@${target.publicIp}`,
     deployUser: config.deployUser,
     deployPrivateKey: pulumi.secret(deployKey.privateKeyOpenssh),
     deployPublicKey: deployKey.publicKeyOpenssh,

@@ -2,14 +2,9 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { BACKUP_LOG, CRON_PATH, ENV_FILE_NAME, SERVICE_ENV_FILES } from "../hostContract";
+import { BACKUP_SECRETS_PATH, CRON_PATH, ENV_FILE_NAME, SERVICE_ENV_FILES } from "../hostContract";
 import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
-import {
-  BACKUP_SECRETS_PATH,
-  OffsiteTarget,
-  renderBackupCron,
-  renderBackupSecrets,
-} from "../templates/hostConfig";
+import { OffsiteTarget, renderBackupCron, renderBackupSecrets } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderRegistryLogin } from "../templates/registryLogin";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
@@ -33,9 +28,9 @@ export interface AppDeploymentArgs {
   dataDir: string;
   /**
    * The other directory the data may have lived in (the droplet's disk or the volume): the app is
-   * not started on an empty dataDir while this one holds a database. Plain. Default: undefined (no check).
+   * not started on an empty dataDir while this one holds a database. Plain. Default: none (required).
    */
-  otherDataDir?: string;
+  otherDataDir: string;
   /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
   appImage: string;
   /** Where the app image is pulled from after a login. Plain but the password. Default: undefined (a public image, no login). */
@@ -108,20 +103,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       }));
     this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
 
-    const bundle = encodeFiles(
-      bundleManifest({
-        appDir,
-        dataDir,
-        appImage: args.appImage,
-        appPort: args.appPort,
-        healthPath: args.healthPath,
-        domain: args.domain,
-        acmeEmail: args.acmeEmail,
-        acmeCa: args.acmeCa,
-        backupRetentionDays: args.backupRetentionDays,
-        backupLog: BACKUP_LOG,
-      }),
-    );
+    const bundle = encodeFiles(bundleManifest(args));
     const envBundle = pulumi.secret(
       envArgs.apply((env) => {
         const services = renderServiceEnvFiles(env);
@@ -144,7 +126,7 @@ export class AppDeployment extends pulumi.ComponentResource {
         DEPLOY_USER: user,
         APP_DIR: appDir,
         DATA_DIR: dataDir,
-        OTHER_DATA_DIR: args.otherDataDir ?? "",
+        OTHER_DATA_DIR: args.otherDataDir,
       },
       sudo: true,
       dependsOn: args.dependsOn ?? [],
@@ -197,7 +179,6 @@ export class AppDeployment extends pulumi.ComponentResource {
       script: "composeUp",
       params: {
         APP_DIR: appDir,
-        ENV_FILE: ENV_FILE_NAME,
         WAIT_SECONDS: 300,
         LOG_LINES: 40,
         APP_IMAGE: args.appImage,
@@ -233,7 +214,7 @@ export class AppDeployment extends pulumi.ComponentResource {
     );
     step(`${name}-backup-cron`, {
       script: "backupCron",
-      params: { CRON_PATH, BACKUP_LOG, BACKUP_SECRETS: BACKUP_SECRETS_PATH },
+      params: { APP_DIR: appDir },
       stdin: backupFiles,
       secret: args.backupHeartbeatUrl !== undefined || args.offsite !== undefined,
       sudo: true,

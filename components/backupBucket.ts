@@ -1,5 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { OffsiteTarget } from "../templates/hostConfig";
 import { doStackName } from "./dropletHost";
 
 export interface BackupBucketArgs {
@@ -9,8 +10,8 @@ export interface BackupBucketArgs {
   retentionDays: number;
   /** Days after the retention the lifecycle rule still keeps an object. Default: 14. */
   lifecycleGraceDays?: number;
-  /** Protect the bucket from deletion. Default: true. */
-  protect?: boolean;
+  /** Protect the bucket from deletion. Plain: a resource option. Default: none (required). */
+  protect: boolean;
 }
 
 /**
@@ -29,6 +30,8 @@ export class BackupBucket extends pulumi.ComponentResource {
   public readonly accessKey: pulumi.Output<string>;
   /** The scoped key's secret key (secret). */
   public readonly secretKey: pulumi.Output<string>;
+  /** All four, as the host's backup copies to them. */
+  public readonly offsite: pulumi.Output<OffsiteTarget>;
 
   constructor(name: string, args: BackupBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:backup:BackupBucket", name, {}, opts);
@@ -46,7 +49,7 @@ export class BackupBucket extends pulumi.ComponentResource {
           },
         ],
       },
-      { parent: this, protect: args.protect ?? true },
+      { parent: this, protect: args.protect },
     );
     const key = new digitalocean.SpacesKey(
       `${name}-key`,
@@ -60,6 +63,7 @@ export class BackupBucket extends pulumi.ComponentResource {
     this.endpoint = pulumi.interpolate`https://${bucket.region}.digitaloceanspaces.com`;
     this.accessKey = pulumi.secret(key.accessKey);
     this.secretKey = pulumi.secret(key.secretKey);
+    this.offsite = offsiteTarget(this, this);
     this.registerOutputs({
       bucket: this.bucket,
       endpoint: this.endpoint,
@@ -67,4 +71,14 @@ export class BackupBucket extends pulumi.ComponentResource {
       secretKey: this.secretKey,
     });
   }
+}
+
+/** Where backups are copied off the host: an S3 endpoint and bucket, and the (secret) keys for it. */
+export function offsiteTarget(
+  store: { endpoint: pulumi.Input<string>; bucket: pulumi.Input<string> },
+  keys: { accessKey: pulumi.Input<string>; secretKey: pulumi.Input<string> },
+): pulumi.Output<OffsiteTarget> {
+  return pulumi
+    .all([store.endpoint, store.bucket, keys.accessKey, keys.secretKey])
+    .apply(([endpoint, bucket, accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
 }

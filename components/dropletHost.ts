@@ -55,15 +55,15 @@ export class DropletHost extends pulumi.ComponentResource {
   public readonly dropletId: pulumi.Output<string>;
   /** Name of the data volume, or undefined without one. */
   public readonly volumeName?: string;
-  /** Volume attachment the host steps wait for, or undefined. */
-  public readonly volumeAttachment?: digitalocean.VolumeAttachment;
+  /** The data volume: its size and the attachment the host steps wait for; undefined without one. */
+  public readonly volume?: { name: string; sizeGb: number; attachment: digitalocean.VolumeAttachment };
 
   constructor(name: string, args: DropletHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:digitalocean:DropletHost", name, {}, opts);
     const stack = doStackName(pulumi.getStack());
     // A new region or image replaces the droplet, and without a volume its disk holds all data:
     // both stay until someone turns protection off on purpose (docs/RUNBOOK.md).
-    const protect = args.protect ?? true;
+    const { protect } = args;
 
     // Named after the stack, so a recreated staging stack never clashes with prod's key.
     const sshKey = new digitalocean.SshKey(
@@ -111,12 +111,13 @@ export class DropletHost extends pulumi.ComponentResource {
         // The provider replaces a volume whose description changes: an edit must never do that.
         { parent: this, protect, ignoreChanges: ["description"] },
       );
-      this.volumeAttachment = new digitalocean.VolumeAttachment(
+      const attachment = new digitalocean.VolumeAttachment(
         `${name}-data-attachment`,
         { dropletId: droplet.id.apply(Number), volumeId: volume.id },
         // A volume attaches to one droplet at a time: the old attachment must go first.
         { parent: this, deleteBeforeReplace: true },
       );
+      this.volume = { name: this.volumeName, sizeGb: args.dataVolumeSizeGb, attachment };
     }
 
     const anywhere = ["0.0.0.0/0", "::/0"];

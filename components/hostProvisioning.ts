@@ -4,6 +4,7 @@ import { SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
 import { renderSshdDropIn } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
+import { HostTarget } from "./hostTarget";
 import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
 
 /** The line the first step prints with the host's SSH host key (see templates/steps/ready.sh). */
@@ -31,14 +32,8 @@ export const DIAL_ERROR_LIMIT = 10;
 export const PER_DIAL_TIMEOUT_S = 30;
 
 export interface HostProvisioningArgs {
-  /** Address of the host. Default: none (required). */
-  host: pulumi.Input<string>;
-  /** SSH port of the host. Default: 22. */
-  port?: pulumi.Input<number>;
-  /** User of the first connection: root, or a user with passwordless sudo. Default: "root". */
-  bootstrapUser?: pulumi.Input<string>;
-  /** Private key of the first connection. Default: none (required). */
-  bootstrapPrivateKey: pulumi.Input<string>;
+  /** The host and how the first connection logs in (components/hostTarget.ts). Default: none (required). */
+  target: HostTarget;
   /** The deploy user. Plain: it is rendered into the scripts. Default: none (required). */
   deployUser: string;
   /** OpenSSH public half of the admin key, which installs the deploy user's keys; never rotated. Default: none (required). */
@@ -53,16 +48,10 @@ export interface HostProvisioningArgs {
   deployPublicKey: pulumi.Input<string>;
   /** Private half of the deploy key (no passphrase). Default: none (required). */
   deployPrivateKey: pulumi.Input<string>;
-  /** The host's SSH host key ("ssh-ed25519 AAAA..."), pinned by every step after first contact. Default: undefined = the key the first step records (trust on first use). */
-  hostKey?: pulumi.Input<string>;
   /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: none (required). */
   closeRootLogin: boolean;
   /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
   swapSizeMb: number;
-  /** Block volume to mount (its size: a grown volume re-runs the mount step, which grows the filesystem), and the attachment to wait for; undefined = none. Plain: rendered into the script. Default: undefined. */
-  dataVolume?: { name: string; sizeGb: number; mountPoint: string; attachment: pulumi.Resource };
-  /** Resources that must exist before the first connection (the droplet's firewall etc.). Default: []. */
-  dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -95,14 +84,14 @@ export class HostProvisioning extends pulumi.ComponentResource {
 
   constructor(name: string, args: HostProvisioningArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:host:HostProvisioning", name, {}, opts);
-    const port = args.port ?? 22;
+    const { target } = args;
     const user = args.deployUser;
     // Nothing here changes when a key is rotated: a change would re-run first contact as root.
     const bootstrapConnection = pulumi.output({
-      host: args.host,
-      port,
-      user: args.bootstrapUser ?? "root",
-      privateKey: args.bootstrapPrivateKey,
+      host: target.host,
+      port: target.port,
+      user: target.bootstrapUser,
+      privateKey: target.bootstrapPrivateKey,
       dialErrorLimit: FIRST_CONTACT_DIAL_ERROR_LIMIT,
       perDialTimeout: PER_DIAL_TIMEOUT_S,
     });
@@ -116,15 +105,15 @@ export class HostProvisioning extends pulumi.ComponentResource {
       script: "ready",
       // cloud-init (600 s) and then the apt locks (600 s) within the step's own limit.
       params: { CLOUD_INIT_WAIT_SECONDS: 600 },
-      dependsOn: args.dependsOn ?? [],
+      dependsOn: target.dependsOn ?? [],
       timeout: "25m",
       ignoreChanges: firstContact,
     });
-    const hostKey = args.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
+    const hostKey = target.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
     const asDeployUser = (privateKey: pulumi.Input<string>) =>
       pulumi.output({
-        host: args.host,
-        port,
+        host: target.host,
+        port: target.port,
         user,
         privateKey,
         hostKey,
@@ -208,17 +197,17 @@ export class HostProvisioning extends pulumi.ComponentResource {
       dependsOn: [accessProof],
     });
     const last: command.remote.Command[] = [harden, swap];
-    if (args.dataVolume !== undefined) {
+    if (target.dataVolume !== undefined) {
       last.push(
         asDeploy(`${name}-data-volume`, {
           script: "dataVolume",
           params: {
-            DATA_DIR: args.dataVolume.mountPoint,
-            VOLUME_NAME: args.dataVolume.name,
-            VOLUME_SIZE_GB: args.dataVolume.sizeGb,
+            DATA_DIR: target.dataVolume.mountPoint,
+            VOLUME_NAME: target.dataVolume.name,
+            VOLUME_SIZE_GB: target.dataVolume.sizeGb,
           },
           sudo: true,
-          dependsOn: [accessProof, args.dataVolume.attachment],
+          dependsOn: [accessProof, target.dataVolume.attachment],
         }),
       );
     }

@@ -5,8 +5,8 @@ import { doStackName } from "./dropletHost";
 export interface UptimeMonitorArgs {
   /** The public URL checked, e.g. https://chitram.example.com/health. Default: none (required). */
   url: pulumi.Input<string>;
-  /** "https" in domain mode, "http" in IP mode. Default: "https". */
-  type?: pulumi.Input<string>;
+  /** "https" in domain mode, "http" in IP mode. Default: none (required). */
+  type: pulumi.Input<string>;
   /** Who is emailed when the URL is down. Default: none (required). */
   alertEmails: pulumi.Input<pulumi.Input<string>[]>;
   /** Steps after which the app answers on the URL (the health step); the check waits for them. Default: []. */
@@ -27,7 +27,7 @@ export class UptimeMonitor extends pulumi.ComponentResource {
       {
         name: `${name}-${stack}-health`,
         target: args.url,
-        type: args.type ?? "https",
+        type: args.type,
         regions: ["us_east", "eu_west"],
       },
       { parent: this, dependsOn: args.dependsOn ?? [] },

@@ -4,17 +4,14 @@ import * as fs from "fs";
 import * as path from "path";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
-import { renderHostEnv } from "./hostConfig";
+import { HostEnvArgs, renderHostEnv } from "./hostConfig";
 import { HostFile, readRepoText } from "./hostFiles";
-import { SERVICE_IMAGES, siteUrls } from "../hostContract";
+import { siteUrls } from "../hostContract";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
-export interface BundleArgs {
-  /** The app directory on the host. */
-  appDir: string;
-  /** Directory holding all persistent data. */
-  dataDir: string;
+/** What the bundle is rendered from: host.env's settings (its health URL is derived here) and the app's. */
+export interface BundleArgs extends Omit<HostEnvArgs, "healthUrl" | "healthHost"> {
   /** The app's container image. */
   appImage: string;
   /** Port the app listens on. */
@@ -27,10 +24,6 @@ export interface BundleArgs {
   acmeEmail?: string;
   /** ACME directory URL (domain mode); undefined = Caddy's default issuers. */
   acmeCa?: string;
-  /** Days a backup is kept. */
-  backupRetentionDays: number;
-  /** Backup log file. */
-  backupLog: string;
 }
 
 /** Every script in scripts/, executable. */
@@ -76,10 +69,8 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         appDir: args.appDir,
         dataDir: args.dataDir,
         backupRetentionDays: args.backupRetentionDays,
-        backupLog: args.backupLog,
         healthUrl,
         healthHost: args.domain ?? "",
-        mcImage: SERVICE_IMAGES.minio,
       }),
     },
     ...scriptFiles(args.appDir),

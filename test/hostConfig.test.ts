@@ -24,6 +24,10 @@ const NAMES = [
   "HEALTH_HOST",
   "BACKUP_SECRETS",
   "MC_IMAGE",
+  "ENV_FILE",
+  "APP_UPSTREAM",
+  "RELEASES_LOG",
+  "CRON_PATH",
 ];
 
 /** Sources host.env in a fresh bash inside an empty directory; returns the values it sets. */
@@ -47,10 +51,8 @@ describe("host.env: every value quoted", () => {
       appDir: "/opt/$(touch pwned-appdir)",
       dataDir: "/data/`touch pwned-datadir`'\"",
       backupRetentionDays: 7,
-      backupLog: "/var/log/x; touch pwned-log & touch pwned-bg",
       healthUrl: "http://127.0.0.1/health$(id)?a=1&b=2'x'\\ ${HOME} * ~",
       healthHost: "line one\nline two; touch pwned-newline\n'",
-      mcImage: "minio/minio:$(touch pwned-mc)",
     };
     const { values, dir } = sourced(renderHostEnv(args));
     assert.deepEqual(values, {
@@ -58,11 +60,15 @@ describe("host.env: every value quoted", () => {
       DATA_DIR: args.dataDir,
       BACKUP_DIR: `${args.dataDir}/backups`,
       BACKUP_RETENTION_DAYS: "7",
-      BACKUP_LOG: args.backupLog,
+      BACKUP_LOG: "/var/log/chitram-backup.log",
       HEALTH_URL: args.healthUrl,
       HEALTH_HOST: args.healthHost,
       BACKUP_SECRETS: "/etc/chitram/backup.env",
-      MC_IMAGE: args.mcImage,
+      MC_IMAGE: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
+      ENV_FILE: `${args.appDir}/.env.production`,
+      APP_UPSTREAM: `${args.appDir}/caddy/app-upstream.caddy`,
+      RELEASES_LOG: `${args.appDir}/releases.log`,
+      CRON_PATH: "/etc/cron.d/chitram-backup",
     });
     assert.deepEqual(fs.readdirSync(dir), ["host.env"], "sourcing host.env ran a command");
   });
@@ -74,10 +80,8 @@ describe("host.env: every value quoted", () => {
         appDir: "/opt/chitram",
         dataDir: "/var/lib/chitram",
         backupRetentionDays: 7,
-        backupLog: "/var/log/chitram-backup.log",
         healthUrl,
         healthHost: "",
-        mcImage: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
       });
       assert.equal(sourced(env).values.HEALTH_URL, healthUrl);
       assert.equal(parseEnvFile(env).HEALTH_URL, healthUrl, "the tests' parser reads what bash reads");
@@ -101,10 +105,8 @@ describe("host.env: every value quoted", () => {
           appDir: dir,
           dataDir: dir,
           backupRetentionDays: 7,
-          backupLog: path.join(dir, "backup.log"),
           healthUrl: `http://127.0.0.1:${port}/health?a=1&b=2`,
           healthHost: "",
-          mcImage: "minio/minio:RELEASE.2024-11-07T00-52-20Z",
         }),
       );
       const script = path.join(__dirname, "..", "scripts", "healthcheck.sh");

@@ -1,6 +1,10 @@
 # The backup cron entry and the backup's secrets file arrive on stdin. The cron entry goes to
 # /etc/cron.d with cron's required owner and mode; the secrets file is root's alone (0600 in a
-# 0700 directory), installed first so that the next cron run already reads it.
+# 0700 directory), installed first so that the next cron run already reads it. CRON_PATH,
+# BACKUP_SECRETS and BACKUP_LOG come from host.env, pushed by the files step.
+[[ -f $APP_DIR/host.env ]] || die "$APP_DIR/host.env is missing: the files step has not run"
+# shellcheck source=/dev/null # host.env is rendered by the Pulumi program (templates/hostConfig.ts)
+. "$APP_DIR/host.env"
 incoming=$(mktemp -d)
 trap 'rm -rf "$incoming"' EXIT
 receive_files "$incoming" "$CRON_PATH" "$BACKUP_SECRETS"

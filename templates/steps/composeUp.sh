@@ -13,15 +13,17 @@
 #     are left as they were, and the step fails naming the image, the last health output and how
 #     to retry. A failed step is not recorded, so the next `pulumi up` runs it again.
 cd "$APP_DIR"
-UPSTREAM="$APP_DIR/caddy/app-upstream.caddy"
+# ENV_FILE, APP_UPSTREAM and RELEASES_LOG (one line per release that went live: UTC time, image,
+# container, hash of the app's compose config) come from host.env, pushed by the files step.
+[[ -f host.env ]] || die "$APP_DIR/host.env is missing: the files step has not run"
+# shellcheck source=/dev/null # host.env is rendered by the Pulumi program (templates/hostConfig.ts)
+. ./host.env
 ERR="$APP_DIR/.compose-up.err"
-# One line per release that went live: UTC time, image, container, hash of the app's compose config.
-RELEASES="$APP_DIR/releases.log"
 
 # The env file's secret values (passwords, keys, the MinIO user), each replaced by [secret] in
 # what this step prints: a failing service may log its environment.
 mask_secrets() {
-  awk -v env_file="$APP_DIR/$ENV_FILE" '
+  awk -v env_file="$ENV_FILE" '
     BEGIN {
       while ((getline line < env_file) > 0) {
         eq = index(line, "=")
@@ -58,16 +60,16 @@ reload_caddy() { in_caddy caddy reload --config /etc/caddy/Caddyfile --adapter c
 # Caddy proxies to the container the upstream file names (templates/caddyfile.ts imports it).
 write_upstream() {
   local tmp
-  tmp=$(mktemp "$APP_DIR/caddy/.app-upstream.XXXXXX")
+  tmp=$(mktemp "$(dirname "$APP_UPSTREAM")/.app-upstream.XXXXXX")
   printf 'to %s:%s\n' "$1" "$APP_PORT" >"$tmp"
   chmod 0644 "$tmp"
-  mv -f "$tmp" "$UPSTREAM"
+  mv -f "$tmp" "$APP_UPSTREAM"
 }
 
 # The live container: the one the upstream file names; on a host deployed before releases were
 # health-gated, compose's single running app container.
 named=""
-[[ -f $UPSTREAM ]] && named=$(sed -n 's/^to \(.*\):[0-9]*$/\1/p' "$UPSTREAM")
+[[ -f $APP_UPSTREAM ]] && named=$(sed -n 's/^to \(.*\):[0-9]*$/\1/p' "$APP_UPSTREAM")
 live=""
 for id in $(app_ids); do
   [[ $(container_name "$id") == "$named" ]] && live=$named
@@ -191,7 +193,7 @@ $(still_serving)"
   fi
   say "$new serves $APP_IMAGE, ${SECONDS}s after the step started"
   # The way back (docs/RUNBOOK.md, "Releases"): the image before this one is the line above.
-  printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$APP_IMAGE" "$new" "$want" >>"$RELEASES"
+  printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$APP_IMAGE" "$new" "$want" >>"$RELEASES_LOG"
   [[ -z $live ]] || drain_and_stop "$live"
   live=$new
 }
@@ -213,8 +215,8 @@ drain_and_stop() {
 # config-hash label cannot be compared, since it changes with the scale a container was made at.
 want=$(docker compose config app | sha256sum | cut -c1-64)
 have=""
-if [[ -n $live && -s $RELEASES ]]; then
-  read -r _ _ released config_hash < <(tail -n 1 "$RELEASES")
+if [[ -n $live && -s $RELEASES_LOG ]]; then
+  read -r _ _ released config_hash < <(tail -n 1 "$RELEASES_LOG")
   [[ $released != "$live" ]] ||
     have="$(docker inspect -f '{{.State.Running}}' "$live") $config_hash"
 fi

@@ -17,6 +17,7 @@ import {
 } from "../../harness/hostKit";
 import { StepError } from "../../harness/replay";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { SWAP_FILE } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
 const envOf = (steps: ProgramStep[]) =>
@@ -91,19 +92,22 @@ describe("real host: day-2 changes", () => {
       'echo "off $1" >>/run/stand-in-swaps.log; grep -vx "$1" /run/stand-in-swaps >/run/stand-in-swaps.new; mv /run/stand-in-swaps.new /run/stand-in-swaps',
       "EOF",
       "chmod 0755 /usr/local/sbin/swapon /usr/local/sbin/swapoff",
-      "echo /swapfile >/run/stand-in-swaps",
+      `echo ${SWAP_FILE} >/run/stand-in-swaps`,
     ].join("\n");
     assert.equal((await d.droplet.exec(standIns)).code, 0);
     try {
       await apply(await restep(d, { swapSizeMb: "1024" }), d.state, { log });
-      assert.equal((await d.droplet.exec("stat -c %s /swapfile")).stdout.trim(), String(1024 * 1024 * 1024));
+      assert.equal(
+        (await d.droplet.exec(`stat -c %s ${SWAP_FILE}`)).stdout.trim(),
+        String(1024 * 1024 * 1024),
+      );
       assert.equal(
         (await d.droplet.exec("cat /run/stand-in-swaps.log")).stdout,
-        "off /swapfile\non /swapfile\n",
+        `off ${SWAP_FILE}\non ${SWAP_FILE}\n`,
       );
       await apply(await restep(d, { swapSizeMb: "0" }), d.state, { log });
-      assert.equal((await d.droplet.exec("test -e /swapfile || echo gone")).stdout, "gone\n");
-      assert.equal((await d.droplet.exec("grep -c swapfile /etc/fstab || true")).stdout.trim(), "0");
+      assert.equal((await d.droplet.exec(`test -e ${SWAP_FILE} || echo gone`)).stdout, "gone\n");
+      assert.equal((await d.droplet.exec(`grep -c ${SWAP_FILE} /etc/fstab || true`)).stdout.trim(), "0");
       assert.equal((await d.droplet.exec("cat /run/stand-in-swaps")).stdout, "");
     } finally {
       await d.droplet.exec("rm -f /usr/local/sbin/swapon /usr/local/sbin/swapoff /run/stand-in-swaps*");

@@ -37,7 +37,7 @@ import {
   FIRST_CONTACT_DIAL_ERROR_LIMIT,
   hostKeyFromStdout,
 } from "../../components/hostProvisioning";
-import { SANDBOX_APP_IMAGE } from "../../hostContract";
+import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../../hostContract";
 import { STAGING } from "../support";
 
 const log = (line: string) => console.log(`  ${line}`);
@@ -128,9 +128,9 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #1: the env file is 0600, owned by the deploy user, and its MinIO keys are equal", async () => {
-    const stat = await exec("stat -c '%a %U' /opt/chitram/.env.production");
+    const stat = await exec(`stat -c '%a %U' ${APP_DIR}/${ENV_FILE_NAME}`);
     assert.equal(stat.stdout.trim(), "600 chitram");
-    const env = parseEnvFile((await exec("cat /opt/chitram/.env.production")).stdout);
+    const env = parseEnvFile((await exec(`cat ${APP_DIR}/${ENV_FILE_NAME}`)).stdout);
     assert.ok(env.MINIO_SECRET_KEY.length >= 32);
     assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
     assert.equal(env.MINIO_ROOT_USER, env.MINIO_ACCESS_KEY);
@@ -177,7 +177,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #5: the cron file is installed, root-owned 0644, running backup.sh", async () => {
-    const r = await exec("stat -c '%a %U' /etc/cron.d/chitram-backup && cat /etc/cron.d/chitram-backup");
+    const r = await exec(`stat -c '%a %U' ${CRON_PATH} && cat ${CRON_PATH}`);
     assert.match(r.stdout, /^644 root$/m);
     assert.match(r.stdout, /^0 3 \* \* \* root \/opt\/chitram\/scripts\/backup\.sh/m);
   });

@@ -8,6 +8,7 @@ import { apply } from "../../harness/engine";
 import { Deployment, get, newDeployment, request, waitHealthy } from "../../harness/hostKit";
 import { listRows, OFFSITE_BUCKET, OffsiteStore, rebuildFromOffsite, startOffsiteStore } from "./offsiteKit";
 import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { BACKUP_SECRETS_PATH } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
 
@@ -57,7 +58,7 @@ describe("real host: off-box backups, and a host lost and rebuilt from them", ()
       `grep -rlF ${JSON.stringify(store.secretKey)} /etc/cron.d /opt/chitram /var/log || true`,
     );
     assert.equal(visible.stdout.trim(), "");
-    assert.match(await must(exec, "cat /etc/chitram/backup.env"), /^OFFSITE_BUCKET='chitram-offsite'$/m);
+    assert.match(await must(exec, `cat ${BACKUP_SECRETS_PATH}`), /^OFFSITE_BUCKET='chitram-offsite'$/m);
   });
 
   it("each backup is copied off the box, read back, and the bucket pruned by the same retention", async () => {

@@ -3,6 +3,7 @@
 // restores byte for byte, and the services come back with their data after dockerd restarts.
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
+import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv, failsWithPostgresStopped, HostExec } from "./backupDrill";
 import { apply } from "../../harness/engine";
@@ -16,10 +17,10 @@ import {
   waitHealthy,
 } from "../../harness/hostKit";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { BACKUP_LOG, BACKUP_SECRETS_PATH, LOCAL_DATA_DIR } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
-const BACKUP_DIR = "/var/lib/chitram/backups";
-const BACKUP_LOG = "/var/log/chitram-backup.log";
+const BACKUP_DIR = `${LOCAL_DATA_DIR}/backups`;
 
 /** `name size sha256` of every file (dot files too) in BACKUP_DIR, sorted. */
 async function fingerprint(exec: HostExec): Promise<string> {
@@ -65,7 +66,9 @@ describe("real host: backup failures reach a person, faults lose nothing", () =>
 
   it("the heartbeat URL is on the host only in the root-only secrets file", async () => {
     assert.equal(
-      (await must(exec, "stat -c '%a %U' /etc/chitram /etc/chitram/backup.env")).trim(),
+      (
+        await must(exec, `stat -c '%a %U' ${path.dirname(BACKUP_SECRETS_PATH)} ${BACKUP_SECRETS_PATH}`)
+      ).trim(),
       "700 root\n600 root",
     );
     const visible = await exec(`grep -rl ${token} /etc/cron.d /opt/chitram /var/log || true`);

@@ -1,0 +1,89 @@
+// Every variable a remote step reads is set before it is read: by the step's parameters, by the
+// script itself, or, for the steps that run after the bundle, by the host.env that bundle holds.
+// shellcheck cannot see this (it takes upper-case names for the environment), and `set -u`
+// finds a missing one only on a real host, as an "unbound variable" in the middle of a deploy.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { parseEnvFile } from "../templates/envFile";
+import { renderStepScript, StepScript } from "../templates/steps";
+import { decodeFiles } from "../templates/hostFiles";
+import { APP_DIR } from "../hostContract";
+import { runStack, STAGING, tool } from "./support";
+
+/** Set by something other than the step: bash, /etc/os-release, the PostgreSQL container's env. */
+const EXTERNAL = new Set(["SECONDS", "ID", "VERSION_CODENAME", "PRETTY_NAME", "POSTGRES_USER"]);
+
+/** The script inside a step's command: `... bash -c '<script>'; rc=$?; ...`. */
+function scriptOf(command: string): string {
+  const m = /bash -c '((?:[^']|'\\'')*)'; rc=/.exec(command);
+  assert.ok(m, `no bash -c script in: ${command.slice(0, 80)}`);
+  return m[1].replace(/'\\''/g, "'");
+}
+
+// The helpers every step gets. Their one parameter, DEPLOY_USER, is read only by the deploy-user
+// helpers, which only the steps given DEPLOY_USER call; what they set (RECEIVED) is set for all.
+const LIB = fs.readFileSync(path.join(__dirname, "..", "templates", "steps", "lib.sh"), "utf8");
+
+/** The parameters rendered at the top of a step script, and its own body (without lib.sh). */
+function split(script: string): { params: string[]; body: string } {
+  const lines = script.split("\n");
+  const params: string[] = [];
+  let i = lines.indexOf("set -euo pipefail") + 1;
+  for (; /^[A-Z][A-Z0-9_]*=/.test(lines[i]); i++) params.push(lines[i].slice(0, lines[i].indexOf("=")));
+  const rest = lines.slice(i).join("\n");
+  assert.ok(rest.startsWith(LIB), "lib.sh follows the parameters");
+  return { params, body: rest.slice(LIB.length) };
+}
+
+const read = (body: string) => new Set([...body.matchAll(/\$\{?([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]));
+const assigned = (body: string) => new Set([...body.matchAll(/\b([A-Z][A-Z0-9_]*)\+?=/g)].map((m) => m[1]));
+const sourcesHostEnv = (body: string) => /^\. "?(\$APP_DIR|\.)\/host\.env"?$/m.test(body);
+
+describe("step variables", async () => {
+  const run = await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" });
+  const files = run.steps.find((s) => s.name === "app-files")!;
+  const hostEnv = decodeFiles(files.stdin!).find((f) => f.path === `${APP_DIR}/host.env`)!;
+  const hostEnvKeys = new Set(Object.keys(parseEnvFile(hostEnv.content)));
+  const scripts = run.steps.flatMap((s) =>
+    [s.create, s.delete].flatMap((c) => (c === undefined ? [] : [{ step: s, ...split(scriptOf(c)) }])),
+  );
+
+  it("covers every step, and the steps after the bundle read host.env", () => {
+    assert.equal(scripts.length, run.steps.length);
+    const readers = scripts.filter((s) => sourcesHostEnv(s.body)).map((s) => s.step.name);
+    assert.deepEqual(readers.sort(), ["app-backup-cron", "app-compose-up"]);
+    for (const name of readers) {
+      const step = run.steps.find((s) => s.name === name)!;
+      assert.ok(step.dependsOn.includes("app-files"), `${name} must run after host.env is pushed`);
+    }
+  });
+
+  it("every variable a step reads is a parameter, set by the script, or (after the bundle) in host.env", () => {
+    for (const { step, params, body } of scripts) {
+      const hostEnvSet = sourcesHostEnv(body) ? hostEnvKeys : [];
+      const set = new Set([...params, ...assigned(LIB), ...assigned(body), ...hostEnvSet]);
+      const unset = [...read(body)].filter((v) => !set.has(v) && !EXTERNAL.has(v));
+      assert.deepEqual(unset, [], `${step.name} reads variables nothing sets`);
+    }
+  });
+
+  it("a step that reads host.env takes no path from it as a parameter: one value, one way in", () => {
+    for (const { step, params } of scripts.filter((s) => sourcesHostEnv(s.body))) {
+      const twice = params.filter((p) => hostEnvKeys.has(p) && p !== "APP_DIR");
+      assert.deepEqual(twice, [], `${step.name}: also in host.env (APP_DIR alone locates host.env)`);
+    }
+  });
+
+  it("a step that reads host.env stops before anything else, naming it, when it is missing", () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-no-host-env-"));
+    for (const script of ["composeUp", "backupCron"] satisfies StepScript[]) {
+      const r = tool("bash", ["-c", renderStepScript(script, { APP_DIR: empty })]);
+      assert.equal(r.code, 1, `${script}: ${r.out}`);
+      assert.match(r.out, /chitram: .*\/host\.env is missing: the files step has not run/);
+    }
+    assert.deepEqual(fs.readdirSync(empty), []);
+  });
+});
