@@ -28,6 +28,8 @@ export const CRON_PATH = "/etc/cron.d/chitram-backup";
 export const BACKUP_LOG = "/var/log/chitram-backup.log";
 /** The sshd drop-in that turns passwords off and closes root login. */
 export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
+/** The systemd drop-in that keeps docker.service from starting before the data volume is mounted. */
+export const DOCKER_MOUNT_DROPIN_PATH = "/etc/systemd/system/docker.service.d/chitram-data.conf";
 /** The swap file. */
 export const SWAP_FILE = "/swapfile";
 

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
-import { renderSshdDropIn } from "../templates/hostConfig";
+import { DOCKER_MOUNT_DROPIN_PATH, SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
+import { renderDockerMountDropIn, renderSshdDropIn } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
 import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
@@ -216,7 +216,15 @@ export class HostProvisioning extends pulumi.ComponentResource {
             DATA_DIR: args.dataVolume.mountPoint,
             VOLUME_NAME: args.dataVolume.name,
             VOLUME_SIZE_GB: args.dataVolume.sizeGb,
+            DOCKER_DROPIN_PATH: DOCKER_MOUNT_DROPIN_PATH,
           },
+          stdin: encodeFiles([
+            {
+              path: DOCKER_MOUNT_DROPIN_PATH,
+              mode: "0644",
+              content: renderDockerMountDropIn({ dataDir: args.dataVolume.mountPoint }),
+            },
+          ]),
           sudo: true,
           dependsOn: [accessProof, args.dataVolume.attachment],
         }),
