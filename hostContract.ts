@@ -32,6 +32,8 @@ export const BACKUP_LOG = "/var/log/chitram-backup.log";
 export const BACKUP_SECRETS_PATH = "/etc/chitram/backup.env";
 /** The sshd drop-in that turns passwords off and closes root login. */
 export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-chitram.conf";
+/** The systemd drop-in that keeps docker.service from starting before the data volume is mounted. */
+export const DOCKER_MOUNT_DROPIN_PATH = "/etc/systemd/system/docker.service.d/chitram-data.conf";
 /** The swap file. */
 export const SWAP_FILE = "/swapfile";
 

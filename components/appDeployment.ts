@@ -2,7 +2,13 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bundleManifest } from "../templates/bundle";
-import { BACKUP_SECRETS_PATH, CRON_PATH, ENV_FILE_NAME, SERVICE_ENV_FILES } from "../hostContract";
+import {
+  BACKUP_SECRETS_PATH,
+  CRON_PATH,
+  DOCKER_MOUNT_DROPIN_PATH,
+  ENV_FILE_NAME,
+  SERVICE_ENV_FILES,
+} from "../hostContract";
 import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import { OffsiteTarget, renderBackupCron, renderBackupSecrets } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
@@ -226,7 +232,12 @@ export class AppDeployment extends pulumi.ComponentResource {
       // deletes this step, which stops the app and unmounts the volume, before the attachment.
       step(`${name}-volume-release`, {
         onDelete: "volumeRelease",
-        params: { APP_DIR: appDir, DATA_DIR: dataDir, STOP_SECONDS: 180 },
+        params: {
+          APP_DIR: appDir,
+          DATA_DIR: dataDir,
+          STOP_SECONDS: 180,
+          DOCKER_DROPIN_PATH: DOCKER_MOUNT_DROPIN_PATH,
+        },
         triggers: [args.volumeAttachment.id],
         sudo: true,
         dependsOn: [appDirs, args.volumeAttachment],

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
-import { renderSshdDropIn } from "../templates/hostConfig";
+import { DOCKER_MOUNT_DROPIN_PATH, SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
+import { renderDockerMountDropIn, renderSshdDropIn } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { renderSudoers } from "../templates/sudoers";
 import { HostTarget } from "./hostTarget";
@@ -205,7 +205,15 @@ export class HostProvisioning extends pulumi.ComponentResource {
             DATA_DIR: target.dataVolume.mountPoint,
             VOLUME_NAME: target.dataVolume.name,
             VOLUME_SIZE_GB: target.dataVolume.sizeGb,
+            DOCKER_DROPIN_PATH: DOCKER_MOUNT_DROPIN_PATH,
           },
+          stdin: encodeFiles([
+            {
+              path: DOCKER_MOUNT_DROPIN_PATH,
+              mode: "0644",
+              content: renderDockerMountDropIn({ dataDir: target.dataVolume.mountPoint }),
+            },
+          ]),
           sudo: true,
           dependsOn: [accessProof, target.dataVolume.attachment],
         }),

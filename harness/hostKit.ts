@@ -208,6 +208,22 @@ export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<Htt
   );
 }
 
+/**
+ * `<status> <health>` of the app, postgres, minio and caddy containers, once each is running and
+ * (where it has a healthcheck) healthy, or as they are when `timeoutMs` is up. Caddy answers
+ * before every healthcheck has run again, so /health alone does not show all four are back.
+ */
+export async function serviceStates(droplet: Droplet, timeoutMs = 180_000): Promise<string[]> {
+  const rounds = Math.ceil(timeoutMs / 2000);
+  const r = await droplet.exec(
+    `cd ${APP_DIR} && for i in $(seq ${rounds}); do all=$(for s in app postgres minio caddy; do ` +
+      "docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' $(docker compose ps -q $s); " +
+      'done); echo "$all" | grep -qv -E \'^running( healthy)? *$\' || break; sleep 2; done; echo "$all"',
+  );
+  if (r.code !== 0) throw new Error(`service states: ${r.stderr}`);
+  return r.stdout.trim().split("\n");
+}
+
 export interface ProbeResult {
   total: number;
   failed: number;

@@ -49,6 +49,10 @@ export function dropletRunArgs(o: { name: string; network: string; labels: strin
     // copies out of the container layer (stop() deletes it in the background)
     "--mount",
     `type=volume,dst=/var/lib/docker,volume-label=${SANDBOX_LABEL}=1`,
+    // /run starts empty at every start, as a host's tmpfs /run at boot: after a restart the
+    // engine's stale pid files would name live processes of the new start, and it would not start
+    "--mount",
+    "type=tmpfs,dst=/run,tmpfs-mode=0755",
     "-p",
     "127.0.0.1::22",
     "-p",
@@ -96,6 +100,13 @@ export interface Droplet {
   exec(cmd: string, opts?: ExecOptions): Promise<ExecResult>;
   /** Lets a held sshd start (holdSshd); does nothing useful otherwise. */
   startSshd(): Promise<void>;
+  /**
+   * `docker restart`, the stand-in for a reboot: PID 1 (sshd) gets TERM, every other process is
+   * killed, /run starts empty; the disk and the inner engine's volume stay. Resolves once the inner
+   * engine and sshd answer again, with the ports and address above re-read (Docker may publish
+   * on other host ports after a restart).
+   */
+  restart(): Promise<void>;
   /**
    * Removes the container and its network. Safe to call twice. The inner engine's volume (GBs of
    * vfs copies, slow to delete) is removed by a detached background `docker volume rm`.
@@ -328,37 +339,50 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
     if (opts.holdSshd) env.push("-e", "SSHD_HOLD=1");
     await docker([...dropletRunArgs({ name, network, labels: [label, owner] }), ...env, DROPLET_IMAGE]);
     created = true;
-    const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
-    const droplet: Droplet = {
-      name,
-      network,
-      sshPort: hostPort(inspect, "22/tcp"),
-      httpPort: hostPort(inspect, "80/tcp"),
-      httpsPort: hostPort(inspect, "443/tcp"),
-      containerIp: inspect.NetworkSettings.Networks[network]?.IPAddress ?? "",
-      exec,
-      startSshd: async () => {
-        await docker(["exec", name, "touch", "/run/chitram-start-sshd"]);
-      },
-      stop,
-    };
-    await waitFor(`the Docker engine in ${name}`, 60_000, async () => {
-      const r = await docker(["exec", name, "docker", "version", "--format", "{{.Server.Version}}"], {
-        check: false,
-        timeoutMs: 10_000,
+    const waitForEngine = () =>
+      waitFor(`the Docker engine in ${name}`, 60_000, async () => {
+        const r = await docker(["exec", name, "docker", "version", "--format", "{{.Server.Version}}"], {
+          check: false,
+          timeoutMs: 10_000,
+        });
+        return r.code === 0;
       });
-      return r.code === 0;
-    });
-    if (images.length) await loadImagesInto(name, images);
-    if (!opts.holdSshd) {
-      await waitFor(`sshd of ${name} on 127.0.0.1:${droplet.sshPort}`, 30_000, async () => {
+    const waitForSshd = () =>
+      waitFor(`sshd of ${name} on 127.0.0.1:${droplet.sshPort}`, 30_000, async () => {
         const r = await run("ssh-keyscan", ["-T", "2", "-p", String(droplet.sshPort), "127.0.0.1"], {
           check: false,
           timeoutMs: 5_000,
         });
         return r.code === 0 && r.stdout.includes("ssh-");
       });
-    }
+    const readAddresses = async () => {
+      const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
+      return {
+        sshPort: hostPort(inspect, "22/tcp"),
+        httpPort: hostPort(inspect, "80/tcp"),
+        httpsPort: hostPort(inspect, "443/tcp"),
+        containerIp: inspect.NetworkSettings.Networks[network]?.IPAddress ?? "",
+      };
+    };
+    const droplet: Droplet = {
+      name,
+      network,
+      ...(await readAddresses()),
+      exec,
+      startSshd: async () => {
+        await docker(["exec", name, "touch", "/run/chitram-start-sshd"]);
+      },
+      restart: async () => {
+        await docker(["restart", name]);
+        Object.assign(droplet, await readAddresses());
+        await waitForEngine();
+        await waitForSshd();
+      },
+      stop,
+    };
+    await waitForEngine();
+    if (images.length) await loadImagesInto(name, images);
+    if (!opts.holdSshd) await waitForSshd();
     return droplet;
   } catch (e) {
     let detail = "";

@@ -150,6 +150,24 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.match(step(run, "app-app-dirs").create!, /DATA_DIR='\\''\/mnt\/chitram-data'\\''/);
   });
 
+  it("the mount step gives docker.service a drop-in that requires exactly the volume's mount", async () => {
+    const mount = step(run, "host-data-volume");
+    const files = decodeFiles(mount.stdin!);
+    assert.deepEqual(
+      files.map((f) => [f.path, f.mode]),
+      [["/etc/systemd/system/docker.service.d/chitram-data.conf", "0644"]],
+    );
+    const unit = files[0].content.split("\n").filter((l) => l && !l.startsWith("#"));
+    assert.deepEqual(unit, ["[Unit]", "RequiresMountsFor=/mnt/chitram-data"]);
+    assert.match(mount.create!, /systemctl daemon-reload/);
+    // Without a volume there is no mount step, and nothing makes Docker wait for one.
+    const noVolume = await runStack("prod", { ...PROD, dataVolumeSizeGb: "0" });
+    assert.equal(
+      noVolume.steps.find((s) => s.name === "host-data-volume"),
+      undefined,
+    );
+  });
+
   it("the app directories step knows the other data directory, so a switch cannot start on an empty one", async () => {
     assert.match(step(run, "app-app-dirs").create!, /OTHER_DATA_DIR='\\''\/var\/lib\/chitram'\\''/);
     const noVolume = await runStack("prod", { ...PROD, dataVolumeSizeGb: "0" });
@@ -206,6 +224,9 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.match(del, /sync/);
     assert.match(del, /umount/);
     assert.match(del, /timeout /);
+    // The volume leaves the host: Docker must not wait for its mount at the next boot.
+    assert.match(del, /DOCKER_DROPIN_PATH=\S*\/etc\/systemd\/system\/docker\.service\.d\/chitram-data\.conf/);
+    assert.match(del, /rm -f "\$DOCKER_DROPIN_PATH"/);
     assert.equal(release.options.customTimeouts?.delete, "5m");
   });
 

@@ -1,20 +1,26 @@
 // Every file the host receives, read by the real tool that will read it on the host:
-// caddy, visudo, shellcheck, docker compose, cloud-init, ssh-keygen.
+// caddy, visudo, shellcheck, docker compose, cloud-init, ssh-keygen, systemd-analyze.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
+import { spawnSync } from "node:child_process";
 import * as YAML from "yaml";
 import { renderCaddyfile } from "../templates/caddyfile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
 import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
 import { renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
-import { renderBackupCron, renderSshdDropIn } from "../templates/hostConfig";
+import { renderBackupCron, renderDockerMountDropIn, renderSshdDropIn } from "../templates/hostConfig";
 import { renderStepScript, StepScript } from "../templates/steps";
 import { renderSudoers } from "../templates/sudoers";
 import { EXISTING, PROD, runStack, STAGING, tool } from "./support";
-import { APP_UPSTREAM_FILE, SERVICE_ENV_FILES } from "../hostContract";
+import {
+  APP_UPSTREAM_FILE,
+  DOCKER_MOUNT_DROPIN_PATH,
+  SERVICE_ENV_FILES,
+  VOLUME_MOUNT,
+} from "../hostContract";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-validators-"));
 function write(name: string, content: string, mode = 0o644): string {
@@ -147,6 +153,55 @@ describe("validators: sudoers (visudo -cf)", () => {
   it("a broken drop-in fails the same check (what the host step relies on)", () => {
     const r = tool("visudo", ["-cf", write("sudoers-bad", "chitram ALL=(ALL NOPASSWD ALL\n", 0o440)]);
     assert.notEqual(r.code, 0);
+  });
+});
+
+describe("validators: docker.service drop-in (systemd-analyze verify)", () => {
+  /**
+   * systemd-analyze verify of a docker.service stand-in with the drop-in beside it, as systemd
+   * loads drop-ins from <unit>.d/ in its unit path; the lines that name this unit directory
+   * (warnings about the host's own units are not the drop-in's).
+   */
+  function verify(dropIn: string): { code: number; ours: string[] } {
+    const dir = fs.mkdtempSync(path.join(tmp, "units-"));
+    fs.writeFileSync(
+      path.join(dir, "docker.service"),
+      "[Unit]\nDescription=Docker stand-in\n[Service]\nExecStart=/bin/true\n",
+    );
+    fs.mkdirSync(path.join(dir, "docker.service.d"));
+    fs.writeFileSync(path.join(dir, "docker.service.d", path.basename(DOCKER_MOUNT_DROPIN_PATH)), dropIn);
+    const r = spawnSync("systemd-analyze", ["verify", path.join(dir, "docker.service")], {
+      encoding: "utf8",
+      // A trailing colon: this directory first, then the usual search path.
+      env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` },
+    });
+    if (r.error)
+      throw new Error(
+        `systemd-analyze is not installed here (.ci/install-host-tools.sh installs it): ${r.error.message}`,
+      );
+    const ours = `${r.stdout}${r.stderr}`.split("\n").filter((l) => l.includes(dir));
+    return { code: r.status ?? -1, ours };
+  }
+
+  it("the drop-in passes systemd-analyze verify without a warning", () => {
+    assert.equal(path.dirname(DOCKER_MOUNT_DROPIN_PATH), "/etc/systemd/system/docker.service.d");
+    assert.match(path.basename(DOCKER_MOUNT_DROPIN_PATH), /\.conf$/, "systemd reads only *.conf drop-ins");
+    const r = verify(renderDockerMountDropIn({ dataDir: VOLUME_MOUNT }));
+    assert.deepEqual(r.ours, []);
+    assert.equal(r.code, 0);
+  });
+
+  it("a misspelt key or a relative path is reported by the same check (what the test relies on)", () => {
+    const misspelt = verify("[Unit]\nRequiresMountFor=/mnt/chitram-data\n");
+    assert.match(misspelt.ours.join("\n"), /Unknown key/);
+    const relative = verify("[Unit]\nRequiresMountsFor=mnt/chitram-data\n");
+    assert.match(relative.ours.join("\n"), /not absolute/);
+  });
+
+  it("the renderer refuses a data directory systemd would read otherwise (specifiers, spaces)", () => {
+    for (const dataDir of ["/mnt/%h", "/mnt/a b", "mnt/data", "/mnt/chitram-data/"]) {
+      assert.throws(() => renderDockerMountDropIn({ dataDir }), /plain absolute path/, dataDir);
+    }
   });
 });
 

@@ -1,5 +1,9 @@
 # Mounts the DigitalOcean block volume that holds all app data, by UUID, kept across reboots, and
 # grows its filesystem when the volume was grown (VOLUME_SIZE_GB changed re-runs this step).
+# docker.service gets a drop-in (from stdin) that makes it wait for the mount at every boot.
+incoming=$(mktemp -d)
+trap 'rm -rf "$incoming"' EXIT
+receive_files "$incoming" "$DOCKER_DROPIN_PATH"
 device="/dev/disk/by-id/scsi-0DO_Volume_$VOLUME_NAME"
 for _ in $(seq 1 60); do
   [[ -e $device ]] && break
@@ -20,5 +24,15 @@ if ((device_bytes > fs_bytes)); then
   # ext4 grows online, mounted and in use.
   timeout 600 resize2fs "$device" >/dev/null || die "resize2fs $device did not finish within 600 s"
   say "filesystem on $VOLUME_NAME grown to the volume's $VOLUME_SIZE_GB GB"
+fi
+install -d -m 0755 "$(dirname "$DOCKER_DROPIN_PATH")"
+install_atomically "$incoming/files$DOCKER_DROPIN_PATH" "$DOCKER_DROPIN_PATH" root:root
+if has_systemd; then
+  systemctl daemon-reload
+  [[ " $(systemctl show -p RequiresMountsFor --value docker.service) " == *" $DATA_DIR "* ]] ||
+    die "docker.service does not require the mount of $DATA_DIR after installing $DOCKER_DROPIN_PATH (systemctl show -p RequiresMountsFor docker.service)"
+  say "docker.service starts only once $DATA_DIR is mounted"
+else
+  say "no systemd: $DOCKER_DROPIN_PATH is installed but nothing orders the mount before Docker at boot"
 fi
 say "volume $VOLUME_NAME ($VOLUME_SIZE_GB GB) mounted on $DATA_DIR"

@@ -13,7 +13,7 @@ import { replay, StepError } from "../../harness/replay";
 import { runStack } from "../../harness/steps";
 import { ProgramStep } from "../../harness/steps";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
-import { LOCAL_DATA_DIR, VOLUME_MOUNT } from "../../hostContract";
+import { DOCKER_MOUNT_DROPIN_PATH, LOCAL_DATA_DIR, VOLUME_MOUNT } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
 
@@ -124,6 +124,11 @@ describe("real host: moving the data between the droplet's disk and a volume", (
     // A bind mount of the directory onto itself stands in for the volume's mount (no block device here).
     const mountVolume = `mount --bind ${VOLUME_MOUNT} ${VOLUME_MOUNT}`;
     assert.equal((await d.droplet.exec(mountVolume)).code, 0);
+    // host-data-volume's drop-in (that step needs a block device; its content does not matter here).
+    const dropIn = `install -D -m 0644 /dev/null ${DOCKER_MOUNT_DROPIN_PATH}`;
+    assert.equal((await d.droplet.exec(dropIn)).code, 0);
+    const dropInThere = async () =>
+      (await d.droplet.exec(`test -e ${DOCKER_MOUNT_DROPIN_PATH} && echo there || echo gone`)).stdout;
 
     // Something still using the mount: the step fails, names the reason, and nothing is detached.
     await d.droplet.exec(`cd ${VOLUME_MOUNT} && (setsid sleep 300 </dev/null >/dev/null 2>&1 &)`);
@@ -136,9 +141,14 @@ describe("real host: moving the data between the droplet's disk and a volume", (
       (await d.droplet.exec(`pkill -x sleep; mountpoint -q ${VOLUME_MOUNT} && echo mounted`)).stdout,
       "mounted\n",
     );
+    // The volume stays attached, so Docker still waits for it at boot.
+    assert.equal(await dropInThere(), "there\n");
 
     const [done] = await runRelease();
     assert.match(done.stdout, /app stopped, \/mnt\/chitram-data unmounted/);
+    // The volume leaves: Docker must not wait at the next boot for a mount that will never come.
+    assert.match(done.stdout, /docker\.service no longer requires \/mnt\/chitram-data to be mounted/);
+    assert.equal(await dropInThere(), "gone\n");
     assert.equal(await onHost("cd /opt/chitram && docker compose ps -q"), "");
     assert.equal(
       (await d.droplet.exec(`mountpoint -q ${VOLUME_MOUNT} || echo unmounted`)).stdout,

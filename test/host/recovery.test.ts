@@ -14,6 +14,7 @@ import {
   newDeployment,
   recordingServer,
   request,
+  serviceStates,
   waitHealthy,
 } from "../../harness/hostKit";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
@@ -206,16 +207,9 @@ describe("real host: backup failures reach a person, faults lose nothing", () =>
     // As the droplet's init does it (no systemd in the sandbox).
     await must(exec, "setsid dockerd --storage-driver=vfs >>/var/log/dockerd.log 2>&1 < /dev/null &");
     await waitHealthy(d.droplet.httpPort, 180_000);
-    // Caddy answers before every healthcheck has run again: wait for all four to report healthy.
-    const states = await must(
-      exec,
-      "cd /opt/chitram && for i in $(seq 90); do all=$(for s in app postgres minio caddy; do " +
-        "docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' $(docker compose ps -q $s); " +
-        'done); echo "$all" | grep -qv -E \'^running( healthy)? *$\' || break; sleep 2; done; echo "$all"',
-    );
-    const lines = states.trim().split("\n");
-    assert.equal(lines.length, 4, states);
-    for (const line of lines) assert.match(line, /^running( healthy)?\s*$/);
+    const states = await serviceStates(d.droplet);
+    assert.equal(states.length, 4, states.join("\n"));
+    for (const line of states) assert.match(line, /^running( healthy)?\s*$/);
     assert.deepEqual(JSON.parse((await get(d.droplet.httpPort, "/api/objects")).body), JSON.parse(rows.body));
     assert.equal((await get(d.droplet.httpPort, "/api/objects/b")).body, "small object b\n");
   });
