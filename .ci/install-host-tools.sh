@@ -2,7 +2,7 @@
 # Installs the system tools the test suite needs, as root, on Debian 12/13 or Ubuntu: the real
 # validators (caddy, visudo, shellcheck, cloud-init, systemd-analyze), a Docker engine with
 # compose v2, debootstrap for the sandbox droplet's base image and pip (zizmor, the app stand-in's
-# wheels). Go (for sandbox/build-go-services.sh) comes with the machine. Safe to run again;
+# wheels), openssl (the test CAs of the registry and ACME host tests). Go (for sandbox/build-go-services.sh) comes with the machine. Safe to run again;
 # changes nothing that is already there, and prints each change before it makes it.
 #
 # Only the distribution's own packages are used. The one exception is Debian 12, which has no
@@ -23,7 +23,7 @@ distro="${ID:-unknown} ${VERSION_ID:-}"
 installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 
 missing=()
-for pkg in docker.io debootstrap caddy sudo shellcheck cloud-init openssh-client ca-certificates python3-pip systemd; do
+for pkg in docker.io debootstrap caddy sudo shellcheck cloud-init openssh-client openssl ca-certificates python3-pip systemd; do
   installed "$pkg" || missing+=("$pkg")
 done
 
