@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite needs, as root, on Debian 12/13 or Ubuntu: the real
 # validators (caddy, visudo, shellcheck, cloud-init, systemd-analyze), a Docker engine with
-# compose v2, debootstrap for the sandbox droplet's base image and pip (zizmor, the app stand-in's
-# wheels), openssl (the test CAs of the registry and ACME host tests). Go (for sandbox/build-go-services.sh) comes with the machine. Safe to run again;
-# changes nothing that is already there, and prints each change before it makes it.
+# compose v2, debootstrap for the sandbox droplet's base image, pip (zizmor, the app stand-in's
+# wheels) and openssl (the test CAs of the registry and ACME host tests). Go (for
+# sandbox/build-go-services.sh) comes with the machine. Safe to run again; changes nothing that
+# is already there, and prints each change before it makes it.
 #
 # Only the distribution's own packages are used. The one exception is Debian 12, which has no
 # compose v2: there Debian 13 (trixie) is added as an apt source pinned at priority 100, so apt
