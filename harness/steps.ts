@@ -120,6 +120,8 @@ export async function runStack(
   stack: string,
   config: Record<string, string>,
   values: "placeholders" | "real" = "placeholders",
+  /** Keys also set as secrets, beyond those that must be (e.g. a token as registryUsername). */
+  moreSecretKeys: string[] = [],
 ): Promise<ProgramRun & { steps: ProgramStep[] }> {
   const secretKeys = [
     "sshPrivateKey",
@@ -127,6 +129,7 @@ export async function runStack(
     "offsiteAccessKey",
     "offsiteSecretKey",
     "registryPassword",
+    ...moreSecretKeys,
   ].filter((k) => k in config);
   const run = await runProgram({ stack, config, secretKeys, values });
   return { ...run, steps: collectSteps(run) };
