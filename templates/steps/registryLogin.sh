@@ -10,8 +10,8 @@
 umask 077
 install -d -m 0700 "$HOME/.docker"
 CONFIG="$HOME/.docker/config.json"
-command -v python3 >/dev/null ||
-  die "registry login to $REGISTRY_SERVER: python3 is missing (it merges the credential into $CONFIG)"
+python3 -c 'import json' 2>/dev/null ||
+  die "registry login to $REGISTRY_SERVER: python3 with its json module is missing (it merges the credential into $CONFIG; install the python3 package)"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cat >"$scratch/incoming.json"
