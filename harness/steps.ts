@@ -23,6 +23,8 @@ export interface ProgramStep {
   secretPaths: string[];
   /** Resource options that matter for re-runs. */
   ignoreChanges: string[];
+  /** On a replacement the old step's delete runs before the new create. */
+  deleteBeforeReplace: boolean;
   logging?: string;
 }
 
@@ -59,6 +61,7 @@ export function collectSteps(run: ProgramRun): ProgramStep[] {
       dependsOn: [...new Set(nearestSteps(r.urn))].map((u) => byUrn.get(u)!.name),
       secretPaths: r.secretPaths,
       ignoreChanges: r.options.ignoreChanges,
+      deleteBeforeReplace: r.options.deleteBeforeReplace,
       logging: inputs.logging as string | undefined,
     };
   });

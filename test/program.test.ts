@@ -1014,6 +1014,11 @@ describe("program: a private registry for the app image", async () => {
       "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials",
     );
     assert.equal(creds.inputs.registryName, "acme-apps");
+    // docs/RUNBOOK.md quotes this URN for `pulumi up --replace` of a revoked credential.
+    assert.equal(
+      creds.urn,
+      "urn:pulumi:staging::chitram::chitram:app:AppDeployment$digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials::app-registry-credentials",
+    );
     assert.equal(creds.inputs.write, false);
     assert.ok(creds.options.additionalSecretOutputs.includes("dockerCredentials"));
     const login = step(run, "app-registry-login");
