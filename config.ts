@@ -45,12 +45,11 @@ export interface StackConfig {
   appImage: string;
   /**
    * The registry appImage is pulled from after a login; undefined = a public image, no login.
-   * `password`: the user from config (the password is a secret, see loadConfig); `digitalocean`:
-   * the stack obtains read-only credentials for the DigitalOcean registry `name` itself.
+   * `password`: a user name and password from config, read by loadConfig (the password always
+   * a secret, the user name when set as one); `digitalocean`: the stack obtains read-only
+   * credentials for the DigitalOcean registry `name` itself.
    */
-  registry?: { server: string } & (
-    { kind: "password"; username: string } | { kind: "digitalocean"; name: string }
-  );
+  registry?: { server: string } & ({ kind: "password" } | { kind: "digitalocean"; name: string });
   appPort: number;
   healthPath: string;
   releaseTimeoutSeconds: number;
@@ -181,12 +180,18 @@ const registrySecret = /^[^\x00-\x1f\x7f]{1,4096}$/u;
 // DigitalOcean registry names.
 const doRegistryName = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
+// Docker Hub's other names: Docker stores a login to them under that name, while pulls of Docker
+// Hub images look it up under https://index.docker.io/v1/ (what `docker login docker.io` uses).
+const dockerHubAliases = ["index.docker.io", "registry-1.docker.io"];
+
 /** The registry an image reference is pulled from, as Docker reads it (no host = Docker Hub). */
 export function imageRegistry(image: string): string {
   const first = image.split("/")[0];
-  return image.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")
-    ? first
-    : "docker.io";
+  if (!(image.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost"))) {
+    return "docker.io";
+  }
+  // Docker's reference parser reads index.docker.io/x as docker.io/x.
+  return first.toLowerCase() === "index.docker.io" ? "docker.io" : first;
 }
 
 // The health path reaches curl, compose.yaml, host.env (sourced by root) and the uptime check: a
@@ -356,8 +361,12 @@ export function parseConfig(
           "without control characters",
       );
     }
+    // Not echoed either: it may be a token (DigitalOcean's registry takes one as the user name).
     if (username !== "" && !registryUser.test(username)) {
-      bad("registryUsername", username, "use 1-256 of A-Z a-z 0-9 . _ @ + $ - (no spaces or colon)");
+      problems.push(
+        `${key("registryUsername")}: the value set is not allowed; use 1-256 of A-Z a-z 0-9 . _ @ + $ - ` +
+          "(no spaces or colon)",
+      );
     }
     if (server === "") {
       for (const k of ["registryUsername", "registryPassword"]) {
@@ -377,12 +386,29 @@ export function parseConfig(
       );
       return undefined;
     }
-    if (imageRef.test(appImage) && imageRegistry(appImage) !== server) {
+    if (dockerHubAliases.includes(server)) {
+      bad(
+        "registryServer",
+        server,
+        "use docker.io for Docker Hub: Docker stores a login to this name where pulls of Docker Hub images do not look",
+      );
+      return undefined;
+    }
+    const pulledFrom = imageRef.test(appImage) ? imageRegistry(appImage) : server;
+    if (pulledFrom !== server && pulledFrom.toLowerCase() === server) {
+      // Docker looks the login up by the host exactly as the image names it.
       bad(
         "appImage",
         appImage,
-        `it is pulled from ${imageRegistry(appImage)}, but ${key("registryServer")} is ${server}: ` +
-          `use an image on ${server} (e.g. ${server}/<name>:<tag>), or set registryServer to ${imageRegistry(appImage)}`,
+        `write its registry host in lowercase, as ${key("registryServer")} is: ` +
+          `${server}/${appImage.slice(pulledFrom.length + 1)}`,
+      );
+    } else if (pulledFrom !== server) {
+      bad(
+        "appImage",
+        appImage,
+        `it is pulled from ${pulledFrom}, but ${key("registryServer")} is ${server}: ` +
+          `use an image on ${server} (e.g. ${server}/<name>:<tag>), or set registryServer to ${pulledFrom.toLowerCase()}`,
       );
     }
     if (server === DO_REGISTRY && target === "digitalocean" && username === "" && password === "") {
@@ -399,13 +425,13 @@ export function parseConfig(
     }
     const doHint =
       server === DO_REGISTRY && target === "existing"
-        ? ` (on target existing the stack cannot obtain ${DO_REGISTRY} credentials: use a DigitalOcean API token with registry read scope as both)`
+        ? ` (on target existing the stack cannot obtain ${DO_REGISTRY} credentials: use a DigitalOcean API token with registry read scope as both, each set with --secret)`
         : "";
     if (username === "") {
       bad(
         "registryUsername",
         undefined,
-        `with ${key("registryServer")} ${server}, set the registry's user name${doHint}`,
+        `with ${key("registryServer")} ${server}, set the registry's user name (with --secret when it is a token)${doHint}`,
       );
     }
     if (password === "") {
@@ -414,7 +440,7 @@ export function parseConfig(
           `pulumi config set --secret ${key("registryPassword")}${doHint}`,
       );
     }
-    return { server, kind: "password", username };
+    return { server, kind: "password" };
   }
   const registry = registryConfig();
   const appPort = int("appPort", 1, 65535);
@@ -595,7 +621,8 @@ export function loadConfig(): {
   sshPrivateKey?: pulumi.Output<string>;
   backupHeartbeatUrl?: pulumi.Output<string>;
   offsiteKeys?: { accessKey: pulumi.Output<string>; secretKey: pulumi.Output<string> };
-  registryPassword?: pulumi.Output<string>;
+  /** The user name is secret when it was set with --secret (a token); the password always is. */
+  registryCredential?: { username: pulumi.Output<string>; password: pulumi.Output<string> };
 } {
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const raw: RawConfig = {};
@@ -628,7 +655,15 @@ export function loadConfig(): {
     config.offsite?.kind === "existing"
       ? { accessKey: cfg.requireSecret("offsiteAccessKey"), secretKey: cfg.requireSecret("offsiteSecretKey") }
       : undefined;
-  const registryPassword =
-    config.registry?.kind === "password" ? cfg.requireSecret("registryPassword") : undefined;
-  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryPassword };
+  const secretKey = (k: string) => runtime.isConfigSecret(`${CONFIG_NAMESPACE}:${k}`);
+  const registryCredential =
+    config.registry?.kind === "password"
+      ? {
+          username: secretKey("registryUsername")
+            ? cfg.requireSecret("registryUsername")
+            : pulumi.output(cfg.require("registryUsername")),
+          password: cfg.requireSecret("registryPassword"),
+        }
+      : undefined;
+  return { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryCredential };
 }

@@ -23,7 +23,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryPassword } = loadConfig();
+  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryCredential } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -87,7 +87,7 @@ export function createStack(): StackOutputs {
     appImage: config.appImage,
     registry:
       config.registry?.kind === "password"
-        ? { server: config.registry.server, username: config.registry.username, password: registryPassword! }
+        ? { server: config.registry.server, ...registryCredential! }
         : config.registry && { server: config.registry.server, digitaloceanRegistry: config.registry.name },
     appPort: config.appPort,
     healthPath: config.healthPath,

@@ -10,9 +10,15 @@ import {
   SERVICE_ENV_FILES,
 } from "../hostContract";
 import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
-import { OffsiteTarget, renderBackupCron, renderBackupSecrets } from "../templates/hostConfig";
+import {
+  BACKUP_CRON_HOST_ENV,
+  hostEnvLines,
+  OffsiteTarget,
+  renderBackupCron,
+  renderBackupSecrets,
+} from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
-import { renderRegistryLogin } from "../templates/registryLogin";
+import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
 import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
 
 /**
@@ -20,7 +26,7 @@ import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep"
  * or token (secret), or a DigitalOcean registry whose read-only credentials the stack obtains.
  */
 export type AppRegistry =
-  | { server: string; username: string; password: pulumi.Input<string> }
+  | { server: string; username: pulumi.Input<string>; password: pulumi.Input<string> }
   | { server: string; digitaloceanRegistry: string };
 
 export interface AppDeploymentArgs {
@@ -109,7 +115,9 @@ export class AppDeployment extends pulumi.ComponentResource {
       }));
     this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
 
-    const bundle = encodeFiles(bundleManifest(args));
+    const manifest = bundleManifest(args);
+    const bundle = encodeFiles(manifest);
+    const hostEnv = manifest.find((f) => f.path === `${appDir}/host.env`)!.content;
     const envBundle = pulumi.secret(
       envArgs.apply((env) => {
         const services = renderServiceEnvFiles(env);
@@ -137,33 +145,21 @@ export class AppDeployment extends pulumi.ComponentResource {
       sudo: true,
       dependsOn: args.dependsOn ?? [],
     });
-    // Pushed as the deploy user into the directory it owns: no sudo, so its files are its own.
-    const envFile = step(`${name}-env-file`, {
-      script: "pushFiles",
-      params: { APP_DIR: appDir, PRUNE_SCRIPTS: false },
-      stdin: envBundle,
-      secret: true,
-      sudo: false,
-      dependsOn: [appDirs],
-    });
-    const files = step(`${name}-files`, {
-      script: "pushFiles",
-      params: { APP_DIR: appDir, PRUNE_SCRIPTS: true },
-      stdin: bundle,
-      sudo: false,
-      dependsOn: [appDirs],
-    });
     // The release step pulls as the deploy user, so that user logs in; a refused credential fails
-    // here, before anything of the running version changes. The credential's hash is part of the
-    // triggers (remoteStep hashes stdin), so a rotated password logs in again.
+    // here, before anything of the running version changes: the steps that rewrite the app's files
+    // wait for it too. The credential's hash is part of the triggers (remoteStep hashes stdin) and
+    // the server is a parameter of the script, so a rotated credential or a new server replaces
+    // the step: the old login is logged out first, then the new one logged in.
     let registryLogin: pulumi.Resource | undefined;
     const registry = args.registry;
     if (registry !== undefined) {
       const credential =
         "password" in registry
           ? pulumi
-              .output(registry.password)
-              .apply((password) => renderRegistryLogin({ username: registry.username, password }))
+              .all([registry.username, registry.password])
+              .apply(([username, password]) =>
+                renderRegistryLogin({ server: registry.server, username, password }),
+              )
           : new digitalocean.ContainerRegistryDockerCredentials(
               `${name}-registry-credentials`,
               { registryName: registry.digitaloceanRegistry, write: false },
@@ -171,16 +167,32 @@ export class AppDeployment extends pulumi.ComponentResource {
             ).dockerCredentials;
       registryLogin = step(`${name}-registry-login`, {
         script: "registryLogin",
-        params: {
-          REGISTRY_SERVER: registry.server,
-          LOGIN_MODE: "password" in registry ? "password" : "dockerconfig",
-        },
+        onDelete: "registryLogout",
+        deleteBeforeReplace: true,
+        params: { REGISTRY_SERVER: registry.server, AUTH_KEY: dockerAuthKey(registry.server) },
         stdin: pulumi.secret(credential),
         secret: true,
         sudo: false,
         dependsOn: args.dependsOn ?? [],
       });
     }
+    const afterLogin = registryLogin === undefined ? [] : [registryLogin];
+    // Pushed as the deploy user into the directory it owns: no sudo, so its files are its own.
+    const envFile = step(`${name}-env-file`, {
+      script: "pushFiles",
+      params: { APP_DIR: appDir, PRUNE_SCRIPTS: false },
+      stdin: envBundle,
+      secret: true,
+      sudo: false,
+      dependsOn: [appDirs, ...afterLogin],
+    });
+    const files = step(`${name}-files`, {
+      script: "pushFiles",
+      params: { APP_DIR: appDir, PRUNE_SCRIPTS: true },
+      stdin: bundle,
+      sudo: false,
+      dependsOn: [appDirs, ...afterLogin],
+    });
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
       params: {
@@ -195,7 +207,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       },
       triggers: [this.releaseHash],
       sudo: false,
-      dependsOn: [envFile, files, ...(registryLogin === undefined ? [] : [registryLogin])],
+      dependsOn: [envFile, files, ...afterLogin],
       timeout: "15m",
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
@@ -222,6 +234,8 @@ export class AppDeployment extends pulumi.ComponentResource {
       script: "backupCron",
       params: { APP_DIR: appDir },
       stdin: backupFiles,
+      // It also reads paths from host.env (pushed by the files step): their lines re-run it.
+      triggers: [sha256(hostEnvLines(hostEnv, BACKUP_CRON_HOST_ENV))],
       secret: args.backupHeartbeatUrl !== undefined || args.offsite !== undefined,
       sudo: true,
       dependsOn: [files],

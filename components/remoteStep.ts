@@ -23,6 +23,11 @@ export interface RemoteStepOptions {
    * triggers). Edits of it only update the stored script: they run nothing.
    */
   onDelete?: StepScript;
+  /**
+   * On a replacement, run the old step's onDelete before the new create (the engine's default is
+   * the other way round). Default: false.
+   */
+  deleteBeforeReplace?: boolean;
   /** Shell variables the script reads. */
   params?: StepParams;
   /** Run the script as root through `sudo -n`; "auto" = only when the connection user is not root. */
@@ -66,6 +71,7 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       additionalSecretOutputs: o.secret ? ["stdout", "stderr"] : [],
       customTimeouts: { create: limit, update: limit, delete: limit },
       ignoreChanges: o.ignoreChanges,
+      deleteBeforeReplace: o.deleteBeforeReplace,
     },
   );
 }

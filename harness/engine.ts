@@ -3,14 +3,16 @@
 // triggers → replace (create runs again); any other changed input → update, which runs `create`
 // again with the NEW inputs, while inputs in ignoreChanges keep their OLD stored values. Only a
 // step that succeeded is recorded in the state (with its stdout, which later steps may read), so
-// a second `pulumi up` is a no-op and an apply that died after step k picks up from there.
+// a second `pulumi up` is a no-op and an apply that died after step k picks up from there. A step
+// replaced with deleteBeforeReplace first runs the delete command stored with it (the engine runs
+// a replaced step's delete too, but otherwise after the new create: not modelled here).
 import { hostKeyFromStdout } from "../components/hostProvisioning";
 import { HOST_KEY_PLACEHOLDER } from "./mockProgram";
 import { DiffedInputs, planStep, ProgramStep, storedInputs } from "./steps";
 import { orderSteps, replay, Step, StepConnection, StepResult } from "./replay";
 
 /** What the engine remembers of each step: its inputs as it last ran, and its stdout output. */
-export type EngineState = Map<string, { inputs: DiffedInputs; stdout: string }>;
+export type EngineState = Map<string, { inputs: DiffedInputs; stdout: string; delete?: string }>;
 
 export function toReplayStep(step: ProgramStep): Step {
   return {
@@ -47,7 +49,7 @@ export interface ApplyOptions {
 }
 
 export interface ApplyResult {
-  ran: (StepResult & { action: "create" | "replace" | "update" | "same" })[];
+  ran: (StepResult & { action: "create" | "replace" | "update" | "same" | "delete" })[];
   skipped: string[];
 }
 
@@ -64,17 +66,34 @@ export async function apply(
   const limit = opts.stopAfter ?? ordered.length;
   const result: ApplyResult = { ran: [], skipped: [] };
   for (const step of ordered.slice(0, limit)) {
-    const { action, inputs } = planStep(withOutputs(step, state), state.get(step.name)?.inputs);
+    const old = state.get(step.name);
+    const { action, inputs } = planStep(withOutputs(step, state), old?.inputs);
     if (action === "same" && !opts.force?.(step)) {
       result.skipped.push(step.name);
       continue;
+    }
+    if (action === "replace" && step.deleteBeforeReplace && old?.delete !== undefined) {
+      const [deleted] = await replay(
+        [
+          {
+            name: step.name,
+            type: step.type,
+            connection: old.inputs.connection,
+            create: old.delete,
+            dependsOn: [],
+          },
+        ],
+        { log, connectionOverride: opts.connectionOverride },
+      );
+      state.delete(step.name);
+      result.ran.push({ ...deleted, action: "delete" });
     }
     // Dependencies are satisfied by the order; the replay runs this one step.
     const [ran] = await replay([{ ...toReplayStep(inputs), dependsOn: [] }], {
       log,
       connectionOverride: opts.connectionOverride,
     });
-    state.set(step.name, { inputs: storedInputs(inputs), stdout: ran.stdout });
+    state.set(step.name, { inputs: storedInputs(inputs), stdout: ran.stdout, delete: inputs.delete });
     result.ran.push({ ...ran, action });
   }
   return result;

@@ -23,6 +23,8 @@ export interface ProgramStep {
   secretPaths: string[];
   /** Resource options that matter for re-runs. */
   ignoreChanges: string[];
+  /** On a replacement the old step's delete runs before the new create. */
+  deleteBeforeReplace: boolean;
   logging?: string;
 }
 
@@ -59,6 +61,7 @@ export function collectSteps(run: ProgramRun): ProgramStep[] {
       dependsOn: [...new Set(nearestSteps(r.urn))].map((u) => byUrn.get(u)!.name),
       secretPaths: r.secretPaths,
       ignoreChanges: r.options.ignoreChanges,
+      deleteBeforeReplace: r.options.deleteBeforeReplace,
       logging: inputs.logging as string | undefined,
     };
   });
@@ -120,6 +123,8 @@ export async function runStack(
   stack: string,
   config: Record<string, string>,
   values: "placeholders" | "real" = "placeholders",
+  /** Keys also set as secrets, beyond those that must be (e.g. a token as registryUsername). */
+  moreSecretKeys: string[] = [],
 ): Promise<ProgramRun & { steps: ProgramStep[] }> {
   const secretKeys = [
     "sshPrivateKey",
@@ -127,6 +132,7 @@ export async function runStack(
     "offsiteAccessKey",
     "offsiteSecretKey",
     "registryPassword",
+    ...moreSecretKeys,
   ].filter((k) => k in config);
   const run = await runProgram({ stack, config, secretKeys, values });
   return { ...run, steps: collectSteps(run) };

@@ -54,6 +54,20 @@ export function renderHostEnv(args: HostEnvArgs): string {
   ].join("\n");
 }
 
+/** The host.env settings the backup cron step (templates/steps/backupCron.sh) reads. */
+export const BACKUP_CRON_HOST_ENV = ["CRON_PATH", "BACKUP_SECRETS", "BACKUP_LOG"] as const;
+
+/**
+ * The lines of a rendered host.env that set `keys`: a step that reads only these re-runs when
+ * they change, not on every change of host.env.
+ */
+export function hostEnvLines(hostEnv: string, keys: readonly string[]): string {
+  return hostEnv
+    .split("\n")
+    .filter((line) => keys.some((k) => line.startsWith(`${k}=`)))
+    .join("\n");
+}
+
 /** Where backups are copied off the host: an S3 endpoint, a bucket, and a key for it. */
 export interface OffsiteTarget {
   endpoint: string;

@@ -13,6 +13,7 @@ export type StepScript =
   | "appDirs"
   | "pushFiles"
   | "registryLogin"
+  | "registryLogout"
   | "composeUp"
   | "healthCheck"
   | "backupCron"

@@ -535,11 +535,7 @@ describe("config: private registry", () => {
 
   it("by default there is no registry login; a server, user and secret password give one", () => {
     assert.equal(parse({}).registry, undefined);
-    assert.deepEqual(withRegistry(ghcr).registry, {
-      server: "ghcr.io",
-      kind: "password",
-      username: "example-bot",
-    });
+    assert.deepEqual(withRegistry(ghcr).registry, { server: "ghcr.io", kind: "password" });
     const port = {
       ...ghcr,
       registryServer: "registry.example.com:5000",
@@ -593,6 +589,42 @@ describe("config: private registry", () => {
     }
   });
 
+  it("Docker Hub is docker.io: an image without a registry host logs in there; its other names are refused", () => {
+    for (const appImage of [
+      "example/chitram:1",
+      "docker.io/example/chitram:1",
+      "index.docker.io/example/chitram:1",
+    ]) {
+      assert.deepEqual(withRegistry({ ...ghcr, registryServer: "docker.io", appImage }).registry, {
+        server: "docker.io",
+        kind: "password",
+      });
+    }
+    for (const server of ["index.docker.io", "registry-1.docker.io"]) {
+      refuses(
+        { ...ghcr, registryServer: server, appImage: "example/chitram:1" },
+        "registryServer",
+        /use docker\.io/,
+      );
+    }
+    refuses(
+      { ...ghcr, appImage: "example/chitram:1" },
+      "appImage",
+      /pulled from docker\.io, .*or set registryServer to docker\.io/,
+    );
+  });
+
+  it("an appImage whose registry host differs from registryServer only in case is told to lowercase it", () => {
+    refuses(
+      { ...ghcr, appImage: "GHCR.io/example/chitram:1.0.0" },
+      "appImage",
+      /write its registry host in lowercase, as chitram:registryServer is: ghcr\.io\/example\/chitram:1\.0\.0$/,
+    );
+    // Another registry in capitals: the advice names a registryServer the check accepts.
+    const message = problems({ ...ghcr, appImage: "Registry.Example.com/chitram:1" });
+    assert.match(message, /or set registryServer to registry\.example\.com$/m);
+  });
+
   it("an appImage on another registry than registryServer is refused, naming both", () => {
     refuses(
       { ...ghcr, appImage: "registry.example.com/chitram:1.0.0" },
@@ -602,10 +634,15 @@ describe("config: private registry", () => {
     refuses({ ...ghcr, appImage: "example/chitram:1.0.0" }, "appImage", /pulled from docker\.io/);
   });
 
-  it("a user name with a colon, space or newline, and a password of more than one line, are refused", () => {
+  it("a user name with a colon, space or newline, and a password of more than one line, are refused, neither echoed", () => {
     for (const user of ["a:b", "a b", "a\nb"]) {
       refuses({ ...ghcr, registryUsername: user }, "registryUsername", /no spaces or colon/);
     }
+    // The user name may be a token (DigitalOcean's registry): never echoed either.
+    const token = "dop_v1_0123456789abcdef:with-a-colon";
+    const user = problems({ ...ghcr, registryUsername: token });
+    assert.match(user, /chitram:registryUsername: the value set is not allowed/);
+    assert.ok(!user.includes("dop_v1"), `the user name is echoed:\n${user}`);
     const twoLines = `${secret}\nsecond`;
     const message = problems({ ...ghcr, registryPassword: twoLines });
     assert.match(message, /chitram:registryPassword: the value set is not allowed; use one line/);

@@ -7,6 +7,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { decodeFiles } from "../templates/hostFiles";
+import { BACKUP_CRON_HOST_ENV, hostEnvLines } from "../templates/hostConfig";
+import { renderRegistryLogin } from "../templates/registryLogin";
+import { sha256 } from "../components/remoteStep";
 import { parseEnvFile } from "../templates/envFile";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
 import { FIRST_CONTACT_DIAL_ERROR_LIMIT } from "../components/hostProvisioning";
@@ -868,6 +871,22 @@ describe("program: remote steps", async () => {
       .map((s) => s.name);
     assert.deepEqual(differs.sort(), ["app-compose-up", "app-files", "app-health"]);
   });
+
+  it("the backup cron step re-runs when the host.env lines it reads change, not on other host.env changes", async () => {
+    const hostEnvOf = (r: { steps: ProgramStep[] }) =>
+      decodeFiles(step(r, "app-files").stdin!).find((f) => f.path.endsWith("/host.env"))!.content;
+    const cron = step(run, "app-backup-cron");
+    const lines = hostEnvLines(hostEnvOf(run), BACKUP_CRON_HOST_ENV);
+    assert.match(lines, /^BACKUP_LOG='\/var\/log\/[^']+'$/m);
+    assert.ok(cron.triggers.includes(sha256(lines)), "the lines it reads are in its triggers");
+    // Another BACKUP_LOG in host.env gives other triggers.
+    const moved = hostEnvOf(run).replace(/^BACKUP_LOG=.*$/m, "BACKUP_LOG='/var/log/elsewhere.log'");
+    assert.notEqual(sha256(hostEnvLines(moved, BACKUP_CRON_HOST_ENV)), sha256(lines));
+    // Retention days are in host.env too, but the cron step does not read them.
+    const retention = await runStack("staging", { ...STAGING, backupRetentionDays: "9" });
+    assert.notEqual(hostEnvOf(retention), hostEnvOf(run));
+    assert.deepEqual(step(retention, "app-backup-cron").triggers, cron.triggers);
+  });
 });
 
 describe("program: a private registry for the app image", async () => {
@@ -901,13 +920,39 @@ describe("program: a private registry for the app image", async () => {
     );
     // The parameters as they stand inside the quoted script.
     assert.ok(login.create!.includes(`REGISTRY_SERVER='\\''ghcr.io'\\''`), login.create);
-    assert.ok(login.create!.includes(`LOGIN_MODE='\\''password'\\''`));
+    assert.ok(login.create!.includes(`AUTH_KEY='\\''ghcr.io'\\''`));
     assert.ok(step(withLogin, "app-compose-up").dependsOn.includes("app-registry-login"));
+  });
+
+  it("a refused login stops the steps that rewrite the app's files too (they run after it)", () => {
+    for (const name of ["app-env-file", "app-files", "app-compose-up"]) {
+      assert.ok(step(withLogin, name).dependsOn.includes("app-registry-login"), name);
+    }
+    // The backup cron waits for the files step.
+    assert.ok(step(withLogin, "app-backup-cron").dependsOn.includes("app-files"));
+  });
+
+  it("deleting the login step logs out; a new credential or server logs out the old login before the new one", async () => {
+    const login = step(withLogin, "app-registry-login");
+    assert.match(login.delete!, /docker logout "\$AUTH_KEY"/);
+    assert.ok(!login.delete!.includes("sudo -n"), "as the deploy user, whose config holds the login");
+    assert.equal(named(withLogin, "app-registry-login").options.deleteBeforeReplace, true);
+    const moved = await runStack(
+      "existing",
+      {
+        ...EXISTING,
+        ...registry,
+        registryServer: "registry.example.com",
+        appImage: "registry.example.com/chitram:1",
+      },
+      "real",
+    );
+    assert.equal(planStep(step(moved, "app-registry-login"), storedInputs(login)).action, "replace");
   });
 
   it("the credential travels only on the step's secret stdin; nothing is logged, the outputs are secret", () => {
     const login = step(withLogin, "app-registry-login");
-    assert.equal(login.stdin, `example-bot\n${password}\n`);
+    assert.equal(login.stdin, renderRegistryLogin({ server: "ghcr.io", username: "example-bot", password }));
     assert.ok(login.secretPaths.includes("stdin"));
     assert.equal(login.logging, "none");
     const secretOutputs = named(withLogin, "app-registry-login").options.additionalSecretOutputs;
@@ -949,6 +994,32 @@ describe("program: a private registry for the app image", async () => {
     assert.deepEqual(differs, ["app-registry-login"]);
   });
 
+  it("a user name set with --secret (a token) is in no command, plain input or output; a plain one is no parameter either", async () => {
+    const token = "dop_v1_Token0As0Registry0User0Name";
+    const run = await runStack(
+      "existing",
+      {
+        ...EXISTING,
+        appImage: "registry.digitalocean.com/acme-apps/chitram:1.0.0",
+        registryServer: "registry.digitalocean.com",
+        registryUsername: token,
+        registryPassword: token,
+      },
+      "real",
+      ["registryUsername"],
+    );
+    const login = step(run, "app-registry-login");
+    assert.ok(login.secretPaths.includes("stdin"));
+    for (const s of run.steps) {
+      for (const cmd of [s.create, s.delete]) assert.ok(!(cmd ?? "").includes(token), `${s.name}'s command`);
+    }
+    for (const r of run.resources) assert.ok(!JSON.stringify(r.maskedInputs).includes(token), r.name);
+    for (const [k, o] of Object.entries(run.outputs)) assert.ok(!JSON.stringify(o.value).includes(token), k);
+    for (const s of withLogin.steps) {
+      for (const cmd of [s.create, s.delete]) assert.ok(!(cmd ?? "").includes("example-bot"), s.name);
+    }
+  });
+
   it("DigitalOcean's registry: the stack obtains read-only credentials for the registry named by appImage", async () => {
     const run = await runStack(
       "staging",
@@ -964,10 +1035,15 @@ describe("program: a private registry for the app image", async () => {
       "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials",
     );
     assert.equal(creds.inputs.registryName, "acme-apps");
+    // docs/RUNBOOK.md quotes this URN for `pulumi up --replace` of a revoked credential.
+    assert.equal(
+      creds.urn,
+      "urn:pulumi:staging::chitram::chitram:app:AppDeployment$digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials::app-registry-credentials",
+    );
     assert.equal(creds.inputs.write, false);
     assert.ok(creds.options.additionalSecretOutputs.includes("dockerCredentials"));
     const login = step(run, "app-registry-login");
-    assert.ok(login.create!.includes(`LOGIN_MODE='\\''dockerconfig'\\''`));
+    assert.ok(login.create!.includes(`AUTH_KEY='\\''registry.digitalocean.com'\\''`));
     assert.ok(login.secretPaths.includes("stdin"));
     assert.equal(login.logging, "none");
     const { auth } = (JSON.parse(login.stdin!) as { auths: Record<string, { auth: string }> }).auths[

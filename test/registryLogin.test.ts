@@ -1,7 +1,8 @@
-// The registry login step's script (templates/steps/registryLogin.sh) run by bash here, against a
-// stand-in `docker` that records how it was called: the credential reaches docker on stdin or in a
-// scratch config, never as an argument; DigitalOcean's docker config is checked, then merged into
-// the deploy user's config.json (0600) next to what was there; a refused login changes nothing.
+// The registry login and logout scripts (templates/steps/registryLogin.sh, registryLogout.sh) run
+// by bash here, against a stand-in `docker` that records how it was called: no part of the
+// credential is ever an argument (Docker checks it from a scratch config); the entry received is
+// then merged into the deploy user's config.json (0600) next to what was there; a refused login,
+// or a config where Docker would ignore the entry, changes nothing.
 // The real login against a registry that requires one is test/host/registry.test.ts.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -9,28 +10,34 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeEach, describe, it } from "node:test";
-import { renderRegistryLogin } from "../templates/registryLogin";
+import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
 import { renderStepScript } from "../templates/steps";
 
 const DOCR = "registry.digitalocean.com";
 const TOKEN = "dop_v1_0123456789abcdef0123456789abcdef";
 const DOCR_AUTH = Buffer.from(`${TOKEN}:${TOKEN}`).toString("base64");
 const dockerConfigJson = JSON.stringify({ auths: { [DOCR]: { auth: DOCR_AUTH } } });
+const USER = "example-bot";
+const PASSWORD = "pw-Secret-Value-1234";
 
-// Records each call (argv, DOCKER_CONFIG, stdin); `docker login` succeeds when REFUSE is unset.
-// In password mode a successful login stores the auth as Docker does.
+// Records each call (argv, DOCKER_CONFIG, the config it read, stdin). `docker login` succeeds when
+// REFUSE is unset and then rewrites its config, as Docker does; `docker logout` fails with
+// LOGOUT_FAILS set.
 const FAKE_DOCKER = `#!/usr/bin/env bash
 stdin=$(cat)
-printf '%s\\n' "argv: $*" "config: \${DOCKER_CONFIG:-}" "stdin: $stdin" >>"$CALLS"
+dir=\${DOCKER_CONFIG:-$HOME/.docker}
+printf '%s\\n' "argv: $*" "config: \${DOCKER_CONFIG:-}" "read: $(cat "$dir/config.json" 2>/dev/null)" "stdin: $stdin" >>"$CALLS"
+if [[ $1 == logout ]]; then
+  [[ -z \${LOGOUT_FAILS:-} ]] || { echo 'Cannot connect to the Docker daemon' >&2; exit 1; }
+  echo "Removing login credentials for $2"
+  exit 0
+fi
 [[ $1 == login ]] || exit 0
 if [[ -n \${REFUSE:-} ]]; then
   echo 'Error response from daemon: Get "https://server/v2/": unauthorized: authentication required' >&2
   exit 1
 fi
-if [[ -z \${DOCKER_CONFIG:-} ]]; then
-  mkdir -p "$HOME/.docker"
-  printf '{"auths":{"%s":{"auth":"x"}}}' "\${!#}" >"$HOME/.docker/config.json"
-fi
+printf '{"auths":{"%s":{"auth":"rewritten-by-docker"}}}' "$2" >"$dir/config.json"
 echo "Login Succeeded"
 `;
 
@@ -48,75 +55,139 @@ describe("registry login script", () => {
     fs.writeFileSync(calls, "");
   });
 
-  function login(mode: "password" | "dockerconfig", server: string, stdin: string, refuse = false) {
-    const script = renderStepScript("registryLogin", { REGISTRY_SERVER: server, LOGIN_MODE: mode });
-    const env: NodeJS.ProcessEnv = { PATH: `${bin}:${process.env.PATH}`, HOME: home, CALLS: calls };
-    if (refuse) env.REFUSE = "1";
-    const r = spawnSync("bash", ["-c", script], { input: stdin, env, encoding: "utf8" });
-    return { code: r.status, stderr: r.stderr, calls: fs.readFileSync(calls, "utf8") };
+  function run(
+    script: "registryLogin" | "registryLogout",
+    server: string,
+    stdin: string,
+    env: NodeJS.ProcessEnv = {},
+  ) {
+    const text = renderStepScript(script, { REGISTRY_SERVER: server, AUTH_KEY: dockerAuthKey(server) });
+    const r = spawnSync("bash", ["-c", text], {
+      input: stdin,
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: home, CALLS: calls, ...env },
+      encoding: "utf8",
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(calls, "utf8") };
   }
+  const login = (server: string, stdin: string, refuse = false) =>
+    run("registryLogin", server, stdin, refuse ? { REFUSE: "1" } : {});
   const configFile = () => path.join(home, ".docker", "config.json");
+  const stored = () => JSON.parse(fs.readFileSync(configFile(), "utf8")) as Record<string, unknown>;
   const argvLines = (c: string) => c.split("\n").filter((l) => l.startsWith("argv: "));
+  const store = (config: unknown) => {
+    fs.mkdirSync(path.dirname(configFile()), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(configFile(), JSON.stringify(config), { mode: 0o644 });
+  };
 
-  it("password: docker login gets the user as an argument and the password on stdin only", () => {
-    const password = "pw-Secret-Value-1234";
-    const r = login("password", "ghcr.io", renderRegistryLogin({ username: "example-bot", password }));
+  it("a user name and password: neither is an argument; Docker checks them from a scratch config, then they are merged, 0600", () => {
+    const r = login(
+      "ghcr.io",
+      renderRegistryLogin({ server: "ghcr.io", username: USER, password: PASSWORD }),
+    );
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(argvLines(r.calls), ["argv: login --username example-bot --password-stdin ghcr.io"]);
-    assert.match(r.calls, new RegExp(`^stdin: ${password}$`, "m"));
+    assert.deepEqual(argvLines(r.calls), ["argv: login ghcr.io"]);
+    assert.match(r.calls, /^config: \/tmp\/.+$/m, "logged in from a scratch DOCKER_CONFIG");
+    assert.match(r.calls, /^stdin: $/m, "docker login reads nothing on stdin");
+    const auth = Buffer.from(`${USER}:${PASSWORD}`).toString("base64");
+    assert.match(
+      r.calls,
+      new RegExp(`^read: .*"auth":"${auth}"`, "m"),
+      "docker read the credential from its config",
+    );
+    assert.deepEqual(stored(), { auths: { "ghcr.io": { auth } } });
     assert.equal(fs.statSync(configFile()).mode & 0o777, 0o600);
     assert.equal(fs.statSync(path.dirname(configFile())).mode & 0o777, 0o700);
   });
 
-  it("dockerconfig: checked from a scratch config with no credential argument, then merged next to the other entries, 0600", () => {
-    fs.mkdirSync(path.join(home, ".docker"), { mode: 0o755 });
-    fs.writeFileSync(
-      configFile(),
-      JSON.stringify({ auths: { "ghcr.io": { auth: "b3RoZXI=" } }, psFormat: "table" }),
-      { mode: 0o644 },
-    );
-    const r = login("dockerconfig", DOCR, dockerConfigJson);
+  it("DigitalOcean's docker config: merged as received next to the other entries and settings", () => {
+    store({ auths: { "ghcr.io": { auth: "b3RoZXI=" } }, psFormat: "table" });
+    const r = login(DOCR, dockerConfigJson);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(argvLines(r.calls), [`argv: login ${DOCR}`]);
-    assert.match(r.calls, /^config: \/tmp\/.+$/m, "logged in from a scratch DOCKER_CONFIG");
-    assert.ok(!argvLines(r.calls).join("\n").includes(TOKEN));
-    const merged = JSON.parse(fs.readFileSync(configFile(), "utf8")) as {
-      auths: Record<string, { auth: string }>;
-      psFormat: string;
-    };
-    assert.deepEqual(Object.keys(merged.auths).sort(), ["ghcr.io", DOCR]);
-    assert.equal(merged.auths[DOCR].auth, DOCR_AUTH);
-    assert.equal(merged.psFormat, "table");
+    assert.ok(!r.calls.split("\n").some((l) => l.startsWith("argv: ") && l.includes(TOKEN)));
+    assert.deepEqual(stored(), {
+      auths: { "ghcr.io": { auth: "b3RoZXI=" }, [DOCR]: { auth: DOCR_AUTH } },
+      psFormat: "table",
+    });
     assert.equal(fs.statSync(configFile()).mode & 0o777, 0o600);
-    assert.equal(fs.statSync(path.dirname(configFile())).mode & 0o777, 0o700);
+  });
+
+  it("Docker Hub: the login is stored under the key its pulls look up", () => {
+    const r = login(
+      "docker.io",
+      renderRegistryLogin({ server: "docker.io", username: USER, password: PASSWORD }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(argvLines(r.calls), ["argv: login https://index.docker.io/v1/"]);
+    assert.deepEqual(Object.keys(stored().auths as object), ["https://index.docker.io/v1/"]);
   });
 
   it("a refused login fails with the registry's message and leaves the stored config as it was", () => {
-    fs.mkdirSync(path.join(home, ".docker"));
     const before = JSON.stringify({ auths: { [DOCR]: { auth: "b2xkOm9sZA==" } } });
-    fs.writeFileSync(configFile(), before, { mode: 0o600 });
-    for (const [mode, stdin] of [
-      ["dockerconfig", dockerConfigJson],
-      ["password", renderRegistryLogin({ username: "u", password: "p" })],
+    store(JSON.parse(before));
+    for (const [server, stdin] of [
+      [DOCR, dockerConfigJson],
+      ["ghcr.io", renderRegistryLogin({ server: "ghcr.io", username: "u", password: "p" })],
     ] as const) {
-      const r = login(mode, DOCR, stdin, true);
-      assert.equal(r.code, 1, mode);
-      assert.match(r.stderr, new RegExp(`docker login to ${DOCR} failed; .*running version is untouched`));
+      const r = login(server, stdin, true);
+      assert.equal(r.code, 1, server);
+      assert.match(r.stderr, new RegExp(`docker login to ${server} failed; .*running version is untouched`));
       assert.match(r.stderr, /unauthorized: authentication required/);
-      assert.equal(fs.readFileSync(configFile(), "utf8"), before, mode);
+      assert.equal(fs.readFileSync(configFile(), "utf8"), before, server);
     }
   });
 
-  it("stdin that is not a docker config for the server, or no credential at all, stops before docker runs", () => {
+  it("a credential helper Docker would ask instead of auths stops the login, naming it, before docker runs", () => {
+    for (const config of [{ credsStore: "desktop" }, { credHelpers: { [DOCR]: "doctl" } }]) {
+      store(config);
+      const r = login(DOCR, dockerConfigJson);
+      assert.equal(r.code, 1, JSON.stringify(config));
+      assert.match(r.stderr, /names the credential helper "(desktop|doctl)" for registry\.digitalocean\.com/);
+      assert.deepEqual(stored(), config);
+    }
+    // A helper for another registry is no obstacle.
+    store({ credHelpers: { "gcr.io": "gcloud" } });
+    assert.equal(login(DOCR, dockerConfigJson).code, 0);
+    assert.equal(argvLines(fs.readFileSync(calls, "utf8")).length, 1, "docker ran only for the last login");
+  });
+
+  it("stdin that is not a docker config with an auth for the server stops before docker runs", () => {
     const wrongServer = JSON.stringify({ auths: { "ghcr.io": { auth: "eDp5" } } });
-    for (const stdin of ["", "not json", wrongServer]) {
-      const r = login("dockerconfig", DOCR, stdin);
+    const noAuth = JSON.stringify({ auths: { [DOCR]: { identitytoken: "x" } } });
+    for (const stdin of ["", "not json", wrongServer, noAuth]) {
+      const r = login(DOCR, stdin);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /is not a Docker config.json with an auth for registry\.digitalocean\.com/);
     }
-    const r = login("password", "ghcr.io", "user-only\n");
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /stdin holds no user name and password/);
     assert.equal(argvLines(fs.readFileSync(calls, "utf8")).length, 0, "docker never ran");
+  });
+
+  it("the logout names the key the login stored; a failing logout warns and does not block a destroy", () => {
+    const r = run("registryLogout", "docker.io", "");
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(argvLines(r.calls), ["argv: logout https://index.docker.io/v1/"]);
+    const failed = run("registryLogout", DOCR, "", { LOGOUT_FAILS: "1" });
+    assert.equal(failed.code, 0, failed.stderr);
+    assert.match(failed.stdout, /warning: docker logout registry\.digitalocean\.com failed .*by hand/);
+  });
+});
+
+describe("registry login stdin", () => {
+  it("is a Docker config with base64(user:password) under the server's key, and refuses what would not survive", () => {
+    const json = JSON.parse(renderRegistryLogin({ server: "ghcr.io", username: USER, password: "a:b" })) as {
+      auths: Record<string, { auth: string }>;
+    };
+    assert.equal(Buffer.from(json.auths["ghcr.io"].auth, "base64").toString(), `${USER}:a:b`);
+    for (const [username, password] of [
+      ["", "p"],
+      ["u", ""],
+      ["u:v", "p"],
+      ["u", "p\nq"],
+    ]) {
+      assert.throws(
+        () => renderRegistryLogin({ server: "ghcr.io", username, password }),
+        /registry credential/,
+      );
+    }
   });
 });

@@ -11,10 +11,14 @@ import { parseEnvFile } from "../templates/envFile";
 import { renderStepScript, StepScript } from "../templates/steps";
 import { decodeFiles } from "../templates/hostFiles";
 import { APP_DIR } from "../hostContract";
-import { runStack, STAGING, tool } from "./support";
+import { BACKUP_CRON_HOST_ENV } from "../templates/hostConfig";
+import { EXISTING, runStack, STAGING, tool } from "./support";
 
-/** Set by something other than the step: bash, /etc/os-release, the PostgreSQL container's env. */
-const EXTERNAL = new Set(["SECONDS", "ID", "VERSION_CODENAME", "PRETTY_NAME", "POSTGRES_USER"]);
+/**
+ * Set by something other than the step: bash, the login (HOME), /etc/os-release, the PostgreSQL
+ * container's env.
+ */
+const EXTERNAL = new Set(["SECONDS", "HOME", "ID", "VERSION_CODENAME", "PRETTY_NAME", "POSTGRES_USER"]);
 
 /** The script inside a step's command: `... bash -c '<script>'; rc=$?; ...`. */
 function scriptOf(command: string): string {
@@ -43,22 +47,61 @@ const assigned = (body: string) => new Set([...body.matchAll(/\b([A-Z][A-Z0-9_]*
 const sourcesHostEnv = (body: string) => /^\. "?(\$APP_DIR|\.)\/host\.env"?$/m.test(body);
 
 describe("step variables", async () => {
-  const run = await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" });
+  // A droplet with a volume, and each way of logging in to a registry: every step there is.
+  const runs = [
+    await runStack("staging", { ...STAGING, dataVolumeSizeGb: "10" }),
+    await runStack("existing", {
+      ...EXISTING,
+      registryServer: "ghcr.io",
+      registryUsername: "example-bot",
+      registryPassword: "PLACEHOLDER-registry-password",
+    }),
+    await runStack("staging", {
+      ...STAGING,
+      appImage: "registry.digitalocean.com/acme-apps/chitram:1.0.0",
+      registryServer: "registry.digitalocean.com",
+    }),
+  ];
+  const run = runs[0];
   const files = run.steps.find((s) => s.name === "app-files")!;
   const hostEnv = decodeFiles(files.stdin!).find((f) => f.path === `${APP_DIR}/host.env`)!;
   const hostEnvKeys = new Set(Object.keys(parseEnvFile(hostEnv.content)));
-  const scripts = run.steps.flatMap((s) =>
-    [s.create, s.delete].flatMap((c) => (c === undefined ? [] : [{ step: s, ...split(scriptOf(c)) }])),
+  const scripts = runs.flatMap((r) =>
+    r.steps.flatMap((s) =>
+      [s.create, s.delete].flatMap((c) => (c === undefined ? [] : [{ step: s, ...split(scriptOf(c)) }])),
+    ),
   );
 
   it("covers every step, and the steps after the bundle read host.env", () => {
-    assert.equal(scripts.length, run.steps.length);
-    const readers = scripts.filter((s) => sourcesHostEnv(s.body)).map((s) => s.step.name);
-    assert.deepEqual(readers.sort(), ["app-backup-cron", "app-compose-up"]);
-    for (const name of readers) {
-      const step = run.steps.find((s) => s.name === name)!;
-      assert.ok(step.dependsOn.includes("app-files"), `${name} must run after host.env is pushed`);
+    for (const [i, r] of runs.entries()) {
+      const mine = scripts.filter((s) => r.steps.includes(s.step));
+      assert.equal(
+        new Set(mine.map((s) => s.step)).size,
+        r.steps.length,
+        `run ${i}: a step without a script`,
+      );
+      const readers = mine.filter((s) => sourcesHostEnv(s.body)).map((s) => s.step.name);
+      assert.deepEqual(readers.sort(), ["app-backup-cron", "app-compose-up"], `run ${i}`);
+      for (const name of readers) {
+        const step = r.steps.find((s) => s.name === name)!;
+        assert.ok(step.dependsOn.includes("app-files"), `${name} must run after host.env is pushed`);
+      }
     }
+    for (const [i, name] of [
+      [1, "app-registry-login"],
+      [2, "app-registry-login"],
+    ] as const) {
+      assert.ok(
+        runs[i].steps.some((s) => s.name === name && s.delete !== undefined),
+        `run ${i}: ${name}`,
+      );
+    }
+  });
+
+  it("the backup cron step reads from host.env exactly the settings its triggers carry", () => {
+    const cron = scripts.find((s) => s.step.name === "app-backup-cron")!;
+    const fromHostEnv = [...read(cron.body)].filter((v) => hostEnvKeys.has(v) && v !== "APP_DIR");
+    assert.deepEqual(fromHostEnv.sort(), [...BACKUP_CRON_HOST_ENV].sort());
   });
 
   it("every variable a step reads is a parameter, set by the script, or (after the bundle) in host.env", () => {

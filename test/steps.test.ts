@@ -14,6 +14,7 @@ const base: ProgramStep = {
   dependsOn: [],
   secretPaths: [],
   ignoreChanges: [],
+  deleteBeforeReplace: false,
 };
 const stored = storedInputs(base);
 

@@ -5,8 +5,10 @@ export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC1091
 . /etc/os-release
 
+# python3 (with its standard library; python3-minimal has no json): Ubuntu and Debian cloud images
+# have it; the registry login step merges Docker's config.json with it.
 packages="openssh-server sudo cron curl ca-certificates procps iproute2 docker.io passwd adduser
-  iptables gzip tar less"
+  iptables gzip tar less python3"
 compose_from_trixie=no
 case "${ID}:${VERSION_CODENAME:-}" in
   debian:bookworm)

@@ -1,62 +1,57 @@
 # Logs the deploy user's Docker in to REGISTRY_SERVER, so that the release step (run as the same
-# user) can pull the app image. The credential arrives on stdin only, never as an argument, and is
-# kept where Docker keeps it: ~/.docker/config.json (0600, in a 0700 ~/.docker). A credential the
-# registry refuses fails this step with the registry's own message, before the release step runs:
-# the running version is untouched, and what was stored before stays as it was.
-#  LOGIN_MODE=password      stdin: the user name, then the password, one line each. `docker login
-#                           --password-stdin` checks them with the registry and stores them.
-#  LOGIN_MODE=dockerconfig  stdin: a Docker config.json with the registry's auth (DigitalOcean's
-#                           docker credentials: the user name is a token too, so it cannot be an
-#                           argument either). Docker checks it from a scratch config directory;
-#                           then its entry is merged into the deploy user's config.json.
+# user) can pull the app image. stdin is a Docker config.json holding one entry, auths[AUTH_KEY]
+# with "auth" = base64(user:password) (rendered by templates/registryLogin.ts, or DigitalOcean's
+# docker credentials): no part of the credential is ever an argument, so none is in
+# /proc/*/cmdline. Docker checks it from a scratch config directory (`docker login AUTH_KEY`
+# with nothing on stdin uses the stored credential); only then is the entry, as received, merged
+# into the deploy user's ~/.docker/config.json (0600, in a 0700 ~/.docker). A credential the
+# registry refuses fails this step with Docker's message, before the release step runs: the
+# running version is untouched, and what was stored before stays as it was.
 umask 077
 install -d -m 0700 "$HOME/.docker"
 CONFIG="$HOME/.docker/config.json"
+python3 -c 'import json' 2>/dev/null ||
+  die "registry login to $REGISTRY_SERVER: python3 with its json module is missing (it merges the credential into $CONFIG; install the python3 package)"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-
-refused() {
+cat >"$scratch/incoming.json"
+python3 -c 'import json, sys; a = json.load(open(sys.argv[1]))["auths"][sys.argv[2]]["auth"]; assert isinstance(a, str) and a' \
+  "$scratch/incoming.json" "$AUTH_KEY" 2>/dev/null ||
+  die "registry login: stdin is not a Docker config.json with an auth for $AUTH_KEY; nothing was changed"
+# Docker reads a credsStore or a credHelpers entry for the server instead of auths: a merged
+# entry would be ignored and the pull would fail later, with a less helpful message.
+if [[ -f $CONFIG ]]; then
+  helper=$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); print(c.get("credHelpers", {}).get(sys.argv[2]) or c.get("credsStore") or "")' \
+    "$CONFIG" "$AUTH_KEY") ||
+    die "registry login: $CONFIG is not valid JSON; fix or remove it, then run pulumi up again"
+  [[ -z $helper ]] ||
+    die "registry login: $CONFIG names the credential helper \"$helper\" for $REGISTRY_SERVER (credsStore or credHelpers), so Docker would ignore the login the stack stores; remove it from $CONFIG, then run pulumi up again"
+fi
+cp "$scratch/incoming.json" "$scratch/config.json"
+if ! DOCKER_CONFIG=$scratch docker login "$AUTH_KEY" </dev/null >"$scratch/out" 2>&1; then
   die "docker login to $REGISTRY_SERVER failed; the app image was not pulled and the running version is untouched:
 $(tail -n 3 "$scratch/out")
   Fix the credential (docs/RUNBOOK.md, \"A wrong or expired registry credential\"), then run pulumi up again."
-}
-
-case $LOGIN_MODE in
-  password)
-    user='' password=''
-    IFS= read -r user || true
-    IFS= read -r password || true
-    [[ -n $user && -n $password ]] || die "registry login: stdin holds no user name and password; nothing was changed"
-    printf '%s\n' "$password" |
-      docker login --username "$user" --password-stdin "$REGISTRY_SERVER" >"$scratch/out" 2>&1 || refused
-    ;;
-  dockerconfig)
-    command -v python3 >/dev/null ||
-      die "registry login to $REGISTRY_SERVER: python3 is missing (it merges the credential into $CONFIG)"
-    cat >"$scratch/config.json"
-    python3 -c 'import json, sys; json.load(open(sys.argv[1]))["auths"][sys.argv[2]]["auth"]' \
-      "$scratch/config.json" "$REGISTRY_SERVER" 2>/dev/null ||
-      die "registry login: stdin is not a Docker config.json with an auth for $REGISTRY_SERVER; nothing was changed"
-    # No user name given: Docker logs in with the credential stored in the scratch config.
-    DOCKER_CONFIG=$scratch docker login "$REGISTRY_SERVER" </dev/null >"$scratch/out" 2>&1 || refused
-    python3 - "$scratch/config.json" "$REGISTRY_SERVER" "$CONFIG" <<'PY'
+fi
+# From the copy taken before the login (Docker rewrites its scratch config), checked once more in
+# the merged file: an entry without "auth" would make the pull fail far from here.
+python3 - "$scratch/incoming.json" "$AUTH_KEY" "$CONFIG" <<'PY'
 import json, os, sys
 
-scratch, server, target = sys.argv[1:4]
-entry = json.load(open(scratch))["auths"][server]
+incoming, key, target = sys.argv[1:4]
+entry = json.load(open(incoming))["auths"][key]
 try:
     with open(target) as f:
         config = json.load(f)
 except FileNotFoundError:
     config = {}
-config.setdefault("auths", {})[server] = entry
+config.setdefault("auths", {})[key] = entry
 tmp = target + ".chitram-tmp"
 with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
     json.dump(config, f, indent="\t")
 os.replace(tmp, target)
+if not json.load(open(target))["auths"][key].get("auth"):
+    sys.exit(f"chitram: {target} holds no auth for {key} after the merge")
 PY
-    ;;
-  *) die "registry login: unknown LOGIN_MODE $LOGIN_MODE" ;;
-esac
 chmod 0600 "$CONFIG"
 say "the deploy user's Docker is logged in to $REGISTRY_SERVER (credential in $CONFIG, 0600)"

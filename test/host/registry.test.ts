@@ -1,8 +1,9 @@
 // A private registry on a real host: the app image lives only in a registry that requires a login
 // (Debian's docker-registry with htpasswd users, TLS from a CA the test makes), started by the test
 // on the droplet's own network. The deploy user logs in with the credential on stdin, the release
-// step pulls the image and the app serves; a wrong password fails the login step with the
-// registry's message and changes nothing of the running version; a new credential logs in again.
+// step pulls the image and the app serves; a new credential first logs the old one out, and a
+// wrong one then fails the login step with Docker's message and changes nothing of the running
+// version; a new credential logs in again, and a login run once more changes nothing.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -73,12 +74,15 @@ describe("real host: the app image from a private registry", () => {
       )
     ).stdout;
 
-  async function up(change: Record<string, string>): Promise<ApplyResult> {
+  async function up(
+    change: Record<string, string>,
+    force?: (s: ProgramStep) => boolean,
+  ): Promise<ApplyResult> {
     config = { ...config, ...change };
     const steps = await restep(d, config);
     everything.push(steps);
     try {
-      const result = await apply(steps, d.state, { log });
+      const result = await apply(steps, d.state, { log, force });
       everything.push(result);
       return result;
     } catch (e) {
@@ -126,20 +130,23 @@ describe("real host: the app image from a private registry", () => {
     assert.notEqual(root.code, 0, "root holds no login to the registry");
   });
 
-  it("a wrong password fails the login step with the registry's message; compose-up never runs, the live version is untouched", async () => {
+  it("a wrong password: the old login is logged out, the new one fails with Docker's message; compose-up never runs, the live version is untouched", async () => {
     const was = await live();
-    const stored = await dockerConfig();
+    assert.ok((await dockerConfig()).includes(`"${registry.server}"`), "logged in before");
     await assert.rejects(up({ appImage: v2, registryPassword: WRONG_PASSWORD }), (err: unknown) => {
       assert.ok(err instanceof StepError, String(err));
       assert.equal(err.step, "app-registry-login");
+      // What users read (docs/RUNBOOK.md quotes it); the secret scan below covers it too.
+      log(`refused: ${err.stderr.trim()}`);
       assert.match(err.stderr, new RegExp(`docker login to ${registry.server} failed`));
-      assert.match(err.stderr, /unauthorized/i);
+      assert.match(err.stderr, /401 Unauthorized/);
       assert.match(err.stderr, /the running version is untouched/);
       return true;
     });
     assert.deepEqual(await live(), was);
     assert.equal(await hasImage(v2), false, "the release step did not run: the new image was never pulled");
-    assert.equal(await dockerConfig(), stored, "the credential stored before stays as it was");
+    // The refused login stores nothing, so its absence is the logout's doing.
+    assert.ok(!(await dockerConfig()).includes(`"${registry.server}"`), "no stale login stays behind");
     assert.match(await registry.logs(), /authentication failure|invalid password/i);
   });
 
@@ -150,6 +157,15 @@ describe("real host: the app image from a private registry", () => {
     assert.ok(result.ran.some((s) => s.name === "app-compose-up"));
     assert.equal((await live()).image, v2);
     assert.equal((await up({})).ran.length, 0, "a second up changes nothing");
+    // The login run once more (as on a replaced step's retry): the same stored config, nothing else runs.
+    const stored = await dockerConfig();
+    const again = await up({}, (s) => s.name === "app-registry-login");
+    assert.deepEqual(
+      again.ran.map((s) => s.name),
+      ["app-registry-login"],
+    );
+    assert.equal(await dockerConfig(), stored, "logging in twice stores the same config");
+    assert.equal((await live()).image, v2);
   });
 
   it("no password appears in any step's command, in what the harness logged, or in any step's output", () => {
@@ -162,7 +178,7 @@ describe("real host: the app image from a private registry", () => {
             : x.ran.map((s) => ({ stdout: s.stdout, stderr: s.stderr })),
       ),
     );
-    assert.ok(text.includes("--password-stdin"), "the login step's command is among those scanned");
+    assert.ok(text.includes("docker login"), "the login step's command is among those scanned");
     for (const secret of SECRETS) {
       assert.ok(!text.includes(secret), "a password appears in a command or an output");
       assert.ok(!logged.join("\n").includes(secret), "a password appears in the harness log");
