@@ -6,7 +6,7 @@ import { Client } from "ssh2";
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
 import { ed25519KeyPair } from "./keys";
 import { ProgramStep } from "./steps";
-import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
+import { APP_DIR, APP_UPSTREAM_FILE, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../hostContract";
 import { EngineState } from "./engine";
 import { buildImages, Droplet, ensureDockerd, run, startDroplet } from "./sandbox";
 import { runStack } from "./steps";
@@ -231,6 +231,17 @@ export interface ProbeResult {
   failures: string[];
   /** The slowest answer, in ms. */
   slowestMs: number;
+}
+
+/** The app container Caddy proxies to (the upstream file names it) and that container's image. */
+export async function liveApp(droplet: Droplet): Promise<{ name: string; image: string }> {
+  const r = await droplet.exec(
+    `name=$(sed -n 's/^to \\(.*\\):[0-9]*$/\\1/p' ${APP_DIR}/caddy/${APP_UPSTREAM_FILE}) && ` +
+      'echo "$name $(docker inspect -f \'{{.Config.Image}}\' "$name")"',
+  );
+  if (r.code !== 0) throw new Error(`reading the live app container of ${droplet.name}: ${r.stderr}`);
+  const [name, image] = r.stdout.trim().split(" ");
+  return { name, image };
 }
 
 /**

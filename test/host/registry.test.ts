@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { apply, ApplyResult } from "../../harness/engine";
-import { Deployment, newDeployment, restep } from "../../harness/hostKit";
+import { Deployment, liveApp, newDeployment, restep } from "../../harness/hostKit";
 import { AuthRegistry, startAuthRegistry } from "../../harness/registry";
 import { StepError } from "../../harness/replay";
 import { Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { ProgramStep } from "../../harness/steps";
-import { APP_DIR, APP_UPSTREAM_FILE, SANDBOX_APP_IMAGE } from "../../hostContract";
+import { SANDBOX_APP_IMAGE } from "../../hostContract";
 
 const USER = "chitram-bot";
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
@@ -54,16 +54,7 @@ describe("real host: the app image from a private registry", () => {
   let v2: string;
   const everything: (ProgramStep[] | ApplyResult | StepError)[] = [];
 
-  /** The container Caddy proxies to (from the upstream file) and its image. */
-  async function live(): Promise<{ name: string; image: string }> {
-    const r = await d.droplet.exec(
-      `name=$(sed -n 's/^to \\(.*\\):[0-9]*$/\\1/p' ${APP_DIR}/caddy/${APP_UPSTREAM_FILE}) && ` +
-        'echo "$name $(docker inspect -f \'{{.Config.Image}}\' "$name")"',
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const [name, image] = r.stdout.trim().split(" ");
-    return { name, image };
-  }
+  const live = () => liveApp(d.droplet);
 
   const hasImage = async (image: string) =>
     (await d.droplet.exec(`docker image inspect ${image} >/dev/null 2>&1`)).code === 0;

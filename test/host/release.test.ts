@@ -10,6 +10,7 @@ import {
   APP_VARIANTS,
   buildAppVariants,
   Deployment,
+  liveApp,
   newDeployment,
   probeDuring,
   ProbeResult,
@@ -18,7 +19,7 @@ import {
 } from "../../harness/hostKit";
 import { StepError } from "../../harness/replay";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
-import { APP_DIR, APP_UPSTREAM_FILE, SANDBOX_APP_IMAGE } from "../../hostContract";
+import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
 
 const { v2: V2, noHealth: NO_HEALTH, crashing: CRASHING, missing: MISSING } = APP_VARIANTS;
 
@@ -36,16 +37,7 @@ describe("real host: releases without downtime", () => {
   let config: Record<string, string>;
   let steps: ProgramStep[];
 
-  /** The container Caddy proxies to (from the upstream file) and its image. */
-  async function live(): Promise<{ name: string; image: string }> {
-    const r = await d.droplet.exec(
-      `name=$(sed -n 's/^to \\(.*\\):[0-9]*$/\\1/p' ${APP_DIR}/caddy/${APP_UPSTREAM_FILE}) && ` +
-        'echo "$name $(docker inspect -f \'{{.Config.Image}}\' "$name")"',
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const [name, image] = r.stdout.trim().split(" ");
-    return { name, image };
-  }
+  const live = () => liveApp(d.droplet);
 
   async function appContainers(): Promise<string[]> {
     const r = await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -a --format '{{.Name}}' app`);
