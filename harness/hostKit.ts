@@ -63,6 +63,8 @@ export async function newDeployment(
     rootPublicKey: bootstrap.public,
     holdSshd: opts.holdSshd,
   });
+  // First: a config function may connect the droplet to another network, which moves its ports.
+  const more = typeof opts.config === "function" ? await opts.config(droplet) : opts.config;
   const config = {
     target: "existing",
     host: "127.0.0.1",
@@ -70,7 +72,7 @@ export async function newDeployment(
     sshUser: "root",
     sshPrivateKey: bootstrap.private,
     appImage: SANDBOX_APP_IMAGE,
-    ...(typeof opts.config === "function" ? await opts.config(droplet) : opts.config),
+    ...more,
   };
   const run = await runStack(stack, config, "real");
   return {

@@ -108,6 +108,13 @@ export interface Droplet {
    */
   restart(): Promise<void>;
   /**
+   * Connects the droplet to (or disconnects it from) another Docker network, then re-reads the
+   * ports and address above: Docker 20.10 publishes the ports anew, on other host ports, when the
+   * network it routes them through changes (the network whose name sorts first).
+   */
+  connect(network: string): Promise<void>;
+  disconnect(network: string): Promise<void>;
+  /**
    * Removes the container and its network. Safe to call twice. The inner engine's volume (GBs of
    * vfs copies, slow to delete) is removed by a detached background `docker volume rm`.
    */
@@ -377,6 +384,14 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
         Object.assign(droplet, await readAddresses());
         await waitForEngine();
         await waitForSshd();
+      },
+      connect: async (other) => {
+        await docker(["network", "connect", other, name]);
+        Object.assign(droplet, await readAddresses());
+      },
+      disconnect: async (other) => {
+        await docker(["network", "disconnect", other, name]);
+        Object.assign(droplet, await readAddresses());
       },
       stop,
     };

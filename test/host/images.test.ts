@@ -1,7 +1,9 @@
 // Stand-in images on a real engine: building them and starting a droplet leaves this machine's
 // engine without any new image under a production name, and the droplet's own engine holds every
-// image the stack's compose file names.
+// image the stack's compose file names. And a droplet joined to another network still reports the
+// ports it answers on.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { composeObject } from "../../templates/compose";
 import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../../hostContract";
@@ -12,6 +14,7 @@ import {
   ensureDockerd,
   makeSshKeyPair,
   run,
+  SANDBOX_LABEL,
   startDroplet,
 } from "../../harness/sandbox";
 
@@ -77,5 +80,26 @@ describe("real engine: stand-in images keep private names on this machine", () =
       [],
       "the droplet mirrors a production host",
     );
+  });
+
+  it("joined to another network, and taken off it, the droplet answers SSH on the port it reports", async () => {
+    // A name that sorts before the droplet's own network: Docker 20.10 then routes the published
+    // ports through the new network and publishes them anew, on other host ports.
+    const network = `chitram-aaa-${randomBytes(3).toString("hex")}`;
+    await run("docker", ["network", "create", "--label", `${SANDBOX_LABEL}=1`, network]);
+    const sshAnswers = async () => {
+      const port = String(droplet!.sshPort);
+      const r = await run("ssh-keyscan", ["-T", "5", "-p", port, "127.0.0.1"], { check: false });
+      return r.stdout.includes("ssh-ed25519") ? "answers" : `no answer on 127.0.0.1:${port}`;
+    };
+    try {
+      await droplet!.connect(network);
+      assert.equal(await sshAnswers(), "answers", "after connect");
+      await droplet!.disconnect(network);
+      assert.equal(await sshAnswers(), "answers", "after disconnect");
+    } finally {
+      await run("docker", ["network", "disconnect", "-f", network, droplet!.name], { check: false });
+      await run("docker", ["network", "rm", network], { check: false });
+    }
   });
 });

@@ -64,8 +64,8 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
       offsiteAccessKey: S3_USER,
       offsiteSecretKey: secretKey,
     },
-    join: async (droplet) => void (await run("docker", ["network", "connect", network, droplet.name])),
-    leave: async (droplet) => void (await run("docker", ["network", "disconnect", network, droplet.name])),
+    join: (droplet) => droplet.connect(network),
+    leave: (droplet) => droplet.disconnect(network),
     mc: (args) => run("docker", ["exec", "-e", mcHost, name, "mc", ...args]),
     sha256: async (key) =>
       // Read through S3: the real MinIO keeps an object as a directory of metadata and parts.
