@@ -7,6 +7,7 @@
 import { decodeFiles, encodeFiles } from "../templates/hostFiles";
 import { ProgramStep } from "../harness/steps";
 import { apply } from "../harness/engine";
+import { StepError } from "../harness/replay";
 import {
   APP_VARIANTS,
   buildAppVariants,
@@ -21,6 +22,10 @@ import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
 import { backupUnderCronEnv } from "../test/host/backupDrill";
 import { rebuildFromOffsite, startOffsiteStore } from "../test/host/offsiteKit";
+
+// A step's whole stderr: its error message keeps only the tail, where a broken app's request log
+// can push out the release step's own line.
+const errorText = (e: unknown) => (e instanceof StepError ? e.stderr : String((e as Error).message));
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
@@ -88,7 +93,7 @@ async function main(): Promise<void> {
       const outcome =
         probe.error === undefined
           ? `new version serving ${serving ? serving[1] : "?"} s after the release step started`
-          : `rolled back (${/release of \S+ failed: [^\n]*/.exec((probe.error as Error).message)?.[0] ?? (probe.error as Error).message})`;
+          : `rolled back (${/release of \S+ failed: [^\n]*/.exec(errorText(probe.error))?.[0] ?? (probe.error as Error).message})`;
       console.log(
         `${what}: applied in ${seconds(t)} s, ${outcome}, failed requests ${probe.failed}/${probe.total} at 10 Hz (slowest ${probe.slowestMs} ms)`,
       );
