@@ -1,0 +1,149 @@
+// tools/engine/build.sh: what it needs is checked before anything is built, with one error that
+// names what is missing, and nothing is left in the cache that looks complete. The built engine's
+// plugin versions are the versions of the npm SDKs package.json pins (the program's SDK must
+// match the plugin that serves it).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import { AddressInfo } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { engineDir } from "../harness/pulumiCli";
+
+const ROOT = path.join(__dirname, "..");
+const SCRIPT = path.join(ROOT, "tools", "engine", "build.sh");
+const SOURCES = path.join(ROOT, "..", "shared", "engine-src");
+
+function runScript(env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", [SCRIPT], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe("tools/engine/build.sh: refusals", () => {
+  let dir: string;
+  let proxy: http.Server;
+  const cache = () => path.join(dir, "cache");
+  const leftInCache = () => (fs.existsSync(cache()) ? fs.readdirSync(cache()) : []);
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-engine-build-"));
+    proxy = http.createServer((_req, res) => {
+      res.writeHead(403, { "Content-Type": "text/plain" });
+      res.end("not found: This module version is not available\n");
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  });
+  after(async () => {
+    await new Promise((resolve) => proxy.close(resolve));
+    // the go command writes its module cache read-only
+    spawn("chmod", ["-R", "u+w", dir]).on("close", () => fs.rmSync(dir, { recursive: true, force: true }));
+  });
+
+  it("without Go: one error that names it, nothing built", async () => {
+    const r = await runScript({ ...process.env, PATH: "/usr/bin:/bin", CHITRAM_ENGINE_CACHE: cache() });
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /ERROR: the go command is missing: Go >= 1\.\d+(\.\d+)? builds the engine/);
+    assert.deepEqual(leftInCache(), []);
+  });
+
+  it("without the tarballs: one error naming each missing file and ENGINE_SRC, nothing built", async () => {
+    const src = path.join(dir, "src-partial");
+    fs.mkdirSync(src);
+    fs.copyFileSync(
+      path.join(SOURCES, "pulumi-command-v1.2.1.tar.gz"),
+      path.join(src, "pulumi-command-v1.2.1.tar.gz"),
+    );
+    const r = await runScript({ ...process.env, ENGINE_SRC: src, CHITRAM_ENGINE_CACHE: cache() });
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, "");
+    const errors = r.stderr.split("\n").filter((l) => l.includes("ERROR"));
+    assert.equal(errors.length, 1, r.stderr);
+    assert.match(errors[0], new RegExp(`missing from ENGINE_SRC=${src}: `));
+    for (const f of [
+      "pulumi-language-nodejs-v3.259.0",
+      "pulumi-random-v4.19.1",
+      "pulumi-tls-v5.3.0",
+      "pulumi-digitalocean-v4.57.0",
+    ])
+      assert.ok(errors[0].includes(`${f}.tar.gz`), f);
+    assert.ok(!errors[0].includes("pulumi-command"), "a present tarball is not named");
+    const none = await runScript({
+      ...process.env,
+      ENGINE_SRC: path.join(dir, "nowhere"),
+      CHITRAM_ENGINE_CACHE: cache(),
+    });
+    assert.match(none.stderr, /ERROR: ENGINE_SRC=.*nowhere is not a directory/);
+    assert.deepEqual(leftInCache(), []);
+  });
+
+  it("a tarball other than the pinned one (another sha256) is refused by name", async () => {
+    const src = path.join(dir, "src-changed");
+    fs.mkdirSync(src);
+    for (const f of fs.readdirSync(SOURCES)) fs.symlinkSync(path.join(SOURCES, f), path.join(src, f));
+    fs.rmSync(path.join(src, "pulumi-tls-v5.3.0.tar.gz"));
+    fs.writeFileSync(path.join(src, "pulumi-tls-v5.3.0.tar.gz"), "not the release\n");
+    const r = await runScript({ ...process.env, ENGINE_SRC: src, CHITRAM_ENGINE_CACHE: cache() });
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /ERROR: not the tarball this build pins \(sha256 differs\) in ENGINE_SRC=.*: pulumi-tls-v5\.3\.0\.tar\.gz$/m,
+    );
+    assert.deepEqual(leftInCache(), []);
+  });
+
+  it("a Go module proxy that refuses: the go command's answer, and nothing in the cache looks complete", async () => {
+    const r = await runScript({
+      ...process.env,
+      GOPROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      GOSUMDB: "off",
+      GOMODCACHE: path.join(dir, "mod"),
+      GOCACHE: path.join(dir, "build"),
+      CHITRAM_ENGINE_CACHE: cache(),
+    });
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /403 Forbidden/);
+    assert.match(r.stderr, /ERROR: pulumi CLI v3\.276\.0 failed after \d+ s: go -C /);
+    assert.deepEqual(leftInCache(), [], "the temporary build directory is removed");
+  });
+});
+
+describe("tools/engine/build.sh: the built engine", () => {
+  it("prints its directory last; a cached build is found again; every plugin is the version its npm SDK pins", async () => {
+    const dir = await engineDir();
+    const again = await runScript({ ...process.env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout.trim().split("\n").pop(), dir);
+    assert.match(again.stderr, /the engine is built/);
+    for (const f of [".complete", "bin/pulumi", "bin/pulumi-language-nodejs"])
+      assert.ok(fs.existsSync(path.join(dir, f)), f);
+    const versions: Record<string, string> = Object.fromEntries(
+      fs
+        .readFileSync(path.join(dir, "versions"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ") as [string, string]),
+    );
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    for (const name of ["command", "random", "tls", "digitalocean"]) {
+      assert.equal(versions[name], pkg.dependencies[`@pulumi/${name}`], `plugin ${name} and @pulumi/${name}`);
+      assert.ok(
+        fs.existsSync(path.join(dir, "plugins", `resource-${name}-v${versions[name]}`)),
+        `${name} registered`,
+      );
+    }
+    assert.equal(versions.pulumi, pkg.dependencies["@pulumi/pulumi"], "the CLI and @pulumi/pulumi");
+  });
+});
