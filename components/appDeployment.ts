@@ -19,7 +19,7 @@ import {
 } from "../templates/hostConfig";
 import { encodeFiles } from "../templates/hostFiles";
 import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
-import { Connection, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
+import { Connection, keyedHash, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
 
 /**
  * A registry the deploy user logs in to before the app image is pulled: a user name and a password
@@ -83,7 +83,7 @@ export interface AppDeploymentArgs {
 export class AppDeployment extends pulumi.ComponentResource {
   /** The env file's content (secret). */
   public readonly envFile: pulumi.Output<string>;
-  /** Hash of everything the compose project is started from; changes re-run compose and health. */
+  /** Keyed hash of everything the compose project is started from; changes re-run compose and health. */
   public readonly releaseHash: pulumi.Output<string>;
   /** The step that proved the app answers through Caddy; what watches the app waits for it. */
   public readonly healthy: pulumi.Resource;
@@ -128,7 +128,12 @@ export class AppDeployment extends pulumi.ComponentResource {
         ]);
       }),
     );
-    this.releaseHash = pulumi.secret(envBundle.apply((env) => sha256(bundle + env)));
+    // Keyed: the env file is secret, and a trigger cannot be (remoteStep.ts, keyedHash).
+    const triggerKey = plainSecret("trigger-key", 64);
+    this.releaseHash = keyedHash(
+      triggerKey,
+      envBundle.apply((env) => bundle + env),
+    );
 
     const step = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
       remoteStep(stepName, { ...o, parent: this, connection: args.connection });
@@ -147,9 +152,9 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     // The release step pulls as the deploy user, so that user logs in; a refused credential fails
     // here, before anything of the running version changes: the steps that rewrite the app's files
-    // wait for it too. The credential's hash is part of the triggers (remoteStep hashes stdin) and
-    // the server is a parameter of the script, so a rotated credential or a new server replaces
-    // the step: the old login is logged out first, then the new one logged in.
+    // wait for it too. The credential is its stdin and the server a parameter of its script, so a
+    // rotated credential or a new server replaces the step (remoteStep): the old login is logged
+    // out first, then the new one logged in.
     let registryLogin: pulumi.Resource | undefined;
     const registry = args.registry;
     if (registry !== undefined) {

@@ -2,13 +2,26 @@
 // when what it installs changes.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "crypto";
+import { createHash, createHmac } from "crypto";
 import { renderStepScript, StepParams, StepScript, stepCommand } from "../templates/steps";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * A trigger value for content that holds secrets: HMAC-SHA256 under a key the stack generated
+ * (a secret in the state), returned as a plain Output. A secret cannot be a trigger (the engine
+ * refuses a secret whose value is still unknown inside `triggers`: "malformed secret: missing
+ * value"), and a plain hash of a guessable secret (a registry password) could be brute-forced
+ * from the state; this hash reveals nothing without the key.
+ */
+export function keyedHash(key: pulumi.Input<string>, content: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.unsecret(
+    pulumi.all([key, content]).apply(([k, c]) => createHmac("sha256", k).update(c).digest("hex")),
+  );
 }
 
 export interface RemoteStepOptions {
@@ -36,7 +49,7 @@ export interface RemoteStepOptions {
   stdin?: pulumi.Input<string>;
   /** stdin holds secrets: nothing is logged and stdout/stderr are stored as secrets. */
   secret?: boolean;
-  /** More values whose change must re-run the step (hashes of what it acts on). */
+  /** More values whose change must re-run the step (hashes of what it acts on); never a secret (keyedHash). */
   triggers?: pulumi.Input<string>[];
   /** Steps that must have run first. */
   dependsOn: pulumi.Input<pulumi.Resource>[];
@@ -52,9 +65,7 @@ export interface RemoteStepOptions {
 export function remoteStep(name: string, o: RemoteStepOptions): command.remote.Command {
   const script = o.script === undefined ? undefined : renderStepScript(o.script, o.params);
   const onDelete = o.onDelete === undefined ? undefined : renderStepScript(o.onDelete, o.params);
-  // A hash of stdin re-runs the step when its files change; for secret stdin the hash is secret too.
   const limit = o.timeout ?? "10m";
-  const stdinHash = o.stdin === undefined ? [] : [pulumi.output(o.stdin).apply(sha256)];
   return new command.remote.Command(
     name,
     {
@@ -62,8 +73,11 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       create: script === undefined ? undefined : stepCommand(script, { sudo: o.sudo, step: name, limit }),
       delete: onDelete === undefined ? undefined : stepCommand(onDelete, { sudo: o.sudo, step: name, limit }),
       stdin: o.stdin,
-      triggers: [...(script === undefined ? [] : [sha256(script)]), ...stdinHash, ...(o.triggers ?? [])],
+      triggers: [...(script === undefined ? [] : [sha256(script)]), ...(o.triggers ?? [])],
       logging: o.secret ? "none" : "stdoutAndStderr",
+      // The provider would send the last run's stdout and stderr as SSH environment variables,
+      // which sshd refuses (a warning on every update) and which may hold secret output.
+      addPreviousOutputInEnv: false,
     },
     {
       parent: o.parent,
@@ -71,6 +85,10 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       additionalSecretOutputs: o.secret ? ["stdout", "stderr"] : [],
       customTimeouts: { create: limit, update: limit, delete: limit },
       ignoreChanges: o.ignoreChanges,
+      // New files on stdin replace the step like a new script does (its delete runs first with
+      // deleteBeforeReplace). The engine compares stdin itself, secret or not, so no hash of a
+      // secret lands in the state.
+      replaceOnChanges: o.stdin === undefined ? undefined : ["stdin"],
       deleteBeforeReplace: o.deleteBeforeReplace,
     },
   );

@@ -53,6 +53,7 @@ export interface RecordedResource {
     protect: boolean;
     deleteBeforeReplace: boolean;
     ignoreChanges: string[];
+    replaceOnChanges: string[];
     additionalSecretOutputs: string[];
     customTimeouts?: { create: string; update: string; delete: string };
   };
@@ -223,6 +224,7 @@ interface RegisterRequest {
   getProtect(): boolean;
   getDeletebeforereplace(): boolean;
   getIgnorechangesList(): string[];
+  getReplaceonchangesList(): string[];
   getAdditionalsecretoutputsList(): string[];
   getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
 }
@@ -291,6 +293,7 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
         protect: req.getProtect(),
         deleteBeforeReplace: req.getDeletebeforereplace(),
         ignoreChanges: req.getIgnorechangesList(),
+        replaceOnChanges: req.getReplaceonchangesList(),
         additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         customTimeouts: timeouts
           ? { create: timeouts.getCreate(), update: timeouts.getUpdate(), delete: timeouts.getDelete() }

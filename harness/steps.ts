@@ -23,6 +23,8 @@ export interface ProgramStep {
   secretPaths: string[];
   /** Resource options that matter for re-runs. */
   ignoreChanges: string[];
+  /** Inputs whose change replaces the step, like a change of its triggers. */
+  replaceOnChanges: string[];
   /** On a replacement the old step's delete runs before the new create. */
   deleteBeforeReplace: boolean;
   logging?: string;
@@ -61,6 +63,7 @@ export function collectSteps(run: ProgramRun): ProgramStep[] {
       dependsOn: [...new Set(nearestSteps(r.urn))].map((u) => byUrn.get(u)!.name),
       secretPaths: r.secretPaths,
       ignoreChanges: r.options.ignoreChanges,
+      replaceOnChanges: r.options.replaceOnChanges,
       deleteBeforeReplace: r.options.deleteBeforeReplace,
       logging: inputs.logging as string | undefined,
     };
@@ -94,8 +97,8 @@ export type DiffedInputs = Pick<ProgramStep, (typeof DIFFED_INPUTS)[number]>;
 /**
  * What `pulumi up` does with one step, given what the state holds of it. Mirrors the engine and
  * @pulumi/command v1.2.1: inputs listed in ignoreChanges keep their OLD stored values (also when
- * the step is replaced); a change of `triggers` replaces the step (create runs again); a change of
- * any other input is an update, which runs `create` again with the new inputs (no step sets
+ * the step is replaced); a change of `triggers` or of an input in replaceOnChanges replaces the
+ * step (create runs again); a change of any other input is an update, which runs `create` again with the new inputs (no step sets
  * `update`). `inputs` is the step as it will run and as the state will store it.
  */
 export function planStep(
@@ -109,7 +112,8 @@ export function planStep(
   }
   const same = (key: (typeof DIFFED_INPUTS)[number]) =>
     JSON.stringify(inputs[key] ?? null) === JSON.stringify(old[key] ?? null);
-  if (!same("triggers")) return { action: "replace", inputs };
+  const replacing = ["triggers", ...step.replaceOnChanges] as (typeof DIFFED_INPUTS)[number][];
+  if (!replacing.every(same)) return { action: "replace", inputs };
   return { action: DIFFED_INPUTS.every(same) ? "same" : "update", inputs };
 }
 

@@ -860,16 +860,56 @@ describe("program: remote steps", async () => {
     }
   });
 
+  it("no trigger is a secret: the engine refuses a secret whose value is still unknown inside triggers", async () => {
+    const everySecret = await runStack(
+      "existing",
+      {
+        ...EXISTING,
+        appImage: "ghcr.io/example/chitram:1.0.0",
+        registryServer: "ghcr.io",
+        registryUsername: "example",
+        registryPassword: "hunter2-registry",
+        backupHeartbeatUrl: "https://hc-ping.com/0f4c2f2e-1a7e-4c38-9a55-3b0c2d7c5e11",
+        offsiteBackups: "true",
+        offsiteEndpoint: "https://s3.example.net",
+        offsiteBucket: "chitram-backups",
+        offsiteAccessKey: "AKIAEXAMPLEKEY1",
+        offsiteSecretKey: "secret0key0for0the0bucket",
+      },
+      "real",
+    );
+    for (const r of [run, everySecret]) {
+      for (const s of r.steps) {
+        assert.deepEqual(
+          s.secretPaths.filter((p) => p.startsWith("triggers")),
+          [],
+          `${s.name}: a secret in triggers`,
+        );
+        // What a secret trigger held before: a plain sha256 of the step's secret stdin.
+        if (s.stdin !== undefined)
+          assert.ok(!s.triggers.includes(sha256(s.stdin)), `${s.name}: stdin's hash`);
+      }
+    }
+    // The release trigger is keyed: neither the env file nor anything holding it hashes to it.
+    const env = step(everySecret, "app-env-file").stdin!;
+    const bundle = step(everySecret, "app-files").stdin!;
+    const [releaseTrigger] = step(everySecret, "app-compose-up").triggers.slice(1);
+    assert.match(String(releaseTrigger), /^[0-9a-f]{64}$/);
+    for (const plain of [env, bundle + env, env + bundle]) assert.notEqual(releaseTrigger, sha256(plain));
+  });
+
   it("a Caddyfile change re-runs the push, compose and health steps, and nothing on the host level", async () => {
     const changed = await runStack("staging", {
       ...STAGING,
       domain: "chitram.example.com",
       manageDns: "false",
     });
-    const differs = run.steps
-      .filter((s) => JSON.stringify(step(changed, s.name).triggers) !== JSON.stringify(s.triggers))
-      .map((s) => s.name);
-    assert.deepEqual(differs.sort(), ["app-compose-up", "app-files", "app-health"]);
+    const plans = run.steps.map((s) => [s.name, planStep(step(changed, s.name), storedInputs(s)).action]);
+    assert.deepEqual(plans.filter(([, action]) => action !== "same").sort(), [
+      ["app-compose-up", "replace"],
+      ["app-files", "replace"],
+      ["app-health", "replace"],
+    ]);
   });
 
   it("the backup cron step re-runs when the host.env lines it reads change, not on other host.env changes", async () => {
@@ -974,7 +1014,7 @@ describe("program: a private registry for the app image", async () => {
     }
   });
 
-  it("a rotated password changes the login step's triggers (it logs in again), and nothing else's", async () => {
+  it("a rotated password replaces the login step (it logs in again), and nothing else; no trigger derives from it", async () => {
     const rotated = await runStack(
       "existing",
       { ...EXISTING, ...registry, registryPassword: `${password}2` },
@@ -982,16 +1022,16 @@ describe("program: a private registry for the app image", async () => {
     );
     const login = step(withLogin, "app-registry-login");
     const again = step(rotated, "app-registry-login");
-    assert.notDeepEqual(again.triggers, login.triggers);
-    assert.ok(
-      JSON.stringify(again.triggers).indexOf(password) === -1,
-      "the triggers hold a hash, not the password",
+    assert.ok(again.replaceOnChanges.includes("stdin"));
+    assert.deepEqual(again.triggers, login.triggers, "the credential is in no trigger, not even hashed");
+    const plans = withLogin.steps.map((s) => [
+      s.name,
+      planStep(step(rotated, s.name), storedInputs(s)).action,
+    ]);
+    assert.deepEqual(
+      plans.filter(([, action]) => action !== "same"),
+      [["app-registry-login", "replace"]],
     );
-    assert.equal(planStep(again, storedInputs(login)).action, "replace");
-    const differs = withLogin.steps
-      .filter((s) => JSON.stringify(step(rotated, s.name).triggers) !== JSON.stringify(s.triggers))
-      .map((s) => s.name);
-    assert.deepEqual(differs, ["app-registry-login"]);
   });
 
   it("a user name set with --secret (a token) is in no command, plain input or output; a plain one is no parameter either", async () => {

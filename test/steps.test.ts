@@ -14,6 +14,7 @@ const base: ProgramStep = {
   dependsOn: [],
   secretPaths: [],
   ignoreChanges: [],
+  replaceOnChanges: [],
   deleteBeforeReplace: false,
 };
 const stored = storedInputs(base);
