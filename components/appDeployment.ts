@@ -95,11 +95,12 @@ export class AppDeployment extends pulumi.ComponentResource {
       new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
 
     // ONE value each for the MinIO user and secret: both keys of each pair are rendered from it.
-    // The user is the S3 access key: secret in the state like the passwords (RandomPassword's are).
-    const minioUser = new random.RandomString(
+    // The user is the S3 access key, so a RandomPassword too: a RandomString's id IS its result,
+    // in plain text in the state whatever its outputs say.
+    const minioUser = new random.RandomPassword(
       `${name}-minio-user`,
       { length: 20, special: false, upper: false },
-      { parent: this, additionalSecretOutputs: ["result"] },
+      { parent: this },
     ).result;
     const minioSecret = plainSecret("minio-secret", 40);
     const postgresPassword = plainSecret("postgres-password", 32);

@@ -453,14 +453,20 @@ describe("program: the files the host receives", async () => {
     assert.equal(env.MINIO_ROOT_USER, env.MINIO_ACCESS_KEY);
     const secrets = ofType(real, "random:index/randomPassword:RandomPassword").map((r) => r.name);
     assert.ok(secrets.includes("app-minio-secret"));
-    assert.equal(secrets.filter((n) => n.includes("minio")).length, 1, "exactly one MinIO secret resource");
+    assert.deepEqual(
+      secrets.filter((n) => n.includes("minio")).sort(),
+      ["app-minio-secret", "app-minio-user"],
+      "exactly one generated value for the MinIO secret, one for its user",
+    );
     assert.match(env.DATABASE_URL, new RegExp(`:${env.POSTGRES_PASSWORD}@postgres:5432/`));
   });
 
-  it("the MinIO user (the S3 access key) and every generated password are secret in the state", () => {
+  it("the MinIO user (the S3 access key) and every generated password are secret in the state, ids included", () => {
     for (const r of real.resources.filter((x) => x.type.startsWith("random:")))
       assert.ok(r.options.additionalSecretOutputs.includes("result"), r.name);
-    assert.ok(real.resources.some((r) => r.name === "app-minio-user"));
+    assert.equal(named(real, "app-minio-user").type, "random:index/randomPassword:RandomPassword");
+    // The random provider's RandomString has its result as its id: plain text in the state.
+    assert.deepEqual(ofType(real, "random:index/randomString:RandomString"), []);
   });
 
   it("retro #2: the app gets PostgreSQL through asyncpg, the production driver, on the compose postgres service", () => {
