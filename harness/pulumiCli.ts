@@ -134,6 +134,7 @@ export class PulumiStack {
       } catch {
         // already gone
       }
+      killPluginsOf(String(this.env.PULUMI_HOME));
     };
     const timeoutMs = opts.timeoutMs ?? 15 * 60_000;
     const done = new Promise<ExecResult>((resolve, reject) => {
@@ -203,9 +204,34 @@ export class PulumiStack {
     return (await this.pulumi(["stack", "output", "--show-secrets", name])).stdout.replace(/\n$/, "");
   }
 
-  /** Removes the scratch directory (the stack's state with it). */
+  /** Removes the scratch directory (the stack's state with it), and any plugin left running. */
   remove(): void {
+    killPluginsOf(String(this.env.PULUMI_HOME));
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * SIGKILLs every process whose environment names this PULUMI_HOME: the CLI starts the language
+ * host and each plugin in a process group of its own, so a CLI killed with its group leaves them
+ * running (as on a laptop whose `pulumi up` was killed).
+ */
+function killPluginsOf(home: string): void {
+  const marker = Buffer.from(`\0PULUMI_HOME=${home}\0`);
+  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    let environ: Buffer;
+    try {
+      environ = Buffer.concat([Buffer.from([0]), fs.readFileSync(`/proc/${pid}/environ`), Buffer.from([0])]);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    if (environ.includes(marker) && Number(pid) !== process.pid) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
   }
 }
 
@@ -224,3 +250,25 @@ export interface PreviewJson {
 
 /** The resource name at the end of a URN. */
 export const urnName = (urn: string): string => urn.split("::").pop() ?? urn;
+
+/** A resource as `pulumi stack export` holds it (secrets still encrypted). */
+export interface StateResource {
+  urn: string;
+  type: string;
+  id?: string;
+  inputs?: Record<string, unknown>;
+  outputs?: Record<string, unknown>;
+}
+
+export interface StateExport {
+  deployment: {
+    resources?: StateResource[];
+    pending_operations?: { type: string; resource: StateResource }[];
+  };
+}
+
+/** The resources of the stack's state. */
+export async function stateResources(stack: PulumiStack): Promise<StateResource[]> {
+  const state = JSON.parse(await stack.exportState()) as StateExport;
+  return state.deployment.resources ?? [];
+}

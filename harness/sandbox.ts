@@ -9,6 +9,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 
@@ -26,7 +27,14 @@ export const DROPLET_IMAGE = "local/droplet:sandbox";
  * `docker run` arguments of a droplet, up to its environment and image: the capabilities its inner
  * Docker engine needs (see ENVIRONMENT.md), ports 22, 80, 443 published on 127.0.0.1 only.
  */
-export function dropletRunArgs(o: { name: string; network: string; labels: string[] }): string[] {
+export function dropletRunArgs(o: {
+  name: string;
+  network: string;
+  labels: string[];
+  /** Host ports for 22, 80 and 443 (on 127.0.0.1); default: free ones Docker picks. */
+  hostPorts?: { ssh: number; http: number; https: number };
+}): string[] {
+  const publish = (host: number | undefined, port: number) => ["-p", `127.0.0.1:${host ?? ""}:${port}`];
   return [
     "run",
     "-d",
@@ -53,12 +61,9 @@ export function dropletRunArgs(o: { name: string; network: string; labels: strin
     // engine's stale pid files would name live processes of the new start, and it would not start
     "--mount",
     "type=tmpfs,dst=/run,tmpfs-mode=0755",
-    "-p",
-    "127.0.0.1::22",
-    "-p",
-    "127.0.0.1::80",
-    "-p",
-    "127.0.0.1::443",
+    ...publish(o.hostPorts?.ssh, 22),
+    ...publish(o.hostPorts?.http, 80),
+    ...publish(o.hostPorts?.https, 443),
   ];
 }
 /** An image of this machine's engine and the tag it gets inside a droplet's engine. */
@@ -128,6 +133,11 @@ export interface StartDropletOptions {
   rootPublicKey: string;
   /** Hold sshd back until droplet.startSshd() (a new droplet whose sshd answers late); startDroplet then does not wait for sshd. */
   holdSshd?: boolean;
+  /**
+   * Publish on host ports chosen now, which a restart keeps (Docker picks new ones for "any free
+   * port" on a restart): a droplet keeps its address across a reboot. Default: false.
+   */
+  fixedPorts?: boolean;
   /** Storage driver of the inner engine: vfs (default) or overlay2 (on a volume, faster). */
   storageDriver?: "vfs" | "overlay2";
   /**
@@ -344,7 +354,14 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       `DOCKERD_STORAGE_DRIVER=${storageDriver}`,
     ];
     if (opts.holdSshd) env.push("-e", "SSHD_HOLD=1");
-    await docker([...dropletRunArgs({ name, network, labels: [label, owner] }), ...env, DROPLET_IMAGE]);
+    const hostPorts = opts.fixedPorts
+      ? { ssh: await freePort(), http: await freePort(), https: await freePort() }
+      : undefined;
+    await docker([
+      ...dropletRunArgs({ name, network, labels: [label, owner], hostPorts }),
+      ...env,
+      DROPLET_IMAGE,
+    ]);
     created = true;
     const waitForEngine = () =>
       waitFor(`the Docker engine in ${name}`, 60_000, async () => {
@@ -415,6 +432,18 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       `startDroplet(${name}) failed: ${(e as Error).message}${detail ? `\n--- logs ---\n${detail}` : ""}`,
     );
   }
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Deletes docker volumes from a detached process that outlives this one. */

@@ -1,17 +1,19 @@
 // The stack's remote steps replayed over real SSH against a throw-away droplet container, then
 // the host's state checked. Each test names the retrospective failure it shows prevented.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
-import { parseEnvFile } from "../../templates/envFile";
+import { backupUnderCronEnv, failsWithPostgresStopped, HostExec, restoreDrill } from "./backupDrill";
 import {
-  backupUnderCronEnv,
-  dumpIsReadable,
-  failsWithPostgresStopped,
-  HostExec,
-  restoreDrill,
-} from "./backupDrill";
+  backupCronInstalled,
+  backupRunsUnderCron,
+  bundleOnHost,
+  deployUserLogsIn,
+  envFileKeysMatch,
+  healthyThroughCaddy,
+  internalPortsClosed,
+  rootLoginClosed,
+} from "./retroChecks";
 import { shellQuote as shq, stepCommand } from "../../templates/steps";
 import { apply, EngineState, toReplayStep, withOutputs } from "../../harness/engine";
 import {
@@ -19,10 +21,8 @@ import {
   get,
   hostFingerprint,
   newDeployment,
-  request,
   restep,
   sshExec,
-  tcpOpen,
   waitHealthy,
   withMismatchedMinioKeys,
 } from "../../harness/hostKit";
@@ -37,7 +37,7 @@ import {
   FIRST_CONTACT_DIAL_ERROR_LIMIT,
   hostKeyFromStdout,
 } from "../../components/hostProvisioning";
-import { APP_DIR, CRON_PATH, ENV_FILE_NAME, SANDBOX_APP_IMAGE } from "../../hostContract";
+import { SANDBOX_APP_IMAGE } from "../../hostContract";
 import { STAGING } from "../support";
 
 const log = (line: string) => console.log(`  ${line}`);
@@ -61,22 +61,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #3/#4: the deploy user logs in with the generated key (no agent, no TTY) and sudo -n works", async () => {
-    // `! tty`: tty exits 1 without a terminal, which is what this login must be.
-    const r = await sshExec(
-      d.droplet.sshPort,
-      "chitram",
-      d.deployPrivateKey,
-      "sudo -n true && id -nG && ! tty",
-    );
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /\bdocker\b/);
-    assert.match(r.stdout, /not a tty/);
-    // the key the stack outputs opens with an empty passphrase, checked by the host's ssh-keygen
-    const check = await exec(
-      `k=$(mktemp) && printf '%s' ${shq(d.deployPrivateKey)} > "$k" && ssh-keygen -y -P '' -f "$k"; rc=$?; rm -f "$k"; exit $rc`,
-    );
-    assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, /^ssh-ed25519 /);
+    await deployUserLogsIn(d.droplet, d.deployPrivateKey);
   });
 
   it("retro #4 negative control: a sudoers drop-in that asks for a password makes the access proof fail", async () => {
@@ -105,13 +90,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("root login is closed after the deploy user is proven, and passwords are off", async () => {
-    await assert.rejects(
-      sshExec(d.droplet.sshPort, "root", d.bootstrapPrivateKey, "true"),
-      /authentication/i,
-    );
-    const sshd = await exec("sshd -T | grep -Ei '^(passwordauthentication|permitrootlogin) '");
-    assert.match(sshd.stdout, /^passwordauthentication no$/m);
-    assert.match(sshd.stdout, /^permitrootlogin no$/m);
+    await rootLoginClosed(d.droplet, d.bootstrapPrivateKey);
   });
 
   it("a step relying on SSH environment variables fails here as on a droplet (sshd has no AcceptEnv for them)", async () => {
@@ -128,12 +107,7 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #1: the env file is 0600, owned by the deploy user, and its MinIO keys are equal", async () => {
-    const stat = await exec(`stat -c '%a %U' ${APP_DIR}/${ENV_FILE_NAME}`);
-    assert.equal(stat.stdout.trim(), "600 chitram");
-    const env = parseEnvFile((await exec(`cat ${APP_DIR}/${ENV_FILE_NAME}`)).stdout);
-    assert.ok(env.MINIO_SECRET_KEY.length >= 32);
-    assert.equal(env.MINIO_ROOT_PASSWORD, env.MINIO_SECRET_KEY);
-    assert.equal(env.MINIO_ROOT_USER, env.MINIO_ACCESS_KEY);
+    await envFileKeysMatch(d.droplet);
   });
 
   it("retro #2: the app is verified against PostgreSQL through asyncpg, the production driver", async () => {
@@ -147,54 +121,23 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
   });
 
   it("retro #1/#7/#8: GET /health on the published port 80 is 200 through Caddy, no redirect, no HSTS", async () => {
-    const r = await waitHealthy(d.droplet.httpPort);
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.location, undefined);
-    assert.equal(r.headers["strict-transport-security"], undefined);
-    assert.equal(r.headers.server, undefined, "Caddy strips the Server header");
-    assert.match(r.body, /ok/);
-    const home = await get(d.droplet.httpPort, "/");
-    assert.equal(home.status, 200);
+    await healthyThroughCaddy(d.droplet);
   });
 
   it("retro #7: PostgreSQL, MinIO and the app port are not reachable from outside the droplet", async () => {
-    const ip = d.droplet.containerIp;
-    assert.equal(await tcpOpen(ip, 80), true, "the probe reaches the droplet (Caddy on 80)");
-    for (const port of [5432, 9000, 9001, 8000])
-      assert.equal(await tcpOpen(ip, port), false, `port ${port} is open`);
+    await internalPortsClosed(d.droplet);
   });
 
   it("retro #6: every manifest file is on the host with its content, scripts executable", async () => {
-    const files = decodeFiles(stepNamed(d, "app-files").stdin!);
-    assert.ok(files.some((f) => f.path.endsWith("/scripts/backup.sh")));
-    for (const f of files) {
-      const r = await exec(`stat -c '%a %U' ${f.path} && sha256sum ${f.path}`);
-      assert.equal(r.code, 0, `${f.path} missing: ${r.stderr}`);
-      const [statLine, sumLine] = r.stdout.trim().split("\n");
-      assert.equal(statLine, `${f.mode.slice(1)} chitram`, f.path);
-      assert.equal(sumLine.split(" ")[0], createHash("sha256").update(f.content).digest("hex"), f.path);
-    }
+    await bundleOnHost(d.droplet, decodeFiles(stepNamed(d, "app-files").stdin!));
   });
 
   it("retro #5: the cron file is installed, root-owned 0644, running backup.sh", async () => {
-    const r = await exec(`stat -c '%a %U' ${CRON_PATH} && cat ${CRON_PATH}`);
-    assert.match(r.stdout, /^644 root$/m);
-    assert.match(r.stdout, /^0 3 \* \* \* root \/opt\/chitram\/scripts\/backup\.sh/m);
+    await backupCronInstalled(d.droplet);
   });
 
   it("retro #5: backup.sh under cron's empty environment writes a dump that pg_restore -l reads", async () => {
-    // Some data first, written through Caddy into PostgreSQL and MinIO by the app.
-    assert.equal((await request(d.droplet.httpPort, "PUT", "/api/objects/retro5", "backup me")).status, 201);
-    const r = await backupUnderCronEnv(exec);
-    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-    assert.ok(r.dump, "a new dump was written");
-    assert.equal(await dumpIsReadable(exec, r.dump), true);
-    const toc = await exec(`cd /opt/chitram && docker compose exec -T postgres pg_restore -l < ${r.dump}`);
-    assert.match(toc.stdout, /TABLE DATA public sandbox_objects/);
-    const minio = await exec(
-      `ls ${r.dump.replace(/postgres-(\w+)\.dump$/, "minio-$1.tar.gz")} && tar -tzf ${r.dump.replace(/postgres-(\w+)\.dump$/, "minio-$1.tar.gz")}`,
-    );
-    assert.match(minio.stdout, /retro5/, "the MinIO archive holds the object");
+    await backupRunsUnderCron(d.droplet, "retro5");
   });
 
   it("retention: backup.sh deletes backups older than backupRetentionDays (7) and keeps the rest", async () => {

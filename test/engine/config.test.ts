@@ -1,0 +1,57 @@
+// Bad config through the real CLI: `pulumi preview` and `pulumi up` exit non-zero with the
+// message of config.ts alone (each key named, no stack trace, no secret echoed), and nothing is
+// created: the state holds no resource. No host is needed: nothing gets that far.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { PulumiStack, stateResources } from "../../harness/pulumiCli";
+import { ed25519KeyPair } from "../../harness/keys";
+
+describe("engine: bad config is refused before any resource", () => {
+  let stack: PulumiStack;
+  const password = "hunter2-plain-text-password";
+
+  before(async () => {
+    stack = await PulumiStack.create("engine-config");
+    await stack.configure(
+      {
+        target: "existing",
+        host: "192.0.2.10",
+        appImage: "ghcr.io/example/chitram:1.0.0",
+        region: "mars1",
+        backupSchedule: "every night",
+        registryServer: "ghcr.io",
+        registryUsername: "example",
+        registryPassword: password, // plain text: refused, never echoed
+      },
+      { sshPrivateKey: ed25519KeyPair().private },
+    );
+  });
+  after(() => stack?.remove());
+
+  for (const command of [["preview"], ["up", "--yes"]]) {
+    it(`pulumi ${command[0]}: exit non-zero, every bad key named, no stack trace, no secret echoed`, async () => {
+      const r = await stack.pulumi(command, { check: false });
+      const out = r.stdout + r.stderr;
+      assert.notEqual(r.code, 0, out);
+      assert.match(out, /Invalid configuration:/);
+      assert.match(out, /chitram:region: "mars1" is not allowed; use one of: nyc1, /);
+      assert.match(
+        out,
+        /chitram:backupSchedule: "every night" is not allowed; use a five-field cron expression/,
+      );
+      assert.match(
+        out,
+        /chitram:registryPassword: is set in plain text, .* pulumi config set --secret chitram:registryPassword/,
+      );
+      assert.ok(!out.includes(password), "the plain-text password is echoed");
+      // no stack trace: no frame of the program, the SDK or Node
+      assert.doesNotMatch(out, /^\s+at .*\(.*:\d+:\d+\)$/m);
+      assert.doesNotMatch(out, /\.ts:\d+/);
+      assert.deepEqual(
+        (await stateResources(stack)).filter((res) => res.type !== "pulumi:pulumi:Stack"),
+        [],
+        "a resource was created",
+      );
+    });
+  }
+});
