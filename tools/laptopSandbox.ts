@@ -2,11 +2,14 @@
 // target existing, host 127.0.0.1, state in a local file backend under .sandbox/. Nothing in
 // DigitalOcean is touched. See docs/DEPLOYING.md ("Laptop sandbox").
 //
-//   npm run sandbox [-- --base IMAGE] [--stand-ins] [--dry-run]   build images, start the droplet, pulumi up
-//   npm run sandbox:down [-- --dry-run]             pulumi destroy (best effort), remove the droplet
+//   npm run sandbox [-- --base IMAGE] [--stand-ins] [--engine E] [--dry-run]   build, start the droplet, pulumi up
+//   npm run sandbox:down [-- --engine E] [--dry-run]   pulumi destroy (best effort), remove the droplet
 //
-// --base is the droplet's base image: ubuntu:22.04 (default, what the droplets run) or
-// local/bookworm:base (debootstrap, built by sandbox/build.sh) where no registry can be reached.
+// --base is the droplet's base image: ubuntu:22.04 (default, what the droplets run; when it cannot
+// be pulled, local/bookworm:base, the debootstrap base sandbox/build.sh builds).
+// --engine: `launcher` runs `npx pulumi` (the npm launcher downloads the official CLI and
+// plugins); `built` runs the engine tools/engine/build.sh builds from ../shared/engine-src;
+// `auto` (default) asks the launcher for its version and builds when it cannot download.
 // The droplet runs the real PostgreSQL, MinIO and Caddy images when a registry answers
 // `docker pull`; else (or with --stand-ins) the stand-ins from sandbox/build.sh, which keep their
 // private names on this machine and get the production tags only inside the droplet. The app is
@@ -31,7 +34,8 @@ import { shellQuote } from "../templates/steps";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = "sandbox";
-export const DROPLET_NAME = "chitram-sandbox";
+// Both can be moved for a second sandbox beside the first (the engine test runs one).
+export const DROPLET_NAME = process.env.CHITRAM_SANDBOX_NAME ?? "chitram-sandbox";
 export const DEFAULT_BASE = "ubuntu:22.04";
 /** Built by sandbox/build.sh, which also builds the droplet image from it. */
 const DEBOOTSTRAP_BASE = "local/bookworm:base";
@@ -39,7 +43,7 @@ const DEBOOTSTRAP_BASE = "local/bookworm:base";
 const PASSPHRASE = "sandbox";
 
 // Paths relative to the repository root: commands run there and print the way a person types them.
-const WORK = ".sandbox";
+const WORK = process.env.CHITRAM_SANDBOX_WORK ?? ".sandbox";
 const STATE_DIR = `${WORK}/state`;
 // `pulumi stack init` writes the new stack's settings file (with its encryption salt) next to the
 // Pulumi.yaml it finds, and has no --config-file flag. It runs against a copy of Pulumi.yaml in
@@ -63,16 +67,66 @@ interface Action {
 const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : shellQuote(arg));
 const commandLine = (argv: string[]) => argv.map(quote).join(" ");
 
+/** How `pulumi` is run: the npm launcher's official CLI, or the engine built from source. */
+interface Engine {
+  argv: string[];
+  /** What runs it: put before the commands when running them by hand. */
+  env: Record<string, string>;
+}
+const LAUNCHER: Engine = { argv: ["npx", "pulumi"], env: {} };
+let engine: Engine = LAUNCHER;
+
 const pulumiEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PULUMI_BACKEND_URL: `file://${path.join(ROOT, STATE_DIR)}`,
+    PULUMI_BACKEND_URL: `file://${path.resolve(ROOT, STATE_DIR)}`,
     PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
     PULUMI_SKIP_UPDATE_CHECK: "true",
+    ...engine.env,
   };
   delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
   return env;
 };
+
+/**
+ * The engine to run. The launcher is tried first (`npx pulumi version` downloads the official CLI
+ * on first use); where it cannot download, the engine is built from source (cached after the
+ * first build, about 12 minutes on 2 cores) with its plugins in .sandbox/pulumi-home.
+ */
+async function pickEngine(mode: Args["engine"]): Promise<Engine> {
+  if (mode !== "built") {
+    const r = await run("npx", ["pulumi", "version"], { cwd: ROOT, check: false, timeoutMs: 5 * 60_000 });
+    if (r.code === 0) {
+      console.log(`# the pulumi launcher's CLI ${r.stdout.trim()}`);
+      return LAUNCHER;
+    }
+    const why = (r.stderr.trim().split("\n").pop() ?? "").slice(0, 200) || `exit code ${r.code}`;
+    if (mode === "launcher") throw new Error(`npx pulumi version failed: ${why}`);
+    console.log(`# the pulumi launcher cannot download the CLI (${why}): building the engine from source`);
+  }
+  const build = spawn("bash", [path.join(ROOT, "tools", "engine", "build.sh")], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  build.stdout.on("data", (b: Buffer) => (out += b.toString()));
+  const code = await new Promise<number>((resolve) => build.on("close", (c) => resolve(c ?? 1)));
+  if (code !== 0) throw new Error("npm run engine:build failed (its last lines above say why)");
+  const dir = out.trim().split("\n").pop()!;
+  const home = path.resolve(ROOT, WORK, "pulumi-home");
+  fs.mkdirSync(home, { recursive: true });
+  const plugins = path.join(home, "plugins");
+  fs.rmSync(plugins, { force: true });
+  fs.symlinkSync(path.join(dir, "plugins"), plugins);
+  return {
+    argv: ["pulumi"],
+    env: {
+      PATH: [path.join(dir, "bin"), path.join(ROOT, "node_modules", ".bin"), process.env.PATH].join(":"),
+      PULUMI_HOME: home,
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    },
+  };
+}
 
 /** Runs a command from the repository root with the terminal attached; stdin from `input` if given. */
 function exec(argv: string[], opts: { input?: string; check?: boolean } = {}): Promise<number> {
@@ -101,18 +155,30 @@ const command = (
     (opts.inputFrom ? ` < ${opts.inputFrom}` : "") +
     (opts.check === false ? "   # may fail" : ""),
   run: async () => {
-    const input = opts.inputFrom ? fs.readFileSync(path.join(ROOT, opts.inputFrom), "utf8") : opts.input;
+    const input = opts.inputFrom ? fs.readFileSync(path.resolve(ROOT, opts.inputFrom), "utf8") : opts.input;
     await exec(argv, { input, check: opts.check });
   },
 });
 
-const pulumi = (args: string[], opts: { inputFrom?: string; check?: boolean } = {}) =>
-  command(["npx", "pulumi", ...args], opts);
+/** A pulumi command; which engine runs it is known only once pickEngine has run. */
+const pulumi = (args: string[], opts: { inputFrom?: string; check?: boolean } = {}): Action => ({
+  show: (ports) => command([...engine.argv, ...args], opts).show(ports),
+  run: (ports) => command([...engine.argv, ...args], opts).run(ports),
+});
+const engineAction = (mode: Args["engine"]): Action => ({
+  show: () => (mode === "launcher" ? "npx pulumi version" : "npx pulumi version || npm run engine:build"),
+  run: async () => {
+    engine = await pickEngine(mode);
+    const shown = Object.entries(engine.env).map(
+      ([k, v]) => `${k}=${k === "PATH" ? `${quote(v.split(":")[0])}:node_modules/.bin:$PATH` : quote(v)}`,
+    );
+    if (shown.length) console.log(`export ${shown.join(" ")}`);
+  },
+});
 const withConfig = ["--stack", STACK, "--config-file", CONFIG_FILE];
 // The droplet's SSH port is known only once it runs, so this command is built late.
 const setSshPort = (ports: Ports) => [
-  "npx",
-  "pulumi",
+  ...engine.argv,
   "config",
   "set",
   ...withConfig,
@@ -202,6 +268,7 @@ function upActions(args: Args, droplet: DropletState): Action[] {
   let images: DropletImage[] = [];
   const actions: Action[] = [
     { show: () => "bash .ci/start-dockerd.sh", run: () => ensureDockerd() },
+    engineAction(args.engine),
     // The service stand-ins (PostgreSQL, MinIO, Caddy, the app) and local/bookworm:base.
     {
       show: () => "bash sandbox/build.sh",
@@ -213,29 +280,39 @@ function upActions(args: Args, droplet: DropletState): Action[] {
   if (base !== DEBOOTSTRAP_BASE) {
     // Same tag as the bookworm droplet the host tests use; the label differs from build.sh's own
     // hash, so build.sh builds its bookworm droplet again the next time the tests run.
-    actions.push(
-      command([
-        "docker",
-        "build",
-        "--build-arg",
-        `BASE=${base}`,
-        "--label",
-        `chitram.sandbox.hash=base:${base}`,
-        "-t",
-        DROPLET_IMAGE,
-        "sandbox/droplet",
-      ]),
-    );
+    const argv = (from: string) => [
+      "docker",
+      "build",
+      "--build-arg",
+      `BASE=${from}`,
+      "--label",
+      `chitram.sandbox.hash=base:${from}`,
+      "-t",
+      DROPLET_IMAGE,
+      "sandbox/droplet",
+    ];
+    actions.push({
+      show: (ports) =>
+        `${command(argv(base)).show(ports)}   # if ${base} cannot be pulled: ${DEBOOTSTRAP_BASE}`,
+      run: async (ports) => {
+        const have = await run("docker", ["image", "inspect", base], { check: false });
+        const error = have.code === 0 ? undefined : await dockerPull(base);
+        if (error === undefined) return command(argv(base)).run(ports);
+        // sandbox/build.sh's own droplet image is built on the debootstrap base already
+        console.log(`# ${base} could not be pulled (${error}): the droplet runs on ${DEBOOTSTRAP_BASE}`);
+        return buildImages().then(() => undefined);
+      },
+    });
   }
   actions.push({
     show: () => `mkdir -p ${STATE_DIR} ${PROJECT_DIR} && cp Pulumi.yaml ${PROJECT_DIR}/Pulumi.yaml`,
     run: () => {
-      for (const dir of [STATE_DIR, PROJECT_DIR]) fs.mkdirSync(path.join(ROOT, dir), { recursive: true });
-      fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(ROOT, PROJECT_DIR, "Pulumi.yaml"));
+      for (const dir of [STATE_DIR, PROJECT_DIR]) fs.mkdirSync(path.resolve(ROOT, dir), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.resolve(ROOT, PROJECT_DIR, "Pulumi.yaml"));
       return Promise.resolve();
     },
   });
-  if (!fs.existsSync(path.join(ROOT, KEY_FILE))) {
+  if (!fs.existsSync(path.resolve(ROOT, KEY_FILE))) {
     actions.push(
       command([
         "ssh-keygen",
@@ -284,7 +361,7 @@ function upActions(args: Args, droplet: DropletState): Action[] {
           `docker exec ${DROPLET_NAME} docker tag <stand-in> <production tag>   # each stand-in`,
         ].join("\n"),
       run: async (ports) => {
-        const rootPublicKey = fs.readFileSync(path.join(ROOT, `${KEY_FILE}.pub`), "utf8");
+        const rootPublicKey = fs.readFileSync(path.resolve(ROOT, `${KEY_FILE}.pub`), "utf8");
         const started = await startDroplet({ name: DROPLET_NAME, rootPublicKey, images });
         ports.ssh = String(started.sshPort);
         ports.http = String(started.httpPort);
@@ -309,8 +386,9 @@ function upActions(args: Args, droplet: DropletState): Action[] {
   return actions;
 }
 
-function downActions(): Action[] {
+function downActions(args: Args): Action[] {
   return [
+    engineAction(args.engine),
     pulumi(["destroy", "--yes", ...withConfig], { check: false }),
     // Everything the stack manages lives in the droplet (or is local: keys, random values).
     pulumi(["--cwd", PROJECT_DIR, "stack", "rm", STACK, "--force", "--yes"], { check: false }),
@@ -321,21 +399,29 @@ function downActions(): Action[] {
 export interface Args {
   command: "up" | "down";
   base: string;
+  /** Which pulumi runs the commands (pickEngine). */
+  engine: "auto" | "launcher" | "built";
   /** Run the stand-ins even when a registry answers. */
   standIns: boolean;
   dryRun: boolean;
 }
 
 const usage =
-  "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--stand-ins] [--dry-run] | down [--dry-run]";
+  "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--stand-ins] [--engine auto|launcher|built] [--dry-run]" +
+  " | down [--engine auto|launcher|built] [--dry-run]";
 
 export function parseArgs(argv: string[]): Args {
   const [cmd, ...rest] = argv;
   if (cmd !== "up" && cmd !== "down") throw new Error(usage);
-  const args: Args = { command: cmd, base: DEFAULT_BASE, standIns: false, dryRun: false };
+  const args: Args = { command: cmd, base: DEFAULT_BASE, engine: "auto", standIns: false, dryRun: false };
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--dry-run") args.dryRun = true;
-    else if (rest[i] === "--stand-ins" && cmd === "up") args.standIns = true;
+    else if (rest[i] === "--engine") {
+      const mode = rest[++i];
+      if (mode !== "auto" && mode !== "launcher" && mode !== "built")
+        throw new Error(`--engine takes auto, launcher or built\n${usage}`);
+      args.engine = mode;
+    } else if (rest[i] === "--stand-ins" && cmd === "up") args.standIns = true;
     else if (rest[i] === "--base" && cmd === "up") {
       if (!rest[i + 1]) throw new Error(`--base needs an image, e.g. ${DEFAULT_BASE}\n${usage}`);
       args.base = rest[++i];
@@ -347,7 +433,7 @@ export function parseArgs(argv: string[]): Args {
 async function main(args: Args): Promise<void> {
   const droplet = await dropletState();
   const ports: Ports = droplet.ports ?? { ssh: "<ssh port>", http: "<http port>" };
-  const actions = args.command === "up" ? upActions(args, droplet) : downActions();
+  const actions = args.command === "up" ? upActions(args, droplet) : downActions(args);
   // The commands below run with these two variables set; export them to run Pulumi by hand.
   console.log(
     `export PULUMI_BACKEND_URL=${quote(pulumiEnv().PULUMI_BACKEND_URL!)} PULUMI_CONFIG_PASSPHRASE=${PASSPHRASE}`,
@@ -355,15 +441,20 @@ async function main(args: Args): Promise<void> {
   if (args.command === "up" && droplet.status === "running") {
     console.log(`# droplet ${DROPLET_NAME} is running (ssh 127.0.0.1:${ports.ssh}): updating it`);
   }
+  const started = Date.now();
   for (const action of actions) {
-    console.log(`${args.dryRun ? "" : "$ "}${action.show(ports)}`);
+    const elapsed = `[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s]`;
+    console.log(`${args.dryRun ? "" : `${elapsed} $ `}${action.show(ports)}`);
     if (!args.dryRun) await action.run(ports);
   }
   if (args.command === "up") {
     console.log(`\nThe app: http://127.0.0.1:${ports.http}`);
     console.log(
-      `The deploy user: npx pulumi stack output --stack ${STACK} --show-secrets deployPrivateKey > ${WORK}/deploy_key && ` +
+      `The deploy user: ${engine.argv.join(" ")} stack output --stack ${STACK} --show-secrets deployPrivateKey > ${WORK}/deploy_key && ` +
         `chmod 600 ${WORK}/deploy_key && ssh -i ${WORK}/deploy_key -p ${ports.ssh} chitram@127.0.0.1`,
+    );
+    console.log(
+      `Done in ${Math.round((Date.now() - started) / 1000)} s. Remove it all: npm run sandbox:down`,
     );
   }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs before `npm test`: makes sure the real validators, a Docker engine and zizmor are there.
+# Runs before `npm test` (and, with --sandbox, before `npm run sandbox`, which needs no zizmor):
+# makes sure the real validators, a Docker engine and zizmor are there.
 # On a Debian/Ubuntu machine as root it installs what is missing with .ci/install-host-tools.sh
 # (which prints each change before it makes it); elsewhere it says what to do. zizmor goes into
 # .tools/ inside the repository (tools/install-zizmor.sh).
@@ -23,5 +24,5 @@ if ((${#missing[@]})); then
     exit 1
   fi
 fi
-bash tools/install-zizmor.sh
+[[ ${1:-} == --sandbox ]] || bash tools/install-zizmor.sh
 bash .ci/start-dockerd.sh
