@@ -77,6 +77,7 @@ export function createStack(): StackOutputs {
     deployPrivateKey: deployKey.privateKeyOpenssh,
     closeRootLogin: config.closeRootLogin,
     swapSizeMb: config.swapSizeMb,
+    restoreLoginOnDelete: config.target === "existing",
   });
 
   const app = new AppDeployment("app", {

@@ -52,6 +52,12 @@ export interface HostProvisioningArgs {
   closeRootLogin: boolean;
   /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
   swapSizeMb: number;
+  /**
+   * On delete (`pulumi destroy`), give the host back its own sshd settings and take the stack's
+   * keys off the deploy user, so the next stack's first contact works as this one's did: for a
+   * host the stack does not own (target existing). Default: false (a droplet goes with the stack).
+   */
+  restoreLoginOnDelete?: boolean;
 }
 
 /**
@@ -157,6 +163,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       stdin: deployUserFiles([args.adminPublicKey, args.stackPublicKey, args.deployPublicKey]),
       sudo: true,
       dependsOn: [bootstrap],
+      ...(args.restoreLoginOnDelete ? { onDelete: "deployKeysRemove", onChange: "update" } : {}),
     });
 
     const asDeploy = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
@@ -189,6 +196,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       ]),
       sudo: true,
       dependsOn: [accessProof],
+      ...(args.restoreLoginOnDelete ? { onDelete: "sshdRestore", onChange: "update" } : {}),
     });
     const swap = asDeploy(`${name}-swap`, {
       script: "swap",

@@ -41,6 +41,12 @@ export interface RemoteStepOptions {
    * the other way round). Default: false.
    */
   deleteBeforeReplace?: boolean;
+  /**
+   * What a new script or new stdin does: "replace" (delete, then create anew) or "update" (create
+   * runs again over what is there). A step whose onDelete undoes its create takes "update": on a
+   * replacement the old step's delete would undo what the new create just did. Default: "replace".
+   */
+  onChange?: "replace" | "update";
   /** Shell variables the script reads. */
   params?: StepParams;
   /** Run the script as root through `sudo -n`; "auto" = only when the connection user is not root. */
@@ -66,6 +72,7 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
   const script = o.script === undefined ? undefined : renderStepScript(o.script, o.params);
   const onDelete = o.onDelete === undefined ? undefined : renderStepScript(o.onDelete, o.params);
   const limit = o.timeout ?? "10m";
+  const replace = (o.onChange ?? "replace") === "replace";
   return new command.remote.Command(
     name,
     {
@@ -73,7 +80,7 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       create: script === undefined ? undefined : stepCommand(script, { sudo: o.sudo, step: name, limit }),
       delete: onDelete === undefined ? undefined : stepCommand(onDelete, { sudo: o.sudo, step: name, limit }),
       stdin: o.stdin,
-      triggers: [...(script === undefined ? [] : [sha256(script)]), ...(o.triggers ?? [])],
+      triggers: [...(script === undefined || !replace ? [] : [sha256(script)]), ...(o.triggers ?? [])],
       logging: o.secret ? "none" : "stdoutAndStderr",
       // The provider would send the last run's stdout and stderr as SSH environment variables,
       // which sshd refuses (a warning on every update) and which may hold secret output.
@@ -88,7 +95,7 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
       // New files on stdin replace the step like a new script does (its delete runs first with
       // deleteBeforeReplace). The engine compares stdin itself, secret or not, so no hash of a
       // secret lands in the state.
-      replaceOnChanges: o.stdin === undefined ? undefined : ["stdin"],
+      replaceOnChanges: o.stdin === undefined || !replace ? undefined : ["stdin"],
       deleteBeforeReplace: o.deleteBeforeReplace,
     },
   );

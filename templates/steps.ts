@@ -5,9 +5,11 @@ import { readRepoText } from "./hostFiles";
 export type StepScript =
   | "ready"
   | "deployUser"
+  | "deployKeysRemove"
   | "docker"
   | "accessProof"
   | "harden"
+  | "sshdRestore"
   | "swap"
   | "dataVolume"
   | "appDirs"

@@ -290,6 +290,24 @@ describe("program: target existing", async () => {
     assert.ok(ready.secretPaths.includes("connection"), "the bootstrap key is secret in the step's inputs");
     assert.equal(run.outputs.sshCommand.value, "ssh -p 2222 chitram@192.0.2.7");
   });
+
+  it("destroy gives the host back its login: the sshd drop-in and the stack's keys go; on a droplet nothing runs", async () => {
+    const harden = step(run, "host-harden");
+    const keys = step(run, "host-deploy-user");
+    assert.match(harden.delete!, /# chitram step: sshdRestore\n/);
+    assert.match(keys.delete!, /# chitram step: deployKeysRemove\n/);
+    // Their delete undoes their create: a change re-runs create (an update), never a replacement,
+    // whose old delete would undo the new create.
+    for (const s of [harden, keys]) {
+      assert.deepEqual(s.triggers, [], s.name);
+      assert.ok(!s.replaceOnChanges.includes("stdin"), s.name);
+      const changed = { ...s, create: `${s.create!} `, stdin: `${s.stdin!}x` };
+      assert.equal(planStep(changed, storedInputs(s)).action, "update", s.name);
+    }
+    const droplet = await runStack("staging", STAGING);
+    for (const name of ["host-harden", "host-deploy-user"])
+      assert.equal(step(droplet, name).delete, undefined, name);
+  });
 });
 
 describe("program: user data never changes with app config", () => {

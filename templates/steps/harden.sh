@@ -10,9 +10,5 @@ if ! sshd -t 2>"$incoming/sshd-t.err"; then
   rm -f "$SSHD_DROPIN_PATH"
   die "sshd -t rejects the configuration, drop-in removed: $(cat "$incoming/sshd-t.err")"
 fi
-if has_systemd; then
-  systemctl reload ssh 2>/dev/null || systemctl reload sshd
-else
-  kill -HUP "$(cat /run/sshd.pid)"
-fi
+reload_sshd
 say "sshd: $(sshd -T 2>/dev/null | grep -Ei '^(passwordauthentication|permitrootlogin) ' | tr '\n' ' ')"

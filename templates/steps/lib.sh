@@ -155,3 +155,12 @@ install_sudoers() {
   mv -f "$tmp" "$dest"
   visudo -c >/dev/null || die "sudo configuration is invalid after installing $dest"
 }
+
+# sshd reads its configuration again; connections that are open stay.
+reload_sshd() {
+  if has_systemd; then
+    systemctl reload ssh 2>/dev/null || systemctl reload sshd
+  else
+    kill -HUP "$(cat /run/sshd.pid)"
+  fi
+}

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildAppVariants, APP_VARIANTS, liveApp, sshExec, waitHealthy } from "../../harness/hostKit";
+import { buildAppVariants, APP_VARIANTS, get, liveApp, sshExec, waitHealthy } from "../../harness/hostKit";
 import { EngineHost, engineHost } from "../../harness/engineHost";
 import { PreviewJson, stateResources, StateExport, urnName } from "../../harness/pulumiCli";
 import { removeAllSandboxes } from "../../harness/sandbox";
@@ -214,12 +214,35 @@ describe("engine: a new stack from preview to destroy", () => {
     await healthyThroughCaddy(h.droplet);
   });
 
-  it("destroy exits 0 and leaves an empty stack", async () => {
+  it("destroy exits 0, leaves an empty stack, and gives the host back its own login", async () => {
+    const keys = `/home/chitram/.ssh/authorized_keys`;
+    // a line of the host's own, which the stack must leave alone
+    const own = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwnLineOfTheHostsOwnThatStaysAfterDestroy0 operator";
+    assert.equal((await h.droplet.exec(`echo '${own}' >> ${keys}`)).code, 0);
     await h.stack.pulumi(["destroy", "--yes"]);
     assert.deepEqual(
       (await stateResources(h.stack)).filter((r) => r.type !== "pulumi:pulumi:Stack"),
       [],
     );
+    // README, "What destroy leaves": root logs in again as before, the stack's keys are gone, the app runs on
+    assert.equal((await sshExec(h.droplet.sshPort, "root", h.bootstrap.private, "true")).code, 0);
+    await assert.rejects(sshExec(h.droplet.sshPort, "chitram", deployKey, "true"), /authentication/i);
+    assert.equal((await h.droplet.exec(`cat ${keys}`)).stdout, `${own}\n`);
+    assert.equal((await h.droplet.exec("test -e /etc/ssh/sshd_config.d/00-chitram.conf")).code, 1);
+    await waitHealthy(h.droplet.httpPort);
+  });
+
+  it("up again on the same host after destroy: the first contact works, and the app is healthy with its data", async () => {
+    const before = await get(h.droplet.httpPort, "/api/objects/engine-retro5");
+    assert.equal(before.status, 200, "the object written before destroy");
+    await h.stack.up();
+    await h.stack.up(["--expect-no-changes"]);
+    await healthyThroughCaddy(h.droplet);
+    await deployUserLogsIn(h.droplet, await h.stack.secretOutput("deployPrivateKey"));
+    await rootLoginClosed(h.droplet, h.bootstrap.private);
+    const after = await get(h.droplet.httpPort, "/api/objects/engine-retro5");
+    assert.equal(after.status, 200, after.body);
+    assert.equal(after.body, before.body);
   });
 });
 
