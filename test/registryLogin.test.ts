@@ -3,7 +3,7 @@
 // credential is ever an argument (Docker checks it from a scratch config); the entry received is
 // then merged into the deploy user's config.json (0600) next to what was there; a refused login,
 // or a config where Docker would ignore the entry, changes nothing.
-// The real login against a registry that requires one is test/host/registry.test.ts.
+// The real login against a registry that requires one is test/engine/registry.test.ts.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
