@@ -29,6 +29,24 @@ export function isBareDomain(value: string): boolean {
   );
 }
 
+// Names reserved for examples (RFC 2606, RFC 6761): nobody can own them.
+const exampleDomain = /(^|\.)(example\.(com|net|org)|example|test|invalid|localhost)$/;
+
+/** Whether a domain, or an email address's domain, is one reserved for examples. */
+export function isExampleName(value: string): boolean {
+  return exampleDomain.test(value.slice(value.lastIndexOf("@") + 1).toLowerCase());
+}
+
+/**
+ * Whether an image reference is a placeholder: on a registry with an example name, or under an
+ * `example` owner (`ghcr.io/example/chitram:1.0.0`, the example stack files' image).
+ */
+export function isExampleImage(image: string): boolean {
+  const parts = image.toLowerCase().split("/");
+  const host = parts.length > 1 && /[.:]|^localhost$/.test(parts[0]) ? parts.shift()! : "";
+  return isExampleName(host.split(":")[0]) || (parts.length > 1 && parts[0] === "example");
+}
+
 const cronFields: { name: string; min: number; max: number; names?: string[] }[] = [
   { name: "minute", min: 0, max: 59 },
   { name: "hour", min: 0, max: 23 },

@@ -11,6 +11,8 @@ import {
   heartbeatUrl,
   isBareDomain,
   isCidr,
+  isExampleImage,
+  isExampleName,
   isPassphraseProtected,
   LETS_ENCRYPT_STAGING,
   s3Bucket,
@@ -269,7 +271,15 @@ export function parseConfig(
     (r) => regionSlug.test(r),
     "each entry must be a region slug such as atl1 (three letters and a digit)",
   );
-  const region = oneOf("region", [...DROPLET_REGIONS, ...extraRegions]);
+  const region = str("region");
+  if (![...DROPLET_REGIONS, ...extraRegions].includes(region)) {
+    bad(
+      "region",
+      region,
+      `use one of: ${DROPLET_REGIONS.join(", ")}${extraRegions.length ? `, ${extraRegions.join(", ")}` : ""}; ` +
+        `a region DigitalOcean opened since can be added to chitram:extraRegions (e.g. ["${region && regionSlug.test(region) ? region : "ric1"}"])`,
+    );
+  }
 
   const size = str("size");
   const memory = slugMemoryMb(size);
@@ -335,13 +345,12 @@ export function parseConfig(
 
   const appImage = str("appImage");
   if (appImage === "") {
-    bad(
-      "appImage",
-      undefined,
-      "it is required: set a container image reference, e.g. ghcr.io/example/chitram:1.0.0",
+    problems.push(
+      `${CONFIG_NAMESPACE}:appImage: is not set, and it is required; set your app's container image, ` +
+        `e.g. pulumi config set ${CONFIG_NAMESPACE}:appImage ghcr.io/<owner>/chitram:1.0.0 (README, "Your app image")`,
     );
   } else if (!imageRef.test(appImage)) {
-    bad("appImage", appImage, "use a container image reference such as ghcr.io/example/chitram:1.0.0");
+    bad("appImage", appImage, "use a container image reference such as ghcr.io/<owner>/chitram:1.0.0");
   }
   // The registry appImage is pulled from, and how the deploy user logs in to it.
   function registryConfig(): StackConfig["registry"] {
@@ -466,7 +475,13 @@ export function parseConfig(
   const releaseTimeoutSeconds = int("releaseTimeoutSeconds", 10, 1800);
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
   const backupHeartbeatUrl = str("backupHeartbeatUrl");
-  if (backupHeartbeatUrl !== "" && !heartbeatUrl.test(backupHeartbeatUrl)) {
+  if (backupHeartbeatUrl !== "" && plaintextSecrets.includes("backupHeartbeatUrl")) {
+    // Its path is the token that lets anyone ping the check (or silence a failure): never echoed.
+    problems.push(
+      `${CONFIG_NAMESPACE}:backupHeartbeatUrl: is set in plain text, so the check's token sits readable in the stack file; ` +
+        `set it as a secret: pulumi config set --secret ${CONFIG_NAMESPACE}:backupHeartbeatUrl <url>`,
+    );
+  } else if (backupHeartbeatUrl !== "" && !heartbeatUrl.test(backupHeartbeatUrl)) {
     // The value is not echoed: its path is the token that lets anyone ping the check.
     problems.push(
       `${CONFIG_NAMESPACE}:backupHeartbeatUrl: the value set is not allowed; use an http(s) URL such as ` +
@@ -615,6 +630,73 @@ export function parseConfig(
   };
 }
 
+/** What the deploy's environment holds that config cannot say. */
+export interface DeployEnvironment {
+  /** The Spaces key the DigitalOcean provider creates buckets with (SPACES_ACCESS_KEY_ID/SPACES_SECRET_ACCESS_KEY, or the provider's spacesAccessId/spacesSecretKey). */
+  spacesKeys: boolean;
+}
+
+/**
+ * What only a real deploy needs, checked before any resource exists: on a stack that creates
+ * DigitalOcean resources, no placeholder of the example stack files (an `up` would create the
+ * droplet, the volume and the bucket, then fail on the DNS record or the image pull), and the
+ * Spaces key the provider needs for the backup bucket. Each problem names the key and what to put
+ * there.
+ */
+export function deployProblems(config: StackConfig, env: DeployEnvironment): string[] {
+  const problems: string[] = [];
+  const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
+  if (config.target === "digitalocean") {
+    const placeholder = (k: string, value: string, what: string) =>
+      problems.push(
+        `${key(k)}: ${JSON.stringify(value)} is a placeholder (a name reserved for examples); ${what}`,
+      );
+    if (isExampleImage(config.appImage)) {
+      placeholder(
+        "appImage",
+        config.appImage,
+        `set your app's image: pulumi config set ${key("appImage")} <registry>/<owner>/<name>:<tag> (README, "Your app image")`,
+      );
+    }
+    if (config.domain !== undefined && isExampleName(config.domain)) {
+      placeholder(
+        "domain",
+        config.domain,
+        `set the domain the app is served on, whose DNS zone is in your DigitalOcean account ` +
+          `(pulumi config set ${key("domain")} <domain>), or remove it for IP mode (pulumi config rm ${key("domain")})`,
+      );
+    }
+    if (config.acmeEmail !== undefined && isExampleName(config.acmeEmail)) {
+      placeholder(
+        "acmeEmail",
+        config.acmeEmail,
+        `set an address that reaches you about certificates (pulumi config set ${key("acmeEmail")} <email>), or remove it`,
+      );
+    }
+    for (const email of config.alertEmails.filter(isExampleName)) {
+      placeholder(
+        "alertEmails",
+        email,
+        `list addresses that reach you when the app is down: pulumi config set --path '${key("alertEmails")}[0]' <email>`,
+      );
+    }
+    if (config.offsite?.kind === "spaces" && !env.spacesKeys) {
+      problems.push(
+        `${key("offsiteBackups")}: true creates a Spaces bucket, and the DigitalOcean provider needs a Spaces key for it: ` +
+          "export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY (DigitalOcean: API > Spaces Keys), " +
+          `or set offsiteBackups to false`,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Set by the harness that runs the program under Pulumi's mocks (render, the program tests):
+ * nothing is created there, so deployProblems are printed as warnings instead of stopping it.
+ */
+export const UNDER_MOCKS_ENV = "CHITRAM_UNDER_MOCKS";
+
 /** Reads the stack's configuration through Pulumi and checks it. */
 export function loadConfig(): {
   config: StackConfig;
@@ -644,10 +726,21 @@ export function loadConfig(): {
       : runtime.isConfigSecret(`${CONFIG_NAMESPACE}:sshPrivateKey`)
         ? "secret"
         : "plaintext";
-  const plaintextSecrets = ["registryPassword"].filter(
+  const plaintextSecrets = ["registryPassword", "backupHeartbeatUrl"].filter(
     (k) => (raw[k] ?? "") !== "" && !runtime.isConfigSecret(`${CONFIG_NAMESPACE}:${k}`),
   );
   const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText, plaintextSecrets);
+  const provider = new pulumi.Config("digitalocean");
+  const deploy = deployProblems(config, {
+    spacesKeys:
+      Boolean(process.env.SPACES_ACCESS_KEY_ID || provider.get("spacesAccessId")) &&
+      Boolean(process.env.SPACES_SECRET_ACCESS_KEY || provider.get("spacesSecretKey")),
+  });
+  if (deploy.length > 0 && process.env[UNDER_MOCKS_ENV] === "1") {
+    for (const problem of deploy) void pulumi.log.warn(`${problem} (a real deploy stops here)`);
+  } else if (deploy.length > 0) {
+    throw new ConfigError(deploy);
+  }
   const sshPrivateKey = keyState === "unset" ? undefined : cfg.requireSecret("sshPrivateKey");
   // A secret Output even when set in plaintext: its path is the check's token.
   const backupHeartbeatUrl = config.backupHeartbeat ? cfg.requireSecret("backupHeartbeatUrl") : undefined;

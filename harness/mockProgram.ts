@@ -6,7 +6,7 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { CONFIG_NAMESPACE } from "../config";
+import { CONFIG_NAMESPACE, UNDER_MOCKS_ENV } from "../config";
 import { ed25519KeyPair } from "./keys";
 
 // Internal to the SDK: resolves once every registration the program started has finished.
@@ -86,6 +86,12 @@ export interface RunOptions {
    * the program throws part-way (a bad config must stop it before the first one).
    */
   registered?: RecordedResource[];
+  /**
+   * Run the checks only a real deploy makes (placeholders, cloud credentials: config.ts
+   * deployProblems) as a real deploy does, stopping the program. Default false: under mocks they
+   * are warnings, since nothing is created.
+   */
+  deployChecks?: boolean;
 }
 
 function unwrap(value: unknown, at: string, secrets: string[], mask: boolean): unknown {
@@ -310,9 +316,13 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createStack } = require("../stack") as typeof import("../stack");
   let stack: ReturnType<typeof createStack>;
+  const underMocks = process.env[UNDER_MOCKS_ENV];
+  if (!opts.deployChecks) process.env[UNDER_MOCKS_ENV] = "1";
   try {
     stack = createStack();
   } finally {
+    if (underMocks === undefined) delete process.env[UNDER_MOCKS_ENV];
+    else process.env[UNDER_MOCKS_ENV] = underMocks;
     await waitForRPCs();
   }
   const outputs: Record<string, OutputValue> = {};

@@ -8,10 +8,11 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { cronProblem, isPassphraseProtected } from "../checks";
+import { cronProblem, isExampleImage, isExampleName, isPassphraseProtected } from "../checks";
 import {
   ConfigError,
   declaredConfig,
+  deployProblems,
   DROPLET_REGIONS,
   KeyState,
   parseConfig,
@@ -112,6 +113,130 @@ describe("config: the example stack files", () => {
   });
 });
 
+describe("config: what only a real deploy needs (deployProblems)", () => {
+  const spaces = { spacesKeys: true };
+  const stackFile = (name: string) =>
+    YAML.parse(fs.readFileSync(path.join(__dirname, "..", `Pulumi.${name}.yaml`), "utf8")) as {
+      config: Record<string, unknown>;
+    };
+  const raw = (name: string): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(stackFile(name).config).map(([k, v]) => [
+        k.replace(/^chitram:/, ""),
+        typeof v === "string" ? v : JSON.stringify(v),
+      ]),
+    );
+
+  it("names reserved for examples are placeholders; real ones are not", () => {
+    for (const n of [
+      "chitram.example.com",
+      "ops@example.com",
+      "a.example.org",
+      "x@y.example",
+      "app.test",
+      "b.invalid",
+    ])
+      assert.equal(isExampleName(n), true, n);
+    for (const n of ["chitram.app", "ops@chitram.app", "example.chitram.app", "myexample.com"])
+      assert.equal(isExampleName(n), false, n);
+    for (const i of ["ghcr.io/example/chitram:1.0.0", "example/chitram:1", "registry.example.com/chitram:1"])
+      assert.equal(isExampleImage(i), true, i);
+    for (const i of [
+      "ghcr.io/acme/chitram:1.0.0",
+      "chitram:1",
+      "example:1",
+      "registry.digitalocean.com/example-co/app:1",
+    ])
+      assert.equal(isExampleImage(i), false, i);
+  });
+
+  it("the example stack files' placeholders are each refused by key on a DigitalOcean stack, with what to put there", () => {
+    const prod = deployProblems(parseConfig(withDefaults(raw("prod")), "prod", "unset"), spaces);
+    const keyed = (key: string) => prod.filter((p) => p.startsWith(`chitram:${key}: `));
+    assert.match(
+      keyed("appImage")[0],
+      /"ghcr\.io\/example\/chitram:1\.0\.0" is a placeholder.*pulumi config set chitram:appImage /,
+    );
+    assert.match(
+      keyed("domain")[0],
+      /"chitram\.example\.com" is a placeholder.*set the domain.*or remove it for IP mode/,
+    );
+    assert.match(keyed("acmeEmail")[0], /"ops@example\.com" is a placeholder/);
+    assert.match(
+      keyed("alertEmails")[0],
+      /"ops@example\.com" is a placeholder.*--path 'chitram:alertEmails\[0\]'/,
+    );
+    assert.equal(prod.length, 4, prod.join("\n"));
+    const staging = deployProblems(parseConfig(withDefaults(raw("staging")), "staging", "unset"), spaces);
+    assert.deepEqual(
+      staging.map((p) => p.split(":")[1]),
+      ["appImage"],
+    );
+    // the same stacks with real values pass
+    const real = {
+      appImage: "ghcr.io/acme/chitram:1.0.0",
+      domain: "chitram.app",
+      acmeEmail: "ops@chitram.app",
+      alertEmails: '["ops@chitram.app"]',
+    };
+    assert.deepEqual(
+      deployProblems(parseConfig(withDefaults({ ...raw("prod"), ...real }), "prod", "unset"), spaces),
+      [],
+    );
+    // target existing creates nothing in the cloud: its own checks only
+    assert.deepEqual(
+      deployProblems(parse({ ...existing, appImage: "ghcr.io/example/chitram:1" }, "secret"), spaces),
+      [],
+    );
+  });
+
+  it("offsiteBackups on DigitalOcean without a Spaces key in the environment names both variables", () => {
+    const config = parse({ offsiteBackups: "true", appImage: "ghcr.io/acme/chitram:1" });
+    const [problem, ...rest] = deployProblems(config, { spacesKeys: false });
+    assert.deepEqual(rest, []);
+    assert.match(
+      problem,
+      /^chitram:offsiteBackups: .*export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY/,
+    );
+    assert.deepEqual(deployProblems(config, spaces), []);
+  });
+
+  it("the program stops on them before any resource when it deploys for real, and only warns under mocks", async () => {
+    const registered: unknown[] = [];
+    await assert.rejects(
+      runProgram({ stack: "prod", config: raw("prod"), deployChecks: true, registered: registered as never }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.match(err.message, /chitram:appImage: .* is a placeholder/);
+        assert.match(err.message, /chitram:offsiteBackups: /);
+        return true;
+      },
+    );
+    assert.deepEqual(registered, [], "a resource was registered");
+    const mocked = await runProgram({ stack: "prod", config: raw("prod") });
+    assert.ok(mocked.resources.length > 10);
+  });
+
+  it("backupHeartbeatUrl set in plain text is refused without echoing it", () => {
+    const url = "https://hc-ping.com/0f4c2f2e-1a7e-4c38-9a55-3b0c2d7c5e11";
+    assert.throws(
+      () =>
+        parseConfig(withDefaults({ ...valid, backupHeartbeatUrl: url }), "test", "unset", undefined, [
+          "backupHeartbeatUrl",
+        ]),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          /chitram:backupHeartbeatUrl: is set in plain text.*pulumi config set --secret chitram:backupHeartbeatUrl/,
+        );
+        assert.ok(!err.message.includes(url));
+        return true;
+      },
+    );
+  });
+});
+
 describe("config: one rule per key", () => {
   it("target: digitalocean or existing", () =>
     rejects({ target: "aws" }, "target", /digitalocean, existing/));
@@ -124,7 +249,11 @@ describe("config: one rule per key", () => {
     }
   });
   it("extraRegions: allows a region the built-in list does not have yet, and must hold region slugs", () => {
-    rejects({ region: "ric1" }, "region", /use one of/);
+    rejects(
+      { region: "ric1" },
+      "region",
+      /use one of: .*; a region DigitalOcean opened since can be added to chitram:extraRegions \(e\.g\. \["ric1"\]\)/,
+    );
     assert.equal(parse({ region: "ric1", extraRegions: '["ric1"]' }).region, "ric1");
     rejects({ extraRegions: '["Richmond 1"]' }, "extraRegions", /region slug such as atl1/);
   });
@@ -183,7 +312,7 @@ describe("config: one rule per key", () => {
   it("appImage: required, a container image reference", () => {
     assert.throws(
       () => parseConfig(withDefaults({}), "test", "unset"),
-      /chitram:appImage: null is not allowed; it is required/,
+      /chitram:appImage: is not set, and it is required; set your app's container image, e\.g\. pulumi config set chitram:appImage /,
     );
     rejects({ appImage: "ghcr.io/Example/Chitram:1.0" }, "appImage", /image reference/);
     rejects({ appImage: "chitram:has space" }, "appImage", /image reference/);

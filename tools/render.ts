@@ -105,6 +105,10 @@ if (require.main === module) {
       `rendered stack ${args.stack}: ${result.resources} resources, ${result.steps} steps, ${result.files.length} host files -> ${args.out}`,
     );
     for (const f of result.files) console.log(`  host${f}`);
+    console.log(
+      `\nWhat each file is: README, "Look first". Next: npm run sandbox deploys this stack for real into a ` +
+        `throw-away droplet on this machine; README, "Deploy staging", to DigitalOcean.`,
+    );
   })().catch((err: unknown) => {
     console.error(
       err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err),

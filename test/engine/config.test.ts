@@ -55,3 +55,35 @@ describe("engine: bad config is refused before any resource", () => {
     });
   }
 });
+
+describe("engine: a DigitalOcean stack with the example files' placeholders is refused before any resource", () => {
+  let stack: PulumiStack;
+
+  before(async () => {
+    stack = await PulumiStack.create("engine-placeholders");
+    // Pulumi.prod.yaml's placeholders, and off-box backups with no Spaces key in the environment
+    await stack.configure({
+      appImage: "ghcr.io/example/chitram:1.0.0",
+      domain: "chitram.example.com",
+      acmeEmail: "ops@example.com",
+      offsiteBackups: "true",
+    });
+  });
+  after(() => stack?.remove());
+
+  it("pulumi preview names each placeholder and both Spaces variables; nothing is in the state", async () => {
+    const env = { SPACES_ACCESS_KEY_ID: "", SPACES_SECRET_ACCESS_KEY: "", DIGITALOCEAN_TOKEN: "unused" };
+    const r = await stack.pulumi(["preview"], { check: false, env });
+    const out = r.stdout + r.stderr;
+    assert.notEqual(r.code, 0, out);
+    assert.match(out, /chitram:appImage: "ghcr\.io\/example\/chitram:1\.0\.0" is a placeholder/);
+    assert.match(out, /chitram:domain: "chitram\.example\.com" is a placeholder/);
+    assert.match(out, /chitram:acmeEmail: "ops@example\.com" is a placeholder/);
+    assert.match(out, /export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY/);
+    assert.doesNotMatch(out, /\.ts:\d+/);
+    assert.deepEqual(
+      (await stateResources(stack)).filter((res) => res.type !== "pulumi:pulumi:Stack"),
+      [],
+    );
+  });
+});
