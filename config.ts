@@ -57,6 +57,8 @@ export interface StackConfig {
   releaseTimeoutSeconds: number;
   backupSchedule: string;
   backupRetentionDays: number;
+  /** Hours without a successful backup after which the backup uptime check goes down. */
+  backupAlertAfterHours: number;
   /** Whether `backupHeartbeatUrl` is set; the URL itself is a secret (loadConfig). */
   backupHeartbeat: boolean;
   /**
@@ -474,6 +476,7 @@ export function parseConfig(
     );
   const releaseTimeoutSeconds = int("releaseTimeoutSeconds", 10, 1800);
   const backupRetentionDays = int("backupRetentionDays", 1, 365);
+  const backupAlertAfterHours = int("backupAlertAfterHours", 2, 2000);
   const backupHeartbeatUrl = str("backupHeartbeatUrl");
   if (backupHeartbeatUrl !== "" && plaintextSecrets.includes("backupHeartbeatUrl")) {
     // Its path is the token that lets anyone ping the check (or silence a failure): never echoed.
@@ -620,6 +623,7 @@ export function parseConfig(
     releaseTimeoutSeconds,
     backupSchedule: backupSchedule.trim().split(/\s+/).join(" "),
     backupRetentionDays,
+    backupAlertAfterHours,
     backupHeartbeat: backupHeartbeatUrl !== "",
     offsite,
     dataVolumeSizeGb,

@@ -28,6 +28,17 @@ export const COMPOSE_PROJECT = "chitram";
 export const CRON_PATH = "/etc/cron.d/chitram-backup";
 /** Where backup.sh logs. */
 export const BACKUP_LOG = "/var/log/chitram-backup.log";
+/**
+ * Where Caddy answers 200 while the last backup run succeeded within backupAlertAfterHours, 404
+ * otherwise: what the backup uptime check watches (components/uptimeMonitor.ts).
+ */
+export const BACKUP_STATUS_URL_PATH = "/.well-known/chitram/backup-fresh";
+/** The file behind it, relative to the app directory (Caddy sees caddy/ as /etc/caddy). */
+export const BACKUP_STATUS_FILE = "caddy/status/backup-fresh";
+/** The newest backup sets that hold data, kept whatever their age (here and off the box). */
+export const BACKUP_KEEP_GOOD = 3;
+/** MB a backup leaves free on the disk it writes to (the live data's disk). */
+export const BACKUP_MIN_FREE_MB = 1024;
 /** The backup's secrets (root only, 0600 in a 0700 directory), sourced by backup.sh and restore.sh. */
 export const BACKUP_SECRETS_PATH = "/etc/chitram/backup.env";
 /** The sshd drop-in that turns passwords off and closes root login. */

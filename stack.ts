@@ -9,7 +9,7 @@ import { HostProvisioning } from "./components/hostProvisioning";
 import { dataDirs, dropletTarget, existingTarget } from "./components/hostTarget";
 import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
-import { APP_DIR, siteUrls } from "./hostContract";
+import { APP_DIR, BACKUP_STATUS_URL_PATH, siteUrls } from "./hostContract";
 
 export interface StackOutputs {
   publicIp: pulumi.Output<string>;
@@ -98,6 +98,7 @@ export function createStack(): StackOutputs {
     acmeCa: config.acmeCa,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
+    backupAlertAfterHours: config.backupAlertAfterHours,
     volumeAttachment: target.dataVolume?.attachment,
     backupHeartbeatUrl,
     offsite,
@@ -114,6 +115,7 @@ export function createStack(): StackOutputs {
       url: urls.healthUrl,
       type: config.domain ? "https" : "http",
       alertEmails: config.alertEmails,
+      backupStatusUrl: urls.url.apply((u) => `${u}${BACKUP_STATUS_URL_PATH}`),
       dependsOn: [app.healthy],
     });
   }

@@ -63,6 +63,8 @@ export interface AppDeploymentArgs {
   backupSchedule: string;
   /** Days a backup is kept. Plain. Default: none (required). */
   backupRetentionDays: number;
+  /** Hours without a successful backup after which its status file goes (and the backup check with it). Plain. Default: 26. */
+  backupAlertAfterHours?: number;
   /**
    * The data volume's attachment, when DATA_DIR is a block volume: before it is deleted the app is
    * stopped and the volume unmounted. Default: undefined (no volume).
@@ -231,7 +233,11 @@ export class AppDeployment extends pulumi.ComponentResource {
         {
           path: CRON_PATH,
           mode: "0644",
-          content: renderBackupCron({ schedule: args.backupSchedule, appDir }),
+          content: renderBackupCron({
+            schedule: args.backupSchedule,
+            appDir,
+            alertAfterHours: args.backupAlertAfterHours ?? 26,
+          }),
         },
         { path: BACKUP_SECRETS_PATH, mode: "0600", content: renderBackupSecrets({ heartbeatUrl, offsite }) },
       ]),

@@ -6,20 +6,20 @@ import { doStackName } from "./dropletHost";
 export interface BackupBucketArgs {
   /** Spaces region of the bucket (e.g. nyc3). Default: none (required). */
   region: pulumi.Input<string>;
-  /** Days the host keeps a backup; the bucket's lifecycle rule expires objects later. Default: none (required). */
+  /** Days a backup is kept; an overwritten or deleted copy's version is kept longer. Default: none (required). */
   retentionDays: number;
-  /** Days after the retention the lifecycle rule still keeps an object. Default: 14. */
-  lifecycleGraceDays?: number;
+  /** Days after the retention a deleted or overwritten copy's version is still kept. Default: 30. */
+  versionGraceDays?: number;
   /** Protect the bucket from deletion. Plain: a resource option. Default: none (required). */
   protect: boolean;
 }
 
 /**
  * A Spaces bucket for off-box backups and a Spaces key that can read and write that bucket only.
- * backup.sh prunes the bucket to the same retention as the host, always keeping the newest
- * backup; the lifecycle rule is the backstop for a host that no longer prunes (gone, or its
- * backups failing): it expires objects `lifecycleGraceDays` later, so the last backups of a lost
- * host outlive it by that long.
+ * The bucket keeps versions: what the host's retention deletes (backup.sh keeps the newest
+ * BACKUP_KEEP_GOOD sets that hold data) or anything else overwrites or deletes becomes a
+ * noncurrent version, kept `retentionDays + versionGraceDays` days by the lifecycle rule. No rule
+ * ever expires a current object: backups that stop leave the last ones where they are.
  */
 export class BackupBucket extends pulumi.ComponentResource {
   /** The bucket's name. */
@@ -40,11 +40,14 @@ export class BackupBucket extends pulumi.ComponentResource {
       {
         region: args.region,
         acl: "private",
+        versioning: { enabled: true },
         lifecycleRules: [
           {
-            id: "chitram-backup-retention",
+            id: "chitram-backup-versions",
             enabled: true,
-            expiration: { days: args.retentionDays + (args.lifecycleGraceDays ?? 14) },
+            noncurrentVersionExpiration: { days: args.retentionDays + (args.versionGraceDays ?? 30) },
+            // a delete marker whose versions have all expired
+            expiration: { expiredObjectDeleteMarker: true },
             abortIncompleteMultipartUploadDays: 1,
           },
         ],

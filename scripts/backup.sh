@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
-# Backs up the chitram host: a `pg_dump -Fc` of PostgreSQL and a tar.gz of the MinIO data dir,
-# into BACKUP_DIR as postgres-<UTC stamp>.dump and minio-<UTC stamp>.tar.gz, then deletes
-# backups older than BACKUP_RETENTION_DAYS (never the newest of each kind).
+# Backs up the chitram host: one backup SET per run, named by its UTC stamp S, in BACKUP_DIR:
+#   postgres-S.dump      pg_dump -Fc of POSTGRES_DB
+#   minio-S.tar.gz       the MinIO data dir
+#   manifest-S.data.txt  (or manifest-S.empty.txt) written LAST: both files' sha256 and size, and
+#                        what the host held: "data" when PostgreSQL has a table with a row (but
+#                        alembic_version) or MinIO an object (under no key starting with a dot),
+#                        "empty" when it has neither (a host rebuilt and not restored yet)
+# A set without a manifest is incomplete and is never restored from.
 #
 # Run as root by /etc/cron.d/chitram-backup, or by hand: sudo /opt/chitram/scripts/backup.sh
 # Settings come from ../host.env next to this script (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV
 # points at another host.env (tests use it for a throw-away layout).
 #
-# Guarantees: every file is written under a temporary name, and the run's files are published
-# (linked to their final names) only once all of them are complete and checked, so a failed run
-# (a full disk, a stopped container) publishes nothing and never touches earlier backups; a lock
-# in BACKUP_DIR stops two runs (or a run and restore.sh) overlapping; any failure exits non-zero
-# and says why, on stderr and in BACKUP_LOG; every run ends with a line giving its exit status.
+# Guarantees:
+# - The pair is consistent: MinIO is paused (its requests wait, they do not fail) from before the
+#   dump until the archive is written, so no row of the dump points at an object the archive
+#   lacks; tar must finish without "file changed as we read it".
+# - It never fills the disk the live data is on: before anything is written, the set's size
+#   (the database's and the MinIO data's) plus BACKUP_MIN_FREE_MB must be free in BACKUP_DIR;
+#   else the run fails, says how much is missing and writes nothing. It never makes room by
+#   deleting a good set.
+# - Files are written under temporary names and published (linked to their final names) only
+#   once all are complete and checked; a failed run publishes nothing and never touches earlier
+#   sets. A lock in BACKUP_DIR stops two runs (or a run and restore.sh) overlapping.
+# - Retention, here and off the box: a set older than BACKUP_RETENTION_DAYS is deleted, except
+#   the newest BACKUP_KEEP_GOOD sets marked "data", whatever their age. So a host that is empty
+#   (rebuilt, not yet restored) never pushes the last good sets out, and a backup that stopped
+#   leaves the last good sets where they are.
+# - Any failure exits non-zero and says why, on stderr and in BACKUP_LOG; every run ends with a
+#   line giving its exit status.
 #
-# Off-box copies: when BACKUP_SECRETS sets OFFSITE_BUCKET (and its endpoint and keys), both files
-# are also uploaded with mc (common.sh), read back and compared by sha256, and the bucket is pruned
-# by the same rule as BACKUP_DIR. A failed upload or check fails the run; the local backup stays.
+# Off-box copies: when BACKUP_SECRETS sets OFFSITE_BUCKET (and its endpoint and keys), the set is
+# uploaded with mc (common.sh): each file is read back and compared by sha256 (a copy that differs
+# is removed again), and the manifest goes last. The bucket keeps versions: the retention's
+# deletions only hide a set (a delete marker), and nothing here ever deletes a version.
 #
-# Heartbeat: when BACKUP_SECRETS (a root-only file named in host.env) sets BACKUP_HEARTBEAT_URL,
-# the run pings it on success and <url>/fail on failure (healthchecks.io convention), with the
-# run's log as the body. The URL goes to curl on stdin, never on its command line (a URL path
-# can be a token, and command lines are visible to every user). A run that dies before it can
-# read its settings pings nothing: the heartbeat service then alerts on the missing ping.
+# Heartbeat: when BACKUP_SECRETS sets BACKUP_HEARTBEAT_URL, the run pings it on success and
+# <url>/fail on failure (healthchecks.io convention), with the run's log as the body. The URL goes
+# to curl on stdin, never on its command line. A run that dies before it can read its settings
+# pings nothing: the heartbeat service then alerts on the missing ping.
 set -euo pipefail
 
 # cron gives PATH=/usr/bin:/bin and no HOME; docker may live in /usr/local/bin.
@@ -33,12 +50,13 @@ SCRIPT_DIR="$(dirname "$(readlink -f "$0")")"
 HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
 LOG_READY=0
 ERR_FILE=""
-TMP_DUMP=""
-TMP_TAR=""
+TMP_FILES=()
 RUN_LOG=""
 BACKUP_HEARTBEAT_URL=""
 OFFSITE_BUCKET=""
 OFFSITE_DIR=""
+PAUSED_MINIO=""
+STAMP=""
 
 stamp_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
@@ -58,7 +76,8 @@ err() {
   if [[ -n $RUN_LOG ]]; then printf '%s\n' "$line" >>"$RUN_LOG" || true; fi
 }
 
-# Pings the heartbeat URL with suffix $1 ("" or "/fail"), the run's log as the body. A failed ping is logged; it never changes the run's exit status.
+# Pings the heartbeat URL with suffix $1 ("" or "/fail"), the run's log as the body. A failed
+# ping is logged; it never changes the run's exit status.
 heartbeat() {
   local suffix=$1 out
   [[ -n $BACKUP_HEARTBEAT_URL ]] || return 0
@@ -82,24 +101,49 @@ die() {
   exit 1
 }
 
+unpause_minio() {
+  if [[ -n $PAUSED_MINIO ]]; then
+    docker unpause "$PAUSED_MINIO" >/dev/null 2>&1 || err "could not unpause MinIO ($PAUSED_MINIO): docker unpause $PAUSED_MINIO"
+    PAUSED_MINIO=""
+  fi
+}
+
+# The backup status file Caddy serves to the backup uptime check: renewed by each run that
+# succeeds, removed by a run that fails (the check goes down at once; the cron sweep removes it
+# when no run succeeded for backupAlertAfterHours).
+backup_status() {
+  [[ -n ${BACKUP_STATUS_FILE:-} ]] || return 0
+  if [[ $1 == ok ]]; then
+    if ! { install -d -m 0755 "$(dirname "$BACKUP_STATUS_FILE")" &&
+      printf 'last good backup run %s\n' "$STAMP" >"$BACKUP_STATUS_FILE.tmp" &&
+      chmod 0644 "$BACKUP_STATUS_FILE.tmp" && mv -f "$BACKUP_STATUS_FILE.tmp" "$BACKUP_STATUS_FILE"; }; then
+      err "cannot renew the backup status file $BACKUP_STATUS_FILE"
+    fi
+  else
+    rm -f -- "$BACKUP_STATUS_FILE" || err "cannot remove the backup status file $BACKUP_STATUS_FILE"
+  fi
+}
+
 cleanup() {
-  local rc=$?
-  if [[ -n $TMP_DUMP ]]; then rm -f -- "$TMP_DUMP"; fi
-  if [[ -n $TMP_TAR ]]; then rm -f -- "$TMP_TAR"; fi
+  local rc=$? f
+  unpause_minio
+  for f in "${TMP_FILES[@]}"; do rm -f -- "$f"; done
   if [[ -n $ERR_FILE ]]; then rm -f -- "$ERR_FILE"; fi
   if [[ -n $OFFSITE_DIR ]]; then rm -rf -- "$OFFSITE_DIR"; fi
   if ((rc != 0)); then
     err "backup FAILED (exit $rc)"
+    backup_status failed
     heartbeat /fail
   else
     log "backup finished (exit 0)"
+    backup_status ok
     heartbeat ""
   fi
   if [[ -n $RUN_LOG ]]; then rm -f -- "$RUN_LOG"; fi
   exit "$rc"
 }
 trap cleanup EXIT
-# Without these, a signal would kill bash without running the EXIT trap.
+# Without these, a signal would kill bash without running the EXIT trap (and MinIO would stay paused).
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -117,11 +161,13 @@ if [[ -n $BACKUP_HEARTBEAT_URL && ! $BACKUP_HEARTBEAT_URL =~ ^https?://[^[:space
   BACKUP_HEARTBEAT_URL=""
   die "BACKUP_HEARTBEAT_URL in $BACKUP_SECRETS is not an http(s) URL without spaces, quotes or backslashes"
 fi
-for var in APP_DIR DATA_DIR BACKUP_DIR BACKUP_RETENTION_DAYS BACKUP_LOG; do
+for var in APP_DIR DATA_DIR BACKUP_DIR BACKUP_RETENTION_DAYS BACKUP_KEEP_GOOD BACKUP_MIN_FREE_MB BACKUP_LOG; do
   [[ -n ${!var:-} ]] || die "$HOST_ENV does not set $var"
 done
-[[ $BACKUP_RETENTION_DAYS =~ ^[0-9]+$ ]] ||
-  die "BACKUP_RETENTION_DAYS must be a whole number of days, got '$BACKUP_RETENTION_DAYS'"
+for var in BACKUP_RETENTION_DAYS BACKUP_KEEP_GOOD BACKUP_MIN_FREE_MB; do
+  [[ ${!var} =~ ^[0-9]+$ ]] || die "$var must be a whole number, got '${!var}'"
+done
+((BACKUP_KEEP_GOOD >= 1)) || die "BACKUP_KEEP_GOOD must be at least 1"
 
 if [[ ! -e $BACKUP_LOG ]]; then
   install -m 0640 /dev/null "$BACKUP_LOG" 2>/dev/null || die "cannot create $BACKUP_LOG (run as root)"
@@ -151,108 +197,123 @@ command -v docker >/dev/null || die "docker not found in $PATH"
 # shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
 . "$SCRIPT_DIR/common.sh"
 
-# --- PostgreSQL must be running (and healthy when it has a healthcheck) -------------------------
-# Not `docker compose ps` text (retro #5) nor its JSON (shape differs across compose versions):
-# the container id, then docker inspect. A running container first; else -a, so that a stopped
-# container reports its state.
-require_running_postgres log
+# --- Retention -----------------------------------------------------------------------------------
+# Before the new set is written (what goes makes room for it) and never the newest good sets: the
+# set names to delete, by the rule in common.sh, from the names present.
+local_names() {
+  find "$BACKUP_DIR" -maxdepth 1 -type f -printf '%f\n' | backup_names
+}
+cutoff="$(date -u -d "-$BACKUP_RETENTION_DAYS days" +%Y%m%dT%H%M%SZ)"
+while IFS= read -r name; do
+  [[ -n $name ]] || continue
+  rm -f -- "${BACKUP_DIR:?}/$name" 2>"$ERR_FILE" || die "retention: cannot delete $name"
+  log "retention: deleted $name (older than $BACKUP_RETENTION_DAYS days, not among the newest $BACKUP_KEEP_GOOD sets with data)"
+done < <(local_names | expired_names "$cutoff" "$BACKUP_KEEP_GOOD")
 
-# --- PostgreSQL dump -----------------------------------------------------------------------------
-# Temp names start with a dot and end in .tmp: they never match postgres-*.dump / minio-*.tar.gz.
+# --- PostgreSQL and MinIO must be running (and healthy when they have a healthcheck) -------------
+# Not `docker compose ps` text (retro #5) nor its JSON (shape differs across compose versions):
+# the container id, then docker inspect.
+require_running_postgres log
+MINIO_DIR="$DATA_DIR/minio"
+[[ -d $MINIO_DIR ]] || die "MinIO data dir $MINIO_DIR does not exist"
+MINIO_CID="$(compose ps -q minio 2>"$ERR_FILE")" || die "cannot list the minio container (docker compose ps)"
+[[ -n $MINIO_CID ]] || die "the minio container is not running: the archive could not be consistent with the dump"
+
+# --- Free space ----------------------------------------------------------------------------------
+# shellcheck disable=SC2016 # expanded by sh inside the container
+db_bytes="$(compose exec -T postgres sh -c 'psql -X -qtA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT pg_database_size(current_database())"' 2>"$ERR_FILE")" ||
+  die "cannot read the database's size"
+minio_bytes="$(du -sb "$MINIO_DIR" 2>"$ERR_FILE" | cut -f1)" || die "cannot measure $MINIO_DIR"
+need_mb=$(((db_bytes + minio_bytes) / 1048576 + 1))
+free_mb=$(($(df --output=avail -B1 "$BACKUP_DIR" | tail -n 1) / 1048576))
+if ((free_mb < need_mb + BACKUP_MIN_FREE_MB)); then
+  die "not enough free space in $BACKUP_DIR: the backup needs about $need_mb MB and $BACKUP_MIN_FREE_MB MB must stay free for the live data, but $free_mb MB are free. Nothing was written; the newest good backups are kept. Grow the disk or volume (docs/RUNBOOK.md, \"Grow the volume\"), or lower backupRetentionDays."
+fi
+log "free space: $free_mb MB in $BACKUP_DIR, the backup needs about $need_mb MB (+ $BACKUP_MIN_FREE_MB MB kept free)"
+
+# --- The pair: PostgreSQL dump and MinIO archive, with MinIO paused ------------------------------
+# Temp names start with a dot and end in .tmp: they never match the set's names.
 TMP_DUMP="$(mktemp "$BACKUP_DIR/.postgres-$STAMP.XXXXXX.tmp")"
+TMP_TAR="$(mktemp "$BACKUP_DIR/.minio-$STAMP.XXXXXX.tmp")"
+TMP_MANIFEST="$(mktemp "$BACKUP_DIR/.manifest-$STAMP.XXXXXX.tmp")"
+TMP_FILES=("$TMP_DUMP" "$TMP_TAR" "$TMP_MANIFEST")
+docker pause "$MINIO_CID" >/dev/null 2>"$ERR_FILE" || die "cannot pause MinIO for a consistent pair"
+PAUSED_MINIO=$MINIO_CID
+paused_at=$SECONDS
+# What the host holds, in the same frozen state: tables with at least one row (an exact check,
+# not the statistics; a migration tool's bookkeeping table does not count), and objects (files
+# under no directory whose name starts with a dot: MinIO's own .minio.sys, and health probes
+# that write under a key such as .health/...).
+# shellcheck disable=SC2016 # expanded by sh inside the container
+tables="$(compose exec -T postgres sh -c 'psql -X -qtA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"' 2>"$ERR_FILE" <<'SQL'
+SELECT format('SELECT 1 FROM %I.%I LIMIT 1', schemaname, relname) FROM pg_stat_user_tables
+  WHERE relname <> 'alembic_version' \gexec
+SQL
+)" || die "cannot count the tables that hold rows"
+tables="$(grep -c '^1$' <<<"$tables" || true)"
+objects="$(find "$MINIO_DIR" -mindepth 1 -name '.*' -prune -o -type f -print 2>"$ERR_FILE" | wc -l)"
 # shellcheck disable=SC2016 # $POSTGRES_USER/$POSTGRES_DB are expanded by sh inside the container
 compose exec -T postgres sh -c 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB"' >"$TMP_DUMP" 2>"$ERR_FILE" ||
   die "pg_dump failed"
+tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE" ||
+  die "tar of $MINIO_DIR failed (exit $?; 1 is a file changed while it was read): the archive would not match the dump"
+unpause_minio
+log "MinIO was paused for $((SECONDS - paused_at)) s while the dump and the archive were taken"
 [[ -s $TMP_DUMP ]] || die "pg_dump produced an empty file"
 toc="$(compose exec -T postgres pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
   die "pg_restore -l cannot read the new dump"
 entries="$(grep -cv '^;' <<<"$toc" || true)"
-sync -- "$TMP_DUMP"
-log "postgres: dump complete ($(stat -c %s "$TMP_DUMP") bytes, $entries TOC entries)"
-
-# --- MinIO data ----------------------------------------------------------------------------------
-MINIO_DIR="$DATA_DIR/minio"
-[[ -d $MINIO_DIR ]] || die "MinIO data dir $MINIO_DIR does not exist"
-TMP_TAR="$(mktemp "$BACKUP_DIR/.minio-$STAMP.XXXXXX.tmp")"
-if tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE"; then
-  tar_rc=0
-else
-  tar_rc=$?
-fi
-if ((tar_rc == 1)); then
-  # GNU tar: 1 = some file changed while it was read (MinIO kept writing); the archive is
-  # complete and readable, the changed objects may not be consistent.
-  log "WARNING: tar reported files changed while archiving $MINIO_DIR:"
-  while IFS= read -r l; do log "  | $l"; done < <(tail -n 20 "$ERR_FILE")
-elif ((tar_rc != 0)); then
-  die "tar of $MINIO_DIR failed (exit $tar_rc)"
-fi
 tar -tzf "$TMP_TAR" >/dev/null 2>"$ERR_FILE" || die "the new MinIO archive does not read back"
-sync -- "$TMP_TAR"
+sync -- "$TMP_DUMP" "$TMP_TAR"
+log "postgres: dump complete ($(stat -c %s "$TMP_DUMP") bytes, $entries TOC entries); minio: archive complete ($(stat -c %s "$TMP_TAR") bytes)"
+
+kind=empty
+if ((tables > 0 || objects > 0)); then kind=data; fi
+{
+  printf 'stamp=%s\n' "$STAMP"
+  printf 'postgres=%s %s\n' "$(sha256sum <"$TMP_DUMP" | cut -d' ' -f1)" "$(stat -c %s "$TMP_DUMP")"
+  printf 'minio=%s %s\n' "$(sha256sum <"$TMP_TAR" | cut -d' ' -f1)" "$(stat -c %s "$TMP_TAR")"
+  printf 'tables_with_rows=%s\nobjects=%s\nholds=%s\n' "$tables" "$objects" "$kind"
+} >"$TMP_MANIFEST"
+sync -- "$TMP_MANIFEST"
 
 # --- Publish -------------------------------------------------------------------------------------
-# Both files are complete: link them to their final names. ln (not mv) fails instead of replacing
-# a file of the same name; a link takes no space, so a full disk cannot stop it half-way.
+# All three are complete: link them to their final names, the manifest last. ln (not mv) fails
+# instead of replacing a file of the same name; a link takes no space, so a full disk cannot stop
+# it half-way.
 DUMP="$BACKUP_DIR/postgres-$STAMP.dump"
 TARBALL="$BACKUP_DIR/minio-$STAMP.tar.gz"
+MANIFEST="$BACKUP_DIR/manifest-$STAMP.$kind.txt"
 ln -- "$TMP_DUMP" "$DUMP" 2>"$ERR_FILE" || die "cannot publish $DUMP"
-if ! ln -- "$TMP_TAR" "$TARBALL" 2>"$ERR_FILE"; then
+ln -- "$TMP_TAR" "$TARBALL" 2>"$ERR_FILE" || {
   rm -f -- "$DUMP"
   die "cannot publish $TARBALL"
-fi
-rm -f -- "$TMP_DUMP" "$TMP_TAR"
-TMP_DUMP=""
-TMP_TAR=""
-log "published $DUMP ($(stat -c %s "$DUMP") bytes) and $TARBALL ($(stat -c %s "$TARBALL") bytes)"
-
-# --- Retention -----------------------------------------------------------------------------------
-# Older than N days, to the minute (find -mtime +N would round down to whole days, keeping
-# files up to N+1 days old). The newest file of each kind is always kept.
-prune() {
-  local pattern=$1 newest deleted f
-  newest="$(find "$BACKUP_DIR" -maxdepth 1 -type f -name "$pattern" -printf '%T@ %f\n' |
-    sort -n | tail -n 1 | cut -d' ' -f2-)"
-  [[ -n $newest ]] || return 0
-  deleted="$(find "$BACKUP_DIR" -maxdepth 1 -type f -name "$pattern" ! -name "$newest" \
-    -mmin "+$((BACKUP_RETENTION_DAYS * 1440))" -print -delete 2>"$ERR_FILE")" ||
-    die "retention: cannot delete old $pattern files"
-  while IFS= read -r f; do
-    if [[ -n $f ]]; then log "retention: deleted $f (older than $BACKUP_RETENTION_DAYS days)"; fi
-  done <<<"$deleted"
 }
-prune 'postgres-*.dump'
-prune 'minio-*.tar.gz'
+ln -- "$TMP_MANIFEST" "$MANIFEST" 2>"$ERR_FILE" || {
+  rm -f -- "$DUMP" "$TARBALL"
+  die "cannot publish $MANIFEST"
+}
+rm -f -- "${TMP_FILES[@]}"
+TMP_FILES=()
+log "published set $STAMP ($kind: $tables table(s) with rows, $objects object file(s)): $DUMP, $TARBALL, $MANIFEST"
+if [[ $kind == empty ]]; then
+  log "WARNING: this host holds no data (a new host not restored yet?): the set does not count as a good backup, and the retention keeps the newest $BACKUP_KEEP_GOOD sets that do"
+fi
 
 # --- Off-box copies ------------------------------------------------------------------------------
 if [[ -n $OFFSITE_BUCKET ]]; then
   offsite_begin
-  for f in "$DUMP" "$TARBALL"; do
-    name="$(basename "$f")"
-    local_sum="$(sha256sum <"$f" | cut -d' ' -f1)"
-    mc cp --quiet "/backups/$name" "offsite/$OFFSITE_BUCKET/$name" >/dev/null 2>"$ERR_FILE" ||
-      die "off-box upload of $name to $OFFSITE_ENDPOINT/$OFFSITE_BUCKET failed"
-    remote_sum="$(mc cat "offsite/$OFFSITE_BUCKET/$name" 2>"$ERR_FILE" | sha256sum | cut -d' ' -f1)" ||
-      die "cannot read back the off-box copy of $name"
-    [[ $remote_sum == "$local_sum" ]] ||
-      die "the off-box copy of $name differs from the local file (sha256 $remote_sum, expected $local_sum)"
-    log "off-box: $OFFSITE_ENDPOINT/$OFFSITE_BUCKET/$name uploaded and read back ($(stat -c %s "$f") bytes, sha256 $local_sum)"
+  for f in "$DUMP" "$TARBALL" "$MANIFEST"; do
+    offsite_put "$f"
+    log "off-box: $OFFSITE_ENDPOINT/$OFFSITE_BUCKET/$(basename "$f") uploaded and read back ($(stat -c %s "$f") bytes)"
   done
-  # Same rule as above, by the UTC stamp in the names: older than N days goes, the newest of each
-  # kind stays.
   remote="$(offsite_list 2>"$ERR_FILE")" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
-  cutoff="$(date -u -d "-$BACKUP_RETENTION_DAYS days" +%Y%m%dT%H%M%SZ)"
-  for kind in postgres minio; do
-    newest="$(grep "^$kind-" <<<"$remote" | sort | tail -n 1 || true)"
-    while IFS= read -r name; do
-      [[ -n $name && $name != "$newest" ]] || continue
-      stamp="${name#"$kind"-}"
-      stamp="${stamp%%.*}"
-      if [[ $stamp < $cutoff ]]; then
-        mc rm "offsite/$OFFSITE_BUCKET/$name" >/dev/null 2>"$ERR_FILE" || die "off-box retention: cannot delete $name"
-        log "off-box retention: deleted $name (older than $BACKUP_RETENTION_DAYS days)"
-      fi
-    done < <(grep "^$kind-" <<<"$remote" || true)
-  done
+  while IFS= read -r name; do
+    [[ -n $name ]] || continue
+    mc rm --quiet "offsite/$OFFSITE_BUCKET/$name" </dev/null >/dev/null 2>"$ERR_FILE" ||
+      die "off-box retention: cannot delete $name"
+    log "off-box retention: deleted $name (older than $BACKUP_RETENTION_DAYS days, not among the newest $BACKUP_KEEP_GOOD sets with data; the bucket keeps its version)"
+  done < <(expired_names "$cutoff" "$BACKUP_KEEP_GOOD" <<<"$remote")
 fi
 
 log "backup $STAMP done"

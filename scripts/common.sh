@@ -52,16 +52,64 @@ offsite_begin() {
     "$OFFSITE_SECRET_KEY" "${OFFSITE_ENDPOINT#*://}" >"$OFFSITE_DIR/mc.env"
 }
 
-# mc <args>: BACKUP_DIR is mounted read-write at /backups.
+# mc <args>: BACKUP_DIR is mounted read-write at /backups. No -i: docker would read the caller's
+# stdin (a `while read` loop's), and the loop would end after its first name.
 mc() {
-  docker run --rm -i --env-file "$OFFSITE_DIR/mc.env" -v "$BACKUP_DIR:/backups" --entrypoint mc "$MC_IMAGE" "$@"
+  docker run --rm --env-file "$OFFSITE_DIR/mc.env" -v "$BACKUP_DIR:/backups" --entrypoint mc "$MC_IMAGE" "$@"
 }
 
-# Names of the backups in the bucket, one a line (mc ls prints the name last). Fails when the
-# listing fails: an unreadable bucket must not look like an empty one.
+# Uploads BACKUP_DIR/$1's file to the bucket under its name, reads it back and compares sha256.
+# A copy that cannot be read back or differs is removed again: it never stays under its name.
+offsite_put() {
+  local name local_sum remote_sum
+  name="$(basename "$1")"
+  local_sum="$(sha256sum <"$1" | cut -d' ' -f1)"
+  mc cp --quiet "/backups/$name" "offsite/$OFFSITE_BUCKET/$name" </dev/null >/dev/null 2>"$ERR_FILE" ||
+    die "off-box upload of $name to $OFFSITE_ENDPOINT/$OFFSITE_BUCKET failed"
+  if ! remote_sum="$(mc cat "offsite/$OFFSITE_BUCKET/$name" </dev/null 2>"$ERR_FILE" | sha256sum | cut -d' ' -f1)" ||
+    [[ $remote_sum != "$local_sum" ]]; then
+    mc rm --quiet "offsite/$OFFSITE_BUCKET/$name" </dev/null >/dev/null 2>&1 || true
+    die "the off-box copy of $name does not read back as the local file (sha256 ${remote_sum:-unreadable}, expected $local_sum); it was removed again"
+  fi
+}
+
+# The names on stdin that are files of a backup set, one a line.
+backup_names() {
+  grep -E '^((postgres-[0-9]{8}T[0-9]{6}Z\.dump)|(minio-[0-9]{8}T[0-9]{6}Z\.tar\.gz)|(manifest-[0-9]{8}T[0-9]{6}Z\.(data|empty)\.txt))$' || true
+}
+
+# The UTC stamp in a backup set's file name.
+stamp_of() {
+  local stamp=${1#*-}
+  printf '%s\n' "${stamp%%.*}"
+}
+
+# The retention (backup.sh's header): of the set file names on stdin, prints those to delete: a
+# stamp before the cutoff $1 (a UTC stamp), unless it is one of the newest $2 sets whose
+# manifest says they hold data. An incomplete set (no manifest) goes by its age alone.
+expired_names() {
+  local cutoff=$1 keep=$2 name stamp
+  local -a names good
+  local -A kept=()
+  mapfile -t names
+  mapfile -t good < <(printf '%s\n' "${names[@]}" | sed -n 's/^manifest-\([0-9]\{8\}T[0-9]\{6\}Z\)\.data\.txt$/\1/p' | sort -r | head -n "$keep")
+  for stamp in "${good[@]}"; do kept[$stamp]=1; done
+  for name in "${names[@]}"; do
+    [[ -n $name ]] || continue
+    stamp="$(stamp_of "$name")"
+    if [[ -z ${kept[$stamp]:-} && $stamp < $cutoff ]]; then printf '%s\n' "$name"; fi
+  done
+}
+
+# The files of the backup sets in the bucket (mc ls prints the name last). Fails when the listing
+# fails: an unreadable bucket must not look like an empty one.
 offsite_list() {
   local listing
-  listing="$(mc ls "offsite/$OFFSITE_BUCKET/")" || return 1
-  awk '{print $NF}' <<<"$listing" |
-    grep -E '^(postgres-[0-9]{8}T[0-9]{6}Z\.dump|minio-[0-9]{8}T[0-9]{6}Z\.tar\.gz)$' || true
+  listing="$(mc ls "offsite/$OFFSITE_BUCKET/" </dev/null)" || return 1
+  awk '{print $NF}' <<<"$listing" | backup_names
+}
+
+# The newest stamp with a "data" manifest among the set file names on stdin; empty if none.
+newest_good_stamp() {
+  sed -n 's/^manifest-\([0-9]\{8\}T[0-9]\{6\}Z\)\.data\.txt$/\1/p' | sort | tail -n 1
 }

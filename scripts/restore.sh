@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Restores a backup made by backup.sh.
+# Restores a backup set made by backup.sh.
 #
-#   restore.sh <postgres-dump|latest> [--minio <minio-tar.gz|latest>]
-#   restore.sh --offsite <postgres-dump|latest> [--minio <minio-tar.gz|latest>]
+#   restore.sh [--offsite] <postgres-dump|latest> [--minio <minio-tar.gz|latest>]
 #
-# --offsite: the names are those of the off-box copies (BACKUP_SECRETS' bucket; `latest` = the
-# newest there). They are downloaded into BACKUP_DIR first (checked, then renamed into place),
-# then restored as below: the way back after the host is lost.
+# latest = the newest set whose manifest says it holds data (manifest-<stamp>.data.txt): a set
+# taken on an empty host (rebuilt, not restored yet) is never "latest". `--minio latest` is the
+# archive of the SAME set as the dump (a matched pair, consistent by construction); name another
+# archive to mix sets on purpose. Each file is checked against its set's manifest (sha256) before
+# anything is changed.
+# --offsite: the names are those of the off-box copies (BACKUP_SECRETS' bucket). The manifest and
+# the files are downloaded into BACKUP_DIR first (checked, then renamed into place), then
+# restored as below: the way back after the host is lost.
 #
 # PostgreSQL: pg_restore --clean --if-exists --no-owner into POSTGRES_DB, in one transaction
-# (a failed restore changes nothing). `latest` picks the newest postgres-*.dump in BACKUP_DIR;
-# a bare file name is also looked up in BACKUP_DIR.
+# (a failed restore changes nothing). A bare file name is looked up in BACKUP_DIR.
 # MinIO (--minio): stops minio, replaces the contents of DATA_DIR/minio with the archive, starts
 # minio again. The old contents are kept aside until the new ones are in place.
 #
 # Run as root on the host (sudo). Settings come from ../host.env next to this script
-# (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV points at another host.env. The app keeps running:
+# (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV points at another host.env. It holds backup.sh's lock
+# from before the first download to the end, so no backup runs meanwhile. The app keeps running:
 # stop it first (docker compose stop app) if it must not write during the restore.
 set -euo pipefail
 
@@ -31,12 +35,13 @@ OFFSITE_DIR=""
 OFFSITE_BUCKET=""
 
 usage() {
-  cat >&2 <<'EOF'
+  cat >&2 <<'USAGE'
 usage: restore.sh [--offsite] <postgres-dump-file|latest> [--minio <minio-tar.gz|latest>]
-  Restores PostgreSQL from a pg_dump -Fc file made by backup.sh (latest = newest in BACKUP_DIR),
-  and with --minio replaces the MinIO data from a minio-*.tar.gz archive. With --offsite, the
-  files are first downloaded from the off-box bucket (latest = newest there).
-EOF
+  Restores PostgreSQL from a pg_dump -Fc file made by backup.sh, and with --minio the MinIO data
+  from a minio-*.tar.gz archive. latest = the newest backup set that holds data; --minio latest =
+  the archive of the same set as the dump. With --offsite, the files are first downloaded from
+  the off-box bucket.
+USAGE
   exit 2
 }
 
@@ -105,55 +110,39 @@ done
 # shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
 . "$SCRIPT_DIR/common.sh"
 
-# fetch <arg> <kind>: downloads that off-box copy (latest = the newest of its kind) into
-# BACKUP_DIR under its own name, checked by sha256 against a second read, and prints its name.
+# fetch <name> [sha256]: downloads that off-box file into BACKUP_DIR under its own name (a temp
+# name first), checked against the sha256 given (the manifest's), else against a second read.
 fetch() {
-  local arg=$1 kind=$2 name part sum again
-  if [[ $arg == latest ]]; then
-    name="$(offsite_list)" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
-    name="$(grep "^$kind-" <<<"$name" | sort | tail -n 1 || true)"
-    [[ -n $name ]] || die "no $kind backup in $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
-  else
-    name="$(basename -- "$arg")"
-  fi
-  [[ $name =~ ^$kind-[0-9]{8}T[0-9]{6}Z\.(dump|tar\.gz)$ ]] || die "not a $kind backup name: $name"
+  local name=$1 want=${2:-} part sum
   part=".$name.fetch.tmp"
-  mc cp --quiet "offsite/$OFFSITE_BUCKET/$name" "/backups/$part" >/dev/null ||
+  mc cp --quiet "offsite/$OFFSITE_BUCKET/$name" "/backups/$part" </dev/null >/dev/null 2>"$ERR_FILE" ||
     die "cannot download $name from $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
   sum="$(sha256sum <"$BACKUP_DIR/$part" | cut -d' ' -f1)"
-  again="$(mc cat "offsite/$OFFSITE_BUCKET/$name" | sha256sum | cut -d' ' -f1)" || die "cannot read $name again"
-  [[ $sum == "$again" ]] || die "the download of $name differs from the off-box copy"
-  mv -f -- "$BACKUP_DIR/$part" "$BACKUP_DIR/$name"
-  say "fetched $name from $OFFSITE_ENDPOINT/$OFFSITE_BUCKET (sha256 $sum)" >&2
-  printf '%s\n' "$name"
-}
-
-if ((from_offsite)); then
-  if [[ -n ${BACKUP_SECRETS:-} && -r $BACKUP_SECRETS ]]; then
-    # shellcheck source=/dev/null # rendered (values checked and quoted) by the Pulumi program
-    . "$BACKUP_SECRETS"
+  if [[ -z $want ]]; then
+    want="$(mc cat "offsite/$OFFSITE_BUCKET/$name" </dev/null | sha256sum | cut -d' ' -f1)" || die "cannot read $name again"
   fi
-  [[ -n $OFFSITE_BUCKET ]] || die "--offsite: no off-box bucket is configured (OFFSITE_BUCKET in ${BACKUP_SECRETS:-BACKUP_SECRETS})"
-  ERR_FILE="$(mktemp)"
-  install -d -m 0700 "$BACKUP_DIR"
-  offsite_begin
-  dump_arg="$(fetch "$dump_arg" postgres)"
-  if [[ -n $minio_arg ]]; then minio_arg="$(fetch "$minio_arg" minio)"; fi
-fi
-
-# newest <glob>: the newest backup of that kind in BACKUP_DIR (names carry a sortable UTC stamp).
-newest() {
-  find "$BACKUP_DIR" -maxdepth 1 -type f -name "$1" -printf '%f\n' | sort | tail -n 1
+  if [[ $sum != "$want" ]]; then
+    rm -f -- "${BACKUP_DIR:?}/$part"
+    die "the download of $name does not match (sha256 $sum, expected $want); nothing was changed"
+  fi
+  mv -f -- "$BACKUP_DIR/$part" "$BACKUP_DIR/$name"
+  say "fetched $name from $OFFSITE_ENDPOINT/$OFFSITE_BUCKET (sha256 $sum)"
 }
 
-# resolve <arg> <glob>: a path to an existing file, or fail.
+# The manifest of stamp $1 among the set file names on stdin, or nothing.
+manifest_of() {
+  grep -E "^manifest-$1\.(data|empty)\.txt$" | head -n 1 || true
+}
+
+# The sha256 the manifest file $1 records for kind $2 (postgres or minio).
+manifest_sum() {
+  sed -n "s/^$2=\([0-9a-f]\{64\}\) [0-9]*$/\1/p" "$1"
+}
+
+# resolve <arg>: a path to an existing file, or fail (a bare name is looked up in BACKUP_DIR).
 resolve() {
-  local arg=$1 pattern=$2 name
-  if [[ $arg == latest ]]; then
-    name="$(newest "$pattern")"
-    [[ -n $name ]] || die "no $pattern in $BACKUP_DIR"
-    printf '%s\n' "$BACKUP_DIR/$name"
-  elif [[ -f $arg ]]; then
+  local arg=$1
+  if [[ -f $arg ]]; then
     readlink -f -- "$arg"
   elif [[ $arg != */* && -f $BACKUP_DIR/$arg ]]; then
     printf '%s\n' "$BACKUP_DIR/$arg"
@@ -162,22 +151,69 @@ resolve() {
   fi
 }
 
-DUMP="$(resolve "$dump_arg" 'postgres-*.dump')"
-[[ -s $DUMP ]] || die "$DUMP is empty"
-TARBALL=""
-if [[ -n $minio_arg ]]; then
-  TARBALL="$(resolve "$minio_arg" 'minio-*.tar.gz')"
-  # Read the whole archive now, before PostgreSQL is touched.
-  tar -tzf "$TARBALL" >/dev/null || die "$TARBALL is not a readable tar.gz; nothing was changed"
+ERR_FILE="$(mktemp)"
+command -v docker >/dev/null || die "docker not found in $PATH"
+# backup.sh's lock, before anything is downloaded: no backup starts meanwhile (its cleanup of
+# leftover .tmp files would take a download in progress), and none is running.
+install -d -m 0700 "$BACKUP_DIR"
+exec 9>>"$BACKUP_DIR/.lock" || die "cannot open lock file $BACKUP_DIR/.lock"
+flock -n 9 || die "a backup or restore holds $BACKUP_DIR/.lock; try again when it is done"
+
+# --- Which set -----------------------------------------------------------------------------------
+if ((from_offsite)); then
+  if [[ -n ${BACKUP_SECRETS:-} && -r $BACKUP_SECRETS ]]; then
+    # shellcheck source=/dev/null # rendered (values checked and quoted) by the Pulumi program
+    . "$BACKUP_SECRETS"
+  fi
+  [[ -n $OFFSITE_BUCKET ]] || die "--offsite: no off-box bucket is configured (OFFSITE_BUCKET in ${BACKUP_SECRETS:-BACKUP_SECRETS})"
+  offsite_begin
+  where="$OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+  names="$(offsite_list 2>"$ERR_FILE")" || die "cannot list $where"
+else
+  where=$BACKUP_DIR
+  names="$(find "$BACKUP_DIR" -maxdepth 1 -type f -printf '%f\n' | backup_names)"
+fi
+if [[ $dump_arg == latest ]]; then
+  STAMP="$(newest_good_stamp <<<"$names")"
+  [[ -n $STAMP ]] || die "no backup set that holds data in $where (a set taken on an empty host is never latest: name its dump to restore it anyway)"
+  dump_arg="postgres-$STAMP.dump"
+fi
+[[ $(basename -- "$dump_arg") =~ ^postgres-([0-9]{8}T[0-9]{6}Z)\.dump$ ]] || die "not a backup's postgres-<stamp>.dump: $dump_arg"
+STAMP=${BASH_REMATCH[1]}
+if [[ $minio_arg == latest ]]; then minio_arg="minio-$STAMP.tar.gz"; fi
+manifest="$(manifest_of "$STAMP" <<<"$names")"
+
+if ((from_offsite)); then
+  [[ -n $manifest ]] || die "the set $STAMP has no manifest in $where: it is incomplete (its upload or read-back failed); nothing was changed"
+  fetch "$manifest"
+  fetch "$(basename -- "$dump_arg")" "$(manifest_sum "$BACKUP_DIR/$manifest" postgres)"
+  if [[ -n $minio_arg ]]; then
+    want=""
+    if [[ $(basename -- "$minio_arg") == "minio-$STAMP.tar.gz" ]]; then want="$(manifest_sum "$BACKUP_DIR/$manifest" minio)"; fi
+    fetch "$(basename -- "$minio_arg")" "$want"
+  fi
 fi
 
-command -v docker >/dev/null || die "docker not found in $PATH"
-if [[ -z $ERR_FILE ]]; then ERR_FILE="$(mktemp)"; fi
-
-# Same lock as backup.sh: never restore while a backup is being written.
-if [[ -d $BACKUP_DIR ]]; then
-  exec 9>>"$BACKUP_DIR/.lock" || die "cannot open lock file $BACKUP_DIR/.lock"
-  flock -n 9 || die "a backup or restore holds $BACKUP_DIR/.lock; try again when it is done"
+DUMP="$(resolve "$dump_arg")"
+[[ -s $DUMP ]] || die "$DUMP is empty"
+TARBALL=""
+if [[ -n $minio_arg ]]; then TARBALL="$(resolve "$minio_arg")"; fi
+# Both files against their set's manifest, when the set has one here.
+if [[ -n $manifest && -f $BACKUP_DIR/$manifest ]]; then
+  [[ $(sha256sum <"$DUMP" | cut -d' ' -f1) == "$(manifest_sum "$BACKUP_DIR/$manifest" postgres)" ]] ||
+    die "$DUMP does not match its set's manifest $manifest (sha256); nothing was changed"
+  if [[ -n $TARBALL && $(basename -- "$TARBALL") == "minio-$STAMP.tar.gz" ]]; then
+    [[ $(sha256sum <"$TARBALL" | cut -d' ' -f1) == "$(manifest_sum "$BACKUP_DIR/$manifest" minio)" ]] ||
+      die "$TARBALL does not match its set's manifest $manifest (sha256); nothing was changed"
+  fi
+  say "set $STAMP ($(sed -n 's/^holds=//p' "$BACKUP_DIR/$manifest")): the files match its manifest"
+fi
+if [[ -n $TARBALL && $(basename -- "$TARBALL") != "minio-$STAMP.tar.gz" ]]; then
+  say "WARNING: $(basename -- "$TARBALL") is not of the dump's set $STAMP: rows may point at objects it lacks"
+fi
+# Read the whole archive now, before PostgreSQL is touched.
+if [[ -n $TARBALL ]]; then
+  tar -tzf "$TARBALL" >/dev/null || die "$TARBALL is not a readable tar.gz; nothing was changed"
 fi
 
 # --- PostgreSQL ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // cannot get a certificate for it, and redirecting sends browsers to https://localhost: retro #8);
 // a domain gets automatic HTTPS and HSTS.
 import { acmeDirectory, isBareDomain } from "../checks";
-import { APP_UPSTREAM_FILE } from "../hostContract";
+import { APP_UPSTREAM_FILE, BACKUP_STATUS_FILE, BACKUP_STATUS_URL_PATH } from "../hostContract";
 
 export interface CaddyfileArgs {
   /** Domain served with automatic HTTPS; undefined = IP mode (plain HTTP on :80). */
@@ -45,9 +45,17 @@ export function renderCaddyfile(args: CaddyfileArgs): string {
     ...(global.length > 0 ? ["{", ...global.map((l) => `\t${l}`), "}", ""] : []),
     `${site} {`,
     `\tencode zstd gzip`,
-    `\treverse_proxy {`,
+    // 200 while backups run and succeed, 404 once they failed or stopped (scripts/backup.sh).
+    `\thandle ${BACKUP_STATUS_URL_PATH} {`,
+    `\t\troot * /etc/caddy/${BACKUP_STATUS_FILE.slice("caddy/".length, BACKUP_STATUS_FILE.lastIndexOf("/"))}`,
+    `\t\trewrite * /${BACKUP_STATUS_FILE.slice(BACKUP_STATUS_FILE.lastIndexOf("/") + 1)}`,
+    `\t\tfile_server`,
+    `\t}`,
+    `\thandle {`,
+    `\t\treverse_proxy {`,
     // Relative to the Caddyfile's directory: /etc/caddy in the container.
-    `\t\timport ${APP_UPSTREAM_FILE}`,
+    `\t\t\timport ${APP_UPSTREAM_FILE}`,
+    `\t\t}`,
     `\t}`,
     `\theader {`,
     ...headers.map((h) => `\t\t${h}`),

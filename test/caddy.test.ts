@@ -10,7 +10,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { APP_UPSTREAM_FILE } from "../hostContract";
+import { APP_UPSTREAM_FILE, BACKUP_STATUS_FILE, BACKUP_STATUS_URL_PATH } from "../hostContract";
 import { renderCaddyfile } from "../templates/caddyfile";
 
 const RETRO_CADDYFILE = `{$DOMAIN:localhost} {
@@ -36,10 +36,14 @@ function tcpOpen(port: number): Promise<boolean> {
 }
 
 /** One GET to 127.0.0.1:<port> with the given Host header; redirects not followed. */
-function get(port: number, host: string): Promise<{ status: number; location?: string; body: string }> {
+function get(
+  port: number,
+  host: string,
+  urlPath = "/health",
+): Promise<{ status: number; location?: string; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: "127.0.0.1", port, path: "/health", headers: { host }, timeout: 5000 },
+      { host: "127.0.0.1", port, path: urlPath, headers: { host }, timeout: 5000 },
       (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
@@ -54,6 +58,8 @@ function get(port: number, host: string): Promise<{ status: number; location?: s
 interface RunningCaddy {
   httpPort: number;
   httpsPort: number;
+  /** What the Caddyfile calls /etc/caddy (the Caddyfile's directory on the host). */
+  dir: string;
   stop(): Promise<void>;
 }
 
@@ -71,7 +77,10 @@ async function runCaddy(caddyfile: string, appPort: number): Promise<RunningCadd
   const options = ["admin off", `http_port ${httpPort}`, `https_port ${httpsPort}`, "skip_install_trust"]
     .map((o) => `\t${o}\n`)
     .join("");
-  const body = caddyfile.replace(/app:\d+/g, `127.0.0.1:${appPort}`).replace(/^:80 \{$/m, `:${httpPort} {`);
+  const body = caddyfile
+    .replace(/app:\d+/g, `127.0.0.1:${appPort}`)
+    .replace(/^:80 \{$/m, `:${httpPort} {`)
+    .replace(/\/etc\/caddy\//g, `${dir}/`);
   // A Caddyfile has at most one global options block: add to the file's own, or put one first.
   fs.writeFileSync(
     config,
@@ -95,7 +104,7 @@ async function runCaddy(caddyfile: string, appPort: number): Promise<RunningCadd
     await stop();
     throw new Error(`caddy did not listen on ${httpPort}: ${log}`);
   }
-  return { httpPort, httpsPort, stop };
+  return { httpPort, httpsPort, dir, stop };
 }
 
 describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
@@ -130,6 +139,27 @@ describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
         assert.equal(r.location, undefined);
         assert.equal(r.body, "ok");
       }
+    } finally {
+      await caddy.stop();
+    }
+  });
+
+  it("the backup status path answers 200 while the status file exists and 404 once it is gone, and never reaches the app", async () => {
+    const caddy = await runCaddy(renderCaddyfile({}), appPort);
+    try {
+      const file = path.join(caddy.dir, BACKUP_STATUS_FILE.slice("caddy/".length));
+      assert.equal((await get(caddy.httpPort, "203.0.113.10", BACKUP_STATUS_URL_PATH)).status, 404);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, "last good backup run 20261204T030000Z\n");
+      const fresh = await get(caddy.httpPort, "203.0.113.10", BACKUP_STATUS_URL_PATH);
+      assert.equal(fresh.status, 200);
+      assert.equal(fresh.body, "last good backup run 20261204T030000Z\n");
+      fs.rmSync(file);
+      assert.equal((await get(caddy.httpPort, "203.0.113.10", BACKUP_STATUS_URL_PATH)).status, 404);
+      // nothing else of that directory is served, and every other path still reaches the app
+      fs.writeFileSync(path.join(path.dirname(file), "other"), "x");
+      assert.equal((await get(caddy.httpPort, "203.0.113.10", "/.well-known/chitram/other")).body, "ok");
+      assert.equal((await get(caddy.httpPort, "203.0.113.10", "/health")).body, "ok");
     } finally {
       await caddy.stop();
     }

@@ -124,14 +124,32 @@ describe("host.env: every value quoted", () => {
 describe("cron file: only plain values reach cron's bash", () => {
   it("refuses a schedule or app directory with characters cron or bash would read", () => {
     assert.throws(
-      () => renderBackupCron({ schedule: "0 3 * * * root id;", appDir: "/opt/chitram" }),
+      () => renderBackupCron({ schedule: "0 3 * * * root id;", appDir: "/opt/chitram", alertAfterHours: 26 }),
       /schedule/,
     );
-    assert.throws(() => renderBackupCron({ schedule: "0 3 % * *", appDir: "/opt/chitram" }), /schedule/);
-    assert.throws(() => renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/$(id)" }), /app directory/);
+    assert.throws(
+      () => renderBackupCron({ schedule: "0 3 % * *", appDir: "/opt/chitram", alertAfterHours: 26 }),
+      /schedule/,
+    );
+    assert.throws(
+      () => renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/$(id)", alertAfterHours: 26 }),
+      /app directory/,
+    );
     assert.match(
-      renderBackupCron({ schedule: "*/15 1-5 * jan,feb mon", appDir: "/opt/chitram" }),
+      renderBackupCron({ schedule: "*/15 1-5 * jan,feb mon", appDir: "/opt/chitram", alertAfterHours: 26 }),
       /scripts\/backup\.sh/,
+    );
+  });
+
+  it("sweeps the backup status file once no backup succeeded for alertAfterHours", () => {
+    const cron = renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/chitram", alertAfterHours: 26 });
+    assert.match(
+      cron,
+      /^7 \* \* \* \* root find \/opt\/chitram\/caddy\/status\/backup-fresh -mmin \+1560 -delete/m,
+    );
+    assert.throws(
+      () => renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/chitram", alertAfterHours: 0 }),
+      /alertAfterHours/,
     );
   });
 });

@@ -262,6 +262,21 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.equal(alert.inputs.type, "down");
   });
 
+  it("alertEmails: failing or stopped backups reach the same people, with no heartbeat URL (a second check on the backup status path)", () => {
+    assert.equal(PROD.backupHeartbeatUrl, undefined, "prod sets no heartbeat URL");
+    const checks = ofType(run, UPTIME);
+    assert.deepEqual(
+      checks.map((c) => c.inputs.target),
+      ["https://chitram.example.com/health", "https://chitram.example.com/.well-known/chitram/backup-fresh"],
+    );
+    const backups = named(run, "chitram-uptime-backups-check");
+    assert.ok(backups.dependencies.includes(named(run, "app-health").urn), "created once the app answers");
+    const alert = named(run, "chitram-uptime-backups-down");
+    assert.deepEqual(alert.inputs.notifications, [{ emails: ["ops@example.com"] }]);
+    assert.equal(alert.inputs.type, "down");
+    assert.equal(alert.inputs.checkId, `${backups.name}-id`);
+  });
+
   it("outputs: https URL on the domain", () => {
     assert.equal(run.outputs.url.value, "https://chitram.example.com");
     assert.equal(run.outputs.healthUrl.value, "https://chitram.example.com/health");
@@ -560,7 +575,11 @@ describe("program: the files the host receives", async () => {
     assert.equal(cron.path, "/etc/cron.d/chitram-backup");
     assert.equal(cron.mode, "0644");
     const jobs = cron.content.split("\n").filter((l) => l && !l.startsWith("#") && !/^\w+=/.test(l));
-    assert.equal(jobs.length, 1);
+    assert.equal(jobs.length, 2, "the backup and the backup status sweep");
+    assert.match(
+      jobs[1],
+      /^7 \* \* \* \* root find \/opt\/chitram\/caddy\/status\/backup-fresh -mmin \+1560 -delete/,
+    );
     const fields = jobs[0].split(/\s+/);
     assert.deepEqual(fields.slice(0, 7), [
       "15",
@@ -629,14 +648,25 @@ describe("program: the backup heartbeat URL stays secret", async () => {
 describe("program: off-box backups", async () => {
   const prod = await runStack("prod", PROD, "real");
 
-  it("prod (offsiteBackups: true) creates a private Spaces bucket with a retention backstop and a key scoped to it", () => {
+  it("prod (offsiteBackups: true) creates a private, versioned Spaces bucket whose rule never expires a current copy, and a key scoped to it", () => {
     const [bucket] = ofType(prod, "digitalocean:index/spacesBucket:SpacesBucket");
     assert.equal(bucket.inputs.region, "nyc3");
     assert.equal(bucket.inputs.acl, "private");
     assert.equal(bucket.options.protect, true);
-    const [rule] = bucket.inputs.lifecycleRules as { enabled: boolean; expiration: { days: number } }[];
+    assert.deepEqual(bucket.inputs.versioning, { enabled: true }, "a deleted copy stays as a version");
+    const rules = bucket.inputs.lifecycleRules as {
+      enabled: boolean;
+      expiration?: { days?: number; date?: string; expiredObjectDeleteMarker?: boolean };
+      noncurrentVersionExpiration?: { days: number };
+    }[];
+    assert.equal(rules.length, 1);
+    const [rule] = rules;
     assert.equal(rule.enabled, true);
-    assert.equal(rule.expiration.days, 7 + 14, "backupRetentionDays plus the grace period");
+    // A stopped backup must never empty the bucket: no rule expires current objects.
+    assert.equal(rule.expiration?.days, undefined);
+    assert.equal(rule.expiration?.date, undefined);
+    assert.equal(rule.expiration?.expiredObjectDeleteMarker, true);
+    assert.equal(rule.noncurrentVersionExpiration?.days, 7 + 30, "backupRetentionDays plus the grace period");
     const [key] = ofType(prod, "digitalocean:index/spacesKey:SpacesKey");
     const grants = key.inputs.grants as { bucket: string; permission: string }[];
     assert.equal(grants.length, 1);

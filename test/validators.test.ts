@@ -91,7 +91,7 @@ describe("validators: Caddyfile (caddy validate)", () => {
       "--adapter",
       "caddyfile",
       "--config",
-      write("Caddyfile.bad", ip.replace(`import ${APP_UPSTREAM_FILE}\n\t}`, `import ${APP_UPSTREAM_FILE}`)),
+      write("Caddyfile.bad", ip.replace(`import ${APP_UPSTREAM_FILE}\n\t\t}`, `import ${APP_UPSTREAM_FILE}`)),
     ]);
     assert.notEqual(r.code, 0);
   });
@@ -368,7 +368,7 @@ describe("validators: cloud-init, cron, sshd, keys", () => {
   });
 
   it("the cron file has cron.d's user field, an absolute script path and a trailing newline", () => {
-    const text = renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/chitram" });
+    const text = renderBackupCron({ schedule: "0 3 * * *", appDir: "/opt/chitram", alertAfterHours: 26 });
     assert.match(text, /^0 3 \* \* \* root \/opt\/chitram\/scripts\/backup\.sh /m);
     assert.ok(text.endsWith("\n"));
     assert.match(text, /^PATH=\/usr\/local\/sbin/m, "cron's default PATH has no /usr/local/bin");

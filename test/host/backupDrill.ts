@@ -84,7 +84,7 @@ async function backupFingerprint(exec: HostExec, p: HostPaths): Promise<string> 
   return must(
     exec,
     "fingerprinting BACKUP_DIR",
-    `if [ -d ${d} ]; then cd ${d} && for f in postgres-*.dump minio-*.tar.gz .*.tmp; do ` +
+    `if [ -d ${d} ]; then cd ${d} && for f in postgres-*.dump minio-*.tar.gz manifest-*.txt .*.tmp; do ` +
       `[ -f "$f" ] && printf '%s %s %s\\n' "$f" "$(stat -c %s "$f")" "$(sha256sum < "$f" | cut -d' ' -f1)"; ` +
       `done; fi; true`,
   );

@@ -140,30 +140,34 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     await backupRunsUnderCron(d.droplet, "retro5");
   });
 
-  it("retention: backup.sh deletes backups older than backupRetentionDays (7) and keeps the rest", async () => {
+  it("retention: backup.sh deletes files of sets older than backupRetentionDays (7), by the stamp in their names, and keeps the rest", async () => {
     const dir = (await exec("grep '^BACKUP_DIR=' /opt/chitram/host.env | cut -d= -f2-")).stdout
       .trim()
       .replace(/'/g, "");
-    const aged = {
-      "postgres-20200101T000000Z.dump": "8 days ago",
-      "minio-20200101T000000Z.tar.gz": "8 days ago",
-      "postgres-20200102T000000Z.dump": "6 days ago",
-      "minio-20200102T000000Z.tar.gz": "6 days ago",
-    };
-    for (const [name, age] of Object.entries(aged))
-      assert.equal((await exec(`touch -d ${shq(age)} ${shq(`${dir}/${name}`)}`)).code, 0);
+    const stampDaysAgo = (days: number) =>
+      new Date(Date.now() - days * 86_400_000)
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
+    // Files of incomplete sets (no manifest): they go by their age alone.
+    const [old, recent] = [stampDaysAgo(8), stampDaysAgo(6)];
+    const names = [
+      `postgres-${old}.dump`,
+      `minio-${old}.tar.gz`,
+      `postgres-${recent}.dump`,
+      `minio-${recent}.tar.gz`,
+    ];
+    for (const name of names) assert.equal((await exec(`touch ${shq(`${dir}/${name}`)}`)).code, 0);
     const r = await backupUnderCronEnv(exec);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     const left = (await exec(`ls ${shq(dir)}`)).stdout.split("\n");
-    assert.ok(!left.includes("postgres-20200101T000000Z.dump"), "an 8-day-old dump is deleted");
-    assert.ok(!left.includes("minio-20200101T000000Z.tar.gz"), "an 8-day-old archive is deleted");
-    assert.ok(left.includes("postgres-20200102T000000Z.dump"), "a 6-day-old dump is kept");
-    assert.ok(left.includes("minio-20200102T000000Z.tar.gz"), "a 6-day-old archive is kept");
+    assert.ok(!left.includes(names[0]), "an 8-day-old dump is deleted");
+    assert.ok(!left.includes(names[1]), "an 8-day-old archive is deleted");
+    assert.ok(left.includes(names[2]), "a 6-day-old dump is kept");
+    assert.ok(left.includes(names[3]), "a 6-day-old archive is kept");
     assert.ok(r.dump && left.includes(r.dump.slice(r.dump.lastIndexOf("/") + 1)), "the new dump is kept");
-    assert.match(r.stdout, /retention: deleted .*postgres-20200101T000000Z\.dump \(older than 7 days\)/);
-    await exec(
-      `rm -f ${shq(`${dir}/postgres-20200102T000000Z.dump`)} ${shq(`${dir}/minio-20200102T000000Z.tar.gz`)}`,
-    );
+    assert.match(r.stdout, new RegExp(`retention: deleted postgres-${old}\\.dump \\(older than 7 days`));
+    await exec(`rm -f ${shq(`${dir}/${names[2]}`)} ${shq(`${dir}/${names[3]}`)}`);
   });
 
   it("retro #5: with PostgreSQL stopped, backup.sh exits non-zero, names the reason, keeps the last dump", async () => {

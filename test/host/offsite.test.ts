@@ -118,7 +118,16 @@ describe("real host: off-box backups, and a host lost and rebuilt from them", ()
     });
     replacement = rebuilt.droplet;
     log(`disaster recovery phases (ms): ${JSON.stringify(rebuilt.timings)}`);
+    // the new host's scheduled backup ran first, of an empty host, and went off the box too
+    assert.equal(rebuilt.scheduled.code, 0, rebuilt.scheduled.stdout + rebuilt.scheduled.stderr);
+    assert.match(rebuilt.scheduled.stdout, /published set \w+ \(empty: /);
+    assert.match(rebuilt.scheduled.stdout, /off-box: .*manifest-\w+\.empty\.txt uploaded/);
     assert.equal(rebuilt.restore.code, 0, rebuilt.restore.stdout + rebuilt.restore.stderr);
+    const restored = /^.* restore: set (\w+) \(data\)/m.exec(rebuilt.restore.stdout);
+    assert.ok(
+      restored && backup.dump?.includes(restored[1]),
+      `restored the set of the last good backup:\n${rebuilt.restore.stdout}`,
+    );
 
     assert.deepEqual(await listRows(replacement.httpPort), rows);
     for (const [k, v] of Object.entries(objects)) {

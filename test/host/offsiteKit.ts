@@ -8,17 +8,37 @@ import { ed25519KeyPair } from "../../harness/keys";
 import { runStack } from "../../harness/steps";
 import { apply } from "../../harness/engine";
 import { Deployment, get, waitHealthy } from "../../harness/hostKit";
+import { backupUnderCronEnv } from "./backupDrill";
 import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "../../harness/sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
-const S3_USER = "offsite-user";
+// The store's root, which only the test uses, and the key the host gets: it may put, read, list
+// and delete (a delete marker, in this versioned bucket), but never delete a version nor change
+// the bucket's versioning or lifecycle: the off-box history is not in the host's power.
+const S3_ROOT = "offsite-root";
+const S3_HOST_USER = "offsite-host";
+const HOST_POLICY = {
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Allow",
+      Action: ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketVersions"],
+      Resource: [`arn:aws:s3:::${OFFSITE_BUCKET}`],
+    },
+    {
+      Effect: "Allow",
+      Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+      Resource: [`arn:aws:s3:::${OFFSITE_BUCKET}/*`],
+    },
+  ],
+};
 
 export interface OffsiteStore {
   /** Container name. */
   name: string;
   /** The stack config that points backups at this store (target existing keys). */
   config: Record<string, string>;
-  /** The secret key (with + / =, as in a base64 Spaces secret). */
+  /** The host's secret key (with + / =, as in a base64 Spaces secret). */
   secretKey: string;
   /** Puts the droplet on the store's network. */
   join(droplet: Droplet): Promise<void>;
@@ -36,12 +56,13 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
   const minio = (await buildImages()).find((i) => i.tag.startsWith("minio/"));
   if (!minio) throw new Error("sandbox/build.sh built no MinIO stand-in");
   const network = `${name}-net`;
+  const rootSecret = randomBytes(24).toString("hex");
   const secretKey = `offsite+${randomBytes(12).toString("hex")}/secret=`;
   const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `chitram.sandbox.pid=${process.pid}`];
   await run("docker", ["network", "create", ...labels, network]);
   await run("docker", [
     ...["run", "-d", "--name", name, ...labels, "--network", network],
-    ...["-e", `MINIO_ROOT_USER=${S3_USER}`, "-e", `MINIO_ROOT_PASSWORD=${secretKey}`],
+    ...["-e", `MINIO_ROOT_USER=${S3_ROOT}`, "-e", `MINIO_ROOT_PASSWORD=${rootSecret}`],
     ...[minio.source, "server", "/data"],
   ]);
   const ip = (
@@ -53,7 +74,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
     ])
   ).stdout.trim();
   // mc takes the keys in MC_HOST_* as they are: it does not percent-decode them.
-  const mcHost = `MC_HOST_s3=http://${S3_USER}:${secretKey}@localhost:9000`;
+  const mcHost = `MC_HOST_s3=http://${S3_ROOT}:${rootSecret}@localhost:9000`;
   const store: OffsiteStore = {
     name,
     secretKey,
@@ -61,7 +82,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
       offsiteBackups: "true",
       offsiteEndpoint: `http://${ip}:9000`,
       offsiteBucket: OFFSITE_BUCKET,
-      offsiteAccessKey: S3_USER,
+      offsiteAccessKey: S3_HOST_USER,
       offsiteSecretKey: secretKey,
     },
     join: (droplet) => droplet.connect(network),
@@ -81,13 +102,23 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
     },
   };
   for (let i = 0; ; i++) {
-    const r = await run("docker", ["exec", "-e", mcHost, name, "mc", "mb", `s3/${OFFSITE_BUCKET}`], {
-      check: false,
-    });
-    if (r.code === 0) break;
-    if (i === 20) throw new Error(`cannot create the bucket: ${r.stderr}`);
+    const r = await store.mc(["mb", "--with-versioning", `s3/${OFFSITE_BUCKET}`]).catch((e: Error) => e);
+    if (!(r instanceof Error)) break;
+    if (i === 20) throw new Error(`cannot create the bucket: ${r.message}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+  await run("docker", ["exec", "-i", name, "sh", "-c", "cat > /tmp/host-policy.json"], {
+    input: JSON.stringify(HOST_POLICY),
+  });
+  await store.mc(["admin", "policy", "create", "s3", "chitram-host", "/tmp/host-policy.json"]);
+  await run(
+    "docker",
+    ["exec", "-i", "-e", mcHost, name, "sh", "-c", 'mc admin user add s3 "$0" "$(cat)"', S3_HOST_USER],
+    {
+      input: secretKey,
+    },
+  );
+  await store.mc(["admin", "policy", "attach", "s3", "chitram-host", "--user", S3_HOST_USER]);
   return store;
 }
 
@@ -109,15 +140,16 @@ export interface RecoveryTimings {
 
 /**
  * The host of `d` is lost: its droplet is removed with its disk and local backups. A new droplet
- * joins the store, the stack (same stack, same config, new root key) is applied to it, and
- * restore.sh restores the newest off-box backup. Returns the new droplet (the caller stops it)
+ * joins the store, the stack (same stack, same config, new root key) is applied to it, its backup
+ * cron runs once (`scheduled`: an empty host's backup, off the box too), and restore.sh restores
+ * the newest off-box set that holds data. Returns the new droplet (the caller stops it)
  * and the time of each phase.
  */
 export async function rebuildFromOffsite(
   d: Deployment,
   store: OffsiteStore,
   opts: { log?: (line: string) => void; beforeRestore?: (droplet: Droplet) => Promise<void> } = {},
-): Promise<{ droplet: Droplet; restore: ExecResult; timings: RecoveryTimings }> {
+): Promise<{ droplet: Droplet; scheduled: ExecResult; restore: ExecResult; timings: RecoveryTimings }> {
   let t = Date.now();
   await d.droplet.stop();
   const rootKey = ed25519KeyPair("sandbox-root");
@@ -135,8 +167,11 @@ export async function rebuildFromOffsite(
   await waitHealthy(droplet.httpPort);
   const deployMs = Date.now() - t;
   await opts.beforeRestore?.(droplet);
+  // The new host's backup cron runs before anyone restores (a rebuild at 02:50, the cron at
+  // 03:00): its backup of an empty host must never become what `latest` restores.
+  const scheduled = await backupUnderCronEnv((cmd) => droplet.exec(cmd));
   t = Date.now();
   const restore = await droplet.exec("/opt/chitram/scripts/restore.sh --offsite latest --minio latest");
   if (restore.code === 0) await waitHealthy(droplet.httpPort);
-  return { droplet, restore, timings: { newHostMs, deployMs, restoreMs: Date.now() - t } };
+  return { droplet, scheduled, restore, timings: { newHostMs, deployMs, restoreMs: Date.now() - t } };
 }
