@@ -5,6 +5,7 @@ import * as net from "net";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
+import { DROPLET_SIZES, DROPLET_SIZES_DATE, MIN_MEMORY_MB } from "./dropletSizes";
 import {
   acmeDirectory,
   cronProblem,
@@ -33,6 +34,8 @@ export interface StackConfig {
   /** Region slugs allowed besides DROPLET_REGIONS. */
   extraRegions: string[];
   size: string;
+  /** Size slugs allowed besides the table of dropletSizes.ts. */
+  extraSizes: string[];
   image: string;
   /** Undefined in IP mode. */
   domain?: string;
@@ -283,10 +286,29 @@ export function parseConfig(
     );
   }
 
+  const extraSizes = list(
+    "extraSizes",
+    (s) => /^[a-z0-9][a-z0-9_-]*$/.test(s),
+    "each entry must be a droplet size slug such as s-2vcpu-2gb",
+  );
   const size = str("size");
-  const memory = slugMemoryMb(size);
-  if (!/^[a-z0-9-]+$/.test(size) || memory === undefined || memory < 2048) {
-    bad("size", size, "use a droplet size slug that names at least 2 GB of memory, e.g. s-2vcpu-2gb");
+  // The table's memory, or for a slug from extraSizes the memory its name gives (else trusted).
+  const memory =
+    DROPLET_SIZES[size] ?? (extraSizes.includes(size) ? (slugMemoryMb(size) ?? MIN_MEMORY_MB) : undefined);
+  if (memory === undefined) {
+    bad(
+      "size",
+      size,
+      `use a DigitalOcean droplet size slug with at least ${MIN_MEMORY_MB / 1024} GB of memory, e.g. s-2vcpu-2gb, ` +
+        `s-2vcpu-4gb, c-2 or g-2vcpu-8gb (the table of ${DROPLET_SIZES_DATE} in dropletSizes.ts); a size DigitalOcean added ` +
+        `since can be added to chitram:extraSizes`,
+    );
+  } else if (memory < MIN_MEMORY_MB) {
+    bad(
+      "size",
+      size,
+      `it has ${memory} MB of memory; the four services need at least ${MIN_MEMORY_MB / 1024} GB: use s-2vcpu-2gb or larger`,
+    );
   }
   const image = str("image");
   if (!/^[a-z0-9][a-z0-9.-]*$/.test(image))
@@ -443,6 +465,12 @@ export function parseConfig(
         "registryUsername",
         undefined,
         `with ${key("registryServer")} ${server}, set the registry's user name (with --secret when it is a token)${doHint}`,
+      );
+    } else if (server === DO_REGISTRY && plaintextSecrets.includes("registryUsername")) {
+      // DigitalOcean's registry takes an API token as the user name: never echoed, never plain.
+      problems.push(
+        `${key("registryUsername")}: for ${DO_REGISTRY} it is a DigitalOcean API token, set in plain text in the stack file; ` +
+          `set it as a secret: pulumi config set --secret ${key("registryUsername")}`,
       );
     }
     if (password === "") {
@@ -608,6 +636,7 @@ export function parseConfig(
     region,
     extraRegions,
     size,
+    extraSizes,
     image,
     domain: domain || undefined,
     acmeEmail: acmeEmail || undefined,
@@ -730,7 +759,7 @@ export function loadConfig(): {
       : runtime.isConfigSecret(`${CONFIG_NAMESPACE}:sshPrivateKey`)
         ? "secret"
         : "plaintext";
-  const plaintextSecrets = ["registryPassword", "backupHeartbeatUrl"].filter(
+  const plaintextSecrets = ["registryPassword", "registryUsername", "backupHeartbeatUrl"].filter(
     (k) => (raw[k] ?? "") !== "" && !runtime.isConfigSecret(`${CONFIG_NAMESPACE}:${k}`),
   );
   const config = parseConfig(withDefaults(raw), pulumi.getStack(), keyState, keyText, plaintextSecrets);

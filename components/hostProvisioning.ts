@@ -79,8 +79,9 @@ export interface HostProvisioningArgs {
  * every other step that logs in with the replaced key runs after it.
  *
  * Host keys: the first step records the host's key; every later step pins it (the provider's
- * `hostKey`), or the configured one. The first two steps do not pin it: they carry no secret, and
- * a pin there would re-run them as root whenever the pin changes.
+ * `hostKey`). A configured key (target existing) is pinned by every step, the first two
+ * included, which ignore later changes of it. Without one, the first two steps are trust on first
+ * use: they carry no secret, and a pin of the recorded key there would re-run them as root.
  */
 export class HostProvisioning extends pulumi.ComponentResource {
   /** How later steps connect: as the deploy user with the stack key, the host key pinned. */
@@ -93,15 +94,18 @@ export class HostProvisioning extends pulumi.ComponentResource {
     const { target } = args;
     const user = args.deployUser;
     // Nothing here changes when a key is rotated: a change would re-run first contact as root.
+    // A configured host key (target existing) is pinned from the very first contact; a later
+    // change of it (the host re-keyed) must not run the first two steps again as root.
     const bootstrapConnection = pulumi.output({
       host: target.host,
       port: target.port,
       user: target.bootstrapUser,
       privateKey: target.bootstrapPrivateKey,
+      ...(target.hostKey === undefined ? {} : { hostKey: target.hostKey }),
       dialErrorLimit: FIRST_CONTACT_DIAL_ERROR_LIMIT,
       perDialTimeout: PER_DIAL_TIMEOUT_S,
     });
-    const firstContact = ["create", "stdin", "triggers"];
+    const firstContact = ["create", "stdin", "triggers", "connection.hostKey"];
 
     // The bootstrap user may be root or a user with passwordless sudo: the host decides ("auto").
     const asBootstrap = (stepName: string, o: Omit<RemoteStepOptions, "sudo" | "connection" | "parent">) =>

@@ -110,6 +110,14 @@ export function planStep(
   for (const key of DIFFED_INPUTS) {
     if (step.ignoreChanges.includes(key)) Object.assign(inputs, { [key]: old[key] });
   }
+  // A property of the connection (connection.hostKey) keeps its stored value the same way.
+  for (const ignored of step.ignoreChanges.filter((k) => k.startsWith("connection."))) {
+    const prop = ignored.slice("connection.".length) as keyof StepConnection;
+    const connection: Record<string, unknown> = { ...inputs.connection };
+    if (old.connection[prop] === undefined) delete connection[prop];
+    else connection[prop] = old.connection[prop];
+    inputs.connection = connection as unknown as StepConnection;
+  }
   const same = (key: (typeof DIFFED_INPUTS)[number]) =>
     JSON.stringify(inputs[key] ?? null) === JSON.stringify(old[key] ?? null);
   const replacing = ["triggers", ...step.replaceOnChanges] as (typeof DIFFED_INPUTS)[number][];

@@ -257,11 +257,35 @@ describe("config: one rule per key", () => {
     assert.equal(parse({ region: "ric1", extraRegions: '["ric1"]' }).region, "ric1");
     rejects({ extraRegions: '["Richmond 1"]' }, "extraRegions", /region slug such as atl1/);
   });
-  it("size: at least 2 GB of memory", () => {
-    rejects({ size: "s-1vcpu-1gb" }, "size", /at least 2 GB/);
-    rejects({ size: "s-1vcpu-512mb-10gb" }, "size", /at least 2 GB/);
-    rejects({ size: "c-2" }, "size", /names at least 2 GB/);
-    assert.equal(parse({ size: "s-2vcpu-4gb-amd" }).size, "s-2vcpu-4gb-amd");
+  it("size: a slug of DigitalOcean's size table with at least 2 GB of memory, CPU-optimised ones included", () => {
+    rejects(
+      { size: "s-1vcpu-1gb" },
+      "size",
+      /it has 1024 MB of memory; the four services need at least 2 GB/,
+    );
+    rejects({ size: "s-1vcpu-512mb-10gb" }, "size", /it has 512 MB/);
+    for (const ok of [
+      "s-2vcpu-2gb",
+      "s-2vcpu-4gb-amd",
+      "c-2",
+      "c-4",
+      "c2-2vcpu-4gb",
+      "g-2vcpu-8gb",
+      "m-2vcpu-16gb",
+      "so1_5-2vcpu-16gb",
+    ])
+      assert.equal(parse({ size: ok }).size, ok);
+    rejects(
+      { size: "s-2vcpu-3gb" },
+      "size",
+      /table of 2026-12 in dropletSizes\.ts\); a size DigitalOcean added since can be added to chitram:extraSizes/,
+    );
+  });
+  it("extraSizes: a size the table does not have yet, still at least 2 GB when its name gives its memory", () => {
+    assert.equal(parse({ size: "s-4vcpu-12gb", extraSizes: '["s-4vcpu-12gb"]' }).size, "s-4vcpu-12gb");
+    assert.equal(parse({ size: "x-new", extraSizes: '["x-new"]' }).size, "x-new");
+    rejects({ size: "s-1vcpu-1536mb", extraSizes: '["s-1vcpu-1536mb"]' }, "size", /it has 1536 MB/);
+    rejects({ extraSizes: '["Big One"]' }, "extraSizes", /droplet size slug/);
   });
   it("image: an image slug", () => rejects({ image: "Ubuntu 22.04" }, "image", /image slug/));
   it("domain: bare DNS name, never an IP, scheme, path or port", () => {
@@ -702,6 +726,25 @@ describe("config: private registry", () => {
       "registryUsername",
       /on target existing the stack cannot obtain/,
     );
+  });
+
+  it("for DigitalOcean's registry on target existing, a registryUsername in plain text (an API token) is refused without echoing it", () => {
+    const token = "dop_v1_Plain0Text0Token0As0User0Name";
+    const docr = {
+      ...existing,
+      appImage: "registry.digitalocean.com/acme-apps/chitram:1.0.0",
+      registryServer: "registry.digitalocean.com",
+      registryUsername: token,
+      registryPassword: secret,
+    };
+    const message = problems(docr, ["registryUsername"]);
+    assert.match(
+      message,
+      /chitram:registryUsername: for registry\.digitalocean\.com it is a DigitalOcean API token, .*pulumi config set --secret chitram:registryUsername/,
+    );
+    assert.ok(!message.includes(token), "the token is echoed");
+    // a GHCR user name may be plain
+    assert.doesNotThrow(() => withRegistry(ghcr));
   });
 
   it("a server that is not a bare host[:port] is refused", () => {

@@ -757,7 +757,8 @@ describe("program: remote steps", async () => {
   it("only the two first-contact steps connect as root; they ignore later script changes", () => {
     const asRoot = run.steps.filter((s) => s.connection.user === "root").map((s) => s.name);
     assert.deepEqual(asRoot, ["host-ready", "host-bootstrap"]);
-    for (const n of asRoot) assert.deepEqual(step(run, n).ignoreChanges, ["create", "stdin", "triggers"]);
+    for (const n of asRoot)
+      assert.deepEqual(step(run, n).ignoreChanges, ["create", "stdin", "triggers", "connection.hostKey"]);
     for (const s of run.steps.filter((x) => x.connection.user !== "root")) {
       assert.equal(s.connection.user, "chitram", s.name);
       assert.deepEqual(s.ignoreChanges, [], s.name);
@@ -825,11 +826,18 @@ describe("program: remote steps", async () => {
     }
   });
 
-  it("target existing with chitram:hostKey: every step after the first two pins the configured key", async () => {
+  it("target existing with chitram:hostKey: every step pins the configured key, the first two included; a new key re-runs neither", async () => {
     const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEbdIivTzB";
     const r = await runStack("sandbox", { ...EXISTING, hostKey: `${key} root@host` });
-    for (const s of r.steps.filter((x) => !["host-ready", "host-bootstrap"].includes(x.name)))
-      assert.equal(s.connection.hostKey, key, s.name);
+    assert.equal(r.steps.length, 13);
+    for (const s of r.steps) assert.equal(s.connection.hostKey, key, s.name);
+    // The host re-keyed: the later steps pin the new key; the first two, which connect as root,
+    // keep the stored one and do not run again.
+    const rekeyed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHjQmKyRz0aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEb";
+    const again = await runStack("sandbox", { ...EXISTING, hostKey: rekeyed });
+    for (const name of ["host-ready", "host-bootstrap"])
+      assert.equal(planStep(step(again, name), storedInputs(step(r, name))).action, "same", name);
+    assert.equal(planStep(step(again, "host-docker"), storedInputs(step(r, "host-docker"))).action, "update");
   });
 
   // `pulumi up --replace` of a key, planned step by step as the engine does it.

@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { buildAppVariants, APP_VARIANTS, get, liveApp, sshExec, waitHealthy } from "../../harness/hostKit";
 import { EngineHost, engineHost } from "../../harness/engineHost";
 import { PreviewJson, stateResources, StateExport, urnName } from "../../harness/pulumiCli";
+import { ed25519KeyPair } from "../../harness/keys";
 import { removeAllSandboxes } from "../../harness/sandbox";
 import { runStack } from "../../harness/steps";
 import { decodeFiles } from "../../templates/hostFiles";
@@ -74,6 +75,16 @@ describe("engine: a new stack from preview to destroy", () => {
       JSON.stringify(plan),
     );
     assert.deepEqual(await sshdLogins(h), [], "the preview logged in to the host");
+  });
+
+  it("a configured hostKey is pinned from the first contact: another host key stops the first step before it logs in", async () => {
+    await h.stack.configure({ hostKey: ed25519KeyPair("not-the-host").public });
+    const r = await h.stack.up([], { check: false });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, /host-ready[\s\S]*ssh: handshake failed: ssh: host key mismatch/);
+    assert.deepEqual(await sshdLogins(h), [], "it logged in");
+    const hostKey = (await h.droplet.exec("cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).stdout.trim();
+    await h.stack.configure({ hostKey });
   });
 
   it("up: a bare host to /health 200 through Caddy, with the retrospective's checks on this host", async () => {
