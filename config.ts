@@ -6,6 +6,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { DROPLET_SIZES, DROPLET_SIZES_DATE, MIN_MEMORY_MB } from "./dropletSizes";
+import { readRepoText } from "./templates/hostFiles";
 import {
   acmeDirectory,
   cronProblem,
@@ -42,6 +43,12 @@ export interface StackConfig {
   acmeEmail?: string;
   /** ACME directory URL Caddy uses; undefined = Caddy's default issuers (Let's Encrypt first). */
   acmeCa?: string;
+  /**
+   * PEM roots the ACME CA issues under when the host's trust store lacks them (Let's Encrypt's
+   * staging roots for acmeCa staging, or acmeCaRoot for a private CA): the deploy's health check
+   * trusts them besides the system's. Undefined = the system's store alone.
+   */
+  acmeCaRoots?: string;
   /** Set when a domain is set, `manageDns` is true and the target is DigitalOcean. */
   dns?: { zone: string; recordName: string };
   sshAllowedCidrs: string[];
@@ -208,6 +215,26 @@ export function imageRegistry(image: string): string {
 const healthPathPattern =
   /^\/(?:[A-Za-z0-9._~/:@+,=-]|%[0-9A-Fa-f]{2})*(?:\?(?:[A-Za-z0-9._~/:@+,=&-]|%[0-9A-Fa-f]{2})*)?$/;
 
+/** Let's Encrypt's staging roots, shipped with the stack (templates/ca/), without their comment lines. */
+export function letsEncryptStagingRoots(): string {
+  const pem = readRepoText(path.join(__dirname, "templates", "ca", "letsencrypt-staging-roots.pem"));
+  return `${pem
+    .split("\n")
+    .filter((l) => !l.startsWith("#"))
+    .join("\n")
+    .trim()}\n`;
+}
+
+/** One or more PEM certificates and nothing else, at most 64 KB. */
+export function isPemCertificates(text: string): boolean {
+  return (
+    text.length <= 65536 &&
+    /^(-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=]{1,76}\n)+-----END CERTIFICATE-----\n?)+$/.test(
+      `${text.trim()}\n`,
+    )
+  );
+}
+
 /** Whether `sshPrivateKey` is set, and how: only a secret keeps it out of the stack file in plain text. */
 export type KeyState = "unset" | "secret" | "plaintext";
 
@@ -326,11 +353,32 @@ export function parseConfig(
   if (acmeEmail !== "" && !email.test(acmeEmail)) bad("acmeEmail", acmeEmail, "use an email address");
   const acmeCaValue = str("acmeCa");
   let acmeCa: string | undefined;
+  let acmeCaRoots: string | undefined;
+  const acmeCaRoot = str("acmeCaRoot").trim();
   if (acmeCaValue === "staging") {
     acmeCa = LETS_ENCRYPT_STAGING;
+    acmeCaRoots = letsEncryptStagingRoots();
   } else if (acmeCaValue !== "letsencrypt") {
     if (acmeDirectory.test(acmeCaValue)) acmeCa = acmeCaValue;
     else bad("acmeCa", acmeCaValue, "use letsencrypt, staging, or the https URL of an ACME directory");
+  }
+  if (acmeCaRoot !== "") {
+    if (acmeCaValue === "letsencrypt" || acmeCaValue === "staging") {
+      bad(
+        "acmeCaRoot",
+        `${acmeCaRoot.slice(0, 30)}...`,
+        `only with acmeCa set to the URL of another ACME CA (${acmeCaValue}'s roots are known)`,
+      );
+    } else if (!isPemCertificates(acmeCaRoot)) {
+      bad(
+        "acmeCaRoot",
+        `${acmeCaRoot.slice(0, 30)}...`,
+        "use the CA's root certificate(s) in PEM, as -----BEGIN CERTIFICATE----- blocks " +
+          "(pulumi config set chitram:acmeCaRoot < root.pem), at most 64 KB",
+      );
+    } else {
+      acmeCaRoots = `${acmeCaRoot}\n`;
+    }
   }
   const manageDns = bool("manageDns");
   let dnsZone = str("dnsZone");
@@ -641,6 +689,7 @@ export function parseConfig(
     domain: domain || undefined,
     acmeEmail: acmeEmail || undefined,
     acmeCa: domain !== "" ? acmeCa : undefined,
+    acmeCaRoots: domain !== "" ? acmeCaRoots : undefined,
     dns,
     sshAllowedCidrs,
     deployUser,

@@ -35,6 +35,12 @@ export const BACKUP_LOG = "/var/log/chitram-backup.log";
 export const BACKUP_STATUS_URL_PATH = "/.well-known/chitram/backup-fresh";
 /** The file behind it, relative to the app directory (Caddy sees caddy/ as /etc/caddy). */
 export const BACKUP_STATUS_FILE = "caddy/status/backup-fresh";
+/** The ACME CA's roots the health check trusts besides the host's store (relative to the app directory). */
+export const ACME_CA_ROOTS_FILE = "acme-ca-roots.pem";
+/** The credentials of the release that went live, for a rotation's rollback (relative to the app directory). */
+export const LIVE_DIR_NAME = ".live";
+/** Every app image a release tried, for the pruning after the next one that goes live. */
+export const APP_IMAGES_LOG_NAME = "app-images.log";
 /** The newest backup sets that hold data, kept whatever their age (here and off the box). */
 export const BACKUP_KEEP_GOOD = 3;
 /** MB a backup leaves free on the disk it writes to (the live data's disk). */

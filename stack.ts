@@ -96,6 +96,7 @@ export function createStack(): StackOutputs {
     domain: config.domain,
     acmeEmail: config.acmeEmail,
     acmeCa: config.acmeCa,
+    acmeCaRoots: config.acmeCaRoots,
     backupSchedule: config.backupSchedule,
     backupRetentionDays: config.backupRetentionDays,
     backupAlertAfterHours: config.backupAlertAfterHours,

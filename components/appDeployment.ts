@@ -21,6 +21,29 @@ import { encodeFiles } from "../templates/hostFiles";
 import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
 import { Connection, keyedHash, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
 
+/** The waits inside the release step (templates/steps/composeUp.sh), in seconds. */
+export const RELEASE_WAITS = {
+  /** Each `compose up --wait` of the services (it runs twice). */
+  servicesSeconds: 300,
+  /** A pull of the app image. */
+  pullSeconds: 600,
+  /** The old container's requests in flight, then its `docker stop -t 30`. */
+  drainSeconds: 30,
+  stopSeconds: 30,
+};
+
+/**
+ * The release step's time limit: every wait it may take, with the release's own health timeout,
+ * and a minute to spare, so the host's `timeout` never stops a release that is still within
+ * releaseTimeoutSeconds (and when it does stop one, the step rolls it back on the TERM).
+ */
+export function releaseStepLimit(releaseTimeoutSeconds: number): string {
+  const w = RELEASE_WAITS;
+  const seconds =
+    2 * w.servicesSeconds + w.pullSeconds + releaseTimeoutSeconds + w.drainSeconds + w.stopSeconds + 60;
+  return `${Math.ceil(seconds / 60)}m`;
+}
+
 /**
  * A registry the deploy user logs in to before the app image is pulled: a user name and a password
  * or token (secret), or a DigitalOcean registry whose read-only credentials the stack obtains.
@@ -59,6 +82,8 @@ export interface AppDeploymentArgs {
   acmeEmail?: string;
   /** ACME directory URL Caddy uses. Plain. Default: undefined (Caddy's default issuers, Let's Encrypt first). */
   acmeCa?: string;
+  /** PEM roots the health check trusts besides the host's store. Plain. Default: undefined (none). */
+  acmeCaRoots?: string;
   /** Five-field cron expression of the backup. Plain. Default: none (required). */
   backupSchedule: string;
   /** Days a backup is kept. Plain. Default: none (required). */
@@ -205,18 +230,18 @@ export class AppDeployment extends pulumi.ComponentResource {
       script: "composeUp",
       params: {
         APP_DIR: appDir,
-        WAIT_SECONDS: 300,
+        WAIT_SECONDS: RELEASE_WAITS.servicesSeconds,
         LOG_LINES: 40,
         APP_IMAGE: args.appImage,
         APP_PORT: args.appPort,
         HEALTH_PATH: args.healthPath,
         RELEASE_TIMEOUT: args.releaseTimeoutSeconds,
-        DRAIN_SECONDS: 30,
+        DRAIN_SECONDS: RELEASE_WAITS.drainSeconds,
       },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files, ...afterLogin],
-      timeout: "15m",
+      timeout: releaseStepLimit(args.releaseTimeoutSeconds),
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
     this.healthy = step(`${name}-health`, {

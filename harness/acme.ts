@@ -252,20 +252,6 @@ export async function trustInDropletCaddy(droplet: Droplet, caPem: string): Prom
     throw new Error(`building the trusting ${SERVICE_IMAGES.caddy} in ${droplet.name}: ${r.stderr}`);
 }
 
-const ROOT_FILE = "/usr/local/share/ca-certificates/chitram-test-acme-root.crt";
-
-/** Adds `pem` to the droplet's own trust store (its curl), as Let's Encrypt's root is on a real host. */
-export async function trustInDroplet(droplet: Droplet, pem: string): Promise<void> {
-  const r = await droplet.exec(`cat > ${ROOT_FILE} && update-ca-certificates`, { input: pem });
-  if (r.code !== 0) throw new Error(`installing the root in ${droplet.name}: ${r.stderr}`);
-}
-
-/** Takes what trustInDroplet added out of the droplet's trust store again. */
-export async function untrustInDroplet(droplet: Droplet): Promise<void> {
-  const r = await droplet.exec(`rm -f ${ROOT_FILE} && update-ca-certificates --fresh`);
-  if (r.code !== 0) throw new Error(`removing the root in ${droplet.name}: ${r.stderr}`);
-}
-
 /** A certificate serial as lower-case hex without leading zeros, for comparisons. */
 export function normalSerial(hex: string): string {
   return hex.toLowerCase().replace(/^0+(?=.)/, "");

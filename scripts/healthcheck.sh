@@ -9,6 +9,8 @@
 # host's Caddy with the right SNI and certificate check. Redirects are not followed: a redirect is
 # a failure (retro #8, an IP redirected to https://localhost). On the last failure it prints the
 # HTTP status, the first 500 bytes of the body and curl's error, and exits 1.
+# HEALTH_CA_ROOTS (host.env; acmeCa staging, or a private ACME CA's acmeCaRoot): PEM roots
+# trusted besides the system's store for this check only. Certificates are always verified.
 #
 # Settings come from ../host.env next to this script (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV
 # points at another host.env.
@@ -71,7 +73,22 @@ fi
 
 body="$(mktemp)"
 cerr="$(mktemp)"
-trap 'rm -f -- "$body" "$cerr"' EXIT
+roots="$(mktemp)"
+trap 'rm -f -- "$body" "$cerr" "$roots"' EXIT
+
+cacert=()
+if [[ -n ${HEALTH_CA_ROOTS:-} ]]; then
+  [[ -r $HEALTH_CA_ROOTS ]] || { echo "healthcheck: cannot read HEALTH_CA_ROOTS $HEALTH_CA_ROOTS" >&2; exit 1; }
+  # curl --cacert replaces the default store: the system's roots, then these.
+  for store in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+    if [[ -r $store ]]; then
+      cat "$store" >"$roots"
+      break
+    fi
+  done
+  cat "$HEALTH_CA_ROOTS" >>"$roots"
+  cacert=(--cacert "$roots")
+fi
 
 status=000
 curl_rc=0
@@ -79,7 +96,7 @@ location=""
 for ((attempt = 1; attempt <= retries; attempt++)); do
   : >"$body"
   # -q: ignore ~/.curlrc; no -L: a redirect is a failure; --noproxy: always this host's Caddy.
-  if out="$(curl -q -sS --noproxy '*' --connect-timeout 5 --max-time 10 "${resolve[@]}" \
+  if out="$(curl -q -sS --noproxy '*' --connect-timeout 5 --max-time 10 "${resolve[@]}" "${cacert[@]}" \
     -o "$body" -w '%{http_code} %{redirect_url}' "$HEALTH_URL" 2>"$cerr")"; then
     curl_rc=0
   else

@@ -6,7 +6,7 @@ import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 import { HostEnvArgs, renderHostEnv } from "./hostConfig";
 import { HostFile, readRepoText } from "./hostFiles";
-import { siteUrls } from "../hostContract";
+import { ACME_CA_ROOTS_FILE, siteUrls } from "../hostContract";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 
@@ -24,6 +24,8 @@ export interface BundleArgs extends Omit<HostEnvArgs, "healthUrl" | "healthHost"
   acmeEmail?: string;
   /** ACME directory URL (domain mode); undefined = Caddy's default issuers. */
   acmeCa?: string;
+  /** PEM roots the health check trusts besides the host's store; undefined = none. */
+  acmeCaRoots?: string;
 }
 
 /** Every script in scripts/, executable. */
@@ -71,8 +73,12 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         backupRetentionDays: args.backupRetentionDays,
         healthUrl,
         healthHost: args.domain ?? "",
+        healthCaRoots: args.acmeCaRoots === undefined ? "" : `${args.appDir}/${ACME_CA_ROOTS_FILE}`,
       }),
     },
+    ...(args.acmeCaRoots === undefined
+      ? []
+      : [{ path: `${args.appDir}/${ACME_CA_ROOTS_FILE}`, mode: "0644", content: args.acmeCaRoots }]),
     ...scriptFiles(args.appDir),
   ];
 }

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
@@ -470,6 +471,58 @@ describe("config: one rule per key", () => {
     ]) {
       rejects({ ...domain, acmeCa: bad }, "acmeCa", /letsencrypt, staging, or the https URL/);
     }
+  });
+
+  it("acmeCaRoot: a private ACME CA's roots in PEM, for its URL only; staging brings Let's Encrypt's staging roots", () => {
+    const domain = { domain: "chitram.example.com" };
+    const pem = fs.readFileSync(
+      path.join(__dirname, "..", "templates", "ca", "letsencrypt-staging-roots.pem"),
+      "utf8",
+    );
+    const [first] = pem
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .join("\n")
+      .split(/(?<=-----END CERTIFICATE-----)\n/);
+    assert.equal(parse(domain).acmeCaRoots, undefined, "letsencrypt: the system's store alone");
+    const staging = parse({ ...domain, acmeCa: "staging" }).acmeCaRoots!;
+    assert.match(staging, /^-----BEGIN CERTIFICATE-----\n/);
+    assert.equal(staging.match(/BEGIN CERTIFICATE/g)?.length, 2, "Pretend Pear X1 and Bogus Broccoli X2");
+    assert.doesNotMatch(staging, /^#/m);
+    const privateCa = { ...domain, acmeCa: "https://ca.internal:14000/dir" };
+    assert.equal(parse({ ...privateCa, acmeCaRoot: first }).acmeCaRoots, `${first}\n`);
+    assert.equal(parse(privateCa).acmeCaRoots, undefined);
+    rejects(
+      { ...domain, acmeCaRoot: first },
+      "acmeCaRoot",
+      /only with acmeCa set to the URL of another ACME CA/,
+    );
+    rejects(
+      { ...domain, acmeCa: "staging", acmeCaRoot: first },
+      "acmeCaRoot",
+      /only with acmeCa set to the URL/,
+    );
+    for (const bad of [
+      "not a certificate",
+      `${first}\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----`,
+    ])
+      rejects({ ...privateCa, acmeCaRoot: bad }, "acmeCaRoot", /PEM, as -----BEGIN CERTIFICATE----- blocks/);
+    assert.equal(parse({ acmeCa: "staging" }).acmeCaRoots, undefined, "IP mode has no ACME");
+  });
+
+  it("the shipped staging roots are Let's Encrypt's, by their published sha256 fingerprints", () => {
+    const pem = fs.readFileSync(
+      path.join(__dirname, "..", "templates", "ca", "letsencrypt-staging-roots.pem"),
+      "utf8",
+    );
+    const fingerprints = pem
+      .split(/(?=-----BEGIN CERTIFICATE-----)/)
+      .filter((b) => b.startsWith("-----BEGIN"))
+      .map((b) => new X509Certificate(b).fingerprint256);
+    assert.deepEqual(fingerprints, [
+      "E7:05:70:A9:89:F8:56:5A:AB:DF:7C:AE:27:AB:D1:62:18:72:D6:A3:F8:11:E3:FE:F2:7E:3D:BA:02:91:21:98",
+      "9B:2A:33:9F:E6:A3:E8:55:85:C4:CD:75:53:6C:B8:C1:CF:7C:D6:03:B9:A6:4B:EC:25:21:85:8A:E4:8D:A8:5D",
+    ]);
   });
 
   it("backupRetentionDays: 1-365", () => {

@@ -371,6 +371,42 @@ describe("program: releases", () => {
     }
     assert.notDeepEqual(step(changed, "app-compose-up").triggers, step(base, "app-compose-up").triggers);
   });
+
+  it("the release step's time limit covers every wait in it, releaseTimeoutSeconds included, up to the largest allowed", async () => {
+    for (const [timeout, limit] of [
+      ["10", "23m"],
+      ["120", "24m"],
+      ["1800", "52m"],
+    ]) {
+      const run = await runStack("staging", { ...STAGING, releaseTimeoutSeconds: timeout });
+      const s = step(run, "app-compose-up");
+      assert.ok(
+        s.create!.startsWith(`timeout --kill-after=30s ${limit} bash -c `),
+        `${timeout}: ${s.create!.slice(0, 50)}`,
+      );
+      const minutes = Number(limit.slice(0, -1));
+      // both compose waits, the pull, the release's own timeout, the drain and the stop
+      assert.ok(minutes * 60 >= 2 * 300 + 600 + Number(timeout) + 30 + 30, `${timeout}: ${limit}`);
+      assert.equal(named(run, "app-compose-up").options.customTimeouts?.create, limit);
+    }
+  });
+});
+
+describe("program: the health check trusts the ACME CA's roots only where the config says which", () => {
+  it("acmeCa staging: Let's Encrypt's staging roots reach the host and host.env names them; letsencrypt: none", async () => {
+    const domain = { ...PROD, manageDns: "false" };
+    const hostFile = (r: { steps: ProgramStep[] }, name: string) =>
+      decodeFiles(step(r, "app-files").stdin!).find((f) => f.path.endsWith(name));
+    const staging = await runStack("prod", { ...domain, acmeCa: "staging" });
+    assert.equal(hostFile(staging, "/acme-ca-roots.pem")?.content.match(/BEGIN CERTIFICATE/g)?.length, 2);
+    assert.match(
+      hostFile(staging, "/host.env")!.content,
+      /^HEALTH_CA_ROOTS='\/opt\/chitram\/acme-ca-roots\.pem'$/m,
+    );
+    const production = await runStack("prod", domain);
+    assert.equal(hostFile(production, "/acme-ca-roots.pem"), undefined);
+    assert.match(hostFile(production, "/host.env")!.content, /^HEALTH_CA_ROOTS=''$/m);
+  });
 });
 
 describe("program: bad config stops everything", () => {

@@ -12,9 +12,7 @@ import {
   startAcme,
   tlsProbe,
   TlsProbe,
-  trustInDroplet,
   trustInDropletCaddy,
-  untrustInDroplet,
 } from "../../harness/acme";
 import { apply, ApplyResult } from "../../harness/engine";
 import { Deployment, newDeployment } from "../../harness/hostKit";
@@ -63,8 +61,15 @@ describe("real host: domain mode, a certificate from a test ACME CA", () => {
       config: async (droplet) => {
         acme = await startAcme(droplet, DOMAIN);
         await trustInDropletCaddy(droplet, acme.apiCa);
-        await trustInDroplet(droplet, acme.root);
-        return { domain: DOMAIN, manageDns: "false", acmeCa: acme.directoryUrl, acmeEmail: `ops@${DOMAIN}` };
+        // pebble's issuing root reaches the deploy's health check through the config, as a
+        // private ACME CA's would; the host's own trust store does not hold it.
+        return {
+          domain: DOMAIN,
+          manageDns: "false",
+          acmeCa: acme.directoryUrl,
+          acmeCaRoot: acme.root,
+          acmeEmail: `ops@${DOMAIN}`,
+        };
       },
     });
     const t = Date.now();
@@ -145,8 +150,15 @@ describe("real host: domain mode, a certificate from a test ACME CA", () => {
     );
   });
 
-  it("without pebble's root in the host's trust store the health check fails, naming the TLS error", async () => {
-    await untrustInDroplet(d.droplet);
+  it("acmeCaRoot is what the health check trusts: without it (HEALTH_CA_ROOTS emptied) it fails, naming the TLS error", async () => {
+    const env = `${APP_DIR}/host.env`;
+    assert.match(
+      (await d.droplet.exec(`cat ${env}`)).stdout,
+      /^HEALTH_CA_ROOTS='\/opt\/chitram\/acme-ca-roots\.pem'$/m,
+    );
+    await d.droplet.exec(
+      `cp -p ${env} /root/host.env.saved && sed -i "s|^HEALTH_CA_ROOTS=.*|HEALTH_CA_ROOTS=''|" ${env}`,
+    );
     try {
       const r = await d.droplet.exec(`${APP_DIR}/scripts/healthcheck.sh --retries 1`);
       assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -155,7 +167,9 @@ describe("real host: domain mode, a certificate from a test ACME CA", () => {
         /curl error \(exit 60\): .*SSL certificate problem: unable to get local issuer certificate/,
       );
     } finally {
-      await trustInDroplet(d.droplet, acme!.root);
+      await d.droplet.exec(`cp -p /root/host.env.saved ${env}`);
     }
+    const again = await d.droplet.exec(`${APP_DIR}/scripts/healthcheck.sh --retries 1`);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 });

@@ -15,9 +15,11 @@ import {
   probeDuring,
   ProbeResult,
   restep,
+  waitHealthy,
   withAppEnv,
 } from "../../harness/hostKit";
 import { StepError } from "../../harness/replay";
+import { replaceRealValue } from "../../harness/mockProgram";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
 
@@ -149,11 +151,114 @@ describe("real host: releases without downtime", () => {
     assert.match(err.stderr, new RegExp(`release of ${MISSING} failed: the image cannot be pulled`));
   });
 
+  it("a release stopped at the step's time limit (TERM) is rolled back like a failed one: 0 failed requests", async () => {
+    const was = await live();
+    config = { ...config, appImage: NO_HEALTH, releaseTimeoutSeconds: "600" };
+    const next = await restep(d, config);
+    // The host's `timeout` cut to 25 s: it sends TERM while the gate still waits for the image.
+    const cut = next.map((x) =>
+      x.name === "app-compose-up"
+        ? {
+            ...x,
+            create: x.create!.replace(/^timeout --kill-after=30s \d+m /, "timeout --kill-after=30s 25s "),
+          }
+        : x,
+    );
+    assert.notDeepEqual(cut, next);
+    const probe = await probeDuring(d.droplet.httpPort, () => apply(cut, d.state, { log }), MIN_REQUESTS);
+    assert.ok(probe.error instanceof StepError, String(probe.error));
+    assert.equal(probe.error.exitCode, 124, "stopped by timeout");
+    assert.match(
+      probe.error.stderr,
+      /release of chitram-app:sandbox-no-health failed: chitram-app-\d+ was stopped before it went live \(TERM/,
+    );
+    assertNoFailures(probe);
+    assert.deepEqual(await live(), was);
+    assert.deepEqual(await appContainers(), [was.name], "the new container was removed");
+    config = { ...config, releaseTimeoutSeconds: "20" };
+  });
+
   it("rollback on purpose: the previous image set again and `up`: 0 failed requests, and the next up proceeds", async () => {
     const probe = await release(SANDBOX_APP_IMAGE);
     assert.equal(probe.error, undefined);
     assertNoFailures(probe);
     assert.equal((await live()).image, SANDBOX_APP_IMAGE);
     assert.equal((await apply(steps, d.state, { log })).ran.length, 0, "a second up changes nothing");
+  });
+
+  it("old app images are pruned: after five more releases only the live image and the one before it stay", async () => {
+    const tags = [3, 4, 5, 6, 7].map((n) => `chitram-app:sandbox-v${n}`);
+    for (const [i, tag] of tags.entries()) {
+      const b = await d.droplet.exec(`DOCKER_BUILDKIT=0 docker build -q -t ${tag} -`, {
+        input: `FROM ${SANDBOX_APP_IMAGE}\nENV CHITRAM_SANDBOX_RELEASE=v${i + 3}\n`,
+      });
+      assert.equal(b.code, 0, b.stderr);
+    }
+    for (const tag of tags) {
+      const probe = await release(tag);
+      assert.equal(probe.error, undefined, String(probe.error));
+      assertNoFailures(probe);
+    }
+    const exists = async (image: string) =>
+      (await d.droplet.exec(`docker image inspect ${image} >/dev/null 2>&1`)).code === 0;
+    for (const gone of [...tags.slice(0, 3), V2, NO_HEALTH, CRASHING])
+      assert.equal(await exists(gone), false, `${gone} is still on the host`);
+    for (const kept of tags.slice(3)) assert.equal(await exists(kept), true, `${kept} was removed`);
+    const log = (await d.droplet.exec(`cat ${APP_DIR}/app-images.log`)).stdout.trim().split("\n").sort();
+    assert.deepEqual(log, tags.slice(3).sort());
+  });
+
+  /** The value of a variable in a container's environment. */
+  const envOf = async (container: string, name: string) =>
+    (
+      await d.droplet.exec(`docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' ${container}`)
+    ).stdout
+      .split("\n")
+      .find((l) => l.startsWith(`${name}=`))
+      ?.slice(name.length + 1);
+  const minioContainer = async () =>
+    (await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -q minio`)).stdout.trim();
+
+  it("a credential rotation whose release fails is undone: PostgreSQL and MinIO back on the live version's credentials, and it serves", async () => {
+    await buildAppVariants(d.droplet); // the never-healthy image again (pruned above)
+    const was = await live();
+    const liveSecret = await envOf(was.name, "MINIO_SECRET_KEY");
+    replaceRealValue(d.stack, "random:index/randomPassword:RandomPassword", "app-postgres-password");
+    replaceRealValue(d.stack, "random:index/randomPassword:RandomPassword", "app-minio-secret");
+    const probe = await release(NO_HEALTH);
+    assert.ok(probe.error instanceof StepError, String(probe.error));
+    assert.match(
+      probe.error.stderr,
+      /the credential rotation was undone: PostgreSQL and MinIO are back on the credentials of the live version/,
+    );
+    log(
+      `failed rotation: ${probe.failed}/${probe.total} requests failed while the services had the new credentials`,
+    );
+    assert.deepEqual(await live(), was);
+    assert.equal(
+      await envOf(await minioContainer(), "MINIO_ROOT_PASSWORD"),
+      liveSecret,
+      "MinIO is back on the live secret",
+    );
+    const health = await waitHealthy(d.droplet.httpPort);
+    assert.match(health.body, /"database":"ok".*"storage":"ok"/);
+    // and a while later still: nothing flips back on its own
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.match((await waitHealthy(d.droplet.httpPort)).body, /"storage":"ok"/);
+  });
+
+  it("the rotation with a good release goes live: the new version serves on the new credentials, MinIO and the app agree", async () => {
+    const was = await live();
+    const before = await envOf(was.name, "MINIO_SECRET_KEY");
+    const probe = await release(was.image);
+    assert.equal(probe.error, undefined, String(probe.error));
+    log(`rotation: ${probe.failed}/${probe.total} requests failed until the new version went live`);
+    const now = await live();
+    assert.notEqual(now.name, was.name);
+    const secret = await envOf(now.name, "MINIO_SECRET_KEY");
+    assert.ok(secret && before && secret !== before, "the new version has the new secret");
+    assert.equal(await envOf(await minioContainer(), "MINIO_ROOT_PASSWORD"), secret);
+    assert.match((await waitHealthy(d.droplet.httpPort)).body, /"database":"ok".*"storage":"ok"/);
+    assert.equal((await apply(steps, d.state, { log })).ran.length, 0, "the next up changes nothing");
   });
 });
