@@ -33,7 +33,9 @@
 # Off-box copies: when BACKUP_SECRETS sets OFFSITE_BUCKET (and its endpoint and keys), the set is
 # uploaded with mc (common.sh): each file is read back and compared by sha256 (a copy that differs
 # is removed again), and the manifest goes last. The bucket keeps versions: the retention's
-# deletions only hide a set (a delete marker), and nothing here ever deletes a version.
+# deletions only hide a set (a delete marker), and nothing here ever deletes a version. With a
+# put-only key (the host may not delete at all) the retention is skipped here and done by
+# prune-offsite.sh, run off the host with a key of its own.
 #
 # Heartbeat: when BACKUP_SECRETS sets BACKUP_HEARTBEAT_URL, the run pings it on success and
 # <url>/fail on failure (healthchecks.io convention), with the run's log as the body. The URL goes
@@ -307,13 +309,7 @@ if [[ -n $OFFSITE_BUCKET ]]; then
     offsite_put "$f"
     log "off-box: $OFFSITE_ENDPOINT/$OFFSITE_BUCKET/$(basename "$f") uploaded and read back ($(stat -c %s "$f") bytes)"
   done
-  remote="$(offsite_list 2>"$ERR_FILE")" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
-  while IFS= read -r name; do
-    [[ -n $name ]] || continue
-    mc rm --quiet "offsite/$OFFSITE_BUCKET/$name" </dev/null >/dev/null 2>"$ERR_FILE" ||
-      die "off-box retention: cannot delete $name"
-    log "off-box retention: deleted $name (older than $BACKUP_RETENTION_DAYS days, not among the newest $BACKUP_KEEP_GOOD sets with data; the bucket keeps its version)"
-  done < <(expired_names "$cutoff" "$BACKUP_KEEP_GOOD" <<<"$remote")
+  offsite_prune "$cutoff" "$BACKUP_KEEP_GOOD" log
 fi
 
 log "backup $STAMP done"

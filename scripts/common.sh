@@ -109,6 +109,26 @@ offsite_list() {
   awk '{print $NF}' <<<"$listing" | backup_names
 }
 
+# Applies the retention (expired_names) to the bucket: $1 cutoff stamp, $2 sets to keep, $3 the
+# caller's logging function. Deletes only current copies (a delete marker in a versioned
+# bucket). A key that may not delete (put-only) stops it with one line, not a failure: the
+# pruner with its own key does it then.
+offsite_prune() {
+  local cutoff=$1 keep=$2 note=$3 remote name
+  remote="$(offsite_list 2>"$ERR_FILE")" || die "cannot list $OFFSITE_ENDPOINT/$OFFSITE_BUCKET"
+  while IFS= read -r name; do
+    [[ -n $name ]] || continue
+    if mc rm --quiet "offsite/$OFFSITE_BUCKET/$name" </dev/null >/dev/null 2>"$ERR_FILE"; then
+      "$note" "off-box retention: deleted $name (older than the retention, not among the newest $keep sets with data; a versioned bucket keeps its version)"
+    elif grep -qi 'access denied' "$ERR_FILE"; then
+      "$note" "off-box retention: this key may not delete (a put-only key): $name and older stay until prune-offsite.sh runs with a key that may"
+      return 0
+    else
+      die "off-box retention: cannot delete $name"
+    fi
+  done < <(expired_names "$cutoff" "$keep" <<<"$remote")
+}
+
 # The newest stamp with a "data" manifest among the set file names on stdin; empty if none.
 newest_good_stamp() {
   sed -n 's/^manifest-\([0-9]\{8\}T[0-9]\{6\}Z\)\.data\.txt$/\1/p' | sort | tail -n 1

@@ -277,9 +277,12 @@ stop_old() {
 }
 
 # The app images no rollback needs: every image a release tried (APP_IMAGES_LOG) but the live one
-# and the one before it. An image a container still uses is kept (docker refuses).
+# and the one released before it (RELEASES_LOG's newest other image: "Roll back on purpose" goes
+# back to it). An image a container still uses is kept (docker refuses).
 prune_images() {
-  local keep=("$APP_IMAGE" "${1:-}") image removed=()
+  local previous keep image removed=()
+  previous=$(awk -v live="$APP_IMAGE" '$2 != live { image = $2 } END { print image }' "$RELEASES_LOG")
+  keep=("$APP_IMAGE" "$previous")
   while IFS= read -r image; do
     [[ -z $image || $image == "${keep[0]}" || $image == "${keep[1]}" ]] && continue
     if docker image inspect "$image" >/dev/null 2>&1 && docker image rm "$image" >/dev/null 2>&1; then
@@ -299,15 +302,14 @@ remember_live() {
 }
 
 release() {
-  local previous="" old=$live
-  [[ -z $old ]] || previous=$(docker inspect -f '{{.Config.Image}}' "$old")
+  local old=$live
   start_new
   gate
   switch_to
   [[ -z $old ]] || stop_old "$old"
   live=$new
   remember_live
-  prune_images "$previous"
+  prune_images
 }
 
 find_live

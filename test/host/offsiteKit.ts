@@ -12,25 +12,27 @@ import { backupUnderCronEnv } from "./backupDrill";
 import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "../../harness/sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
-// The store's root, which only the test uses, and the key the host gets: it may put, read, list
-// and delete (a delete marker, in this versioned bucket), but never delete a version nor change
-// the bucket's versioning or lifecycle: the off-box history is not in the host's power.
+// The store's root, which only the test uses; the key the host gets, put-only (it may put, read
+// and list, but delete nothing: in MinIO s3:DeleteObject also deletes versions), so the off-box
+// history is not in the host's power; and the pruner's key, which may delete and never stays on
+// the host (scripts/prune-offsite.sh reads it from stdin).
 const S3_ROOT = "offsite-root";
 const S3_HOST_USER = "offsite-host";
-const HOST_POLICY = {
+const S3_PRUNE_USER = "offsite-prune";
+const policy = (objectActions: string[]) => ({
   Version: "2012-10-17",
   Statement: [
     {
       Effect: "Allow",
-      Action: ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketVersions"],
+      Action: ["s3:ListBucket", "s3:GetBucketLocation"],
       Resource: [`arn:aws:s3:::${OFFSITE_BUCKET}`],
     },
-    {
-      Effect: "Allow",
-      Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-      Resource: [`arn:aws:s3:::${OFFSITE_BUCKET}/*`],
-    },
+    { Effect: "Allow", Action: objectActions, Resource: [`arn:aws:s3:::${OFFSITE_BUCKET}/*`] },
   ],
+});
+const POLICIES = {
+  "chitram-host": policy(["s3:PutObject", "s3:GetObject"]),
+  "chitram-prune": policy(["s3:GetObject", "s3:DeleteObject"]),
 };
 
 export interface OffsiteStore {
@@ -40,6 +42,8 @@ export interface OffsiteStore {
   config: Record<string, string>;
   /** The host's secret key (with + / =, as in a base64 Spaces secret). */
   secretKey: string;
+  /** The pruner's key as prune-offsite.sh reads it on stdin. */
+  pruneEnv: string;
   /** Puts the droplet on the store's network. */
   join(droplet: Droplet): Promise<void>;
   /** Takes the droplet off the store's network (the store becomes unreachable from it). */
@@ -58,6 +62,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
   const network = `${name}-net`;
   const rootSecret = randomBytes(24).toString("hex");
   const secretKey = `offsite+${randomBytes(12).toString("hex")}/secret=`;
+  const pruneSecret = `prune+${randomBytes(12).toString("hex")}/secret=`;
   const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `chitram.sandbox.pid=${process.pid}`];
   await run("docker", ["network", "create", ...labels, network]);
   await run("docker", [
@@ -78,6 +83,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
   const store: OffsiteStore = {
     name,
     secretKey,
+    pruneEnv: `OFFSITE_ACCESS_KEY='${S3_PRUNE_USER}'\nOFFSITE_SECRET_KEY='${pruneSecret}'\n`,
     config: {
       offsiteBackups: "true",
       offsiteEndpoint: `http://${ip}:9000`,
@@ -107,18 +113,23 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
     if (i === 20) throw new Error(`cannot create the bucket: ${r.message}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  await run("docker", ["exec", "-i", name, "sh", "-c", "cat > /tmp/host-policy.json"], {
-    input: JSON.stringify(HOST_POLICY),
-  });
-  await store.mc(["admin", "policy", "create", "s3", "chitram-host", "/tmp/host-policy.json"]);
-  await run(
-    "docker",
-    ["exec", "-i", "-e", mcHost, name, "sh", "-c", 'mc admin user add s3 "$0" "$(cat)"', S3_HOST_USER],
-    {
-      input: secretKey,
-    },
-  );
-  await store.mc(["admin", "policy", "attach", "s3", "chitram-host", "--user", S3_HOST_USER]);
+  for (const [user, secret, policyName] of [
+    [S3_HOST_USER, secretKey, "chitram-host"],
+    [S3_PRUNE_USER, pruneSecret, "chitram-prune"],
+  ] as const) {
+    await run("docker", ["exec", "-i", name, "sh", "-c", `cat > /tmp/${policyName}.json`], {
+      input: JSON.stringify(POLICIES[policyName]),
+    });
+    await store.mc(["admin", "policy", "create", "s3", policyName, `/tmp/${policyName}.json`]);
+    await run(
+      "docker",
+      ["exec", "-i", "-e", mcHost, name, "sh", "-c", 'mc admin user add s3 "$0" "$(cat)"', user],
+      {
+        input: secret,
+      },
+    );
+    await store.mc(["admin", "policy", "attach", "s3", policyName, "--user", user]);
+  }
   return store;
 }
 

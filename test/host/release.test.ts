@@ -194,11 +194,8 @@ describe("real host: releases without downtime", () => {
       });
       assert.equal(b.code, 0, b.stderr);
     }
-    for (const tag of tags) {
-      const probe = await release(tag);
-      assert.equal(probe.error, undefined, String(probe.error));
-      assertNoFailures(probe);
-    }
+    // (0 failed requests during a release is the tests' above; these are about the images)
+    for (const tag of tags) assert.equal((await release(tag)).error, undefined, tag);
     const exists = async (image: string) =>
       (await d.droplet.exec(`docker image inspect ${image} >/dev/null 2>&1`)).code === 0;
     for (const gone of [...tags.slice(0, 3), V2, NO_HEALTH, CRASHING])
@@ -220,8 +217,12 @@ describe("real host: releases without downtime", () => {
     (await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -q minio`)).stdout.trim();
 
   it("a credential rotation whose release fails is undone: PostgreSQL and MinIO back on the live version's credentials, and it serves", async () => {
-    await buildAppVariants(d.droplet); // the never-healthy image again (pruned above)
     const was = await live();
+    // the never-healthy image again (pruned above), on the live image
+    const b = await d.droplet.exec(`DOCKER_BUILDKIT=0 docker build -q -t ${NO_HEALTH} -`, {
+      input: `FROM ${was.image}\nCMD ["python3", "-m", "http.server", "8000"]\n`,
+    });
+    assert.equal(b.code, 0, b.stderr);
     const liveSecret = await envOf(was.name, "MINIO_SECRET_KEY");
     replaceRealValue(d.stack, "random:index/randomPassword:RandomPassword", "app-postgres-password");
     replaceRealValue(d.stack, "random:index/randomPassword:RandomPassword", "app-minio-secret");
