@@ -23,7 +23,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { config, sshPrivateKey, backupHeartbeatUrl, offsiteKeys, registryCredential } = loadConfig();
+  const { host, provisioning: provisioningConfig, site, release, backup } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -37,96 +37,64 @@ export function createStack(): StackOutputs {
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // admin key) or the SSH host from config.
   const target =
-    config.target === "digitalocean"
+    host.target === "digitalocean"
       ? dropletTarget(
-          new DropletHost("chitram", {
-            region: config.region,
-            size: config.size,
-            image: config.image,
-            publicKey: adminKey.publicKeyOpenssh,
-            sshAllowedCidrs: config.sshAllowedCidrs,
-            dataVolumeSizeGb: config.dataVolumeSizeGb,
-            protect: config.protectData,
-            dns: config.dns,
-            environment: config.stack === "prod" ? "Production" : "Staging",
-          }),
+          new DropletHost("chitram", { ...host.droplet, publicKey: adminKey.publicKeyOpenssh }),
           adminKey.privateKeyOpenssh,
         )
-      : existingTarget(config.existingHost!, sshPrivateKey!);
+      : existingTarget(host.existing);
 
   // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
   const offsite =
-    config.offsite?.kind === "spaces"
-      ? new BackupBucket("backups", {
-          region: config.region,
-          retentionDays: config.backupRetentionDays,
-          protect: config.protectData,
-        }).offsite
-      : config.offsite?.kind === "existing"
-        ? offsiteTarget(config.offsite, offsiteKeys!)
-        : undefined;
+    backup.offsite?.kind === "spaces"
+      ? new BackupBucket("backups", backup.offsite).offsite
+      : backup.offsite && offsiteTarget(backup.offsite);
 
   const provisioning = new HostProvisioning("host", {
+    ...provisioningConfig,
     target,
-    deployUser: config.deployUser,
     adminPublicKey: adminKey.publicKeyOpenssh,
     adminPrivateKey: adminKey.privateKeyOpenssh,
     stackPublicKey: stackKey.publicKeyOpenssh,
     stackPrivateKey: stackKey.privateKeyOpenssh,
     deployPublicKey: deployKey.publicKeyOpenssh,
     deployPrivateKey: deployKey.privateKeyOpenssh,
-    closeRootLogin: config.closeRootLogin,
-    swapSizeMb: config.swapSizeMb,
-    restoreLoginOnDelete: config.target === "existing",
   });
 
   const app = new AppDeployment("app", {
-    connection: provisioning.deployConnection,
-    deployUser: config.deployUser,
+    connection: provisioning.stackConnection,
+    deployUser: provisioningConfig.deployUser,
     appDir: APP_DIR,
     ...dataDirs(target),
-    appImage: config.appImage,
-    registry:
-      config.registry?.kind === "password"
-        ? { server: config.registry.server, ...registryCredential! }
-        : config.registry && { server: config.registry.server, digitaloceanRegistry: config.registry.name },
-    appPort: config.appPort,
-    healthPath: config.healthPath,
-    releaseTimeoutSeconds: config.releaseTimeoutSeconds,
-    domain: config.domain,
-    acmeEmail: config.acmeEmail,
-    acmeCa: config.acmeCa,
-    acmeCaRoots: config.acmeCaRoots,
-    backupSchedule: config.backupSchedule,
-    backupRetentionDays: config.backupRetentionDays,
-    backupAlertAfterHours: config.backupAlertAfterHours,
+    release,
+    site,
+    backup: { ...backup, offsite },
     volumeAttachment: target.dataVolume?.attachment,
-    backupHeartbeatUrl,
-    offsite,
-    dependsOn: provisioning.ready,
+    dependsOn: provisioning.lastSteps,
   });
 
   // In domain mode the URLs are known before the droplet's IP (as `pulumi preview` shows them).
-  const urls = config.domain
-    ? pulumi.output(siteUrls(config, config.domain))
-    : target.publicIp.apply((ip) => siteUrls(config, ip));
-  // config.ts allows alert emails only with target digitalocean: uptime checks are DigitalOcean's.
-  if (config.alertEmails.length > 0) {
+  const urls = site.domain
+    ? pulumi.output(siteUrls(site, site.domain))
+    : target.publicIp.apply((ip) => siteUrls(site, ip));
+  // config/ allows alert emails only with target digitalocean: uptime checks are DigitalOcean's.
+  if (site.alertEmails.length > 0) {
     new UptimeMonitor("chitram-uptime", {
       url: urls.healthUrl,
-      type: config.domain ? "https" : "http",
-      alertEmails: config.alertEmails,
+      type: site.domain ? "https" : "http",
+      alertEmails: site.alertEmails,
       backupStatusUrl: urls.url.apply((u) => `${u}${BACKUP_STATUS_URL_PATH}`),
       dependsOn: [app.healthy],
     });
   }
+  const { deployUser } = provisioningConfig;
   const sshPort = target.port !== 22 ? ` -p ${target.port}` : "";
   return {
     publicIp: target.publicIp,
     url: urls.url,
     healthUrl: urls.healthUrl,
-    sshCommand: pulumi.interpolate`ssh${sshPort} ${config.deployUser}@${target.publicIp}`,
-    deployUser: config.deployUser,
+    sshCommand: pulumi.interpolate`ssh${sshPort} ${deployUser}@${target.publicIp}`,
+    deployUser,
     deployPrivateKey: pulumi.secret(deployKey.privateKeyOpenssh),
     deployPublicKey: deployKey.publicKeyOpenssh,
   };

@@ -1,7 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { bundleManifest } from "../templates/bundle";
+import { BundleArgs, bundleManifest, hostEnvArgs } from "../templates/bundle";
 import {
   BACKUP_SECRETS_PATH,
   CRON_PATH,
@@ -12,14 +12,14 @@ import {
 import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
 import {
   BACKUP_CRON_HOST_ENV,
-  hostEnvLines,
+  hostEnvSettings,
   OffsiteTarget,
   renderBackupCron,
   renderBackupSecrets,
 } from "../templates/hostConfig";
-import { encodeFiles } from "../templates/hostFiles";
+import { encodeFiles, sha256 } from "../templates/hostFiles";
 import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
-import { Connection, keyedHash, remoteStep, RemoteStepOptions, sha256 } from "./remoteStep";
+import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "./remoteStep";
 
 /** The waits inside the release step (templates/steps/composeUp.sh), in seconds. */
 export const RELEASE_WAITS = {
@@ -52,60 +52,73 @@ export type AppRegistry =
   | { server: string; username: pulumi.Input<string>; password: pulumi.Input<string> }
   | { server: string; digitaloceanRegistry: string };
 
+/** The release settings (config/release.ts). */
+export interface AppRelease {
+  /** The app's container image, rendered into compose.yaml. */
+  appImage: string;
+  /** Where the app image is pulled from after a login; undefined = a public image, no login. */
+  registry?: AppRegistry;
+  /** Port the app listens on inside the compose network. */
+  appPort: number;
+  /** Seconds a new app container has to pass its health check before it is rolled back. */
+  releaseTimeoutSeconds: number;
+}
+
+/** The site settings (config/site.ts); a domain means automatic HTTPS, none IP mode. */
+export interface AppSite {
+  domain?: string;
+  acmeEmail?: string;
+  /** ACME directory URL Caddy uses; undefined = Caddy's default issuers, Let's Encrypt first. */
+  acmeCa?: string;
+  /** PEM roots the health check trusts besides the host's store; undefined = none. */
+  acmeCaRoots?: string;
+  healthPath: string;
+}
+
+/** The backup settings (config/backup.ts), with the off-box target resolved. */
+export interface AppBackup {
+  /** Five-field cron expression. */
+  schedule: string;
+  retentionDays: number;
+  /** Hours without a successful backup after which its status file goes, and the backup check with it. */
+  alertAfterHours: number;
+  /** Pinged after each backup (secret: its path is a token); undefined = none. */
+  heartbeatUrl?: pulumi.Input<string>;
+  /** Where each backup is also copied (the keys are secret); undefined = no off-box copies. */
+  offsite?: pulumi.Input<OffsiteTarget>;
+}
+
 export interface AppDeploymentArgs {
-  /** How steps connect: as the deploy user with the deploy key. Default: none (required). */
+  /** How steps connect: as the deploy user with the stack key. */
   connection: pulumi.Input<Connection>;
-  /** The deploy user, owner of the app directory. Plain: rendered into scripts. Default: none (required). */
+  /** The deploy user, owner of the app directory; rendered into scripts. */
   deployUser: string;
-  /** The app directory on the host (hostContract.ts). Plain: rendered into files. Default: none (required). */
+  /** The app directory on the host (hostContract.ts). */
   appDir: string;
-  /** Directory for all persistent data. Plain: rendered into files. Default: none (required). */
+  /** Directory for all persistent data. */
   dataDir: string;
   /**
    * The other directory the data may have lived in (the droplet's disk or the volume): the app is
-   * not started on an empty dataDir while this one holds a database. Plain. Default: none (required).
+   * not started on an empty dataDir while this one holds a database.
    */
   otherDataDir: string;
-  /** The app's container image. Plain: rendered into compose.yaml. Default: none (required). */
-  appImage: string;
-  /** Where the app image is pulled from after a login. Plain but the password. Default: undefined (a public image, no login). */
-  registry?: AppRegistry;
-  /** Port the app listens on inside the compose network. Plain. Default: none (required). */
-  appPort: number;
-  /** The app's health path. Plain. Default: none (required). */
-  healthPath: string;
-  /** Seconds a new app container has to pass its health check before it is rolled back. Plain. Default: none (required). */
-  releaseTimeoutSeconds: number;
-  /** Domain for automatic HTTPS; undefined = IP mode. Plain. Default: undefined. */
-  domain?: string;
-  /** ACME account email. Plain. Default: undefined. */
-  acmeEmail?: string;
-  /** ACME directory URL Caddy uses. Plain. Default: undefined (Caddy's default issuers, Let's Encrypt first). */
-  acmeCa?: string;
-  /** PEM roots the health check trusts besides the host's store. Plain. Default: undefined (none). */
-  acmeCaRoots?: string;
-  /** Five-field cron expression of the backup. Plain. Default: none (required). */
-  backupSchedule: string;
-  /** Days a backup is kept. Plain. Default: none (required). */
-  backupRetentionDays: number;
-  /** Hours without a successful backup after which its status file goes (and the backup check with it). Plain. Default: 26. */
-  backupAlertAfterHours?: number;
+  release: AppRelease;
+  site: AppSite;
+  backup: AppBackup;
   /**
-   * The data volume's attachment, when DATA_DIR is a block volume: before it is deleted the app is
-   * stopped and the volume unmounted. Default: undefined (no volume).
+   * The data volume's attachment, when dataDir is a block volume: before it is deleted the app is
+   * stopped and the volume unmounted. Undefined = no volume.
    */
   volumeAttachment?: pulumi.CustomResource;
-  /** Heartbeat URL pinged after each backup (secret: its path is a token). Default: undefined (none). */
-  backupHeartbeatUrl?: pulumi.Input<string>;
-  /** Where each backup is also copied (the keys are secret). Default: undefined (no off-box copies). */
-  offsite?: pulumi.Input<OffsiteTarget>;
-  /** Provisioning steps that must have run first. Default: []. */
+  /** Provisioning steps that must have run first. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
  * The app on a provisioned host: generated secrets, the env file, the bundle (compose file,
- * Caddyfile, scripts), `docker compose up --wait`, a health check through Caddy, the backup cron.
+ * Caddyfile, scripts), the release (services brought up to date, the new app version started
+ * next to the live one and switched to once healthy), a health check through Caddy, the backup
+ * cron.
  */
 export class AppDeployment extends pulumi.ComponentResource {
   /** The env file's content (secret). */
@@ -117,7 +130,7 @@ export class AppDeployment extends pulumi.ComponentResource {
 
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
-    const { appDir, dataDir } = args;
+    const { appDir, dataDir, release, site, backup } = args;
     const plainSecret = (suffix: string, length: number) =>
       new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
 
@@ -143,9 +156,15 @@ export class AppDeployment extends pulumi.ComponentResource {
       }));
     this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
 
-    const manifest = bundleManifest(args);
-    const bundle = encodeFiles(manifest);
-    const hostEnv = manifest.find((f) => f.path === `${appDir}/host.env`)!.content;
+    const bundleArgs: BundleArgs = {
+      appDir,
+      dataDir,
+      backupRetentionDays: backup.retentionDays,
+      appImage: release.appImage,
+      appPort: release.appPort,
+      ...site,
+    };
+    const bundle = encodeFiles(bundleManifest(bundleArgs));
     const envBundle = pulumi.secret(
       envArgs.apply((env) => {
         const services = renderServiceEnvFiles(env);
@@ -184,7 +203,7 @@ export class AppDeployment extends pulumi.ComponentResource {
     // rotated credential or a new server replaces the step (remoteStep): the old login is logged
     // out first, then the new one logged in.
     let registryLogin: pulumi.Resource | undefined;
-    const registry = args.registry;
+    const registry = release.registry;
     if (registry !== undefined) {
       const credential =
         "password" in registry
@@ -232,36 +251,36 @@ export class AppDeployment extends pulumi.ComponentResource {
         APP_DIR: appDir,
         WAIT_SECONDS: RELEASE_WAITS.servicesSeconds,
         LOG_LINES: 40,
-        APP_IMAGE: args.appImage,
-        APP_PORT: args.appPort,
-        HEALTH_PATH: args.healthPath,
-        RELEASE_TIMEOUT: args.releaseTimeoutSeconds,
+        APP_IMAGE: release.appImage,
+        APP_PORT: release.appPort,
+        HEALTH_PATH: site.healthPath,
+        RELEASE_TIMEOUT: release.releaseTimeoutSeconds,
         DRAIN_SECONDS: RELEASE_WAITS.drainSeconds,
       },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files, ...afterLogin],
-      timeout: releaseStepLimit(args.releaseTimeoutSeconds),
+      timeout: releaseStepLimit(release.releaseTimeoutSeconds),
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
     this.healthy = step(`${name}-health`, {
       script: "healthCheck",
-      params: { APP_DIR: appDir, RETRIES: args.domain ? 90 : 30, INTERVAL: 4 },
+      params: { APP_DIR: appDir, RETRIES: site.domain ? 90 : 30, INTERVAL: 4 },
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [composeUp],
     });
     // The cron entry and the backup's secrets file (root only) travel together; the step is
     // silenced when the secrets file holds anything.
-    const backupFiles = pulumi.all([args.backupHeartbeatUrl, args.offsite]).apply(([heartbeatUrl, offsite]) =>
+    const backupFiles = pulumi.all([backup.heartbeatUrl, backup.offsite]).apply(([heartbeatUrl, offsite]) =>
       encodeFiles([
         {
           path: CRON_PATH,
           mode: "0644",
           content: renderBackupCron({
-            schedule: args.backupSchedule,
+            schedule: backup.schedule,
             appDir,
-            alertAfterHours: args.backupAlertAfterHours ?? 26,
+            alertAfterHours: backup.alertAfterHours,
           }),
         },
         { path: BACKUP_SECRETS_PATH, mode: "0600", content: renderBackupSecrets({ heartbeatUrl, offsite }) },
@@ -272,8 +291,8 @@ export class AppDeployment extends pulumi.ComponentResource {
       params: { APP_DIR: appDir },
       stdin: backupFiles,
       // It also reads paths from host.env (pushed by the files step): their lines re-run it.
-      triggers: [sha256(hostEnvLines(hostEnv, BACKUP_CRON_HOST_ENV))],
-      secret: args.backupHeartbeatUrl !== undefined || args.offsite !== undefined,
+      triggers: [sha256(hostEnvSettings(hostEnvArgs(bundleArgs), BACKUP_CRON_HOST_ENV))],
+      secret: backup.heartbeatUrl !== undefined || backup.offsite !== undefined,
       sudo: true,
       dependsOn: [files],
     });

@@ -1,16 +1,16 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { OffsiteTarget } from "../templates/hostConfig";
-import { doStackName } from "./dropletHost";
+import { doStackName } from "./doNames";
 
 export interface BackupBucketArgs {
-  /** Spaces region of the bucket (e.g. nyc3). Default: none (required). */
+  /** Spaces region of the bucket (e.g. nyc3). */
   region: pulumi.Input<string>;
-  /** Days a backup is kept; an overwritten or deleted copy's version is kept longer. Default: none (required). */
+  /** Days a backup is kept; an overwritten or deleted copy's version is kept longer. */
   retentionDays: number;
   /** Days after the retention a deleted or overwritten copy's version is still kept. Default: 30. */
   versionGraceDays?: number;
-  /** Protect the bucket from deletion. Plain: a resource option. Default: none (required). */
+  /** Protect the bucket from deletion. Plain: a resource option. */
   protect: boolean;
 }
 
@@ -66,7 +66,7 @@ export class BackupBucket extends pulumi.ComponentResource {
     this.endpoint = pulumi.interpolate`https://${bucket.region}.digitaloceanspaces.com`;
     this.accessKey = pulumi.secret(key.accessKey);
     this.secretKey = pulumi.secret(key.secretKey);
-    this.offsite = offsiteTarget(this, this);
+    this.offsite = offsiteTarget(this);
     this.registerOutputs({
       bucket: this.bucket,
       endpoint: this.endpoint,
@@ -77,11 +77,13 @@ export class BackupBucket extends pulumi.ComponentResource {
 }
 
 /** Where backups are copied off the host: an S3 endpoint and bucket, and the (secret) keys for it. */
-export function offsiteTarget(
-  store: { endpoint: pulumi.Input<string>; bucket: pulumi.Input<string> },
-  keys: { accessKey: pulumi.Input<string>; secretKey: pulumi.Input<string> },
-): pulumi.Output<OffsiteTarget> {
+export function offsiteTarget(store: {
+  endpoint: pulumi.Input<string>;
+  bucket: pulumi.Input<string>;
+  accessKey: pulumi.Input<string>;
+  secretKey: pulumi.Input<string>;
+}): pulumi.Output<OffsiteTarget> {
   return pulumi
-    .all([store.endpoint, store.bucket, keys.accessKey, keys.secretKey])
+    .all([store.endpoint, store.bucket, store.accessKey, store.secretKey])
     .apply(([endpoint, bucket, accessKey, secretKey]) => ({ endpoint, bucket, accessKey, secretKey }));
 }

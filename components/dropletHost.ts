@@ -1,60 +1,37 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "crypto";
 import { CLOUD_CONFIG } from "../templates/cloudConfig";
-
-/**
- * The stack's name as it appears in DigitalOcean names and tags. Pulumi allows `_`, `.` and capitals
- * in stack names; DigitalOcean's volume names allow only lowercase letters, digits and `-` (64 at
- * most, so 51 for the stack in `chitram-<stack>-data`), tags no `.`. A name that already fits is
- * used as it is, so no existing resource is renamed; any other is lowercased, every other
- * character becomes `-`, and a short hash of the real name is appended, so two stacks never share
- * a name ("Team_A" and "team-a" differ).
- */
-export function doStackName(stack: string): string {
-  if (/^[a-z0-9]([a-z0-9-]{0,49}[a-z0-9])?$/.test(stack)) return stack;
-  const plain = stack
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .slice(0, 32)
-    .replace(/^-+|-+$/g, "");
-  const hash = createHash("sha256").update(stack).digest("hex").slice(0, 6);
-  return plain === "" ? hash : `${plain}-${hash}`;
-}
+import { doStackName } from "./doNames";
 
 export interface DropletHostArgs {
-  /** Region slug of the droplet, volume and project resources. Default: none (required). */
+  /** Region slug of the droplet, volume and project resources. */
   region: pulumi.Input<string>;
-  /** Droplet size slug. Default: none (required). */
+  /** Droplet size slug. */
   size: pulumi.Input<string>;
-  /** Droplet image slug. Default: none (required). */
+  /** Droplet image slug. */
   image: pulumi.Input<string>;
-  /** OpenSSH public key that root accepts on first boot (the stack's admin key, never rotated). Default: none (required). */
+  /** OpenSSH public key that root accepts on first boot (the stack's admin key, never rotated). */
   publicKey: pulumi.Input<string>;
-  /** CIDRs allowed to reach port 22. Default: none (required). */
+  /** CIDRs allowed to reach port 22. */
   sshAllowedCidrs: pulumi.Input<pulumi.Input<string>[]>;
-  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. Default: none (required). */
+  /** Size of a block volume for all app data; 0 = no volume. Plain: it decides which resources exist. */
   dataVolumeSizeGb: number;
-  /** Protect the droplet and the data volume from deletion and replacement. Plain: a resource option. Default: none (required). */
+  /** Protect the droplet and the data volume from deletion and replacement. Plain: a resource option. */
   protect: boolean;
   /** Zone and record name of the domain's A record; undefined = no record. Plain: it decides which resources exist. Default: undefined. */
   dns?: { zone: string; recordName: string };
-  /** DigitalOcean project environment label. Default: none (required). */
+  /** DigitalOcean project environment label. */
   environment: pulumi.Input<string>;
 }
 
 /**
- * A DigitalOcean droplet for the stack, with what a production host needs around it: the stack's
- * own SSH key, a cloud firewall, an optional data volume, the domain's A record and a DigitalOcean
+ * A DigitalOcean droplet for the stack, with what a production host needs around it: the admin
+ * key as a DigitalOcean SSH key (root's login on first boot), a cloud firewall, an optional data volume, the domain's A record and a DigitalOcean
  * project that groups them. The uptime check is not here: it must wait for the app (UptimeMonitor).
  */
 export class DropletHost extends pulumi.ComponentResource {
   /** Public IPv4 address of the droplet. */
   public readonly ipv4Address: pulumi.Output<string>;
-  /** The droplet's id. */
-  public readonly dropletId: pulumi.Output<string>;
-  /** Name of the data volume, or undefined without one. */
-  public readonly volumeName?: string;
   /** The data volume: its size and the attachment the host steps wait for; undefined without one. */
   public readonly volume?: { name: string; sizeGb: number; attachment: digitalocean.VolumeAttachment };
 
@@ -98,11 +75,11 @@ export class DropletHost extends pulumi.ComponentResource {
 
     let volume: digitalocean.Volume | undefined;
     if (args.dataVolumeSizeGb > 0) {
-      this.volumeName = `${name}-${stack}-data`;
+      const volumeName = `${name}-${stack}-data`;
       volume = new digitalocean.Volume(
         `${name}-data`,
         {
-          name: this.volumeName,
+          name: volumeName,
           region: args.region,
           size: args.dataVolumeSizeGb,
           initialFilesystemType: "ext4",
@@ -117,7 +94,7 @@ export class DropletHost extends pulumi.ComponentResource {
         // A volume attaches to one droplet at a time: the old attachment must go first.
         { parent: this, deleteBeforeReplace: true },
       );
-      this.volume = { name: this.volumeName, sizeGb: args.dataVolumeSizeGb, attachment };
+      this.volume = { name: volumeName, sizeGb: args.dataVolumeSizeGb, attachment };
     }
 
     const anywhere = ["0.0.0.0/0", "::/0"];
@@ -161,11 +138,6 @@ export class DropletHost extends pulumi.ComponentResource {
     );
 
     this.ipv4Address = droplet.ipv4Address;
-    this.dropletId = droplet.id;
-    this.registerOutputs({
-      ipv4Address: this.ipv4Address,
-      dropletId: this.dropletId,
-      volumeName: this.volumeName,
-    });
+    this.registerOutputs({ ipv4Address: this.ipv4Address });
   }
 }

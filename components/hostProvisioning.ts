@@ -32,25 +32,25 @@ export const DIAL_ERROR_LIMIT = 10;
 export const PER_DIAL_TIMEOUT_S = 30;
 
 export interface HostProvisioningArgs {
-  /** The host and how the first connection logs in (components/hostTarget.ts). Default: none (required). */
+  /** The host and how the first connection logs in (components/hostTarget.ts). */
   target: HostTarget;
-  /** The deploy user. Plain: it is rendered into the scripts. Default: none (required). */
+  /** The deploy user. Plain: it is rendered into the scripts. */
   deployUser: string;
-  /** OpenSSH public half of the admin key, which installs the deploy user's keys; never rotated. Default: none (required). */
+  /** OpenSSH public half of the admin key, which installs the deploy user's keys; never rotated. */
   adminPublicKey: pulumi.Input<string>;
-  /** Private half of the admin key. Default: none (required). */
+  /** Private half of the admin key. */
   adminPrivateKey: pulumi.Input<string>;
-  /** OpenSSH public half of the stack key, which the stack's own steps log in with. Default: none (required). */
+  /** OpenSSH public half of the stack key, which the stack's own steps log in with. */
   stackPublicKey: pulumi.Input<string>;
-  /** Private half of the stack key. Default: none (required). */
+  /** Private half of the stack key. */
   stackPrivateKey: pulumi.Input<string>;
-  /** OpenSSH public half of the deploy key, which CI/CD logs in with. Default: none (required). */
+  /** OpenSSH public half of the deploy key, which CI/CD logs in with. */
   deployPublicKey: pulumi.Input<string>;
-  /** Private half of the deploy key (no passphrase). Default: none (required). */
+  /** Private half of the deploy key (no passphrase). */
   deployPrivateKey: pulumi.Input<string>;
-  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. Default: none (required). */
+  /** Forbid root SSH logins once the deploy user is proven. Plain: rendered into sshd config. */
   closeRootLogin: boolean;
-  /** Swap file size in MB; 0 = none. Plain: rendered into the script. Default: none (required). */
+  /** Swap file size in MB; 0 = none. Plain: rendered into the script. */
   swapSizeMb: number;
   /**
    * On delete (`pulumi destroy`), give the host back its own sshd settings and take the stack's
@@ -61,33 +61,22 @@ export interface HostProvisioningArgs {
 }
 
 /**
- * Turns a bare Debian-family host into one the app can be deployed to: waits until it is ready,
- * creates the deploy user with passwordless sudo and its keys, installs Docker, proves that user
- * works the way CI/CD will use it, then hardens sshd and adds swap.
+ * Turns a bare Debian-family host into one the app can be deployed to: the deploy user with
+ * passwordless sudo and its keys, Docker, a proof that the deploy key works as CI/CD will use it,
+ * sshd hardened, swap.
  *
- * Who each step connects as: only the two first-contact steps (`ready`, `bootstrap`) connect as
- * the bootstrap user, and their inputs hold nothing that is ever rotated (the bootstrap login and
- * the admin key's public half) and ignore later changes of their script, so no later `up` needs
- * root again once root login is closed. Every other step connects as the deploy user and uses
- * `sudo -n`, so any of them can re-run months later; the sudoers file those steps rely on is only
- * ever replaced after `visudo -cf` accepts the new one, so a bad template cannot lock the stack out.
- *
- * Keys: the deploy user accepts three keys. The admin key (never rotated) is used by one step
- * only, the one that installs the deploy user's keys; the stack's other steps log in with the
- * stack key; CI/CD logs in with the deploy key, and so does the access proof. Replacing the stack
- * key or the deploy key re-runs the key-installing step, which logs in with the admin key, and
- * every other step that logs in with the replaced key runs after it.
- *
- * Host keys: the first step records the host's key; every later step pins it (the provider's
- * `hostKey`). A configured key (target existing) is pinned by every step, the first two
- * included, which ignore later changes of it. Without one, the first two steps are trust on first
- * use: they carry no secret, and a pin of the recorded key there would re-run them as root.
+ * Only the first two steps (`ready`, `bootstrap`) log in as the bootstrap user (root or a sudo
+ * user), and they ignore later changes, so no later `up` needs root once root login is closed.
+ * Of the deploy user's three keys, the admin key (never rotated) logs in only the step that
+ * installs the keys, so the stack key and the deploy key can each be rotated with root login
+ * closed. The first step records the host key and every later one pins it; a configured key
+ * (target existing) is pinned by all of them.
  */
 export class HostProvisioning extends pulumi.ComponentResource {
-  /** How later steps connect: as the deploy user with the stack key, the host key pinned. */
-  public readonly deployConnection: pulumi.Output<Connection>;
-  /** The last provisioning steps; app steps depend on them. */
-  public readonly ready: command.remote.Command[];
+  /** How the stack's later steps connect: as the deploy user with the stack key, the host key pinned. */
+  public readonly stackConnection: pulumi.Output<Connection>;
+  /** The steps provisioning ends with; the app's steps wait for them. */
+  public readonly lastSteps: command.remote.Command[];
 
   constructor(name: string, args: HostProvisioningArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:host:HostProvisioning", name, {}, opts);
@@ -120,7 +109,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       ignoreChanges: firstContact,
     });
     const hostKey = target.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
-    const asDeployUser = (privateKey: pulumi.Input<string>) =>
+    const deployUserConnection = (privateKey: pulumi.Input<string>) =>
       pulumi.output({
         host: target.host,
         port: target.port,
@@ -130,7 +119,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
         dialErrorLimit: DIAL_ERROR_LIMIT,
         perDialTimeout: PER_DIAL_TIMEOUT_S,
       });
-    this.deployConnection = asDeployUser(args.stackPrivateKey);
+    this.stackConnection = deployUserConnection(args.stackPrivateKey);
 
     const deployUserFiles = (keys: pulumi.Input<string>[]) =>
       pulumi.all(keys).apply((publicKeys) =>
@@ -149,8 +138,9 @@ export class HostProvisioning extends pulumi.ComponentResource {
       SUDOERS_PATH: `/etc/sudoers.d/${user}`,
     };
 
-    // The admin key only: the key-installing step below logs in with it.
-    const bootstrap = asBootstrap(`${name}-bootstrap`, {
+    // The deploy user with the admin key only, as the bootstrap user: the key-installing step below
+    // logs in with that key. (Both run deployUser.sh: user, keys and sudoers in one script.)
+    const adminKeyInstall = asBootstrap(`${name}-bootstrap`, {
       script: "deployUser",
       params: deployUserParams,
       stdin: deployUserFiles([args.adminPublicKey]),
@@ -159,36 +149,36 @@ export class HostProvisioning extends pulumi.ComponentResource {
     });
     // Installs all three keys and the sudoers file whenever they change, logged in with the admin
     // key, which no rotation changes. Every step that logs in with another key runs after it.
-    const deployUser = remoteStep(`${name}-deploy-user`, {
+    const keysInstall = remoteStep(`${name}-deploy-user`, {
       parent: this,
-      connection: asDeployUser(args.adminPrivateKey),
+      connection: deployUserConnection(args.adminPrivateKey),
       script: "deployUser",
       params: deployUserParams,
       stdin: deployUserFiles([args.adminPublicKey, args.stackPublicKey, args.deployPublicKey]),
       sudo: true,
-      dependsOn: [bootstrap],
+      dependsOn: [adminKeyInstall],
       ...(args.restoreLoginOnDelete ? { onDelete: "deployKeysRemove", onChange: "update" } : {}),
     });
 
-    const asDeploy = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
-      remoteStep(stepName, { ...o, parent: this, connection: this.deployConnection });
+    const stackStep = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
+      remoteStep(stepName, { ...o, parent: this, connection: this.stackConnection });
 
-    const docker = asDeploy(`${name}-docker`, {
+    const docker = stackStep(`${name}-docker`, {
       script: "docker",
       params: { DEPLOY_USER: user },
       sudo: true,
-      dependsOn: [deployUser],
+      dependsOn: [keysInstall],
       timeout: "20m",
     });
     // Logs in with the deploy key itself: the way CI/CD will.
     const accessProof = remoteStep(`${name}-access-proof`, {
       parent: this,
-      connection: asDeployUser(args.deployPrivateKey),
+      connection: deployUserConnection(args.deployPrivateKey),
       script: "accessProof",
       sudo: false,
       dependsOn: [docker],
     });
-    const harden = asDeploy(`${name}-harden`, {
+    const harden = stackStep(`${name}-harden`, {
       script: "harden",
       params: { SSHD_DROPIN_PATH },
       stdin: encodeFiles([
@@ -202,7 +192,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       dependsOn: [accessProof],
       ...(args.restoreLoginOnDelete ? { onDelete: "sshdRestore", onChange: "update" } : {}),
     });
-    const swap = asDeploy(`${name}-swap`, {
+    const swap = stackStep(`${name}-swap`, {
       script: "swap",
       params: { SWAP_MB: args.swapSizeMb, SWAP_FILE },
       sudo: true,
@@ -211,7 +201,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
     const last: command.remote.Command[] = [harden, swap];
     if (target.dataVolume !== undefined) {
       last.push(
-        asDeploy(`${name}-data-volume`, {
+        stackStep(`${name}-data-volume`, {
           script: "dataVolume",
           params: {
             DATA_DIR: target.dataVolume.mountPoint,
@@ -231,8 +221,8 @@ export class HostProvisioning extends pulumi.ComponentResource {
         }),
       );
     }
-    this.ready = last;
+    this.lastSteps = last;
 
-    this.registerOutputs({ deployConnection: this.deployConnection });
+    this.registerOutputs({});
   }
 }

@@ -38,16 +38,19 @@ export function dropletTarget(droplet: DropletHost, rootPrivateKey: pulumi.Input
 }
 
 /** An SSH host from config (`target: existing`): its address, port, user, key and host key. */
-export function existingTarget(
-  existing: { host: string; port: number; user: string; hostKey?: string },
-  privateKey: pulumi.Input<string>,
-): HostTarget {
+export function existingTarget(existing: {
+  host: string;
+  port: number;
+  user: string;
+  hostKey?: string;
+  privateKey: pulumi.Input<string>;
+}): HostTarget {
   return {
     publicIp: pulumi.output(existing.host),
     host: existing.host,
     port: existing.port,
     bootstrapUser: existing.user,
-    bootstrapPrivateKey: privateKey,
+    bootstrapPrivateKey: existing.privateKey,
     hostKey: existing.hostKey,
   };
 }

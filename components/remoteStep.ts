@@ -2,14 +2,11 @@
 // when what it installs changes.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { createHash, createHmac } from "crypto";
+import { createHmac } from "crypto";
+import { sha256 } from "../templates/hostFiles";
 import { renderStepScript, StepParams, StepScript, stepCommand } from "../templates/steps";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
-
-export function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
 
 /**
  * A trigger value for content that holds secrets: HMAC-SHA256 under a key the stack generated

@@ -1,13 +1,13 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { doStackName } from "./dropletHost";
+import { doStackName } from "./doNames";
 
 export interface UptimeMonitorArgs {
-  /** The public URL checked, e.g. https://chitram.example.com/health. Default: none (required). */
+  /** The public URL checked, e.g. https://chitram.example.com/health. */
   url: pulumi.Input<string>;
-  /** "https" in domain mode, "http" in IP mode. Default: none (required). */
+  /** "https" in domain mode, "http" in IP mode. */
   type: pulumi.Input<string>;
-  /** Who is emailed when the URL is down. Default: none (required). */
+  /** Who is emailed when the URL is down. */
   alertEmails: pulumi.Input<pulumi.Input<string>[]>;
   /**
    * The URL that answers 200 while backups succeed (Caddy serves the backup status file); a

@@ -41,9 +41,20 @@ export function scriptFiles(appDir: string): HostFile[] {
     }));
 }
 
+/** host.env's settings for a bundle. */
+export function hostEnvArgs(args: BundleArgs): HostEnvArgs {
+  return {
+    appDir: args.appDir,
+    dataDir: args.dataDir,
+    backupRetentionDays: args.backupRetentionDays,
+    // The host checks itself through its own Caddy.
+    healthUrl: siteUrls(args, "127.0.0.1").healthUrl,
+    healthHost: args.domain ?? "",
+    healthCaRoots: args.acmeCaRoots === undefined ? "" : `${args.appDir}/${ACME_CA_ROOTS_FILE}`,
+  };
+}
+
 export function bundleManifest(args: BundleArgs): HostFile[] {
-  // The host checks itself through its own Caddy.
-  const { healthUrl } = siteUrls(args, "127.0.0.1");
   return [
     {
       path: `${args.appDir}/compose.yaml`,
@@ -67,14 +78,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
     {
       path: `${args.appDir}/host.env`,
       mode: "0644",
-      content: renderHostEnv({
-        appDir: args.appDir,
-        dataDir: args.dataDir,
-        backupRetentionDays: args.backupRetentionDays,
-        healthUrl,
-        healthHost: args.domain ?? "",
-        healthCaRoots: args.acmeCaRoots === undefined ? "" : `${args.appDir}/${ACME_CA_ROOTS_FILE}`,
-      }),
+      content: renderHostEnv(hostEnvArgs(args)),
     },
     ...(args.acmeCaRoots === undefined
       ? []

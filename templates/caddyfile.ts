@@ -1,7 +1,7 @@
 // The Caddyfile, right for the address users open: an IP address gets plain HTTP on :80 (Caddy
 // cannot get a certificate for it, and redirecting sends browsers to https://localhost: retro #8);
 // a domain gets automatic HTTPS and HSTS.
-import { acmeDirectory, isBareDomain } from "../checks";
+import { acmeDirectory, isBareDomain } from "../config/checks";
 import { APP_UPSTREAM_FILE, BACKUP_STATUS_FILE, BACKUP_STATUS_URL_PATH } from "../hostContract";
 
 export interface CaddyfileArgs {

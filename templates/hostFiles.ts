@@ -12,6 +12,7 @@
 // checks all of it before it moves a single file into place.
 import { createHash } from "crypto";
 import * as fs from "fs";
+import { PLAIN_PATH } from "../config/checks";
 
 export interface HostFile {
   /** Absolute path on the host. */
@@ -31,16 +32,16 @@ export function readRepoText(file: string): string {
   return fs.readFileSync(file, "utf8").replace(/\r\n/g, "\n");
 }
 
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-
-/** Absolute, plain characters only, no empty, `.` or `..` component (the host checks the same). */
-const plainPath = /^(\/(?!\.\.?(\/|$))[A-Za-z0-9._-]+)+$/;
+/** Hex SHA-256 of a text's UTF-8 bytes. */
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
 
 export function encodeFiles(files: HostFile[]): string {
   if (files.length === 0) throw new Error("a file bundle needs at least one file");
   const body = files
     .map((f) => {
-      if (!plainPath.test(f.path))
+      if (!PLAIN_PATH.test(f.path))
         throw new Error(`host file path "${f.path}" must be absolute and plain, without . or .. parts`);
       if (!/^0[0-7]{3}$/.test(f.mode)) throw new Error(`host file ${f.path}: bad mode "${f.mode}"`);
       if (!f.content.endsWith("\n")) throw new Error(`host file ${f.path} must end with a newline`);
@@ -64,7 +65,7 @@ export function decodeFiles(bundle: string): HostFile[] {
   while (i < lines.length - 1) {
     const header = lines[i++];
     const m = /^#chitram-file (0[0-7]{3}) (\d+) ([0-9a-f]{64}) (\/\S+)$/.exec(header);
-    if (!m || !plainPath.test(m[4])) throw new Error(`bad bundle header: ${header}`);
+    if (!m || !PLAIN_PATH.test(m[4])) throw new Error(`bad bundle header: ${header}`);
     const count = Number(m[2]);
     if (i + count > lines.length - 1) throw new Error(`bundle ended inside ${m[4]}`);
     const content = lines

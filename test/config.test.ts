@@ -9,25 +9,76 @@ import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { cronProblem, isExampleImage, isExampleName, isPassphraseProtected } from "../checks";
+import { cronProblem, isExampleImage, isExampleName, isPassphraseProtected } from "../config/checks";
 import {
   ConfigError,
   declaredConfig,
   deployProblems,
   DROPLET_REGIONS,
   KeyState,
-  parseConfig,
+  parseConfig as parseSections,
   RawConfig,
+  StackConfig,
   withDefaults,
 } from "../config";
 import { runProgram } from "../harness/mockProgram";
 import { STAGING } from "./support";
 
+/**
+ * A parsed config as one flat record of the keys' values, secrets left out (they are Outputs;
+ * "config: secrets stay secret" reads them): the assertions below name values, not sections.
+ */
+function flat(c: StackConfig) {
+  const droplet = c.host.target === "digitalocean" ? c.host.droplet : undefined;
+  const existing = c.host.target === "existing" ? c.host.existing : undefined;
+  const { registry } = c.release;
+  const offsite = c.backup.offsite;
+  return {
+    target: c.host.target,
+    region: droplet?.region,
+    size: droplet?.size,
+    image: droplet?.image,
+    sshAllowedCidrs: droplet?.sshAllowedCidrs ?? [],
+    dataVolumeSizeGb: droplet?.dataVolumeSizeGb,
+    dns: droplet?.dns,
+    existingHost: existing && {
+      host: existing.host,
+      port: existing.port,
+      user: existing.user,
+      hostKey: existing.hostKey,
+    },
+    ...c.provisioning,
+    ...c.site,
+    appImage: c.release.appImage,
+    appPort: c.release.appPort,
+    releaseTimeoutSeconds: c.release.releaseTimeoutSeconds,
+    registry:
+      registry &&
+      ("digitaloceanRegistry" in registry
+        ? { server: registry.server, kind: "digitalocean", name: registry.digitaloceanRegistry }
+        : { server: registry.server, kind: "password" }),
+    backupSchedule: c.backup.schedule,
+    backupRetentionDays: c.backup.retentionDays,
+    backupHeartbeat: c.backup.heartbeatUrl !== undefined,
+    offsite:
+      offsite &&
+      (offsite.kind === "spaces"
+        ? { kind: offsite.kind }
+        : { kind: offsite.kind, endpoint: offsite.endpoint, bucket: offsite.bucket }),
+  };
+}
+
+const parseConfig = (...args: Parameters<typeof parseSections>) => flat(parseSections(...args));
+
 const valid: RawConfig = { appImage: "ghcr.io/example/chitram:1.0.0" };
 const existing: RawConfig = { ...valid, target: "existing", host: "192.0.2.7", manageDns: "false" };
 
+function sections(overrides: RawConfig, key: KeyState = "unset", keyText?: string) {
+  return parseSections(withDefaults({ ...valid, ...overrides }), "test", key, keyText);
+}
+
 function parse(overrides: RawConfig, key: KeyState = "unset", keyText?: string) {
-  return parseConfig(withDefaults({ ...valid, ...overrides }), "test", key, keyText);
+  return flat(sections(overrides, key, keyText));
 }
 
 function rejects(
@@ -84,9 +135,13 @@ describe("config: defaults", () => {
 
   it("every key the checker reads is declared in Pulumi.yaml (an undeclared key would be unset under the CLI)", () => {
     const declared = new Set(Object.keys(declaredConfig()));
-    const source = fs.readFileSync(path.join(__dirname, "..", "config.ts"), "utf8");
+    const dir = path.join(__dirname, "..", "config");
+    const source = fs
+      .readdirSync(dir)
+      .map((f) => fs.readFileSync(path.join(dir, f), "utf8"))
+      .join("\n");
     const read = new Set(
-      [...source.matchAll(/\b(?:str|bool|int|oneOf|list)(?:<\w+>)?\(\s*"(\w+)"/g)].map((m) => m[1]),
+      [...source.matchAll(/\b(?:str|bool|int|oneOf|list|secret)(?:<\w+>)?\(\s*"(\w+)"/g)].map((m) => m[1]),
     );
     assert.ok(read.size > 15, "found the keys the checker reads");
     for (const key of read) assert.ok(declared.has(key), `${key} is read but not declared`);
@@ -152,7 +207,7 @@ describe("config: what only a real deploy needs (deployProblems)", () => {
   });
 
   it("the example stack files' placeholders are each refused by key on a DigitalOcean stack, with what to put there", () => {
-    const prod = deployProblems(parseConfig(withDefaults(raw("prod")), "prod", "unset"), spaces);
+    const prod = deployProblems(parseSections(withDefaults(raw("prod")), "prod", "unset"), spaces);
     const keyed = (key: string) => prod.filter((p) => p.startsWith(`chitram:${key}: `));
     assert.match(
       keyed("appImage")[0],
@@ -168,7 +223,7 @@ describe("config: what only a real deploy needs (deployProblems)", () => {
       /"ops@example\.com" is a placeholder.*--path 'chitram:alertEmails\[0\]'/,
     );
     assert.equal(prod.length, 4, prod.join("\n"));
-    const staging = deployProblems(parseConfig(withDefaults(raw("staging")), "staging", "unset"), spaces);
+    const staging = deployProblems(parseSections(withDefaults(raw("staging")), "staging", "unset"), spaces);
     assert.deepEqual(
       staging.map((p) => p.split(":")[1]),
       ["appImage"],
@@ -181,18 +236,18 @@ describe("config: what only a real deploy needs (deployProblems)", () => {
       alertEmails: '["ops@chitram.app"]',
     };
     assert.deepEqual(
-      deployProblems(parseConfig(withDefaults({ ...raw("prod"), ...real }), "prod", "unset"), spaces),
+      deployProblems(parseSections(withDefaults({ ...raw("prod"), ...real }), "prod", "unset"), spaces),
       [],
     );
     // target existing creates nothing in the cloud: its own checks only
     assert.deepEqual(
-      deployProblems(parse({ ...existing, appImage: "ghcr.io/example/chitram:1" }, "secret"), spaces),
+      deployProblems(sections({ ...existing, appImage: "ghcr.io/example/chitram:1" }, "secret"), spaces),
       [],
     );
   });
 
   it("offsiteBackups on DigitalOcean without a Spaces key in the environment names both variables", () => {
-    const config = parse({ offsiteBackups: "true", appImage: "ghcr.io/acme/chitram:1" });
+    const config = sections({ offsiteBackups: "true", appImage: "ghcr.io/acme/chitram:1" });
     const [problem, ...rest] = deployProblems(config, { spacesKeys: false });
     assert.deepEqual(rest, []);
     assert.match(
@@ -279,7 +334,7 @@ describe("config: one rule per key", () => {
     rejects(
       { size: "s-2vcpu-3gb" },
       "size",
-      /table of 2026-12 in dropletSizes\.ts\); a size DigitalOcean added since can be added to chitram:extraSizes/,
+      /table of 2026-12 in config\/dropletSizes\.ts\); a size DigitalOcean added since can be added to chitram:extraSizes/,
     );
   });
   it("extraSizes: a size the table does not have yet, still at least 2 GB when its name gives its memory", () => {
@@ -709,6 +764,69 @@ describe("config: unknown keys and how errors reach the CLI", () => {
         return true;
       },
     );
+  });
+});
+
+describe("config: secrets travel in their sections, as secrets", () => {
+  /** An Output's value and whether it is secret. */
+  async function reveal(o: pulumi.Output<string> | undefined): Promise<[string, boolean]> {
+    assert.ok(o !== undefined, "no Output");
+    const value = await new Promise<string>((resolve) => o.apply((v) => (resolve(v), v)));
+    return [value, await pulumi.isSecret(o)];
+  }
+  const ssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+
+  it("the SSH key, the off-box keys, the heartbeat URL and the registry credential", async () => {
+    const c = sections(
+      {
+        ...existing,
+        offsiteBackups: "true",
+        offsiteEndpoint: "https://fra1.digitaloceanspaces.com",
+        offsiteBucket: "chitram-bk",
+        offsiteAccessKey: "DO00EXAMPLEKEY",
+        offsiteSecretKey: "s3cr3t/key+value=",
+        backupHeartbeatUrl: "https://hc-ping.com/abc",
+        registryServer: "ghcr.io",
+        registryUsername: "example-bot",
+        registryPassword: "registry-password",
+      },
+      "secret",
+      ssh,
+    );
+    assert.ok(c.host.target === "existing");
+    assert.deepEqual(await reveal(c.host.existing.privateKey), [ssh, true]);
+    assert.ok(c.backup.offsite?.kind === "existing");
+    assert.deepEqual(await reveal(c.backup.offsite.accessKey), ["DO00EXAMPLEKEY", true]);
+    assert.deepEqual(await reveal(c.backup.offsite.secretKey), ["s3cr3t/key+value=", true]);
+    assert.deepEqual(await reveal(c.backup.heartbeatUrl), ["https://hc-ping.com/abc", true]);
+    const registry = c.release.registry;
+    assert.ok(registry !== undefined && "password" in registry);
+    assert.deepEqual(await reveal(registry.password), ["registry-password", true]);
+    assert.deepEqual(await reveal(registry.username), ["example-bot", true]);
+  });
+
+  it("a registry user name set in plain text stays plain; the password is a secret whatever", async () => {
+    const c = parseSections(
+      withDefaults({ ...valid, registryServer: "ghcr.io", registryUsername: "bot", registryPassword: "pw" }),
+      "test",
+      "unset",
+      undefined,
+      ["registryUsername"],
+    );
+    const registry = c.release.registry;
+    assert.ok(registry !== undefined && "password" in registry);
+    assert.deepEqual(await reveal(registry.username), ["bot", false]);
+    assert.deepEqual(await reveal(registry.password), ["pw", true]);
+  });
+
+  it("the off-box bucket the stack creates gets the droplet's region and protection", () => {
+    const c = sections({
+      offsiteBackups: "true",
+      region: "fra1",
+      protectData: "false",
+      backupRetentionDays: "9",
+    });
+    assert.deepEqual(c.backup.offsite, { kind: "spaces", region: "fra1", retentionDays: 9, protect: false });
   });
 });
 

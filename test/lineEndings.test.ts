@@ -47,7 +47,8 @@ describe("line ends", () => {
       copyWithCrlf(path.join(ROOT, dir), path.join(copy, dir));
     }
     // the templates import the value checks and the host contract from the root
-    for (const file of ["checks.ts", "hostContract.ts"])
+    fs.mkdirSync(path.join(copy, "config"));
+    for (const file of ["config/checks.ts", "hostContract.ts"])
       fs.writeFileSync(
         path.join(copy, file),
         fs.readFileSync(path.join(ROOT, file), "utf8").replace(/\n/g, "\r\n"),

@@ -1,8 +1,19 @@
-// Checks of single config values, with no Pulumi or provider import: config.ts uses them, and so
-// do the templates that must refuse a bad value themselves (a Caddyfile site address).
+// Checks of single config values, with no Pulumi or provider import: the config sections use
+// them, and so do the templates that must refuse a bad value themselves (a Caddyfile site address).
 import * as net from "net";
 
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A Linux user name as useradd takes it by default: a lowercase letter or _, then up to 31 of a-z 0-9 _ -. */
+export const LINUX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/**
+ * An absolute path of plain characters, which any shell, cron or systemd line can carry unquoted,
+ * without an empty, `.` or `..` component (the host's receive_files checks the same).
+ */
+export const PLAIN_PATH = /^(\/(?!\.\.?(\/|$))[A-Za-z0-9._-]+)+$/;
+
+export const EMAIL = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
 
 /** Memory in MB named by a droplet size slug (`s-2vcpu-2gb` → 2048), or undefined if it names none. */
 export function slugMemoryMb(slug: string): number | undefined {

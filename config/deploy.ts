@@ -1,0 +1,69 @@
+// What only a real deploy needs, beyond a valid config: checked before any resource exists.
+import { isExampleImage, isExampleName } from "./checks";
+import { fullKey as key } from "./keys";
+import type { StackConfig } from "./index";
+
+/** What the deploy's environment holds that config cannot say. */
+export interface DeployEnvironment {
+  /** The Spaces key the DigitalOcean provider creates buckets with (SPACES_ACCESS_KEY_ID/SPACES_SECRET_ACCESS_KEY, or the provider's spacesAccessId/spacesSecretKey). */
+  spacesKeys: boolean;
+}
+
+/**
+ * Set by the harness that runs the program under Pulumi's mocks (render, the program tests):
+ * nothing is created there, so deployProblems are printed as warnings instead of stopping it.
+ */
+export const UNDER_MOCKS_ENV = "CHITRAM_UNDER_MOCKS";
+
+/**
+ * On a stack that creates DigitalOcean resources, no placeholder of the example stack files (an
+ * `up` would create the droplet, the volume and the bucket, then fail on the DNS record or the
+ * image pull), and the Spaces key the provider needs for the backup bucket. Each problem names
+ * the key and what to put there.
+ */
+export function deployProblems(config: StackConfig, env: DeployEnvironment): string[] {
+  const problems: string[] = [];
+  if (config.host.target !== "digitalocean") return problems;
+  const { site, release, backup } = config;
+  const placeholder = (k: string, value: string, what: string) =>
+    problems.push(
+      `${key(k)}: ${JSON.stringify(value)} is a placeholder (a name reserved for examples); ${what}`,
+    );
+  if (isExampleImage(release.appImage)) {
+    placeholder(
+      "appImage",
+      release.appImage,
+      `set your app's image: pulumi config set ${key("appImage")} <registry>/<owner>/<name>:<tag> (README, "Your app image")`,
+    );
+  }
+  if (site.domain !== undefined && isExampleName(site.domain)) {
+    placeholder(
+      "domain",
+      site.domain,
+      `set the domain the app is served on, whose DNS zone is in your DigitalOcean account ` +
+        `(pulumi config set ${key("domain")} <domain>), or remove it for IP mode (pulumi config rm ${key("domain")})`,
+    );
+  }
+  if (site.acmeEmail !== undefined && isExampleName(site.acmeEmail)) {
+    placeholder(
+      "acmeEmail",
+      site.acmeEmail,
+      `set an address that reaches you about certificates (pulumi config set ${key("acmeEmail")} <email>), or remove it`,
+    );
+  }
+  for (const email of site.alertEmails.filter(isExampleName)) {
+    placeholder(
+      "alertEmails",
+      email,
+      `list addresses that reach you when the app is down: pulumi config set --path '${key("alertEmails")}[0]' <email>`,
+    );
+  }
+  if (backup.offsite?.kind === "spaces" && !env.spacesKeys) {
+    problems.push(
+      `${key("offsiteBackups")}: true creates a Spaces bucket, and the DigitalOcean provider needs a Spaces key for it: ` +
+        "export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY (DigitalOcean: API > Spaces Keys), " +
+        `or set offsiteBackups to false`,
+    );
+  }
+  return problems;
+}
