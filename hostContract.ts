@@ -1,5 +1,5 @@
 // What the host and everything that talks to it agree on: paths, file names, the compose project
-// and its service images. Components and templates render these onto the host, host.env hands
+// and its service images. Components and renderers put these onto the host, host.env hands
 // them to scripts/, and the tests and tools check the host against them. docs/HOST-LAYOUT.md
 // describes each.
 
@@ -15,7 +15,7 @@ export const ENV_FILE_NAME = ".env.production";
 export const SERVICE_ENV_FILES = { postgres: ".env.postgres", minio: ".env.minio" } as const;
 /**
  * The file in APP_DIR/caddy, beside the Caddyfile, that names the app container Caddy proxies to
- * (`to <container>:<port>`). The release step (templates/steps/composeUp.sh) writes it once a new
+ * (`to <container>:<port>`). The release step (host/steps/composeUp.sh) writes it once a new
  * container is healthy and reloads Caddy; a restarted Caddy reads it again, so it always proxies
  * to the live container.
  */

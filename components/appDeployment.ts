@@ -1,7 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { BundleArgs, bundleManifest, hostEnvArgs } from "../templates/bundle";
+import { BundleArgs, bundleManifest, hostEnvArgs } from "../render/bundle";
 import {
   BACKUP_SECRETS_PATH,
   CRON_PATH,
@@ -9,19 +9,19 @@ import {
   ENV_FILE_NAME,
   SERVICE_ENV_FILES,
 } from "../hostContract";
-import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
+import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../render/envFile";
 import {
   BACKUP_CRON_HOST_ENV,
   hostEnvSettings,
   OffsiteTarget,
   renderBackupCron,
   renderBackupSecrets,
-} from "../templates/hostConfig";
-import { encodeFiles, sha256 } from "../templates/hostFiles";
-import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
-import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "./remoteStep";
+} from "../render/hostConfig";
+import { encodeFiles, sha256 } from "../remote/transfer";
+import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
+import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "../remote/step";
 
-/** The waits inside the release step (templates/steps/composeUp.sh), in seconds. */
+/** The waits inside the release step (host/steps/composeUp.sh), in seconds. */
 export const RELEASE_WAITS = {
   /** Each `compose up --wait` of the services (it runs twice). */
   servicesSeconds: 300,
@@ -121,8 +121,6 @@ export interface AppDeploymentArgs {
  * cron.
  */
 export class AppDeployment extends pulumi.ComponentResource {
-  /** The env file's content (secret). */
-  public readonly envFile: pulumi.Output<string>;
   /** Keyed hash of everything the compose project is started from; changes re-run compose and health. */
   public readonly releaseHash: pulumi.Output<string>;
   /** The step that proved the app answers through Caddy; what watches the app waits for it. */
@@ -131,30 +129,7 @@ export class AppDeployment extends pulumi.ComponentResource {
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
     const { appDir, dataDir, release, site, backup } = args;
-    const plainSecret = (suffix: string, length: number) =>
-      new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent: this }).result;
-
-    // ONE value each for the MinIO user and secret: both keys of each pair are rendered from it.
-    // The user is the S3 access key, so a RandomPassword too: a RandomString's id IS its result,
-    // in plain text in the state whatever its outputs say.
-    const minioUser = new random.RandomPassword(
-      `${name}-minio-user`,
-      { length: 20, special: false, upper: false },
-      { parent: this },
-    ).result;
-    const minioSecret = plainSecret("minio-secret", 40);
-    const postgresPassword = plainSecret("postgres-password", 32);
-    const appSecretKey = plainSecret("app-secret-key", 50);
-
-    const envArgs: pulumi.Output<EnvFileArgs> = pulumi
-      .all([postgresPassword, minioUser, minioSecret, appSecretKey])
-      .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) => ({
-        postgresPassword,
-        minioUser,
-        minioSecret,
-        appSecretKey,
-      }));
-    this.envFile = pulumi.secret(envArgs.apply(renderEnvFile));
+    const envArgs = generatedSecrets(name, this);
 
     const bundleArgs: BundleArgs = {
       appDir,
@@ -165,18 +140,9 @@ export class AppDeployment extends pulumi.ComponentResource {
       ...site,
     };
     const bundle = encodeFiles(bundleManifest(bundleArgs));
-    const envBundle = pulumi.secret(
-      envArgs.apply((env) => {
-        const services = renderServiceEnvFiles(env);
-        return encodeFiles([
-          { path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content: renderEnvFile(env) },
-          { path: `${appDir}/${SERVICE_ENV_FILES.postgres}`, mode: "0600", content: services.postgres },
-          { path: `${appDir}/${SERVICE_ENV_FILES.minio}`, mode: "0600", content: services.minio },
-        ]);
-      }),
-    );
-    // Keyed: the env file is secret, and a trigger cannot be (remoteStep.ts, keyedHash).
-    const triggerKey = plainSecret("trigger-key", 64);
+    const envBundle = pulumi.secret(envArgs.apply((env) => envFiles(appDir, env)));
+    // Keyed: the env file is secret, and a trigger cannot be (remote/step.ts, keyedHash).
+    const triggerKey = randomSecret(name, "trigger-key", 64, this);
     this.releaseHash = keyedHash(
       triggerKey,
       envBundle.apply((env) => bundle + env),
@@ -205,18 +171,7 @@ export class AppDeployment extends pulumi.ComponentResource {
     let registryLogin: pulumi.Resource | undefined;
     const registry = release.registry;
     if (registry !== undefined) {
-      const credential =
-        "password" in registry
-          ? pulumi
-              .all([registry.username, registry.password])
-              .apply(([username, password]) =>
-                renderRegistryLogin({ server: registry.server, username, password }),
-              )
-          : new digitalocean.ContainerRegistryDockerCredentials(
-              `${name}-registry-credentials`,
-              { registryName: registry.digitaloceanRegistry, write: false },
-              { parent: this },
-            ).dockerCredentials;
+      const credential = registryCredential(name, registry, this);
       registryLogin = step(`${name}-registry-login`, {
         script: "registryLogin",
         onDelete: "registryLogout",
@@ -272,24 +227,10 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     // The cron entry and the backup's secrets file (root only) travel together; the step is
     // silenced when the secrets file holds anything.
-    const backupFiles = pulumi.all([backup.heartbeatUrl, backup.offsite]).apply(([heartbeatUrl, offsite]) =>
-      encodeFiles([
-        {
-          path: CRON_PATH,
-          mode: "0644",
-          content: renderBackupCron({
-            schedule: backup.schedule,
-            appDir,
-            alertAfterHours: backup.alertAfterHours,
-          }),
-        },
-        { path: BACKUP_SECRETS_PATH, mode: "0600", content: renderBackupSecrets({ heartbeatUrl, offsite }) },
-      ]),
-    );
     step(`${name}-backup-cron`, {
       script: "backupCron",
       params: { APP_DIR: appDir },
-      stdin: backupFiles,
+      stdin: backupFiles(appDir, backup),
       // It also reads paths from host.env (pushed by the files step): their lines re-run it.
       triggers: [sha256(hostEnvSettings(hostEnvArgs(bundleArgs), BACKUP_CRON_HOST_ENV))],
       secret: backup.heartbeatUrl !== undefined || backup.offsite !== undefined,
@@ -315,6 +256,84 @@ export class AppDeployment extends pulumi.ComponentResource {
       });
     }
 
-    this.registerOutputs({ envFile: this.envFile, releaseHash: this.releaseHash });
+    this.registerOutputs({ releaseHash: this.releaseHash });
   }
+}
+
+function randomSecret(
+  name: string,
+  suffix: string,
+  length: number,
+  parent: pulumi.Resource,
+): pulumi.Output<string> {
+  return new random.RandomPassword(`${name}-${suffix}`, { length, special: false }, { parent }).result;
+}
+
+/**
+ * The app's generated secrets: ONE value each for the MinIO user and secret, both keys of each
+ * pair rendered from it (retro #1). The user is the S3 access key, so a RandomPassword too: a
+ * RandomString's id IS its result, in plain text in the state whatever its outputs say.
+ */
+function generatedSecrets(name: string, parent: pulumi.Resource): pulumi.Output<EnvFileArgs> {
+  const minioUser = new random.RandomPassword(
+    `${name}-minio-user`,
+    { length: 20, special: false, upper: false },
+    { parent },
+  ).result;
+  const minioSecret = randomSecret(name, "minio-secret", 40, parent);
+  const postgresPassword = randomSecret(name, "postgres-password", 32, parent);
+  const appSecretKey = randomSecret(name, "app-secret-key", 50, parent);
+  return pulumi
+    .all([postgresPassword, minioUser, minioSecret, appSecretKey])
+    .apply(([postgresPassword, minioUser, minioSecret, appSecretKey]) => ({
+      postgresPassword,
+      minioUser,
+      minioSecret,
+      appSecretKey,
+    }));
+}
+
+/** The app's env file and PostgreSQL's and MinIO's own, as one bundle (all 0600). */
+function envFiles(appDir: string, env: EnvFileArgs): string {
+  const services = renderServiceEnvFiles(env);
+  return encodeFiles([
+    { path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content: renderEnvFile(env) },
+    { path: `${appDir}/${SERVICE_ENV_FILES.postgres}`, mode: "0600", content: services.postgres },
+    { path: `${appDir}/${SERVICE_ENV_FILES.minio}`, mode: "0600", content: services.minio },
+  ]);
+}
+
+/** What `docker login` is fed: the user's credential, or read-only DigitalOcean registry credentials. */
+function registryCredential(
+  name: string,
+  registry: AppRegistry,
+  parent: pulumi.Resource,
+): pulumi.Output<string> {
+  return "password" in registry
+    ? pulumi
+        .all([registry.username, registry.password])
+        .apply(([username, password]) => renderRegistryLogin({ server: registry.server, username, password }))
+    : new digitalocean.ContainerRegistryDockerCredentials(
+        `${name}-registry-credentials`,
+        { registryName: registry.digitaloceanRegistry, write: false },
+        { parent },
+      ).dockerCredentials;
+}
+
+/** The backup's cron entry and its secrets file (root only, 0600). */
+function backupFiles(appDir: string, backup: AppBackup): pulumi.Output<string> {
+  return pulumi.all([backup.heartbeatUrl, backup.offsite]).apply(([heartbeatUrl, offsite]) =>
+    encodeFiles([
+      {
+        path: CRON_PATH,
+        mode: "0644",
+        content: renderBackupCron({
+          schedule: backup.schedule,
+          appDir,
+          alertAfterHours: backup.alertAfterHours,
+        }),
+      },
+      { path: BACKUP_SECRETS_PATH, mode: "0600", content: renderBackupSecrets({ heartbeatUrl, offsite }) },
+    ]),
+  );
 }

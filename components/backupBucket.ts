@@ -1,6 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { OffsiteTarget } from "../templates/hostConfig";
+import { OffsiteTarget } from "../render/hostConfig";
 import { doStackName } from "./doNames";
 
 export interface BackupBucketArgs {

@@ -1,5 +1,5 @@
 // Names of the stack's DigitalOcean resources.
-import { sha256 } from "../templates/hostFiles";
+import { sha256 } from "../remote/transfer";
 
 /**
  * The stack's name as it appears in DigitalOcean names and tags. Pulumi allows `_`, `.` and capitals

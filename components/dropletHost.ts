@@ -1,6 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { CLOUD_CONFIG } from "../render/cloudConfig";
 import { doStackName } from "./doNames";
 
 export interface DropletHostArgs {

@@ -1,13 +1,13 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { DOCKER_MOUNT_DROPIN_PATH, SSHD_DROPIN_PATH, SWAP_FILE } from "../hostContract";
-import { renderDockerMountDropIn, renderSshdDropIn } from "../templates/hostConfig";
-import { encodeFiles } from "../templates/hostFiles";
-import { renderSudoers } from "../templates/sudoers";
+import { renderDockerMountDropIn, renderSshdDropIn } from "../render/hostConfig";
+import { encodeFiles } from "../remote/transfer";
+import { renderSudoers } from "../render/sudoers";
 import { HostTarget } from "./hostTarget";
-import { Connection, remoteStep, RemoteStepOptions } from "./remoteStep";
+import { Connection, remoteStep, RemoteStepOptions } from "../remote/step";
 
-/** The line the first step prints with the host's SSH host key (see templates/steps/ready.sh). */
+/** The line the first step prints with the host's SSH host key (see host/steps/ready.sh). */
 const HOST_KEY_LINE = /^chitram-host-key (\S+ \S+)$/m;
 
 /** The host key the first step recorded, from its stdout. */

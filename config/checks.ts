@@ -1,5 +1,5 @@
 // Checks of single config values, with no Pulumi or provider import: the config sections use
-// them, and so do the templates that must refuse a bad value themselves (a Caddyfile site address).
+// them, and so do the renderers that must refuse a bad value themselves (a Caddyfile site address).
 import * as net from "net";
 
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -75,5 +75,5 @@ export const DROPLET_SIZES: Readonly<Record<string, number>> = {
   ...storage,
 };
 
-/** The least memory the four services need together (templates/compose.ts limits, and the OS). */
+/** The least memory the four services need together (render/compose.ts limits, and the OS). */
 export const MIN_MEMORY_MB = 2048;

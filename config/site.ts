@@ -1,7 +1,7 @@
 // The site: where users reach the app (a domain with automatic HTTPS, or the host's IP address),
 // its health path, and who is told when it is down.
 import * as path from "path";
-import { readRepoText } from "../templates/hostFiles";
+import { readRepoText } from "../remote/transfer";
 import { acmeDirectory, EMAIL, isBareDomain, LETS_ENCRYPT_STAGING } from "./checks";
 import { ConfigReader } from "./read";
 
@@ -29,9 +29,9 @@ export interface SiteConfig {
 const healthPathPattern =
   /^\/(?:[A-Za-z0-9._~/:@+,=-]|%[0-9A-Fa-f]{2})*(?:\?(?:[A-Za-z0-9._~/:@+,=&-]|%[0-9A-Fa-f]{2})*)?$/;
 
-/** Let's Encrypt's staging roots, shipped with the stack (templates/ca/), without their comment lines. */
+/** Let's Encrypt's staging roots, shipped with the stack (host/ca/), without their comment lines. */
 export function letsEncryptStagingRoots(): string {
-  const pem = readRepoText(path.join(__dirname, "..", "templates", "ca", "letsencrypt-staging-roots.pem"));
+  const pem = readRepoText(path.join(__dirname, "..", "host", "ca", "letsencrypt-staging-roots.pem"));
   return `${pem
     .split("\n")
     .filter((l) => !l.startsWith("#"))

@@ -17,7 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { SERVICE_IMAGES } from "../hostContract";
-import type { HttpResult } from "./hostKit";
+import type { HttpResult } from "./probes";
 import { Droplet, OWNER_LABEL, run, SANDBOX_LABEL } from "./sandbox";
 
 const REPO_ROOT = path.resolve(__dirname, "..");

@@ -87,7 +87,7 @@ export interface RunOptions {
    */
   registered?: RecordedResource[];
   /**
-   * Run the checks only a real deploy makes (placeholders, cloud credentials: config.ts
+   * Run the checks only a real deploy makes (placeholders, cloud credentials: config/deploy.ts
    * deployProblems) as a real deploy does, stopping the program. Default false: under mocks they
    * are warnings, since nothing is created.
    */

@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { APP_UPSTREAM_FILE, BACKUP_STATUS_FILE, BACKUP_STATUS_URL_PATH } from "../hostContract";
-import { renderCaddyfile } from "../templates/caddyfile";
+import { renderCaddyfile } from "../render/caddyfile";
 
 const RETRO_CADDYFILE = `{$DOMAIN:localhost} {
     reverse_proxy app:8000

@@ -531,7 +531,7 @@ describe("config: one rule per key", () => {
   it("acmeCaRoot: a private ACME CA's roots in PEM, for its URL only; staging brings Let's Encrypt's staging roots", () => {
     const domain = { domain: "chitram.example.com" };
     const pem = fs.readFileSync(
-      path.join(__dirname, "..", "templates", "ca", "letsencrypt-staging-roots.pem"),
+      path.join(__dirname, "..", "host", "ca", "letsencrypt-staging-roots.pem"),
       "utf8",
     );
     const [first] = pem
@@ -567,7 +567,7 @@ describe("config: one rule per key", () => {
 
   it("the shipped staging roots are Let's Encrypt's, by their published sha256 fingerprints", () => {
     const pem = fs.readFileSync(
-      path.join(__dirname, "..", "templates", "ca", "letsencrypt-staging-roots.pem"),
+      path.join(__dirname, "..", "host", "ca", "letsencrypt-staging-roots.pem"),
       "utf8",
     );
     const fingerprints = pem

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-const SCRIPT = path.join(__dirname, "..", "scripts", "healthcheck.sh");
+const SCRIPT = path.join(__dirname, "..", "host", "scripts", "healthcheck.sh");
 
 /** Runs healthcheck.sh once (no retries) with a host.env whose HEALTH_URL is `url` (and more lines). */
 function healthcheck(url: string, more = ""): Promise<{ code: number; out: string }> {

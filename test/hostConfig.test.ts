@@ -10,8 +10,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { parseEnvFile } from "../templates/envFile";
-import { HostEnvArgs, renderBackupCron, renderHostEnv } from "../templates/hostConfig";
+import { parseEnvFile } from "../render/envFile";
+import { HostEnvArgs, renderBackupCron, renderHostEnv } from "../render/hostConfig";
 import { tool } from "./support";
 
 const NAMES = [
@@ -88,7 +88,7 @@ describe("host.env: every value quoted", () => {
     }
   });
 
-  it("a health path with a query string passes the host's health check (scripts/healthcheck.sh)", async () => {
+  it("a health path with a query string passes the host's health check (host/scripts/healthcheck.sh)", async () => {
     const seen: string[] = [];
     const server = http.createServer((req, res) => {
       seen.push(req.url ?? "");
@@ -109,7 +109,7 @@ describe("host.env: every value quoted", () => {
           healthHost: "",
         }),
       );
-      const script = path.join(__dirname, "..", "scripts", "healthcheck.sh");
+      const script = path.join(__dirname, "..", "host", "scripts", "healthcheck.sh");
       const r = await promisify(execFile)("bash", [script, "--retries", "1"], {
         env: { ...process.env, CHITRAM_HOST_ENV: hostEnv },
       });

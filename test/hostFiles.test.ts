@@ -8,11 +8,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { decodeFiles, encodeFiles, HostFile } from "../templates/hostFiles";
-import { renderStepScript } from "../templates/steps";
+import { decodeFiles, encodeFiles, HostFile } from "../remote/transfer";
+import { renderStepScript } from "../remote/script";
 import { tool } from "./support";
 
-const LIB = path.join(__dirname, "..", "templates", "steps", "lib.sh");
+const LIB = path.join(__dirname, "..", "host", "steps", "lib.sh");
 
 const awkward: HostFile[] = [
   {

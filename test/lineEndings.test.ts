@@ -6,18 +6,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { scriptFiles } from "../templates/bundle";
-import { encodeFiles } from "../templates/hostFiles";
-import { renderStepScript, StepScript } from "../templates/steps";
+import { scriptFiles } from "../render/bundle";
+import { encodeFiles } from "../remote/transfer";
+import { renderStepScript, STEP_SCRIPTS } from "../remote/script";
 
 const ROOT = path.join(__dirname, "..");
-const STEPS = fs
-  .readdirSync(path.join(ROOT, "templates", "steps"))
-  .filter((f) => f !== "lib.sh")
-  .map((f) => path.basename(f, ".sh") as StepScript);
+const STEPS = STEP_SCRIPTS;
 const PARAMS = { APP_DIR: "/opt/chitram", DEPLOY_USER: "chitram" };
 
-/** What the host receives: every rendered step script and the scripts/ bundle. */
+/** What the host receives: every rendered step script and the bundle of host/scripts/. */
 function rendered(): { steps: Record<string, string>; scripts: string } {
   return {
     steps: Object.fromEntries(STEPS.map((s) => [s, renderStepScript(s, PARAMS)])),
@@ -40,27 +37,27 @@ function copyWithCrlf(from: string, to: string): void {
 }
 
 describe("line ends", () => {
-  it("a CRLF copy of templates/ and scripts/ renders byte-identical LF step scripts and bundle", () => {
+  it("a CRLF copy of host/, render/ and remote/ renders byte-identical LF step scripts and bundle", () => {
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-crlf-"));
-    for (const dir of ["templates", "scripts"]) {
+    for (const dir of ["host", "render", "remote"]) {
       fs.mkdirSync(path.join(copy, dir));
       copyWithCrlf(path.join(ROOT, dir), path.join(copy, dir));
     }
-    // the templates import the value checks and the host contract from the root
+    // the renderers import the value checks and the host contract
     fs.mkdirSync(path.join(copy, "config"));
     for (const file of ["config/checks.ts", "hostContract.ts"])
       fs.writeFileSync(
         path.join(copy, file),
         fs.readFileSync(path.join(ROOT, file), "utf8").replace(/\n/g, "\r\n"),
       );
-    assert.match(fs.readFileSync(path.join(copy, "templates", "steps", "lib.sh"), "utf8"), /\r\n/);
+    assert.match(fs.readFileSync(path.join(copy, "host", "steps", "lib.sh"), "utf8"), /\r\n/);
     fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"));
     fs.writeFileSync(
       path.join(copy, "probe.ts"),
       [
-        'import { scriptFiles } from "./templates/bundle";',
-        'import { encodeFiles } from "./templates/hostFiles";',
-        'import { renderStepScript, StepScript } from "./templates/steps";',
+        'import { scriptFiles } from "./render/bundle";',
+        'import { encodeFiles } from "./remote/transfer";',
+        'import { renderStepScript, StepScript } from "./remote/script";',
         `const steps = ${JSON.stringify(STEPS)} as StepScript[];`,
         `const params = ${JSON.stringify(PARAMS)};`,
         "process.stdout.write(JSON.stringify({",

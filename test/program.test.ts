@@ -6,12 +6,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { decodeFiles } from "../templates/hostFiles";
-import { BACKUP_CRON_HOST_ENV } from "../templates/hostConfig";
-import { renderRegistryLogin } from "../templates/registryLogin";
-import { sha256 } from "../templates/hostFiles";
-import { parseEnvFile } from "../templates/envFile";
-import { CLOUD_CONFIG } from "../templates/cloudConfig";
+import { decodeFiles } from "../remote/transfer";
+import { BACKUP_CRON_HOST_ENV } from "../render/hostConfig";
+import { renderRegistryLogin } from "../render/registryLogin";
+import { sha256 } from "../remote/transfer";
+import { parseEnvFile } from "../render/envFile";
+import { CLOUD_CONFIG } from "../render/cloudConfig";
 import { FIRST_CONTACT_DIAL_ERROR_LIMIT } from "../components/hostProvisioning";
 import {
   MOCK_DROPLET_ID,
@@ -584,12 +584,12 @@ describe("program: the files the host receives", async () => {
 
   it("retro #6: the pushed files are exactly the manifest, with every file under scripts/ executable", () => {
     const pushed = decodeFiles(step(real, "app-files").stdin!);
-    const scriptsDir = path.join(__dirname, "..", "scripts");
+    const scriptsDir = path.join(__dirname, "..", "host", "scripts");
     const onDisk = fs.readdirSync(scriptsDir).sort();
     assert.ok(onDisk.length >= 3, "backup, restore and health check scripts exist");
     for (const f of onDisk) {
       const file = pushed.find((p) => p.path === `/opt/chitram/scripts/${f}`);
-      assert.ok(file, `scripts/${f} is not pushed`);
+      assert.ok(file, `host/scripts/${f} is not pushed`);
       assert.equal(file.mode, "0755");
       assert.equal(file.content, fs.readFileSync(path.join(scriptsDir, f), "utf8"));
     }

@@ -1,4 +1,4 @@
-// The registry login and logout scripts (templates/steps/registryLogin.sh, registryLogout.sh) run
+// The registry login and logout scripts (host/steps/registryLogin.sh, registryLogout.sh) run
 // by bash here, against a stand-in `docker` that records how it was called: no part of the
 // credential is ever an argument (Docker checks it from a scratch config); the entry received is
 // then merged into the deploy user's config.json (0600) next to what was there; a refused login,
@@ -10,8 +10,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeEach, describe, it } from "node:test";
-import { dockerAuthKey, renderRegistryLogin } from "../templates/registryLogin";
-import { renderStepScript } from "../templates/steps";
+import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
+import { renderStepScript } from "../remote/script";
 
 const DOCR = "registry.digitalocean.com";
 const TOKEN = "dop_v1_0123456789abcdef0123456789abcdef";

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Server, utils } from "ssh2";
 import type { Connection, ParsedKey, Session } from "ssh2";
-import { stepCommand } from "../templates/steps";
+import { stepCommand } from "../remote/script";
 import { orderSteps, replay, StepError } from "../harness/replay";
 import type { Step, StepConnection } from "../harness/replay";
 import { ed25519KeyPair } from "../harness/keys";
@@ -362,7 +362,7 @@ describe("host key pinning (the provider's connection.hostKey)", { timeout: 60_0
 });
 
 describe(
-  "step time limits (templates/steps.ts stepCommand, run by a local bash here)",
+  "step time limits (remote/script.ts stepCommand, run by a local bash here)",
   { timeout: 60_000 },
   () => {
     let srv: TestServer;

@@ -7,11 +7,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { parseEnvFile } from "../templates/envFile";
-import { renderStepScript, StepScript } from "../templates/steps";
-import { decodeFiles } from "../templates/hostFiles";
+import { parseEnvFile } from "../render/envFile";
+import { renderStepScript, StepScript } from "../remote/script";
+import { decodeFiles } from "../remote/transfer";
 import { APP_DIR } from "../hostContract";
-import { BACKUP_CRON_HOST_ENV } from "../templates/hostConfig";
+import { BACKUP_CRON_HOST_ENV } from "../render/hostConfig";
 import { EXISTING, runStack, STAGING, tool } from "./support";
 
 /**
@@ -29,7 +29,7 @@ function scriptOf(command: string): string {
 
 // The helpers every step gets. Their one parameter, DEPLOY_USER, is read only by the deploy-user
 // helpers, which only the steps given DEPLOY_USER call; what they set (RECEIVED) is set for all.
-const LIB = fs.readFileSync(path.join(__dirname, "..", "templates", "steps", "lib.sh"), "utf8");
+const LIB = fs.readFileSync(path.join(__dirname, "..", "host", "steps", "lib.sh"), "utf8");
 
 /** The parameters rendered at the top of a step script, and its own body (without lib.sh). */
 function split(script: string): { params: string[]; body: string } {

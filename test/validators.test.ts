@@ -7,13 +7,13 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { spawnSync } from "node:child_process";
 import * as YAML from "yaml";
-import { renderCaddyfile } from "../templates/caddyfile";
-import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../templates/compose";
-import { renderEnvFile, renderServiceEnvFiles } from "../templates/envFile";
-import { renderBackupCron, renderDockerMountDropIn, renderSshdDropIn } from "../templates/hostConfig";
-import { renderStepScript, StepScript } from "../templates/steps";
-import { renderSudoers } from "../templates/sudoers";
+import { renderCaddyfile } from "../render/caddyfile";
+import { CLOUD_CONFIG } from "../render/cloudConfig";
+import { composeObject, MEMORY_LIMITS_MB, renderCompose } from "../render/compose";
+import { renderEnvFile, renderServiceEnvFiles } from "../render/envFile";
+import { renderBackupCron, renderDockerMountDropIn, renderSshdDropIn } from "../render/hostConfig";
+import { renderStepScript, STEP_SCRIPTS, stepFiles, STEPS_DIR } from "../remote/script";
+import { renderSudoers } from "../render/sudoers";
 import { EXISTING, PROD, runStack, STAGING, tool } from "./support";
 import {
   APP_UPSTREAM_FILE,
@@ -47,7 +47,7 @@ function caddyJson(caddyfile: string): {
 describe("validators: Caddyfile (caddy validate)", () => {
   const ip = renderCaddyfile({});
   const domain = renderCaddyfile({ domain: "chitram.example.com", acmeEmail: "ops@example.com" });
-  // What the release step writes beside the Caddyfile (templates/steps/composeUp.sh).
+  // What the release step writes beside the Caddyfile (host/steps/composeUp.sh).
   write(APP_UPSTREAM_FILE, "to chitram-app-3:8000\n");
 
   it("both modes pass caddy validate", () => {
@@ -241,24 +241,35 @@ describe("validators: shellcheck on every script the host runs", async () => {
   });
 
   it("every step script template renders and passes shellcheck, including ones a stack may not use", () => {
-    const all = fs
-      .readdirSync(path.join(__dirname, "..", "templates", "steps"))
-      .filter((f) => f !== "lib.sh");
-    for (const f of all) {
-      const r = tool(
-        "shellcheck",
-        ["-s", "bash", "-"],
-        renderStepScript(f.replace(/\.sh$/, "") as StepScript, {}),
-      );
-      assert.equal(r.code, 0, `${f}:\n${r.out}`);
+    for (const step of STEP_SCRIPTS) {
+      const r = tool("shellcheck", ["-s", "bash", "-"], renderStepScript(step, {}));
+      assert.equal(r.code, 0, `${step}:\n${r.out}`);
     }
   });
 
+  it("every file of host/steps/ is lib.sh or part of a step's script", () => {
+    const files = fs
+      .readdirSync(STEPS_DIR, { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".sh"))
+      .sort();
+    const used = new Set(["lib.sh", ...STEP_SCRIPTS.flatMap(stepFiles)]);
+    assert.deepEqual(
+      files.filter((f) => !used.has(f)),
+      [],
+      "scripts no step renders",
+    );
+    assert.deepEqual(
+      [...used].filter((f) => !files.includes(f)),
+      [],
+      "parts that do not exist",
+    );
+  });
+
   it("every script in scripts/ is shellcheck-clean", () => {
-    const dir = path.join(__dirname, "..", "scripts");
+    const dir = path.join(__dirname, "..", "host", "scripts");
     for (const f of fs.readdirSync(dir)) {
       const r = tool("shellcheck", [path.join(dir, f)]);
-      assert.equal(r.code, 0, `scripts/${f}:\n${r.out}`);
+      assert.equal(r.code, 0, `host/scripts/${f}:\n${r.out}`);
     }
   });
 

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { engineHost } from "../harness/engineHost";
-import { waitHealthy } from "../harness/hostKit";
+import { waitHealthy } from "../harness/probes";
 import { run } from "../harness/sandbox";
 
 const ROOT = path.resolve(__dirname, "..");

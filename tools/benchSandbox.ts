@@ -4,7 +4,7 @@
 // env change, a broken image and a rollback are applied, the seconds from the start of the release
 // step to the new version serving, steady-state memory of the containers, and a disaster-recovery
 // drill (the host lost, a new one deployed and restored from the off-box copy).
-import { decodeFiles, encodeFiles } from "../templates/hostFiles";
+import { decodeFiles, encodeFiles } from "../remote/transfer";
 import { ProgramStep } from "../harness/steps";
 import { apply } from "../harness/engine";
 import { StepError } from "../harness/replay";
@@ -13,15 +13,14 @@ import {
   buildAppVariants,
   Deployment,
   newDeployment,
-  probeDuring,
   restep,
-  waitHealthy,
   withAppEnv,
-} from "../harness/hostKit";
+} from "../harness/deployment";
+import { probeDuring, waitHealthy } from "../harness/probes";
 import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
-import { backupUnderCronEnv } from "../test/host/backupDrill";
-import { rebuildFromOffsite, startOffsiteStore } from "../test/host/offsiteKit";
+import { backupUnderCronEnv } from "../harness/backupDrill";
+import { rebuildFromOffsite, startOffsiteStore } from "../harness/offsiteStore";
 
 // A step's whole stderr: its error message keeps only the tail, where a broken app's request log
 // can push out the release step's own line.
@@ -77,7 +76,7 @@ async function main(): Promise<void> {
 
     await buildAppVariants(d.droplet);
     // Each release: the whole apply under a 10 Hz probe (at least 100 requests), and the release
-    // step's own report of when the new container took over (templates/steps/composeUp.sh).
+    // step's own report of when the new container took over (host/steps/composeUp.sh).
     const release = async (what: string, steps: ProgramStep[], force?: string) => {
       let stepOutput = "";
       t = Date.now();

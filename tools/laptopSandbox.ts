@@ -30,7 +30,7 @@ import {
   startDroplet,
 } from "../harness/sandbox";
 import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
-import { shellQuote } from "../templates/steps";
+import { shellQuote } from "../remote/script";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = "sandbox";

@@ -6,8 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError } from "../config";
-import { CLOUD_CONFIG } from "../templates/cloudConfig";
-import { decodeFiles } from "../templates/hostFiles";
+import { CLOUD_CONFIG } from "../render/cloudConfig";
+import { decodeFiles } from "../remote/transfer";
 import { readStackFile, runProgram, SECRET_MASK, stackFile } from "../harness/mockProgram";
 import { collectSteps, describeStep } from "../harness/steps";
 

@@ -1,5 +1,5 @@
 // Bad config through the real CLI: `pulumi preview` and `pulumi up` exit non-zero with the
-// message of config.ts alone (each key named, no stack trace, no secret echoed), and nothing is
+// message of config/ alone (each key named, no stack trace, no secret echoed), and nothing is
 // created: the state holds no resource. No host is needed: nothing gets that far.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

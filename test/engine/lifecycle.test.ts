@@ -6,14 +6,15 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildAppVariants, APP_VARIANTS, get, liveApp, sshExec, waitHealthy } from "../../harness/hostKit";
+import { buildAppVariants, APP_VARIANTS } from "../../harness/deployment";
+import { get, liveApp, sshExec, waitHealthy } from "../../harness/probes";
 import { EngineHost, engineHost } from "../../harness/engineHost";
 import { PreviewJson, stateResources, StateExport, urnName } from "../../harness/pulumiCli";
 import { ed25519KeyPair } from "../../harness/keys";
 import { removeAllSandboxes } from "../../harness/sandbox";
 import { runStack } from "../../harness/steps";
-import { decodeFiles } from "../../templates/hostFiles";
-import { parseEnvFile } from "../../templates/envFile";
+import { decodeFiles } from "../../remote/transfer";
+import { parseEnvFile } from "../../render/envFile";
 import {
   APP_DIR,
   BACKUP_SECRETS_PATH,

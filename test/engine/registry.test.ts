@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { EngineHost, engineHost } from "../../harness/engineHost";
-import { liveApp } from "../../harness/hostKit";
+import { liveApp } from "../../harness/probes";
 import { AuthRegistry, startAuthRegistry } from "../../harness/registry";
 import { Droplet, ExecResult, removeAllSandboxes } from "../../harness/sandbox";
 import { SANDBOX_APP_IMAGE } from "../../hostContract";

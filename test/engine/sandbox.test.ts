@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { get, sshExec } from "../../harness/hostKit";
+import { get, sshExec } from "../../harness/probes";
 import { ExecResult, run } from "../../harness/sandbox";
 
 const ROOT = path.join(__dirname, "..", "..");

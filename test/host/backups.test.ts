@@ -1,4 +1,4 @@
-// Backups you can bet on, on a real host with an off-box store (test/host/offsiteKit.ts): an empty
+// Backups you can bet on, on a real host with an off-box store (harness/offsiteStore.ts): an empty
 // host's backups never push out the last good sets, here or off the box; retention deletes every
 // expired file in one run; root on the host cannot erase the off-box history; a backup that would
 // not fit fails before it writes anything; the pair is taken with MinIO paused and a tar that
@@ -7,18 +7,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { backupUnderCronEnv, HostExec } from "./backupDrill";
-import { listRows, OFFSITE_BUCKET, OffsiteStore, startOffsiteStore } from "./offsiteKit";
+import { backupUnderCronEnv, HostExec } from "../../harness/backupDrill";
+import { listRows, OFFSITE_BUCKET, OffsiteStore, startOffsiteStore } from "../../harness/offsiteStore";
 import { apply } from "../../harness/engine";
-import {
-  Deployment,
-  get,
-  newDeployment,
-  recordingServer,
-  request,
-  waitHealthy,
-  networkGateway,
-} from "../../harness/hostKit";
+import { Deployment, newDeployment } from "../../harness/deployment";
+import { get, recordingServer, request, waitHealthy, networkGateway } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { BACKUP_KEEP_GOOD, BACKUP_STATUS_URL_PATH } from "../../hostContract";
 
@@ -210,10 +203,12 @@ describe("real host: backups that never lose the last good copy", () => {
 
   it("the pair is taken with MinIO paused, and a tar that reports a changed file fails the run", async () => {
     // A tar in front of the real one (backup.sh puts /usr/local/bin first on PATH) that records
-    // whether MinIO was paused, and with FAKE_CHANGED set exits 1 as GNU tar does for a changed file.
+    // whether MinIO was paused and keeps it paused 12 s (longer than its health probes' 10 s
+    // interval, as a large archive does), and with /tmp/fake-changed exits 1 as GNU tar does for
+    // a changed file.
     const wrapper = [
       "#!/bin/sh",
-      'case " $* " in *" -czf "*) docker inspect -f "{{.State.Paused}}" "$(docker ps -qf name=chitram-minio)" > /tmp/minio-paused-during-tar;;',
+      'case " $* " in *" -czf "*) docker inspect -f "{{.State.Paused}}" "$(docker ps -qf name=chitram-minio)" > /tmp/minio-paused-during-tar; sleep 12;;',
       "esac",
       '/bin/tar "$@" || exit $?',
       'if [ -e /tmp/fake-changed ]; then case " $* " in *" -czf "*) echo "tar: ./x: file changed as we read it" >&2; exit 1;; esac; fi',
@@ -223,11 +218,20 @@ describe("real host: backups that never lose the last good copy", () => {
       const ok = await backupUnderCronEnv(exec);
       assert.equal(ok.code, 0, ok.stdout + ok.stderr);
       assert.equal((await must(exec, "cat /tmp/minio-paused-during-tar")).trim(), "true");
+      // Running and healthy again when the run ends: Docker calls it unhealthy from the pause
+      // until its next probe, and a release right after the backup would fail on that.
       assert.equal(
         (
-          await must(exec, "docker inspect -f '{{.State.Paused}}' $(docker ps -qf name=chitram-minio)")
+          await must(
+            exec,
+            "docker inspect -f '{{.State.Paused}} {{.State.Health.Status}}' $(docker ps -qf name=chitram-minio)",
+          )
         ).trim(),
-        "false",
+        "false healthy",
+      );
+      assert.match(
+        ok.stdout,
+        /MinIO was paused for \d+ s while the dump and the archive were taken, and healthy again \d+ s later/,
       );
       const before = await local();
       await must(exec, "touch /tmp/fake-changed");

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { apply, toReplayStep, withOutputs } from "../../harness/engine";
-import { Deployment, newDeployment, sshExec, waitHealthy } from "../../harness/hostKit";
+import { Deployment, newDeployment } from "../../harness/deployment";
+import { sshExec, waitHealthy } from "../../harness/probes";
 import { replay, StepError } from "../../harness/replay";
 import { runStack } from "../../harness/steps";
 import { ProgramStep } from "../../harness/steps";

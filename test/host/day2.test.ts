@@ -2,19 +2,13 @@
 // a changed swap size. Each test names the defect it shows fixed.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { decodeFiles } from "../../templates/hostFiles";
-import { parseEnvFile } from "../../templates/envFile";
+import { decodeFiles } from "../../remote/transfer";
+import { parseEnvFile } from "../../render/envFile";
 import { replaceRealValue } from "../../harness/mockProgram";
 import { ProgramStep } from "../../harness/steps";
 import { apply } from "../../harness/engine";
-import {
-  Deployment,
-  newDeployment,
-  restep,
-  sshExec,
-  waitHealthy,
-  withMismatchedMinioKeys,
-} from "../../harness/hostKit";
+import { Deployment, newDeployment, restep, withMismatchedMinioKeys } from "../../harness/deployment";
+import { sshExec, waitHealthy } from "../../harness/probes";
 import { StepError } from "../../harness/replay";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { SWAP_FILE } from "../../hostContract";

@@ -15,7 +15,7 @@ import {
   trustInDropletCaddy,
 } from "../../harness/acme";
 import { apply, ApplyResult } from "../../harness/engine";
-import { Deployment, newDeployment } from "../../harness/hostKit";
+import { Deployment, newDeployment } from "../../harness/deployment";
 import { Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { APP_DIR, LOCAL_DATA_DIR } from "../../hostContract";
 

@@ -2,8 +2,13 @@
 // the host's state checked. Each test names the retrospective failure it shows prevented.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { decodeFiles, encodeFiles } from "../../templates/hostFiles";
-import { backupUnderCronEnv, failsWithPostgresStopped, HostExec, restoreDrill } from "./backupDrill";
+import { decodeFiles, encodeFiles } from "../../remote/transfer";
+import {
+  backupUnderCronEnv,
+  failsWithPostgresStopped,
+  HostExec,
+  restoreDrill,
+} from "../../harness/backupDrill";
 import {
   backupCronInstalled,
   backupRunsUnderCron,
@@ -14,18 +19,10 @@ import {
   internalPortsClosed,
   rootLoginClosed,
 } from "./retroChecks";
-import { shellQuote as shq, stepCommand } from "../../templates/steps";
+import { shellQuote as shq, stepCommand } from "../../remote/script";
 import { apply, EngineState, toReplayStep, withOutputs } from "../../harness/engine";
-import {
-  Deployment,
-  get,
-  hostFingerprint,
-  newDeployment,
-  restep,
-  sshExec,
-  waitHealthy,
-  withMismatchedMinioKeys,
-} from "../../harness/hostKit";
+import { Deployment, newDeployment, restep, withMismatchedMinioKeys } from "../../harness/deployment";
+import { get, hostFingerprint, sshExec, waitHealthy } from "../../harness/probes";
 import { ed25519KeyPair } from "../../harness/keys";
 import { replay, StepConnection, StepError } from "../../harness/replay";
 import { replaceRealValue } from "../../harness/mockProgram";

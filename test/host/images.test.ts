@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { composeObject } from "../../templates/compose";
+import { composeObject } from "../../render/compose";
 import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../../hostContract";
 import {
   buildImages,

@@ -1,12 +1,19 @@
 // Off-box backups and the disaster-recovery drill, on throw-away droplets deployed by the stack's
-// steps, against the sandbox's off-box store (test/host/offsiteKit.ts).
+// steps, against the sandbox's off-box store (harness/offsiteStore.ts).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { backupUnderCronEnv, HostExec } from "./backupDrill";
+import { backupUnderCronEnv, HostExec } from "../../harness/backupDrill";
 import { apply } from "../../harness/engine";
-import { Deployment, get, newDeployment, request, waitHealthy } from "../../harness/hostKit";
-import { listRows, OFFSITE_BUCKET, OffsiteStore, rebuildFromOffsite, startOffsiteStore } from "./offsiteKit";
+import { Deployment, newDeployment } from "../../harness/deployment";
+import { get, request, waitHealthy } from "../../harness/probes";
+import {
+  listRows,
+  OFFSITE_BUCKET,
+  OffsiteStore,
+  rebuildFromOffsite,
+  startOffsiteStore,
+} from "../../harness/offsiteStore";
 import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { BACKUP_SECRETS_PATH } from "../../hostContract";
 

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { apply } from "../../harness/engine";
-import { Deployment, get, newDeployment, request, serviceStates, waitHealthy } from "../../harness/hostKit";
+import { Deployment, newDeployment } from "../../harness/deployment";
+import { get, request, serviceStates, waitHealthy } from "../../harness/probes";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { CRON_PATH } from "../../hostContract";
 

@@ -10,14 +10,11 @@ import {
   APP_VARIANTS,
   buildAppVariants,
   Deployment,
-  liveApp,
   newDeployment,
-  probeDuring,
-  ProbeResult,
   restep,
-  waitHealthy,
   withAppEnv,
-} from "../../harness/hostKit";
+} from "../../harness/deployment";
+import { liveApp, probeDuring, ProbeResult, waitHealthy } from "../../harness/probes";
 import { StepError } from "../../harness/replay";
 import { replaceRealValue } from "../../harness/mockProgram";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
@@ -102,6 +99,23 @@ describe("real host: releases without downtime", () => {
     await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
     assert.deepEqual(await live(), was);
     assert.deepEqual(await appContainers(), [was.name]);
+  });
+
+  it("a release that starts while a backup has MinIO paused waits for it, and passes", async () => {
+    // What a backup does to MinIO for the length of its dump and archive; Docker then reports
+    // it unhealthy until its next probe, which `compose up --wait` alone fails on at once.
+    const minio = (await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -q minio`)).stdout.trim();
+    assert.equal((await d.droplet.exec(`docker pause ${minio}`)).code, 0);
+    const unpause = new Promise((resolve) => setTimeout(resolve, 4000)).then(() =>
+      d.droplet.exec(`docker unpause ${minio}`),
+    );
+    try {
+      await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    } finally {
+      assert.equal((await unpause).code, 0);
+    }
+    const health = await d.droplet.exec(`docker inspect -f '{{.State.Health.Status}}' ${minio}`);
+    assert.equal(health.stdout.trim(), "healthy");
   });
 
   it("an app env file change is released the same way: 0 failed requests, the new container has the new value", async () => {

@@ -3,13 +3,13 @@
 // would have broken. The host is a sandbox droplet; the app is the stand-in.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { HostFile } from "../../templates/hostFiles";
-import { parseEnvFile } from "../../templates/envFile";
-import { shellQuote as shq } from "../../templates/steps";
-import { get, request, sshExec, tcpOpen, waitHealthy } from "../../harness/hostKit";
+import { HostFile } from "../../remote/transfer";
+import { parseEnvFile } from "../../render/envFile";
+import { shellQuote as shq } from "../../remote/script";
+import { get, request, sshExec, tcpOpen, waitHealthy } from "../../harness/probes";
 import { Droplet } from "../../harness/sandbox";
 import { APP_DIR, CRON_PATH, ENV_FILE_NAME } from "../../hostContract";
-import { backupUnderCronEnv, dumpIsReadable } from "./backupDrill";
+import { backupUnderCronEnv, dumpIsReadable } from "../../harness/backupDrill";
 
 /** Retro #3/#4: the deploy user logs in with the key (no agent, no TTY) and `sudo -n` works; the key has no passphrase. */
 export async function deployUserLogsIn(

@@ -103,11 +103,23 @@ die() {
   exit 1
 }
 
+# Docker reports a container as unhealthy from a pause until its next health probe, and a
+# release (`compose up --wait`) or a monitor would take that for a failure: the run ends only
+# once MinIO is healthy again (at most HEALTH_SETTLE_SECONDS, two probes).
+HEALTH_SETTLE_SECONDS=30
 unpause_minio() {
-  if [[ -n $PAUSED_MINIO ]]; then
-    docker unpause "$PAUSED_MINIO" >/dev/null 2>&1 || err "could not unpause MinIO ($PAUSED_MINIO): docker unpause $PAUSED_MINIO"
-    PAUSED_MINIO=""
-  fi
+  local id=$PAUSED_MINIO deadline=$((SECONDS + HEALTH_SETTLE_SECONDS))
+  [[ -n $id ]] || return 0
+  PAUSED_MINIO=""
+  UNPAUSED_AT=$SECONDS
+  docker unpause "$id" >/dev/null 2>&1 || { err "could not unpause MinIO ($id): docker unpause $id"; return 0; }
+  until [[ $(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null) == healthy ]]; do
+    if ((SECONDS >= deadline)); then
+      err "MinIO is not healthy ${HEALTH_SETTLE_SECONDS}s after the pause: docker compose -f $APP_DIR/compose.yaml logs minio"
+      return 0
+    fi
+    sleep 1
+  done
 }
 
 # The backup status file Caddy serves to the backup uptime check: renewed by each run that
@@ -260,7 +272,7 @@ compose exec -T postgres sh -c 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB"' 
 tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE" ||
   die "tar of $MINIO_DIR failed (exit $?; 1 is a file changed while it was read): the archive would not match the dump"
 unpause_minio
-log "MinIO was paused for $((SECONDS - paused_at)) s while the dump and the archive were taken"
+log "MinIO was paused for $((UNPAUSED_AT - paused_at)) s while the dump and the archive were taken, and healthy again $((SECONDS - UNPAUSED_AT)) s later"
 [[ -s $TMP_DUMP ]] || die "pg_dump produced an empty file"
 toc="$(compose exec -T postgres pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
   die "pg_restore -l cannot read the new dump"

@@ -1,5 +1,5 @@
 // Files travel to the host on a step's stdin in a small line-based bundle format, read by
-// `receive_files` in templates/steps/lib.sh:
+// `receive_files` in host/steps/lib.sh:
 //
 //   #chitram-file <mode> <line count> <sha256 of the content> <absolute path>
 //   <that many lines>

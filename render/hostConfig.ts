@@ -15,7 +15,7 @@ import {
   RELEASES_LOG_NAME,
   SERVICE_IMAGES,
 } from "../hostContract";
-import { shellQuote } from "./steps";
+import { shellQuote } from "../remote/script";
 
 export interface HostEnvArgs {
   /** The app directory. */
@@ -51,7 +51,7 @@ function hostEnvValues(args: HostEnvArgs): [string, string | number][] {
     ["DATA_DIR", args.dataDir],
     ["BACKUP_DIR", `${args.dataDir}/backups`],
     ["BACKUP_RETENTION_DAYS", args.backupRetentionDays],
-    // The newest sets with data the retention keeps whatever their age (scripts/backup.sh).
+    // The newest sets with data the retention keeps whatever their age (host/scripts/backup.sh).
     ["BACKUP_KEEP_GOOD", BACKUP_KEEP_GOOD],
     // What a backup leaves free on the disk it shares with the live data.
     ["BACKUP_MIN_FREE_MB", BACKUP_MIN_FREE_MB],
@@ -72,7 +72,7 @@ function hostEnvValues(args: HostEnvArgs): [string, string | number][] {
   ];
 }
 
-/** The host.env settings the backup cron step (templates/steps/backupCron.sh) reads. */
+/** The host.env settings the backup cron step (host/steps/backupCron.sh) reads. */
 export const BACKUP_CRON_HOST_ENV = [
   "CRON_PATH",
   "BACKUP_SECRETS",
@@ -141,7 +141,7 @@ export function renderBackupSecrets(args: BackupSecretsArgs): string {
 
 /**
  * cron runs the job line through bash and reads `%` as a newline: the schedule and the app
- * directory must be plain (config.ts checks the schedule's fields; this keeps out anything else).
+ * directory must be plain (config/backup.ts checks the schedule's fields; this keeps out anything else).
  */
 /**
  * The backup's cron entry, and every hour the sweep that removes the backup status file once it

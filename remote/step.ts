@@ -3,8 +3,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createHmac } from "crypto";
-import { sha256 } from "../templates/hostFiles";
-import { renderStepScript, StepParams, StepScript, stepCommand } from "../templates/steps";
+import { sha256 } from "./transfer";
+import { renderStepScript, StepParams, StepScript, stepCommand } from "./script";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -26,7 +26,7 @@ export interface RemoteStepOptions {
   parent: pulumi.Resource;
   /** Who the step connects as, and how. */
   connection: pulumi.Input<Connection>;
-  /** The step's script in templates/steps/, run on create and on every update; undefined = none. */
+  /** The step's script in host/steps/, run on create and on every update; undefined = none. */
   script?: StepScript;
   /**
    * A script run when the step is deleted, which includes its replacement (a change of its
@@ -48,7 +48,7 @@ export interface RemoteStepOptions {
   params?: StepParams;
   /** Run the script as root through `sudo -n`; "auto" = only when the connection user is not root. */
   sudo: boolean | "auto";
-  /** Data for the script, usually files in the bundle format of templates/hostFiles.ts. */
+  /** Data for the script, usually files in the bundle format of remote/transfer.ts. */
   stdin?: pulumi.Input<string>;
   /** stdin holds secrets: nothing is logged and stdout/stderr are stored as secrets. */
   secret?: boolean;

@@ -35,7 +35,7 @@ export function composeObject(args: ComposeArgs) {
   return {
     name: COMPOSE_PROJECT,
     services: {
-      // Never started by a plain `compose up`: the release step (templates/steps/composeUp.sh)
+      // Never started by a plain `compose up`: the release step (host/steps/composeUp.sh)
       // starts each new version as one more container of this service, next to the live one.
       app: {
         image: args.appImage,

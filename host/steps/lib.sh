@@ -10,7 +10,7 @@ say() {
   echo "chitram: $*"
 }
 
-# Reads a file bundle (format: templates/hostFiles.ts) from stdin into the work directory $1 and
+# Reads a file bundle (format: remote/transfer.ts) from stdin into the work directory $1 and
 # checks ALL of it before the caller moves anything into place: the end marker (a bundle cut off
 # in transfer has none), the checksum of the whole stream, every header and path, each file's
 # checksum and the file count; then that every path named after $1 is in it. The files land under
@@ -129,7 +129,7 @@ deploy_home() {
 }
 
 # authorized_keys: 0600 in a 0700 .ssh, both owned by the deploy user; the file holds exactly the
-# stack's deploy key.
+# keys the step received (the admin key, and after the first contact the stack and deploy keys).
 install_authorized_keys() {
   local src=$1 home group
   home=$(deploy_home)

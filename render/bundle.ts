@@ -5,10 +5,10 @@ import * as path from "path";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 import { HostEnvArgs, renderHostEnv } from "./hostConfig";
-import { HostFile, readRepoText } from "./hostFiles";
+import { HostFile, readRepoText } from "../remote/transfer";
 import { ACME_CA_ROOTS_FILE, siteUrls } from "../hostContract";
 
-export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
+export const SCRIPTS_DIR = path.join(__dirname, "..", "host", "scripts");
 
 /** What the bundle is rendered from: host.env's settings (its health URL is derived here) and the app's. */
 export interface BundleArgs extends Omit<HostEnvArgs, "healthUrl" | "healthHost"> {

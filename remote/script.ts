@@ -1,27 +1,41 @@
 // Renders the remote steps' scripts: pure functions from values to the exact text the host runs.
 import * as path from "path";
-import { readRepoText } from "./hostFiles";
+import { readRepoText } from "./transfer";
 
-export type StepScript =
-  | "ready"
-  | "deployUser"
-  | "deployKeysRemove"
-  | "docker"
-  | "accessProof"
-  | "harden"
-  | "sshdRestore"
-  | "swap"
-  | "dataVolume"
-  | "appDirs"
-  | "pushFiles"
-  | "registryLogin"
-  | "registryLogout"
-  | "composeUp"
-  | "healthCheck"
-  | "backupCron"
-  | "volumeRelease";
+/** Every step's script: host/steps/<name>.sh. */
+export const STEP_SCRIPTS = [
+  "ready",
+  "deployUser",
+  "deployKeysRemove",
+  "docker",
+  "accessProof",
+  "harden",
+  "sshdRestore",
+  "swap",
+  "dataVolume",
+  "appDirs",
+  "pushFiles",
+  "registryLogin",
+  "registryLogout",
+  "composeUp",
+  "healthCheck",
+  "backupCron",
+  "volumeRelease",
+] as const;
+export type StepScript = (typeof STEP_SCRIPTS)[number];
 
-const stepsDir = path.join(__dirname, "steps");
+/** The files of host/steps/ a step's script is made of, after lib.sh: its parts, then its own. */
+export function stepFiles(step: StepScript): string[] {
+  return [...(STEP_PARTS[step] ?? []), `${step}.sh`];
+}
+
+// The release step is long enough to read as three files: its two parts define the functions
+// that composeUp.sh runs.
+const STEP_PARTS: Partial<Record<StepScript, string[]>> = {
+  composeUp: ["release/services.sh", "release/app.sh"],
+};
+
+export const STEPS_DIR = path.join(__dirname, "..", "host", "steps");
 
 export type StepParams = Record<string, string | number | boolean>;
 
@@ -37,8 +51,10 @@ export function shellQuote(value: string): string {
 
 /** The complete script for a step: strict bash, its parameters, the shared helpers, its body. */
 export function renderStepScript(step: StepScript, params: StepParams = {}): string {
-  const lib = readRepoText(path.join(stepsDir, "lib.sh"));
-  const body = readRepoText(path.join(stepsDir, `${step}.sh`));
+  const lib = readRepoText(path.join(STEPS_DIR, "lib.sh"));
+  const body = stepFiles(step)
+    .map((f) => readRepoText(path.join(STEPS_DIR, f)))
+    .join("");
   return [
     "#!/usr/bin/env bash",
     `# chitram step: ${step}`,

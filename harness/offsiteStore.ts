@@ -4,18 +4,19 @@
 // replacement, as a Spaces bucket would be.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { ed25519KeyPair } from "../../harness/keys";
-import { runStack } from "../../harness/steps";
-import { apply } from "../../harness/engine";
-import { Deployment, get, waitHealthy } from "../../harness/hostKit";
+import { ed25519KeyPair } from "./keys";
+import { runStack } from "./steps";
+import { apply } from "./engine";
+import { Deployment } from "./deployment";
+import { get, waitHealthy } from "./probes";
 import { backupUnderCronEnv } from "./backupDrill";
-import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "../../harness/sandbox";
+import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "./sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
 // The store's root, which only the test uses; the key the host gets, put-only (it may put, read
 // and list, but delete nothing: in MinIO s3:DeleteObject also deletes versions), so the off-box
 // history is not in the host's power; and the pruner's key, which may delete and never stays on
-// the host (scripts/prune-offsite.sh reads it from stdin).
+// the host (host/scripts/prune-offsite.sh reads it from stdin).
 const S3_ROOT = "offsite-root";
 const S3_HOST_USER = "offsite-host";
 const S3_PRUNE_USER = "offsite-prune";

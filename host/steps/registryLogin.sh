@@ -1,6 +1,6 @@
 # Logs the deploy user's Docker in to REGISTRY_SERVER, so that the release step (run as the same
 # user) can pull the app image. stdin is a Docker config.json holding one entry, auths[AUTH_KEY]
-# with "auth" = base64(user:password) (rendered by templates/registryLogin.ts, or DigitalOcean's
+# with "auth" = base64(user:password) (rendered by render/registryLogin.ts, or DigitalOcean's
 # docker credentials): no part of the credential is ever an argument, so none is in
 # /proc/*/cmdline. Docker checks it from a scratch config directory (`docker login AUTH_KEY`
 # with nothing on stdin uses the stored credential); only then is the entry, as received, merged

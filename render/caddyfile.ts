@@ -45,7 +45,7 @@ export function renderCaddyfile(args: CaddyfileArgs): string {
     ...(global.length > 0 ? ["{", ...global.map((l) => `\t${l}`), "}", ""] : []),
     `${site} {`,
     `\tencode zstd gzip`,
-    // 200 while backups run and succeed, 404 once they failed or stopped (scripts/backup.sh).
+    // 200 while backups run and succeed, 404 once they failed or stopped (host/scripts/backup.sh).
     `\thandle ${BACKUP_STATUS_URL_PATH} {`,
     `\t\troot * /etc/caddy/${BACKUP_STATUS_FILE.slice("caddy/".length, BACKUP_STATUS_FILE.lastIndexOf("/"))}`,
     `\t\trewrite * /${BACKUP_STATUS_FILE.slice(BACKUP_STATUS_FILE.lastIndexOf("/") + 1)}`,

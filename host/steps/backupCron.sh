@@ -3,7 +3,7 @@
 # 0700 directory), installed first so that the next cron run already reads it. CRON_PATH,
 # BACKUP_SECRETS, BACKUP_LOG and BACKUP_STATUS_FILE come from host.env, pushed by the files step.
 [[ -f $APP_DIR/host.env ]] || die "$APP_DIR/host.env is missing: the files step has not run"
-# shellcheck source=/dev/null # host.env is rendered by the Pulumi program (templates/hostConfig.ts)
+# shellcheck source=/dev/null # host.env is rendered by the Pulumi program (render/hostConfig.ts)
 . "$APP_DIR/host.env"
 incoming=$(mktemp -d)
 trap 'rm -rf "$incoming"' EXIT

@@ -1,4 +1,4 @@
-// What the registry login step (templates/steps/registryLogin.sh) reads on stdin: a Docker
+// What the registry login step (host/steps/registryLogin.sh) reads on stdin: a Docker
 // config.json with the one entry Docker looks up for the server. The credential travels there,
 // never in the command string nor in `docker login`'s arguments.
 

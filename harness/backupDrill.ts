@@ -11,9 +11,9 @@
  * fixed (`/opt/chitram`, overridable through `DrillOptions.appDir` for a local layout).
  */
 import { randomBytes } from "node:crypto";
-import { APP_DIR } from "../../hostContract";
-import { parseEnvFile } from "../../templates/envFile";
-import { shellQuote as shq } from "../../templates/steps";
+import { APP_DIR } from "../hostContract";
+import { parseEnvFile } from "../render/envFile";
+import { shellQuote as shq } from "../remote/script";
 
 export type HostExec = (cmd: string) => Promise<{ code: number; stdout: string; stderr: string }>;
 

@@ -1,0 +1,116 @@
+# The services part of the release step (composeUp.sh): PostgreSQL, MinIO and Caddy brought up
+# to date, PostgreSQL's password set from its env file, Caddy reloaded, and a credential rotation
+# undone when its release does not go live. What fails is reported with the services' states
+# and their last log lines, secrets masked.
+
+# The env files' secret values (passwords, keys, the MinIO user), each replaced by [secret] in
+# what this step prints: a failing service may log its environment. The previous credentials too.
+mask_secrets() {
+  awk -v files="$ENV_FILE $LIVE_DIR/.env.postgres $LIVE_DIR/.env.minio" '
+    BEGIN {
+      n = split(files, f, " ")
+      for (i = 1; i <= n; i++)
+        while ((getline line < f[i]) > 0) {
+          eq = index(line, "=")
+          key = substr(line, 1, eq - 1)
+          if (eq > 1 && key ~ /(PASSWORD|SECRET_KEY|ACCESS_KEY|ROOT_USER)$/ && eq < length(line)) secret[substr(line, eq + 1)] = 1
+        }
+    }
+    {
+      for (s in secret) while ((at = index($0, s)) > 0) $0 = substr($0, 1, at - 1) "[secret]" substr($0, at + length(s))
+      print
+    }'
+}
+
+# On failure: the state of every service, then the last LOG_LINES log lines of the services that
+# are not running and healthy, and no others (CI keeps this output).
+fail() {
+  docker compose ps -a >&2 || true
+  local service state health
+  while read -r service state health; do
+    [[ $state == running && ${health:-healthy} == healthy ]] && continue
+    echo "--- $service ($state${health:+, $health}): last $LOG_LINES log lines" >&2
+    docker compose logs --no-color --tail "$LOG_LINES" "$service" 2>&1 | mask_secrets >&2 || true
+  done < <(docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}')
+  die "$1: $(tail -n 5 "$ERR" | mask_secrets)"
+}
+
+# docker exec, not `docker compose exec`: the health gate polls through it, and compose's CLI
+# takes up to a second to start on a busy host. CADDY_ID is set once Caddy is up to date.
+in_caddy() { docker exec "$CADDY_ID" "$@"; }
+reload_caddy() { in_caddy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile; }
+
+# The PostgreSQL role's password: the env file's, or with $1 the value in that file (a rollback).
+# PostgreSQL takes POSTGRES_PASSWORD only when it creates its data directory, so after a new
+# password the role is altered on every run, before the app starts; psql over the container's
+# local socket reads it from its environment (\getenv) or from stdin, never from a command line.
+set_postgres_password() {
+  local from=${1:-}
+  {
+    if [[ -n $from ]]; then
+      printf '\\set password %s\n' "$(sed -n 's/^POSTGRES_PASSWORD=//p' "$from")"
+    else
+      printf '\\getenv password POSTGRES_PASSWORD\n'
+    fi
+    printf "ALTER ROLE CURRENT_USER WITH PASSWORD :'password';\n"
+  } | docker compose exec -T postgres sh -c 'psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres' >/dev/null 2>"$ERR"
+}
+
+# A backup pauses MinIO while it takes a consistent pair, and Docker reports a container as
+# unhealthy from a pause until its next health probe: `compose up --wait` would fail on that at
+# once. Waits until no service is paused (up to WAIT_SECONDS) or unhealthy (up to two probes); a
+# service that stays unhealthy is then reported by compose up itself.
+settle_services() {
+  local deadline=$((SECONDS + WAIT_SECONDS)) unhealthy_until=$((SECONDS + 25)) states
+  while ((SECONDS < deadline)); do
+    states=$(docker compose ps -a --format '{{.State}} {{.Health}}' postgres minio caddy)
+    if grep -q '^paused' <<<"$states"; then
+      unhealthy_until=$((SECONDS + 25))
+    elif ! grep -q 'unhealthy' <<<"$states" || ((SECONDS >= unhealthy_until)); then
+      return 0
+    fi
+    sleep 1
+  done
+}
+
+services_up() {
+  local f
+  if [[ -d $LIVE_DIR ]]; then
+    for f in "${SERVICE_ENV[@]}"; do cmp -s "$f" "$LIVE_DIR/$f" || ROTATING=1; done
+  fi
+  if ((ROTATING)); then
+    say "new PostgreSQL or MinIO credentials: the services take them now, and the new app version must pass its health check with them"
+  fi
+  settle_services
+  docker compose up -d --wait --wait-timeout "$WAIT_SECONDS" postgres 2>"$ERR" ||
+    fail "PostgreSQL did not get healthy"
+  set_postgres_password || fail "setting the PostgreSQL password from the env file failed"
+  if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" postgres minio caddy 2>"$ERR"; then
+    fail "docker compose up did not get postgres, minio and caddy healthy"
+  fi
+  CADDY_ID=$(docker compose ps -q caddy)
+  # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
+  # dropped connections. The reload fails, and so does the step, if the new Caddyfile is invalid.
+  reload_caddy
+}
+
+# A rotation that did not go live: PostgreSQL and MinIO back on the live release's credentials
+# (LIVE_DIR), which the live container still uses. MinIO is recreated with them through an
+# override file (environment outranks env_file); the next run's `compose up` recreates it with the
+# env file's again, which is the retry.
+undo_rotation() {
+  local override="$LIVE_DIR/rollback.yaml"
+  ((ROTATING)) || return 0
+  set_postgres_password "$LIVE_DIR/.env.postgres" ||
+    fail "the rotation could not be undone: PostgreSQL's password could not be set back"
+  {
+    printf 'services:\n  minio:\n    environment:\n'
+    sed -n 's/^\(MINIO_ROOT_[A-Z]*\)=\(.*\)$/      \1: "\2"/p' "$LIVE_DIR/.env.minio"
+  } >"$override"
+  chmod 0600 "$override"
+  docker compose -f compose.yaml -f "$override" up -d --wait --wait-timeout "$WAIT_SECONDS" minio 2>"$ERR" ||
+    fail "the rotation could not be undone: MinIO did not come back on the previous credentials"
+  rm -f "$override"
+  ROTATING=0
+  echo "chitram: the credential rotation was undone: PostgreSQL and MinIO are back on the credentials of the live version; the next up tries it again" >&2
+}
