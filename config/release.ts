@@ -1,26 +1,14 @@
 // The release: the app image, the registry it is pulled from after a login, the port it listens
 // on and how long a new version has to become healthy.
 import * as pulumi from "@pulumi/pulumi";
+import type { AppRegistry, AppRelease } from "../components/appDeployment";
 import { fullKey as key } from "./keys";
 import { ConfigReader } from "./read";
 import { Target } from "./host";
 
-/**
- * The registry appImage is pulled from after a login: a user name and a password or token (the
- * password always a secret, the user name when set as one), or a DigitalOcean registry whose
- * read-only credentials the stack obtains itself.
- */
-export type RegistryConfig =
-  | { server: string; username: pulumi.Output<string>; password: pulumi.Output<string> }
-  | { server: string; digitaloceanRegistry: string };
-
-export interface ReleaseConfig {
-  appImage: string;
-  /** Undefined = a public image, no login. */
-  registry?: RegistryConfig;
-  appPort: number;
-  releaseTimeoutSeconds: number;
-}
+/** The release section is what components/appDeployment.ts takes as its release. */
+export type ReleaseConfig = AppRelease;
+export type RegistryConfig = AppRegistry;
 
 // A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path.
 const imageRef =

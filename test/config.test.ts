@@ -769,8 +769,9 @@ describe("config: unknown keys and how errors reach the CLI", () => {
 
 describe("config: secrets travel in their sections, as secrets", () => {
   /** An Output's value and whether it is secret. */
-  async function reveal(o: pulumi.Output<string> | undefined): Promise<[string, boolean]> {
-    assert.ok(o !== undefined, "no Output");
+  async function reveal(input: pulumi.Input<string> | undefined): Promise<[string, boolean]> {
+    assert.ok(input !== undefined, "no value");
+    const o = pulumi.output(input);
     const value = await new Promise<string>((resolve) => o.apply((v) => (resolve(v), v)));
     return [value, await pulumi.isSecret(o)];
   }

@@ -43,13 +43,10 @@
 # pings nothing: the heartbeat service then alerts on the missing ping.
 set -euo pipefail
 
-# cron gives PATH=/usr/bin:/bin and no HOME; docker may live in /usr/local/bin.
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME="${HOME:-/root}"
+# cron gives PATH=/usr/bin:/bin and no HOME; docker may live in /usr/local/bin (common.sh sets both).
+# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
+. "$(dirname "$(readlink -f "$0")")/common.sh"
 umask 077 # dumps hold every row of the database
-
-SCRIPT_DIR="$(dirname "$(readlink -f "$0")")"
-HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
 LOG_READY=0
 ERR_FILE=""
 TMP_FILES=()
@@ -208,8 +205,6 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 log "starting backup $STAMP (APP_DIR=$APP_DIR, BACKUP_DIR=$BACKUP_DIR)"
 
 command -v docker >/dev/null || die "docker not found in $PATH"
-# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
-. "$SCRIPT_DIR/common.sh"
 
 # --- Retention -----------------------------------------------------------------------------------
 # Before the new set is written (what goes makes room for it) and never the newest good sets: the

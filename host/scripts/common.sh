@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Shared by backup.sh and restore.sh (sourced, not run). The caller defines die, ERR_FILE,
-# APP_DIR and a logging function; compose() and require_running_postgres come from here.
+# Shared by backup.sh, restore.sh and prune-offsite.sh, sourced first: a PATH and HOME that cron
+# and sudo may not give, SCRIPT_DIR, and HOST_ENV (../host.env next to the script, or
+# CHITRAM_HOST_ENV). The functions use die, ERR_FILE, APP_DIR and a logging function of the caller.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME="${HOME:-/root}"
+SCRIPT_DIR="$(dirname "$(readlink -f "$0")")"
+# shellcheck disable=SC2034 # read by the scripts that source this file
+HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
 
 compose() { docker compose --project-directory "$APP_DIR" -f "$APP_DIR/compose.yaml" "$@"; }
 

@@ -12,11 +12,8 @@
 # rule expires it. Settings: ../host.env next to this script, or CHITRAM_HOST_ENV.
 set -euo pipefail
 
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME="${HOME:-/root}"
-
-SCRIPT_DIR="$(dirname "$(readlink -f "$0")")"
-HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
+# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
+. "$(dirname "$(readlink -f "$0")")/common.sh"
 ERR_FILE="$(mktemp)"
 OFFSITE_DIR=""
 trap 'rm -f -- "$ERR_FILE"; if [[ -n $OFFSITE_DIR ]]; then rm -rf -- "$OFFSITE_DIR"; fi' EXIT
@@ -50,8 +47,6 @@ while IFS= read -r line; do
 done
 [[ -n $OFFSITE_ACCESS_KEY && -n $OFFSITE_SECRET_KEY ]] || die "stdin holds no OFFSITE_ACCESS_KEY and OFFSITE_SECRET_KEY (the pruning key)"
 
-# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
-. "$SCRIPT_DIR/common.sh"
 offsite_begin
 offsite_prune "$(date -u -d "-$BACKUP_RETENTION_DAYS days" +%Y%m%dT%H%M%SZ)" "$BACKUP_KEEP_GOOD" say
 say "done: $OFFSITE_ENDPOINT/$OFFSITE_BUCKET keeps $BACKUP_RETENTION_DAYS days of sets and the newest $BACKUP_KEEP_GOOD with data"

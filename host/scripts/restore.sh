@@ -23,11 +23,8 @@
 # stop it first (docker compose stop app) if it must not write during the restore.
 set -euo pipefail
 
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME="${HOME:-/root}"
-
-SCRIPT_DIR="$(dirname "$(readlink -f "$0")")"
-HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
+# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
+. "$(dirname "$(readlink -f "$0")")/common.sh"
 ERR_FILE=""
 STAGING=""
 MINIO_STOPPED=0
@@ -107,8 +104,6 @@ for var in APP_DIR DATA_DIR BACKUP_DIR; do
   [[ -n ${!var:-} ]] || die "$HOST_ENV does not set $var"
 done
 
-# shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
-. "$SCRIPT_DIR/common.sh"
 
 # fetch <name> [sha256]: downloads that off-box file into BACKUP_DIR under its own name (a temp
 # name first), checked against the sha256 given (the manifest's), else against a second read.
