@@ -69,7 +69,13 @@ function existingBucket(r: ConfigReader): OffsiteConfig {
     r.bad("offsiteBucket", bucket, "set an existing bucket's name: 3-63 of a-z 0-9 . -");
   for (const k of ["offsiteAccessKey", "offsiteSecretKey"]) {
     // Not echoed: they are secrets.
-    if (!s3Key.test(r.str(k))) {
+    if (r.str(k) !== "" && r.inPlaintext(k)) {
+      r.problem(
+        k,
+        "is set in plain text, so the bucket's key sits readable in the stack file; " +
+          `set it as a secret: pulumi config set --secret ${key(k)}`,
+      );
+    } else if (!s3Key.test(r.str(k))) {
       r.problem(
         k,
         "with offsiteBackups on a target existing host, set it with --secret (8-128 of A-Z a-z 0-9 + / = _ -)",

@@ -46,7 +46,13 @@ export interface StackConfig {
 }
 
 /** The keys that must be secrets besides sshPrivateKey: set in plain text, each is refused. */
-const SECRET_KEYS = ["registryPassword", "registryUsername", "backupHeartbeatUrl"];
+const SECRET_KEYS = [
+  "registryPassword",
+  "registryUsername",
+  "backupHeartbeatUrl",
+  "offsiteAccessKey",
+  "offsiteSecretKey",
+];
 
 /**
  * Checks raw config (defaults already applied) and returns it in sections; throws ConfigError

@@ -22,7 +22,7 @@ import {
   withDefaults,
 } from "../config";
 import { runProgram } from "../harness/mockProgram";
-import { STAGING } from "./support";
+import { EXISTING, STAGING } from "./support";
 
 /**
  * A parsed config as one flat record of the keys' values, secrets left out (they are Outputs;
@@ -492,6 +492,19 @@ describe("config: one rule per key", () => {
       () => parseConfig(withDefaults({ ...existing, ...on, offsiteSecretKey: "it's'bad" }), "test", "secret"),
       (err: Error) => !err.message.includes("it's'bad"),
     );
+    // Set without --secret, either key is refused, and neither is echoed.
+    for (const k of ["offsiteAccessKey", "offsiteSecretKey"] as const) {
+      assert.throws(
+        () => parseConfig(withDefaults({ ...existing, ...on }), "test", "secret", undefined, [k]),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          const line = err.problems.find((p) => p.startsWith(`chitram:${k}:`));
+          assert.match(line ?? "", /in plain text.*pulumi config set --secret chitram:/, err.message);
+          assert.ok(!err.message.includes(keys[k]), "the message must not show the key");
+          return true;
+        },
+      );
+    }
     assert.deepEqual(parse({ offsiteBackups: "true" }).offsite, { kind: "spaces" });
     assert.equal(parse({}).offsite, undefined);
     rejects(
@@ -1023,5 +1036,26 @@ describe("config: private registry", () => {
       return true;
     });
     await runProgram({ stack: "staging", config, secretKeys: ["registryPassword"] });
+  });
+
+  it("the program refuses the off-box bucket's keys in plain text before any resource", async () => {
+    const keys = { offsiteAccessKey: "DO00EXAMPLEACCESSKEY", offsiteSecretKey: "example/secret+key=" };
+    const config = {
+      ...EXISTING,
+      offsiteBackups: "true",
+      offsiteEndpoint: "https://fra1.digitaloceanspaces.com",
+      offsiteBucket: "chitram-bk",
+      ...keys,
+    };
+    await assert.rejects(
+      runProgram({ stack: "staging", config, secretKeys: ["sshPrivateKey"] }),
+      (err: unknown) => {
+        assert.match(String(err), /chitram:offsiteAccessKey: is set in plain text/);
+        assert.match(String(err), /chitram:offsiteSecretKey: is set in plain text/);
+        for (const v of Object.values(keys)) assert.ok(!String(err).includes(v));
+        return true;
+      },
+    );
+    await runProgram({ stack: "staging", config, secretKeys: ["sshPrivateKey", ...Object.keys(keys)] });
   });
 });

@@ -9,6 +9,7 @@ import { ed25519KeyPair } from "../../harness/keys";
 describe("engine: bad config is refused before any resource", () => {
   let stack: PulumiStack;
   const password = "hunter2-plain-text-password";
+  const bucketKey = "plain0text0bucket0key";
 
   before(async () => {
     stack = await PulumiStack.create("engine-config");
@@ -22,6 +23,11 @@ describe("engine: bad config is refused before any resource", () => {
         registryServer: "ghcr.io",
         registryUsername: "example",
         registryPassword: password, // plain text: refused, never echoed
+        offsiteBackups: "true",
+        offsiteEndpoint: "https://s3.example.net",
+        offsiteBucket: "chitram-backups",
+        offsiteAccessKey: "AKIAEXAMPLEKEY1",
+        offsiteSecretKey: bucketKey, // plain text too
       },
       { sshPrivateKey: ed25519KeyPair().private },
     );
@@ -43,7 +49,12 @@ describe("engine: bad config is refused before any resource", () => {
         out,
         /chitram:registryPassword: is set in plain text, .* pulumi config set --secret chitram:registryPassword/,
       );
+      assert.match(
+        out,
+        /chitram:offsiteSecretKey: is set in plain text, .* pulumi config set --secret chitram:offsiteSecretKey/,
+      );
       assert.ok(!out.includes(password), "the plain-text password is echoed");
+      assert.ok(!out.includes(bucketKey), "the plain-text bucket key is echoed");
       // no stack trace: no frame of the program, the SDK or Node
       assert.doesNotMatch(out, /^\s+at .*\(.*:\d+:\d+\)$/m);
       assert.doesNotMatch(out, /\.ts:\d+/);
