@@ -24,7 +24,7 @@ distro="${ID:-unknown} ${VERSION_ID:-}"
 installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 
 missing=()
-for pkg in docker.io debootstrap caddy sudo shellcheck cloud-init openssh-client openssl ca-certificates python3-pip systemd; do
+for pkg in docker.io debootstrap caddy sudo shellcheck cloud-init openssh-client openssl patch ca-certificates python3-pip systemd; do
   installed "$pkg" || missing+=("$pkg")
 done
 

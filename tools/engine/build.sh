@@ -59,6 +59,7 @@ secs_since() { awk -v a="$1" -v b="$(now_ms)" 'BEGIN { printf "%.0f", (b - a) / 
 # The CLI's module needs the Go its go.mod names (its dependencies ask for it); the local
 # toolchain is used, never a downloaded one.
 go_min=$(awk '$1 == "go" { print $2 }' "$CLI_MODULE_DIR/go.mod")
+command -v patch >/dev/null || die "the patch command is missing: the DigitalOcean provider's patches need it (apt-get install patch)"
 command -v go >/dev/null || die "the go command is missing: Go >= $go_min builds the engine (https://go.dev/dl)"
 go_version=$(go env GOVERSION)
 if [[ $(printf '%s\n' "$go_min" "${go_version#go}" | sort -V | head -n 1) != "$go_min" ]]; then
@@ -94,6 +95,18 @@ if [[ $FORCE != 1 && -f $out/.complete ]]; then
 fi
 
 mkdir -p "$CACHE"
+# One build of a key at a time: test files that start together, or two terminals, wait for the
+# first build and then take its result.
+exec 9<"$CACHE"
+if ! flock -n 9; then
+  log "another build of this engine is running: waiting for it"
+  flock 9
+fi
+if [[ $FORCE != 1 && -f $out/.complete ]]; then
+  log "the engine is built ($out)"
+  echo "$out"
+  exit 0
+fi
 tmp=$(mktemp -d "$CACHE/.build-$key.XXXXXX")
 # shellcheck disable=SC2064 # expand now: the trap must remove this very directory
 trap "chmod -R u+w '$tmp' 2>/dev/null; rm -rf '$tmp'" EXIT

@@ -3,16 +3,16 @@
 // plugin versions are the versions of the npm SDKs package.json pins (the program's SDK must
 // match the plugin that serves it).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { engineDir } from "../harness/pulumiCli";
+import { engineDir } from "../../harness/pulumiCli";
 
-const ROOT = path.join(__dirname, "..");
+const ROOT = path.join(__dirname, "..", "..");
 const SCRIPT = path.join(ROOT, "tools", "engine", "build.sh");
 const SOURCES = path.join(ROOT, "..", "shared", "engine-src");
 
@@ -53,6 +53,27 @@ describe("tools/engine/build.sh: refusals", () => {
     assert.notEqual(r.code, 0);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /ERROR: the go command is missing: Go >= 1\.\d+(\.\d+)? builds the engine/);
+    assert.deepEqual(leftInCache(), []);
+  });
+
+  it("without patch (the DigitalOcean provider's patches need it): one error that names it, nothing built", async () => {
+    // PATH: Go, and every command of /usr/bin and /bin but patch
+    const bin = path.join(dir, "bin-without-patch");
+    fs.mkdirSync(bin);
+    for (const d of ["/usr/bin", "/bin"])
+      for (const f of fs.readdirSync(d))
+        if (f !== "patch" && !fs.existsSync(path.join(bin, f)))
+          fs.symlinkSync(path.join(d, f), path.join(bin, f));
+    const go = path.dirname(
+      fs.realpathSync(spawnSync("bash", ["-c", "command -v go"], { encoding: "utf8" }).stdout.trim()),
+    );
+    const r = await runScript({ ...process.env, PATH: `${go}:${bin}`, CHITRAM_ENGINE_CACHE: cache() });
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      /ERROR: the patch command is missing: the DigitalOcean provider's patches need it/,
+    );
     assert.deepEqual(leftInCache(), []);
   });
 
@@ -115,6 +136,35 @@ describe("tools/engine/build.sh: refusals", () => {
     assert.match(r.stderr, /403 Forbidden/);
     assert.match(r.stderr, /ERROR: pulumi CLI v3\.276\.0 failed after \d+ s: go -C /);
     assert.deepEqual(leftInCache(), [], "the temporary build directory is removed");
+  });
+
+  it("one build of the engine at a time: a second one waits, and takes the build the first one completed", async () => {
+    // The directory of this key, from a build that the proxy stops at once
+    const refused = await runScript({
+      ...process.env,
+      GOPROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      GOSUMDB: "off",
+      GOMODCACHE: path.join(dir, "mod"),
+      GOCACHE: path.join(dir, "build"),
+      CHITRAM_ENGINE_CACHE: cache(),
+    });
+    const out = /into (\S+)$/m.exec(refused.stderr)?.[1];
+    assert.ok(out, refused.stderr);
+    // A first build holds the lock; while the second waits it completes (here: its marker).
+    const first = spawn("flock", [
+      cache(),
+      "sh",
+      "-c",
+      `sleep 3 && mkdir -p ${out} && touch ${out}/.complete`,
+    ]);
+    const firstDone = new Promise((resolve) => first.on("close", resolve));
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await runScript({ ...process.env, CHITRAM_ENGINE_CACHE: cache() });
+    await firstDone;
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /another build of this engine is running: waiting for it/);
+    assert.equal(second.stdout.trim().split("\n").pop(), out);
+    fs.rmSync(out, { recursive: true, force: true });
   });
 });
 
