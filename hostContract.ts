@@ -1,6 +1,6 @@
 // What the host and everything that talks to it agree on: paths, file names, the compose project
 // and its service images. Components and renderers put these onto the host, host.env hands
-// them to scripts/, and the tests and tools check the host against them. docs/HOST-LAYOUT.md
+// them to host/scripts/, and the tests and tools check the host against them. docs/HOST-LAYOUT.md
 // describes each.
 
 /** The app directory: compose file, Caddyfile, env file, host.env and scripts/. */

@@ -1,4 +1,4 @@
-// The app bundle's manifest: the ONE list of files pushed to the app directory. The scripts/
+// The app bundle's manifest: the ONE list of files pushed to the app directory. The host/scripts/
 // folder is read whole, so a new script cannot be left out of a deploy (retro #6).
 import * as fs from "fs";
 import * as path from "path";
@@ -28,7 +28,7 @@ export interface BundleArgs extends Omit<HostEnvArgs, "healthUrl" | "healthHost"
   acmeCaRoots?: string;
 }
 
-/** Every script in scripts/, executable. */
+/** Every script in host/scripts/, executable. */
 export function scriptFiles(appDir: string): HostFile[] {
   return fs
     .readdirSync(SCRIPTS_DIR)

@@ -1,4 +1,4 @@
-// scripts/healthcheck.sh run for real against small HTTP servers on 127.0.0.1: a 200 passes, a
+// host/scripts/healthcheck.sh run for real against small HTTP servers on 127.0.0.1: a 200 passes, a
 // redirect fails even when its target answers 200 (retro #8: an IP redirected to https://localhost).
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
