@@ -41,6 +41,11 @@ export const ACME_CA_ROOTS_FILE = "acme-ca-roots.pem";
 export const LIVE_DIR_NAME = ".live";
 /** Every app image a release tried, for the pruning after the next one that goes live. */
 export const APP_IMAGES_LOG_NAME = "app-images.log";
+/**
+ * The lock of the release step, which a backup takes too while it has MinIO paused (relative to
+ * the app directory; readable by the deploy user and root, whichever made it).
+ */
+export const RELEASE_LOCK_NAME = ".release.lock";
 /** The newest backup sets that hold data, kept whatever their age (here and off the box). */
 export const BACKUP_KEEP_GOOD = 3;
 /** MB a backup leaves free on the disk it writes to (the live data's disk). */

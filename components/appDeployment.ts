@@ -21,10 +21,12 @@ import { encodeFiles, sha256 } from "../remote/transfer";
 import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
 import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "../remote/step";
 
-/** The waits inside the release step (host/steps/composeUp.sh), in seconds. */
+/** The waits inside the release step (host/steps/composeUp.sh and its parts), in seconds. */
 export const RELEASE_WAITS = {
-  /** Each `compose up --wait` of the services (it runs twice). */
+  /** Each `compose up --wait` of the services (it runs twice), and the wait for the release lock. */
   servicesSeconds: 300,
+  /** A service still paused or unhealthy from a backup's pause (SETTLE_SECONDS). */
+  settleSeconds: 60,
   /** A pull of the app image. */
   pullSeconds: 600,
   /** The old container's requests in flight, then its `docker stop -t 30`. */
@@ -40,9 +42,21 @@ export const RELEASE_WAITS = {
 export function releaseStepLimit(releaseTimeoutSeconds: number): string {
   const w = RELEASE_WAITS;
   const seconds =
-    2 * w.servicesSeconds + w.pullSeconds + releaseTimeoutSeconds + w.drainSeconds + w.stopSeconds + 60;
+    3 * w.servicesSeconds +
+    w.settleSeconds +
+    w.pullSeconds +
+    releaseTimeoutSeconds +
+    w.drainSeconds +
+    w.stopSeconds +
+    60;
   return `${Math.ceil(seconds / 60)}m`;
 }
+
+/**
+ * How long the release step has between the TERM at its limit and the KILL: the rollback it runs
+ * then may recreate MinIO on the live version's credentials (a `compose up --wait`).
+ */
+export const RELEASE_KILL_AFTER_SECONDS = RELEASE_WAITS.servicesSeconds + 30;
 
 /**
  * A registry the deploy user logs in to before the app image is pulled: a user name and a password
@@ -216,6 +230,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       sudo: false,
       dependsOn: [envFile, files, ...afterLogin],
       timeout: releaseStepLimit(release.releaseTimeoutSeconds),
+      killAfterSeconds: RELEASE_KILL_AFTER_SECONDS,
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
     this.healthy = step(`${name}-health`, {

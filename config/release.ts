@@ -186,12 +186,15 @@ function registryConfig(r: ConfigReader, target: Target, appImage: string): Regi
     : passwordRegistry(r, server, target);
 }
 
+/** The largest releaseTimeoutSeconds: a backup waits for the longest release step it allows. */
+export const RELEASE_TIMEOUT_MAX_SECONDS = 1800;
+
 export function releaseConfig(r: ConfigReader, target: Target): ReleaseConfig {
   const appImage = appImageConfig(r);
   return {
     appImage,
     registry: registryConfig(r, target, appImage),
     appPort: r.int("appPort", 1, 65535),
-    releaseTimeoutSeconds: r.int("releaseTimeoutSeconds", 10, 1800),
+    releaseTimeoutSeconds: r.int("releaseTimeoutSeconds", 10, RELEASE_TIMEOUT_MAX_SECONDS),
   };
 }

@@ -99,6 +99,17 @@ export function withAppEnv(steps: ProgramStep[], name: string, value: string): P
   });
 }
 
+/** The steps with the Caddyfile the files step pushes edited by `edit`, re-encoded. */
+export function withCaddyfile(steps: ProgramStep[], edit: (caddyfile: string) => string): ProgramStep[] {
+  return steps.map((s) => {
+    if (s.name !== "app-files") return s;
+    const files = decodeFiles(s.stdin!).map((f) =>
+      f.path.endsWith("/caddy/Caddyfile") ? { ...f, content: edit(f.content) } : f,
+    );
+    return { ...s, stdin: encodeFiles(files) };
+  });
+}
+
 /**
  * The steps with an env file whose MINIO_SECRET_KEY is not MinIO's root password (retro #1),
  * re-encoded: a hand-edited bundle would fail its checksum in app-env-file instead.

@@ -75,7 +75,7 @@ const sudoPrefix = {
 /** A time limit as `timeout` (coreutils) reads it: a whole number of seconds, minutes or hours. */
 export const STEP_LIMIT = /^[1-9][0-9]*[smh]$/;
 
-/** Seconds between the TERM a step gets at its limit and the KILL that follows if it ignores it. */
+/** Seconds between the TERM a step gets at its limit and the KILL that follows if it ignores it (by default). */
 export const KILL_AFTER_S = 30;
 
 /**
@@ -87,7 +87,7 @@ export const KILL_AFTER_S = 30;
  */
 export function stepCommand(
   script: string,
-  opts: { sudo: boolean | "auto"; step: string; limit: string },
+  opts: { sudo: boolean | "auto"; step: string; limit: string; killAfterSeconds?: number },
 ): string {
   if (!STEP_LIMIT.test(opts.limit)) throw new Error(`step ${opts.step}: bad time limit "${opts.limit}"`);
   const sudo = sudoPrefix[String(opts.sudo) as keyof typeof sudoPrefix];
@@ -95,7 +95,7 @@ export function stepCommand(
   const killed = `chitram: step ${opts.step} was killed (signal 9): it ignored the stop at its ${opts.limit} limit, or ran out of memory`;
   // POSIX sh: the login shell of the connection user runs this line.
   return [
-    `${sudo}timeout --kill-after=${KILL_AFTER_S}s ${opts.limit} bash -c ${shellQuote(script)}`,
+    `${sudo}timeout --kill-after=${opts.killAfterSeconds ?? KILL_AFTER_S}s ${opts.limit} bash -c ${shellQuote(script)}`,
     "rc=$?",
     `if [ "$rc" -eq 124 ]; then echo ${shellQuote(stopped)} >&2; fi`,
     `if [ "$rc" -eq 137 ]; then echo ${shellQuote(killed)} >&2; fi`,

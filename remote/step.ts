@@ -58,6 +58,8 @@ export interface RemoteStepOptions {
   dependsOn: pulumi.Input<pulumi.Resource>[];
   /** How long the step may take, enforced on the host by `timeout` (also the dial's bound). Default: 10m. */
   timeout?: string;
+  /** Seconds from the TERM at the limit to the KILL, for a step that cleans up on TERM. Default: 30. */
+  killAfterSeconds?: number;
   /**
    * Changes to these inputs do not re-run the step. First-contact steps connect as root, which may
    * be closed later; they must not need root again when their script changes.
@@ -74,7 +76,10 @@ export function remoteStep(name: string, o: RemoteStepOptions): command.remote.C
     name,
     {
       connection: o.connection,
-      create: script === undefined ? undefined : stepCommand(script, { sudo: o.sudo, step: name, limit }),
+      create:
+        script === undefined
+          ? undefined
+          : stepCommand(script, { sudo: o.sudo, step: name, limit, killAfterSeconds: o.killAfterSeconds }),
       delete: onDelete === undefined ? undefined : stepCommand(onDelete, { sudo: o.sudo, step: name, limit }),
       stdin: o.stdin,
       triggers: [...(script === undefined || !replace ? [] : [sha256(script)]), ...(o.triggers ?? [])],

@@ -12,6 +12,7 @@ import {
   CRON_PATH,
   ENV_FILE_NAME,
   LIVE_DIR_NAME,
+  RELEASE_LOCK_NAME,
   RELEASES_LOG_NAME,
   SERVICE_IMAGES,
 } from "../hostContract";
@@ -69,6 +70,7 @@ function hostEnvValues(args: HostEnvArgs): [string, string | number][] {
     ["APP_IMAGES_LOG", `${args.appDir}/${APP_IMAGES_LOG_NAME}`],
     ["CRON_PATH", CRON_PATH],
     ["BACKUP_STATUS_FILE", `${args.appDir}/${BACKUP_STATUS_FILE}`],
+    ["RELEASE_LOCK", `${args.appDir}/${RELEASE_LOCK_NAME}`],
   ];
 }
 
@@ -140,13 +142,11 @@ export function renderBackupSecrets(args: BackupSecretsArgs): string {
 }
 
 /**
- * cron runs the job line through bash and reads `%` as a newline: the schedule and the app
- * directory must be plain (config/backup.ts checks the schedule's fields; this keeps out anything else).
- */
-/**
  * The backup's cron entry, and every hour the sweep that removes the backup status file once it
  * is older than `alertAfterHours`: backup.sh renews it after each run that succeeds, so a backup
- * that fails or stops running makes the backup uptime check go down.
+ * that fails or stops running makes the backup uptime check go down. cron runs the job line
+ * through bash and reads `%` as a newline: the schedule and the app directory must be plain
+ * (config/backup.ts checks the schedule's fields; this keeps out anything else).
  */
 export function renderBackupCron(args: {
   schedule: string;

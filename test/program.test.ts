@@ -13,6 +13,8 @@ import { sha256 } from "../remote/transfer";
 import { parseEnvFile } from "../render/envFile";
 import { CLOUD_CONFIG } from "../render/cloudConfig";
 import { FIRST_CONTACT_DIAL_ERROR_LIMIT } from "../components/hostProvisioning";
+import { RELEASE_KILL_AFTER_SECONDS, releaseStepLimit } from "../components/appDeployment";
+import { RELEASE_TIMEOUT_MAX_SECONDS } from "../config/release";
 import {
   MOCK_DROPLET_ID,
   MOCK_DROPLET_IP,
@@ -374,21 +376,37 @@ describe("program: releases", () => {
 
   it("the release step's time limit covers every wait in it, releaseTimeoutSeconds included, up to the largest allowed", async () => {
     for (const [timeout, limit] of [
-      ["10", "23m"],
-      ["120", "24m"],
-      ["1800", "52m"],
+      ["10", "29m"],
+      ["120", "30m"],
+      ["1800", "58m"],
     ]) {
       const run = await runStack("staging", { ...STAGING, releaseTimeoutSeconds: timeout });
       const s = step(run, "app-compose-up");
+      // The TERM at the limit rolls the release back, which may recreate MinIO (a compose up of
+      // up to 300 s): the KILL comes that much later.
       assert.ok(
-        s.create!.startsWith(`timeout --kill-after=30s ${limit} bash -c `),
+        s.create!.startsWith(`timeout --kill-after=330s ${limit} bash -c `),
         `${timeout}: ${s.create!.slice(0, 50)}`,
       );
       const minutes = Number(limit.slice(0, -1));
-      // both compose waits, the pull, the release's own timeout, the drain and the stop
-      assert.ok(minutes * 60 >= 2 * 300 + 600 + Number(timeout) + 30 + 30, `${timeout}: ${limit}`);
+      // the release lock, the settle, both compose waits, the pull, the release's own timeout,
+      // the drain and the stop
+      assert.ok(minutes * 60 >= 300 + 60 + 2 * 300 + 600 + Number(timeout) + 30 + 30, `${timeout}: ${limit}`);
       assert.equal(named(run, "app-compose-up").options.customTimeouts?.create, limit);
     }
+  });
+});
+
+describe("program: a backup waits out the longest release", () => {
+  it("backup.sh's wait for the release lock covers the longest release step and its KILL grace", () => {
+    const backup = fs.readFileSync(path.join(__dirname, "..", "host", "scripts", "backup.sh"), "utf8");
+    const wait = Number(/^RELEASE_WAIT_SECONDS=(\d+)$/m.exec(backup)?.[1]);
+    const limit = releaseStepLimit(RELEASE_TIMEOUT_MAX_SECONDS);
+    const longest = Number(limit.slice(0, -1)) * 60 + RELEASE_KILL_AFTER_SECONDS;
+    assert.ok(
+      wait >= longest,
+      `RELEASE_WAIT_SECONDS=${wait}, but a release may take ${longest} s (${limit} + kill)`,
+    );
   });
 });
 
@@ -846,8 +864,10 @@ describe("program: remote steps", async () => {
     for (const s of run.steps) {
       const limit = named(run, s.name).options.customTimeouts!.create;
       assert.match(limit, /^\d+m$/);
+      // The release step cleans up on TERM (a rollback): its KILL comes later (the test above).
+      const killAfter = s.name === "app-compose-up" ? 330 : 30;
       assert.ok(
-        s.create!.includes(`timeout --kill-after=30s ${limit} bash -c `),
+        s.create!.includes(`timeout --kill-after=${killAfter}s ${limit} bash -c `),
         `${s.name}: not under timeout ${limit}`,
       );
       assert.ok(s.create!.includes(`step ${s.name} did not finish within its ${limit} limit`), s.name);

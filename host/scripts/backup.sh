@@ -104,12 +104,20 @@ die() {
 # release (`compose up --wait`) or a monitor would take that for a failure: the run ends only
 # once MinIO is healthy again (at most HEALTH_SETTLE_SECONDS, two probes).
 HEALTH_SETTLE_SECONDS=30
+# How long a run waits for a release to end: the longest release step (58 minutes, with
+# releaseTimeoutSeconds 1800) and the 330 s between its TERM and its KILL (test/program.test.ts).
+RELEASE_WAIT_SECONDS=3900
+UNPAUSE_FAILED=0
 unpause_minio() {
   local id=$PAUSED_MINIO deadline=$((SECONDS + HEALTH_SETTLE_SECONDS))
   [[ -n $id ]] || return 0
   PAUSED_MINIO=""
   UNPAUSED_AT=$SECONDS
-  docker unpause "$id" >/dev/null 2>&1 || { err "could not unpause MinIO ($id): docker unpause $id"; return 0; }
+  if ! docker unpause "$id" >/dev/null 2>&1; then
+    UNPAUSE_FAILED=1
+    err "could not unpause MinIO ($id): docker unpause $id"
+    return 0
+  fi
   until [[ $(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null) == healthy ]]; do
     if ((SECONDS >= deadline)); then
       err "MinIO is not healthy ${HEALTH_SETTLE_SECONDS}s after the pause: docker compose -f $APP_DIR/compose.yaml logs minio"
@@ -219,6 +227,20 @@ while IFS= read -r name; do
   log "retention: deleted $name (older than $BACKUP_RETENTION_DAYS days, not among the newest $BACKUP_KEEP_GOOD sets with data)"
 done < <(local_names | expired_names "$cutoff" "$BACKUP_KEEP_GOOD")
 
+# --- Not during a release ------------------------------------------------------------------------
+# A release needs MinIO answering, and may recreate PostgreSQL or MinIO: the release step holds
+# RELEASE_LOCK for its whole run, and this run holds it from before it looks up the containers
+# until the dump has been read back (a release waits for it in turn).
+if [[ -n ${RELEASE_LOCK:-} ]]; then
+  [[ -e $RELEASE_LOCK ]] || (umask 022 && : >>"$RELEASE_LOCK") || die "cannot create $RELEASE_LOCK"
+  exec 7<"$RELEASE_LOCK"
+  if ! flock -n 7; then
+    log "a release is running: MinIO is paused only once it has ended (waiting up to ${RELEASE_WAIT_SECONDS}s)"
+    flock -w "$RELEASE_WAIT_SECONDS" 7 ||
+      die "a release has held $RELEASE_LOCK for ${RELEASE_WAIT_SECONDS}s: no backup was taken; the next scheduled run tries again"
+  fi
+fi
+
 # --- PostgreSQL and MinIO must be running (and healthy when they have a healthcheck) -------------
 # Not `docker compose ps` text (retro #5) nor its JSON (shape differs across compose versions):
 # the container id, then docker inspect.
@@ -227,6 +249,14 @@ MINIO_DIR="$DATA_DIR/minio"
 [[ -d $MINIO_DIR ]] || die "MinIO data dir $MINIO_DIR does not exist"
 MINIO_CID="$(compose ps -q minio 2>"$ERR_FILE")" || die "cannot list the minio container (docker compose ps)"
 [[ -n $MINIO_CID ]] || die "the minio container is not running: the archive could not be consistent with the dump"
+# A run killed while MinIO was paused (SIGKILL, the OOM killer) left it so; this run holds the
+# backup lock, so no other run paused it.
+if [[ $(docker inspect -f '{{.State.Paused}}' "$MINIO_CID" 2>"$ERR_FILE") == true ]]; then
+  log "MinIO was left paused, by a run killed part-way: unpausing it"
+  PAUSED_MINIO=$MINIO_CID
+  unpause_minio
+  ((UNPAUSE_FAILED == 0)) || die "MinIO is paused and could not be unpaused: docker unpause $MINIO_CID"
+fi
 
 # --- Free space ----------------------------------------------------------------------------------
 # shellcheck disable=SC2016 # expanded by sh inside the container
@@ -267,11 +297,13 @@ compose exec -T postgres sh -c 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB"' 
 tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE" ||
   die "tar of $MINIO_DIR failed (exit $?; 1 is a file changed while it was read): the archive would not match the dump"
 unpause_minio
+((UNPAUSE_FAILED == 0)) || die "MinIO could not be unpaused after the dump and the archive: docker unpause $MINIO_CID"
 log "MinIO was paused for $((UNPAUSED_AT - paused_at)) s while the dump and the archive were taken, and healthy again $((SECONDS - UNPAUSED_AT)) s later"
 [[ -s $TMP_DUMP ]] || die "pg_dump produced an empty file"
 toc="$(compose exec -T postgres pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
   die "pg_restore -l cannot read the new dump"
 entries="$(grep -cv '^;' <<<"$toc" || true)"
+if [[ -n ${RELEASE_LOCK:-} ]]; then flock -u 7; fi
 tar -tzf "$TMP_TAR" >/dev/null 2>"$ERR_FILE" || die "the new MinIO archive does not read back"
 sync -- "$TMP_DUMP" "$TMP_TAR"
 log "postgres: dump complete ($(stat -c %s "$TMP_DUMP") bytes, $entries TOC entries); minio: archive complete ($(stat -c %s "$TMP_TAR") bytes)"

@@ -19,7 +19,8 @@
 #
 # Run as root on the host (sudo). Settings come from ../host.env next to this script
 # (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV points at another host.env. It holds backup.sh's lock
-# from before the first download to the end, so no backup runs meanwhile. The app keeps running:
+# from before the first download to the end, so no backup runs meanwhile, and refuses to start
+# during a release (the release step's lock, which it holds too). The app keeps running:
 # stop it first (docker compose stop app) if it must not write during the restore.
 set -euo pipefail
 
@@ -153,6 +154,13 @@ command -v docker >/dev/null || die "docker not found in $PATH"
 install -d -m 0700 "$BACKUP_DIR"
 exec 9>>"$BACKUP_DIR/.lock" || die "cannot open lock file $BACKUP_DIR/.lock"
 flock -n 9 || die "a backup or restore holds $BACKUP_DIR/.lock; try again when it is done"
+# and the release step's: a release must not start the app, or recreate the services, while they
+# are stopped and their data replaced (RELEASE_LOCK from host.env; older ones have none).
+if [[ -n ${RELEASE_LOCK:-} ]]; then
+  [[ -e $RELEASE_LOCK ]] || (umask 022 && : >>"$RELEASE_LOCK") || die "cannot create $RELEASE_LOCK"
+  exec 7<"$RELEASE_LOCK"
+  flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
+fi
 
 # --- Which set -----------------------------------------------------------------------------------
 if ((from_offsite)); then

@@ -1,8 +1,9 @@
 # The release step: brings the services up to date and releases the app without downtime
 # (docs/RUNBOOK.md, "Releases"). Rendered after its two parts, release/services.sh and
 # release/app.sh, so this file reads as what runs, in order:
-#  1. find_live, pull_image: the container Caddy proxies to, and the new image, pulled before
-#     anything changes (an image that cannot be had fails the step with no service touched).
+#  1. take_release_lock (not during a backup's pause of MinIO), find_live, pull_image: the
+#     container Caddy proxies to, and the new image, pulled before anything changes (an image
+#     that cannot be had fails the step with no service touched).
 #  2. services_up: PostgreSQL, MinIO and Caddy up to date (a changed image or env file restarts
 #     that one service), PostgreSQL's password set, Caddy reloaded.
 #  3. When the app's compose config (image, env file, settings) differs from the live container's,
@@ -13,8 +14,8 @@
 #     not recorded, so the next `pulumi up` runs it again).
 cd "$APP_DIR"
 # ENV_FILE, APP_UPSTREAM, RELEASES_LOG (one line per release that went live: UTC time, image,
-# container, hash of the app's compose config), LIVE_DIR and APP_IMAGES_LOG come from host.env,
-# pushed by the files step.
+# container, hash of the app's compose config), LIVE_DIR, APP_IMAGES_LOG and RELEASE_LOCK come
+# from host.env, pushed by the files step.
 [[ -f host.env ]] || die "$APP_DIR/host.env is missing: the files step has not run"
 # shellcheck source=/dev/null # host.env is rendered by the Pulumi program (render/hostConfig.ts)
 . ./host.env
@@ -34,12 +35,18 @@ app_unchanged() {
   [[ $released == "$live" && $(docker inspect -f '{{.State.Running}}' "$live") == true && $config_hash == "$want" ]]
 }
 
+take_release_lock
 find_live
 pull_image
+trap on_term TERM
+# Any other way out that is not a success (a command that fails under set -e) also puts the
+# services back on the live version's credentials; a rotation that went live, or was undone, is not.
+trap 'rc=$?; if ((rc != 0)); then undo_rotation || true; fi' EXIT
 services_up
 if app_unchanged; then
+  trap - TERM
   say "app unchanged: $live keeps serving"
-  [[ -d $LIVE_DIR ]] || remember_live
+  remember_live
 else
   release
 fi

@@ -13,7 +13,7 @@ import { apply } from "../../harness/engine";
 import { Deployment, newDeployment } from "../../harness/deployment";
 import { get, recordingServer, request, waitHealthy, networkGateway } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
-import { BACKUP_KEEP_GOOD, BACKUP_STATUS_URL_PATH } from "../../hostContract";
+import { APP_DIR, BACKUP_KEEP_GOOD, BACKUP_STATUS_URL_PATH, RELEASE_LOCK_NAME } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
 const BACKUPS = "/var/lib/chitram/backups";
@@ -259,6 +259,39 @@ describe("real host: backups that never lose the last good copy", () => {
     }
   });
 
+  it("a backup during a release waits for the release lock before it pauses MinIO", async () => {
+    // A release holds the lock for its whole step (host/steps/release/app.sh) and needs MinIO
+    // answering: here a holder of the lock records MinIO's state five times a second for 6 s.
+    const minio = (await must(exec, "docker ps -qf name=chitram-minio")).trim();
+    const held = "/tmp/release-lock-held";
+    const record = "/tmp/minio-paused-while-released";
+    const release = exec(
+      `rm -f ${held} ${record}; flock ${APP_DIR}/${RELEASE_LOCK_NAME} sh -c ` +
+        `'touch ${held}; for i in $(seq 30); do docker inspect -f "{{.State.Paused}}" ${minio} >> ${record}; sleep 0.2; done'`,
+    );
+    try {
+      while ((await exec(`test -e ${held}`)).code !== 0) await new Promise((r) => setTimeout(r, 200));
+      const ok = await backupUnderCronEnv(exec);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, /a release is running: MinIO is paused only once it has ended/);
+      assert.equal((await release).code, 0);
+      const states = (await must(exec, `cat ${record}`)).trim().split("\n");
+      assert.equal(states.length, 30);
+      assert.deepEqual([...new Set(states)], ["false"], "MinIO was paused while the release held the lock");
+    } finally {
+      await exec(`rm -f ${held} ${record}`);
+    }
+  });
+
+  it("a MinIO left paused by a run killed part-way is unpaused by the next run, which then succeeds", async () => {
+    const minio = (await must(exec, "docker ps -qf name=chitram-minio")).trim();
+    await must(exec, `docker pause ${minio}`);
+    const ok = await backupUnderCronEnv(exec);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /MinIO was left paused, by a run killed part-way: unpausing it/);
+    assert.equal((await must(exec, `docker inspect -f '{{.State.Paused}}' ${minio}`)).trim(), "false");
+  });
+
   it("writes during a backup: the restored pair has every object its rows point at", async () => {
     let writing = true;
     let n = 0;
@@ -324,5 +357,16 @@ describe("real host: backups that never lose the last good copy", () => {
     assert.doesNotMatch(r.stdout, /fetched/);
     assert.deepEqual(await local(), before, "something was downloaded");
     await exec(`flock ${BACKUPS}/.lock true`);
+    // and the release step's lock: no release starts the app while the data is replaced
+    await must(exec, `(flock ${APP_DIR}/${RELEASE_LOCK_NAME} sleep 20 &) ; sleep 1`);
+    const during = await exec("/opt/chitram/scripts/restore.sh --offsite latest --minio latest");
+    assert.notEqual(during.code, 0);
+    assert.match(
+      during.stderr,
+      /a release is running \(it holds .*\.release\.lock\); try again when pulumi up is done/,
+    );
+    assert.doesNotMatch(during.stdout, /fetched/);
+    assert.deepEqual(await local(), before, "something was downloaded");
+    await exec(`flock ${APP_DIR}/${RELEASE_LOCK_NAME} true`);
   });
 });

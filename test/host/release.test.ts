@@ -13,12 +13,13 @@ import {
   newDeployment,
   restep,
   withAppEnv,
+  withCaddyfile,
 } from "../../harness/deployment";
 import { liveApp, probeDuring, ProbeResult, waitHealthy } from "../../harness/probes";
 import { StepError } from "../../harness/replay";
 import { replaceRealValue } from "../../harness/mockProgram";
 import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
-import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
+import { APP_DIR, RELEASE_LOCK_NAME, SANDBOX_APP_IMAGE } from "../../hostContract";
 
 const { v2: V2, noHealth: NO_HEALTH, crashing: CRASHING, missing: MISSING } = APP_VARIANTS;
 
@@ -101,21 +102,42 @@ describe("real host: releases without downtime", () => {
     assert.deepEqual(await appContainers(), [was.name]);
   });
 
-  it("a release that starts while a backup has MinIO paused waits for it, and passes", async () => {
-    // What a backup does to MinIO for the length of its dump and archive; Docker then reports
-    // it unhealthy until its next probe, which `compose up --wait` alone fails on at once.
+  it("a release that starts while a backup has MinIO paused waits for the backup's lock, and passes", async () => {
+    // What a backup does under the release lock (host/scripts/backup.sh): MinIO paused for its
+    // dump and archive, then unpaused and healthy again before the lock is let go. Docker reports
+    // a container unhealthy from a pause until its next probe, which `compose up --wait` fails on.
     const minio = (await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -q minio`)).stdout.trim();
-    assert.equal((await d.droplet.exec(`docker pause ${minio}`)).code, 0);
-    const unpause = new Promise((resolve) => setTimeout(resolve, 4000)).then(() =>
-      d.droplet.exec(`docker unpause ${minio}`),
+    const held = `/tmp/release-lock-held-${Date.now()}`;
+    const backup = d.droplet.exec(
+      `flock ${APP_DIR}/${RELEASE_LOCK_NAME} sh -c 'docker pause ${minio} && touch ${held} && sleep 6 && docker unpause ${minio} ` +
+        `&& until [ "$(docker inspect -f "{{.State.Health.Status}}" ${minio})" = healthy ]; do sleep 1; done'`,
     );
     try {
-      await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+      while ((await d.droplet.exec(`test -e ${held}`)).code !== 0)
+        await new Promise((r) => setTimeout(r, 200));
+      const r = await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+      const ran = r.ran.find((x) => x.name === "app-compose-up")!;
+      assert.match(
+        ran.stdout,
+        /a backup \(MinIO paused for its consistent pair\), a restore, or an earlier release step still running on the host holds \S+\.release\.lock: waiting for it to end/,
+      );
     } finally {
-      assert.equal((await unpause).code, 0);
+      assert.equal((await backup).code, 0);
     }
     const health = await d.droplet.exec(`docker inspect -f '{{.State.Health.Status}}' ${minio}`);
     assert.equal(health.stdout.trim(), "healthy");
+  });
+
+  it("a MinIO left paused by a backup stopped part-way is unpaused by the next release, which passes", async () => {
+    const minio = (await d.droplet.exec(`cd ${APP_DIR} && docker compose ps -q minio`)).stdout.trim();
+    assert.equal((await d.droplet.exec(`docker pause ${minio}`)).code, 0);
+    const r = await apply(steps, d.state, { log, force: (s) => s.name === "app-compose-up" });
+    const ran = r.ran.find((x) => x.name === "app-compose-up")!;
+    assert.match(ran.stdout, /unpausing minio, left paused by a backup that was stopped part-way/);
+    const health = await d.droplet.exec(
+      `docker inspect -f '{{.State.Paused}} {{.State.Health.Status}}' ${minio}`,
+    );
+    assert.equal(health.stdout.trim(), "false healthy");
   });
 
   it("an app env file change is released the same way: 0 failed requests, the new container has the new value", async () => {
@@ -174,7 +196,7 @@ describe("real host: releases without downtime", () => {
       x.name === "app-compose-up"
         ? {
             ...x,
-            create: x.create!.replace(/^timeout --kill-after=30s \d+m /, "timeout --kill-after=30s 25s "),
+            create: x.create!.replace(/^timeout --kill-after=(\d+)s \d+m /, "timeout --kill-after=$1s 25s "),
           }
         : x,
     );
@@ -260,6 +282,34 @@ describe("real host: releases without downtime", () => {
     // and a while later still: nothing flips back on its own
     await new Promise((r) => setTimeout(r, 3000));
     assert.match((await waitHealthy(d.droplet.httpPort)).body, /"storage":"ok"/);
+  });
+
+  it("a credential rotation whose services step fails (a Caddyfile Caddy refuses) is undone too, before the step fails", async () => {
+    // The rotated values of the test above are still in the state: the services take them again.
+    const was = await live();
+    const liveSecret = await envOf(was.name, "MINIO_SECRET_KEY");
+    config = { ...config, appImage: was.image };
+    const next = withCaddyfile(await restep(d, config), (c) =>
+      // an unknown directive inside the last site block: Caddy refuses the file
+      c.replace(/\}\s*$/, "\tnot_a_caddy_directive\n}\n"),
+    );
+    const probe = await probeDuring(d.droplet.httpPort, () => apply(next, d.state, { log }), MIN_REQUESTS);
+    assert.ok(probe.error instanceof StepError, String(probe.error));
+    assert.equal(probe.error.step, "app-compose-up");
+    assert.match(probe.error.stdout, /new PostgreSQL or MinIO credentials: the services take them now/);
+    assert.match(
+      probe.error.stderr,
+      /the credential rotation was undone: PostgreSQL and MinIO are back on the credentials of the live version/,
+    );
+    assert.match(probe.error.stderr, /Caddy did not accept the Caddyfile/);
+    assert.deepEqual(await live(), was);
+    assert.equal(
+      await envOf(await minioContainer(), "MINIO_ROOT_PASSWORD"),
+      liveSecret,
+      "MinIO is back on the live secret",
+    );
+    assert.match((await waitHealthy(d.droplet.httpPort)).body, /"database":"ok".*"storage":"ok"/);
+    log(`rotation undone after a refused Caddyfile: ${probe.failed}/${probe.total} requests failed`);
   });
 
   it("the rotation with a good release goes live: the new version serves on the new credentials, MinIO and the app agree", async () => {

@@ -95,7 +95,7 @@ if [[ $FORCE != 1 && -f $out/.complete ]]; then
 fi
 
 mkdir -p "$CACHE"
-# One build of a key at a time: test files that start together, or two terminals, wait for the
+# One build at a time (of any key): test files that start together, or two terminals, wait for the
 # first build and then take its result.
 exec 9<"$CACHE"
 if ! flock -n 9; then

@@ -14,6 +14,18 @@ write_upstream() {
   mv -f "$tmp" "$APP_UPSTREAM"
 }
 
+# One at a time: a release, a backup's pause of MinIO for its pair (host/scripts/backup.sh), or a
+# restore (host/scripts/restore.sh), which take this lock too. Held until the step ends. The file
+# is readable by both users.
+take_release_lock() {
+  [[ -e $RELEASE_LOCK ]] || (umask 022 && : >>"$RELEASE_LOCK") || die "cannot create $RELEASE_LOCK"
+  exec 8<"$RELEASE_LOCK"
+  flock -n 8 && return 0
+  say "a backup (MinIO paused for its consistent pair), a restore, or an earlier release step still running on the host holds $RELEASE_LOCK: waiting for it to end (up to ${WAIT_SECONDS}s)"
+  flock -w "$WAIT_SECONDS" 8 ||
+    die "$RELEASE_LOCK has been held for ${WAIT_SECONDS}s (by a backup, a restore, or an earlier release step still running: fuser -v $RELEASE_LOCK names it): nothing changed; run pulumi up again once it is done"
+}
+
 # The live container: the one the upstream file names; on a host deployed before releases were
 # health-gated, compose's single running app container. Containers of a release that did not
 # finish (the step was killed) never served and are removed.
@@ -75,6 +87,9 @@ except Exception as e:
 # the step failed naming why; $1 = why, $2 = the last health output (the release's own).
 abandon() {
   local why=$1 out=${2:-} name="" answer="" logs=""
+  # A TERM now (the limit reached during the rollback) would start it again: it is ignored, and
+  # the KILL comes RELEASE_KILL_AFTER_SECONDS after it.
+  trap '' TERM
   if [[ -n $NEW_ID ]]; then
     name=$(container_name "$NEW_ID")
     [[ $(docker inspect -f '{{.State.Running}}' "$NEW_ID") != true ]] || answer=$(own_answer "$NEW_ID")
@@ -82,7 +97,7 @@ abandon() {
     docker rm -f "$NEW_ID" >/dev/null
     NEW_ID=""
   fi
-  undo_rotation
+  undo_rotation || true
   echo "chitram: release of $APP_IMAGE failed: ${name:+$name }$why${name:+; it was removed}.
   last health output: ${out:-none}${answer:+
   its own answer on 127.0.0.1:$APP_PORT$HEALTH_PATH: $answer}
@@ -94,17 +109,17 @@ $(still_serving)" >&2
   fi
   exit 1
 }
-# TERM before the switch (`timeout` at the step's limit, or `pulumi` stopped): the same rollback.
-# bash runs it once the command in the foreground returns (at most the gate's 10 s wget).
+# TERM before the switch (`timeout` at the step's limit, or `pulumi` stopped), from the moment the
+# services may take new credentials: the same rollback. bash runs it once the command in the
+# foreground returns (at most the gate's 10 s wget, or a compose up).
 on_term() {
-  trap - TERM
+  trap '' TERM
   abandon "was stopped before it went live (TERM: the step's time limit, or pulumi was stopped)"
 }
 
 start_new() {
   local before
   before=$(app_ids | sort)
-  trap on_term TERM
   echo "$APP_IMAGE" >>"$APP_IMAGES_LOG"
   if ! docker compose up -d --no-deps --no-recreate --scale "app=$(($(wc -w <<<"$before") + 1))" app 2>"$ERR"; then
     for id in $(comm -13 <(echo "$before") <(app_ids | sort)); do docker rm -f "$id" >/dev/null; done
@@ -129,16 +144,20 @@ gate() {
 }
 
 switch_to() {
+  # A TERM now would remove the container Caddy is being switched to: it waits for the switch.
+  trap '' TERM
   write_upstream "$new"
   if ! reload_caddy; then
     write_upstream "${live:-app}"
     abandon "Caddy did not accept the switch to it"
   fi
   NEW_ID=""
-  trap - TERM
-  say "$new serves $APP_IMAGE, ${SECONDS}s after the step started"
+  # The credentials the live version now uses: what a later rotation's rollback goes back to.
+  remember_live
   # The way back (docs/RUNBOOK.md, "Releases"): the image before this one is the line above.
   printf '%s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$APP_IMAGE" "$new" "$want" >>"$RELEASES_LOG"
+  trap - TERM
+  say "$new serves $APP_IMAGE, ${SECONDS}s after the step started"
 }
 
 # Stops the old container once Caddy has no request in flight to it (at most DRAIN_SECONDS).
@@ -186,6 +205,5 @@ release() {
   switch_to
   [[ -z $old ]] || stop_old "$old"
   live=$new
-  remember_live
   prune_images
 }

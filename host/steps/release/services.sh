@@ -56,21 +56,39 @@ set_postgres_password() {
   } | docker compose exec -T postgres sh -c 'psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres' >/dev/null 2>"$ERR"
 }
 
-# A backup pauses MinIO while it takes a consistent pair, and Docker reports a container as
-# unhealthy from a pause until its next health probe: `compose up --wait` would fail on that at
-# once. Waits until no service is paused (up to WAIT_SECONDS) or unhealthy (up to two probes); a
-# service that stays unhealthy is then reported by compose up itself.
+# Docker reports a container as unhealthy from a pause until its next health probe, and
+# `compose up --wait` fails on that at once. Backups pause MinIO only under the release lock, which
+# this step holds (take_release_lock): a service paused now was left so by a backup killed
+# part-way, and is unpaused. One still unhealthy (a probe in flight) is waited for up to
+# SETTLE_SECONDS, then left to compose up, which reports it.
+SETTLE_SECONDS=60
 settle_services() {
-  local deadline=$((SECONDS + WAIT_SECONDS)) unhealthy_until=$((SECONDS + 25)) states
+  local deadline=$((SECONDS + SETTLE_SECONDS)) states paused
   while ((SECONDS < deadline)); do
-    states=$(docker compose ps -a --format '{{.State}} {{.Health}}' postgres minio caddy)
-    if grep -q '^paused' <<<"$states"; then
-      unhealthy_until=$((SECONDS + 25))
-    elif ! grep -q 'unhealthy' <<<"$states" || ((SECONDS >= unhealthy_until)); then
-      return 0
+    states=$(docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' postgres minio caddy)
+    mapfile -t paused < <(awk '$2 == "paused" { print $1 }' <<<"$states")
+    if ((${#paused[@]})); then
+      say "unpausing ${paused[*]}, left paused by a backup that was stopped part-way"
+      docker compose unpause "${paused[@]}" >/dev/null 2>"$ERR" || fail "could not unpause ${paused[*]}"
+      continue
     fi
+    grep -q ' running unhealthy' <<<"$states" || return 0
     sleep 1
   done
+  say "still unhealthy after ${SETTLE_SECONDS}s: $(grep ' running unhealthy' <<<"$states" | tr '\n' ';')"
+}
+
+# What a rotation has changed so far, for undo_rotation: PostgreSQL's password, MinIO's container.
+PG_CHANGED=0 MINIO_CHANGED=0
+
+# A failure once the services may have taken new credentials: they are put back first (TERM is
+# ignored meanwhile: the KILL comes RELEASE_KILL_AFTER_SECONDS after the TERM, time for the undo).
+fail_services() {
+  trap '' TERM
+  cp "$ERR" "$ERR.cause" 2>/dev/null || : >"$ERR.cause"
+  undo_rotation || true
+  mv -f "$ERR.cause" "$ERR"
+  fail "$1"
 }
 
 services_up() {
@@ -83,15 +101,17 @@ services_up() {
   fi
   settle_services
   docker compose up -d --wait --wait-timeout "$WAIT_SECONDS" postgres 2>"$ERR" ||
-    fail "PostgreSQL did not get healthy"
-  set_postgres_password || fail "setting the PostgreSQL password from the env file failed"
+    fail_services "PostgreSQL did not get healthy"
+  PG_CHANGED=1
+  set_postgres_password || fail_services "setting the PostgreSQL password from the env file failed"
+  MINIO_CHANGED=1
   if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" postgres minio caddy 2>"$ERR"; then
-    fail "docker compose up did not get postgres, minio and caddy healthy"
+    fail_services "docker compose up did not get postgres, minio and caddy healthy"
   fi
   CADDY_ID=$(docker compose ps -q caddy)
   # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
   # dropped connections. The reload fails, and so does the step, if the new Caddyfile is invalid.
-  reload_caddy
+  reload_caddy 2>"$ERR" || fail_services "Caddy did not accept the Caddyfile"
 }
 
 # A rotation that did not go live: PostgreSQL and MinIO back on the live release's credentials
@@ -99,18 +119,30 @@ services_up() {
 # override file (environment outranks env_file); the next run's `compose up` recreates it with the
 # env file's again, which is the retry.
 undo_rotation() {
-  local override="$LIVE_DIR/rollback.yaml"
+  local override="$LIVE_DIR/rollback.yaml" failed=()
   ((ROTATING)) || return 0
-  set_postgres_password "$LIVE_DIR/.env.postgres" ||
-    fail "the rotation could not be undone: PostgreSQL's password could not be set back"
-  {
-    printf 'services:\n  minio:\n    environment:\n'
-    sed -n 's/^\(MINIO_ROOT_[A-Z]*\)=\(.*\)$/      \1: "\2"/p' "$LIVE_DIR/.env.minio"
-  } >"$override"
-  chmod 0600 "$override"
-  docker compose -f compose.yaml -f "$override" up -d --wait --wait-timeout "$WAIT_SECONDS" minio 2>"$ERR" ||
-    fail "the rotation could not be undone: MinIO did not come back on the previous credentials"
-  rm -f "$override"
   ROTATING=0
-  echo "chitram: the credential rotation was undone: PostgreSQL and MinIO are back on the credentials of the live version; the next up tries it again" >&2
+  if ((PG_CHANGED)) && ! set_postgres_password "$LIVE_DIR/.env.postgres"; then
+    failed+=("PostgreSQL's password could not be set back")
+  fi
+  if ((MINIO_CHANGED)); then
+    {
+      printf 'services:\n  minio:\n    environment:\n'
+      sed -n 's/^\(MINIO_ROOT_[A-Z]*\)=\(.*\)$/      \1: "\2"/p' "$LIVE_DIR/.env.minio"
+    } >"$override"
+    chmod 0600 "$override"
+    if ! docker compose -f compose.yaml -f "$override" up -d --wait --wait-timeout "$WAIT_SECONDS" minio 2>"$ERR.undo"; then
+      failed+=("MinIO did not come back on the previous credentials: $(tail -n 3 "$ERR.undo" | mask_secrets)")
+    fi
+    rm -f "$override" "$ERR.undo"
+  fi
+  if ((${#failed[@]})); then
+    echo "chitram: the credential rotation could not be undone: ${failed[*]}; the live version may fail until the next up" >&2
+    return 1
+  fi
+  if ((PG_CHANGED || MINIO_CHANGED)); then
+    echo "chitram: the credential rotation was undone: PostgreSQL and MinIO are back on the credentials of the live version; the next up tries it again" >&2
+  else
+    echo "chitram: the credential rotation had not reached PostgreSQL or MinIO yet: nothing to undo; the next up tries it again" >&2
+  fi
 }
