@@ -191,10 +191,13 @@ prune_images() {
 }
 
 # The credentials of the version that went live, for a rotation's rollback.
+# Each file is copied whole before either is renamed into place: a full disk or a KILL never
+# leaves a cut-off credential for a rollback to set.
 remember_live() {
   install -d -m 0700 "$LIVE_DIR"
   local f
-  for f in "${SERVICE_ENV[@]}"; do install -m 0600 "$f" "$LIVE_DIR/$f"; done
+  for f in "${SERVICE_ENV[@]}"; do install -m 0600 "$f" "$LIVE_DIR/$f.tmp"; done
+  for f in "${SERVICE_ENV[@]}"; do mv -f "$LIVE_DIR/$f.tmp" "$LIVE_DIR/$f"; done
   ROTATING=0
 }
 

@@ -44,8 +44,10 @@ reload_caddy() { in_caddy caddy reload --config /etc/caddy/Caddyfile --adapter c
 # PostgreSQL takes POSTGRES_PASSWORD only when it creates its data directory, so after a new
 # password the role is altered on every run, before the app starts; psql over the container's
 # local socket reads it from its environment (\getenv) or from stdin, never from a command line.
+# At most 60 s: a PostgreSQL that hangs must not hold up the rest of a rollback.
 set_postgres_password() {
   local from=${1:-}
+  # shellcheck disable=SC2016 # $POSTGRES_USER is expanded by sh inside the container
   {
     if [[ -n $from ]]; then
       printf '\\set password %s\n' "$(sed -n 's/^POSTGRES_PASSWORD=//p' "$from")"
@@ -53,7 +55,7 @@ set_postgres_password() {
       printf '\\getenv password POSTGRES_PASSWORD\n'
     fi
     printf "ALTER ROLE CURRENT_USER WITH PASSWORD :'password';\n"
-  } | docker compose exec -T postgres sh -c 'psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres' >/dev/null 2>"$ERR"
+  } | timeout 60 docker compose exec -T postgres sh -c 'psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres' >/dev/null 2>"$ERR"
 }
 
 # Docker reports a container as unhealthy from a pause until its next health probe, and
