@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { ed25519KeyPair } from "./keys";
 import { runStack } from "./steps";
 import { apply } from "./engine";
-import { Deployment } from "./deployment";
+import { Deployment, newDeployment } from "./deployment";
 import { get, waitHealthy } from "./probes";
 import { backupUnderCronEnv } from "./backupDrill";
 import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "./sandbox";
@@ -186,4 +186,30 @@ export async function rebuildFromOffsite(
   const restore = await droplet.exec("/opt/chitram/scripts/restore.sh --offsite latest --minio latest");
   if (restore.code === 0) await waitHealthy(droplet.httpPort);
   return { droplet, scheduled, restore, timings: { newHostMs, deployMs, restoreMs: Date.now() - t } };
+}
+
+/**
+ * A store, and a deployment whose backups go to it, applied and healthy: where the off-box tests
+ * start. The store is stopped again when the deployment cannot be made.
+ */
+export async function deployWithOffsiteStore(
+  stack: string,
+  log: (line: string) => void,
+): Promise<{ store: OffsiteStore; d: Deployment }> {
+  await buildImages(); // the store runs the MinIO stand-in image
+  const store = await startOffsiteStore(`chitram-sbx-s3-${randomBytes(3).toString("hex")}`);
+  try {
+    const d = await newDeployment(stack, {
+      config: async (droplet) => {
+        await store.join(droplet);
+        return store.config;
+      },
+    });
+    await apply(d.steps, d.state, { log });
+    await waitHealthy(d.droplet.httpPort);
+    return { store, d };
+  } catch (e) {
+    await store.stop();
+    throw e;
+  }
 }

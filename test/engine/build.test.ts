@@ -5,48 +5,28 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as http from "node:http";
-import { AddressInfo } from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { engineDir } from "../../harness/pulumiCli";
+import { RefusingGoProxy, refusingGoProxy, runBashScript } from "../support";
 
 const ROOT = path.join(__dirname, "..", "..");
 const SCRIPT = path.join(ROOT, "tools", "engine", "build.sh");
 const SOURCES = path.join(ROOT, "..", "shared", "engine-src");
 
-function runScript(env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", [SCRIPT], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const runScript = (env: NodeJS.ProcessEnv) => runBashScript(SCRIPT, env);
 
 describe("tools/engine/build.sh: refusals", () => {
   let dir: string;
-  let proxy: http.Server;
+  let proxy: RefusingGoProxy;
   const cache = () => path.join(dir, "cache");
   const leftInCache = () => (fs.existsSync(cache()) ? fs.readdirSync(cache()) : []);
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-engine-build-"));
-    proxy = http.createServer((_req, res) => {
-      res.writeHead(403, { "Content-Type": "text/plain" });
-      res.end("not found: This module version is not available\n");
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    proxy = await refusingGoProxy("chitram-engine-build-");
+    dir = proxy.dir;
   });
-  after(async () => {
-    await new Promise((resolve) => proxy.close(resolve));
-    // the go command writes its module cache read-only
-    spawn("chmod", ["-R", "u+w", dir]).on("close", () => fs.rmSync(dir, { recursive: true, force: true }));
-  });
+  after(() => proxy?.close());
 
   it("without Go: one error that names it, nothing built", async () => {
     const r = await runScript({ ...process.env, PATH: "/usr/bin:/bin", CHITRAM_ENGINE_CACHE: cache() });
@@ -125,10 +105,7 @@ describe("tools/engine/build.sh: refusals", () => {
   it("a Go module proxy that refuses: the go command's answer, and nothing in the cache looks complete", async () => {
     const r = await runScript({
       ...process.env,
-      GOPROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-      GOSUMDB: "off",
-      GOMODCACHE: path.join(dir, "mod"),
-      GOCACHE: path.join(dir, "build"),
+      ...proxy.goEnv,
       CHITRAM_ENGINE_CACHE: cache(),
     });
     assert.notEqual(r.code, 0);
@@ -142,10 +119,7 @@ describe("tools/engine/build.sh: refusals", () => {
     // The directory of this key, from a build that the proxy stops at once
     const refused = await runScript({
       ...process.env,
-      GOPROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-      GOSUMDB: "off",
-      GOMODCACHE: path.join(dir, "mod"),
-      GOCACHE: path.join(dir, "build"),
+      ...proxy.goEnv,
       CHITRAM_ENGINE_CACHE: cache(),
     });
     const out = /into (\S+)$/m.exec(refused.stderr)?.[1];

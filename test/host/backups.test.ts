@@ -8,11 +8,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv, HostExec } from "../../harness/backupDrill";
-import { listRows, OFFSITE_BUCKET, OffsiteStore, startOffsiteStore } from "../../harness/offsiteStore";
-import { apply } from "../../harness/engine";
-import { Deployment, newDeployment } from "../../harness/deployment";
+import { deployWithOffsiteStore, listRows, OFFSITE_BUCKET, OffsiteStore } from "../../harness/offsiteStore";
+import { Deployment } from "../../harness/deployment";
 import { get, recordingServer, request, waitHealthy, networkGateway } from "../../harness/probes";
-import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { APP_DIR, BACKUP_KEEP_GOOD, BACKUP_STATUS_URL_PATH, RELEASE_LOCK_NAME } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
@@ -61,17 +60,8 @@ describe("real host: backups that never lose the last good copy", () => {
   before(async () => {
     await ensureDockerd();
     await removeAllSandboxes();
-    await buildImages();
-    store = await startOffsiteStore(`chitram-sbx-s3-${randomBytes(3).toString("hex")}`);
-    d = await newDeployment("sandbox-backups", {
-      config: async (droplet) => {
-        await store.join(droplet);
-        return store.config;
-      },
-    });
+    ({ store, d } = await deployWithOffsiteStore("sandbox-backups", log));
     exec = (cmd) => d.droplet.exec(cmd);
-    await apply(d.steps, d.state, { log });
-    await waitHealthy(d.droplet.httpPort);
   });
   after(async () => {
     await d?.droplet.stop();

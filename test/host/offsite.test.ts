@@ -4,17 +4,16 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv, HostExec } from "../../harness/backupDrill";
-import { apply } from "../../harness/engine";
-import { Deployment, newDeployment } from "../../harness/deployment";
-import { get, request, waitHealthy } from "../../harness/probes";
+import { Deployment } from "../../harness/deployment";
+import { get, request } from "../../harness/probes";
 import {
   listRows,
   OFFSITE_BUCKET,
   OffsiteStore,
   rebuildFromOffsite,
-  startOffsiteStore,
+  deployWithOffsiteStore,
 } from "../../harness/offsiteStore";
-import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { BACKUP_SECRETS_PATH } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
@@ -42,17 +41,8 @@ describe("real host: off-box backups, and a host lost and rebuilt from them", ()
   before(async () => {
     await ensureDockerd();
     await removeAllSandboxes();
-    await buildImages(); // the store runs the MinIO stand-in image
-    store = await startOffsiteStore(`chitram-sbx-s3-${randomBytes(3).toString("hex")}`);
-    d = await newDeployment("sandbox-offsite", {
-      config: async (droplet) => {
-        await store.join(droplet);
-        return store.config;
-      },
-    });
+    ({ store, d } = await deployWithOffsiteStore("sandbox-offsite", log));
     exec = (cmd) => d.droplet.exec(cmd);
-    await apply(d.steps, d.state, { log });
-    await waitHealthy(d.droplet.httpPort);
   });
   after(async () => {
     await d?.droplet.stop();
