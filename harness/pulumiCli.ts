@@ -252,6 +252,13 @@ export interface PreviewJson {
 /** The resource name at the end of a URN. */
 export const urnName = (urn: string): string => urn.split("::").pop() ?? urn;
 
+/** The resources a preview plans to change, by name, with their operations. */
+export function plannedChanges(preview: PreviewJson): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const s of preview.steps.filter((x) => x.op !== "same")) (out[urnName(s.urn)] ??= []).push(s.op);
+  return out;
+}
+
 /** A resource as `pulumi stack export` holds it (secrets still encrypted). */
 export interface StateResource {
   urn: string;

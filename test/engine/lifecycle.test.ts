@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { buildAppVariants, APP_VARIANTS } from "../../harness/deployment";
 import { get, liveApp, sshExec, waitHealthy } from "../../harness/probes";
 import { EngineHost, engineHost } from "../../harness/engineHost";
-import { PreviewJson, stateResources, StateExport, urnName } from "../../harness/pulumiCli";
+import { plannedChanges, stateResources, StateExport } from "../../harness/pulumiCli";
 import { ed25519KeyPair } from "../../harness/keys";
 import { removeAllSandboxes } from "../../harness/sandbox";
 import { runStack } from "../../harness/steps";
@@ -36,12 +36,7 @@ import {
 const STACK = "engine";
 const log = (line: string) => console.log(`  ${line}`);
 
-/** The resources the preview plans to change, by name, with their operations. */
-function planned(preview: PreviewJson): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const s of preview.steps.filter((x) => x.op !== "same")) (out[urnName(s.urn)] ??= []).push(s.op);
-  return out;
-}
+const planned = plannedChanges;
 
 /** Lines of the droplet's sshd log that record a login (sshd -D -e logs to the container's stderr). */
 async function sshdLogins(h: EngineHost): Promise<string[]> {
@@ -192,6 +187,54 @@ describe("engine: a new stack from preview to destroy", () => {
     await h.stack.up();
     await h.stack.up(["--expect-no-changes"]);
     await healthyThroughCaddy(h.droplet);
+  });
+
+  it("a credential rotation (--replace of MinIO's secret): with a never-healthy image it is undone, with a good one it goes live", async () => {
+    const envOf = async (container: string, key: string) => {
+      const r = await h.droplet.exec(
+        `docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' ${container}`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      return new RegExp(`^${key}=(.*)$`, "m").exec(r.stdout)?.[1];
+    };
+    const minio = async () =>
+      (await h.droplet.exec(`cd ${APP_DIR} && docker compose ps -q minio`)).stdout.trim();
+    const secret = (await stateResources(h.stack)).find((r) => r.urn.endsWith("::app-minio-secret"));
+    assert.ok(secret, "no app-minio-secret in the state");
+    const was = await liveApp(h.droplet);
+    const liveSecret = await envOf(was.name, "MINIO_SECRET_KEY");
+    assert.ok(liveSecret);
+    const plan = planned(await h.stack.previewJson(["--replace", secret.urn]));
+    assert.ok(
+      plan["app-minio-secret"]?.some((op) => op.includes("replace")),
+      JSON.stringify(plan),
+    );
+    assert.ok(plan["app-compose-up"], JSON.stringify(plan));
+
+    await h.stack.configure({ appImage: APP_VARIANTS.noHealth });
+    const failed = await h.stack.up(["--replace", secret.urn], { check: false });
+    assert.notEqual(failed.code, 0);
+    assert.match(
+      failed.stdout + failed.stderr,
+      /the credential rotation was undone: PostgreSQL and MinIO are back on the credentials of the live version/,
+    );
+    assert.deepEqual(await liveApp(h.droplet), was, "the live version still serves");
+    assert.equal(
+      await envOf(await minio(), "MINIO_ROOT_PASSWORD"),
+      liveSecret,
+      "MinIO is back on the live secret",
+    );
+    assert.match((await waitHealthy(h.droplet.httpPort)).body, /"database":"ok".*"storage":"ok"/);
+
+    await h.stack.configure({ appImage: APP_VARIANTS.v2 });
+    await h.stack.up();
+    const now = await liveApp(h.droplet);
+    assert.notEqual(now.name, was.name);
+    const newSecret = await envOf(now.name, "MINIO_SECRET_KEY");
+    assert.ok(newSecret && newSecret !== liveSecret, "the new version has a new secret");
+    assert.equal(await envOf(await minio(), "MINIO_ROOT_PASSWORD"), newSecret, "MinIO and the app agree");
+    assert.match((await waitHealthy(h.droplet.httpPort)).body, /"database":"ok".*"storage":"ok"/);
+    await h.stack.up(["--expect-no-changes"]);
   });
 
   it("after the droplet restarts, up changes nothing and the app serves", async () => {
