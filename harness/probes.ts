@@ -14,12 +14,12 @@ export interface HttpResult {
 }
 
 /** One GET to 127.0.0.1:<port>, redirects not followed. */
-export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpResult> {
-  return request(port, "GET", path, undefined, timeoutMs);
+export function get(port: number, path: string, timeoutMs = 5000, host = "127.0.0.1"): Promise<HttpResult> {
+  return request(port, "GET", path, undefined, timeoutMs, host);
 }
 
 /**
- * One request to 127.0.0.1:<port> on a connection of its own (no keep-alive: a reused idle
+ * One request to 127.0.0.1:<port> (or another loopback address of a droplet the test started) on a connection of its own (no keep-alive: a reused idle
  * connection that the server closes at that moment, e.g. on a Caddy reload, fails in Node without
  * a retry, where browsers retry), redirects not followed.
  */
@@ -29,9 +29,10 @@ export function request(
   path: string,
   body?: string,
   timeoutMs = 5000,
+  host = "127.0.0.1",
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const options = { host: "127.0.0.1", port, path, method, timeout: timeoutMs, agent: false };
+    const options = { host, port, path, method, timeout: timeoutMs, agent: false };
     const req = http.request(options, (res) => {
       let body = "";
       res.setEncoding("utf8");

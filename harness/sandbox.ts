@@ -31,10 +31,15 @@ export function dropletRunArgs(o: {
   name: string;
   network: string;
   labels: string[];
-  /** Host ports for 22, 80 and 443 (on 127.0.0.1); default: free ones Docker picks. */
+  /** Host ports for 22, 80 and 443 (on `address`); default: free ones Docker picks. */
   hostPorts?: { ssh: number; http: number; https: number };
+  /** The loopback address the ports are published on. Default: 127.0.0.1. */
+  address?: string;
 }): string[] {
-  const publish = (host: number | undefined, port: number) => ["-p", `127.0.0.1:${host ?? ""}:${port}`];
+  const publish = (host: number | undefined, port: number) => [
+    "-p",
+    `${o.address ?? "127.0.0.1"}:${host ?? ""}:${port}`,
+  ];
   return [
     "run",
     "-d",
@@ -93,7 +98,9 @@ export interface ExecOptions {
 export interface Droplet {
   /** Container name (also the droplet's hostname). */
   name: string;
-  /** Host ports on 127.0.0.1 that reach the droplet's 22, 80 and 443. */
+  /** The loopback address its ports are published on (127.0.0.1 unless it has one of its own). */
+  address: string;
+  /** Host ports on `address` that reach the droplet's 22, 80 and 443. */
   sshPort: number;
   httpPort: number;
   httpsPort: number;
@@ -138,6 +145,12 @@ export interface StartDropletOptions {
    * port" on a restart): a droplet keeps its address across a reboot. Default: false.
    */
   fixedPorts?: boolean;
+  /**
+   * A loopback address of its own (127.x.y.z) on which 22, 80 and 443 are published as themselves,
+   * as a droplet's public address: the local DigitalOcean API's droplets. Default: 127.0.0.1, on
+   * free host ports.
+   */
+  address?: string;
   /** Storage driver of the inner engine: vfs (default) or overlay2 (on a volume, faster). */
   storageDriver?: "vfs" | "overlay2";
   /**
@@ -291,10 +304,10 @@ function pipeSaveToLoad(container: string, images: readonly string[]): Promise<v
   });
 }
 
-function hostPort(inspect: ContainerInspect, port: string): number {
+function hostPort(inspect: ContainerInspect, port: string, address: string): number {
   const binding = inspect.NetworkSettings.Ports?.[port]?.[0];
-  if (!binding || binding.HostIp !== "127.0.0.1") {
-    throw new Error(`port ${port} of ${inspect.Name} is not published on 127.0.0.1`);
+  if (!binding || binding.HostIp !== address) {
+    throw new Error(`port ${port} of ${inspect.Name} is not published on ${address}`);
   }
   return Number(binding.HostPort);
 }
@@ -354,11 +367,16 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
       `DOCKERD_STORAGE_DRIVER=${storageDriver}`,
     ];
     if (opts.holdSshd) env.push("-e", "SSHD_HOLD=1");
-    const hostPorts = opts.fixedPorts
-      ? { ssh: await freePort(), http: await freePort(), https: await freePort() }
-      : undefined;
+    const address = opts.address ?? "127.0.0.1";
+    if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address))
+      throw new Error(`not a loopback address: ${address}`);
+    const hostPorts = opts.address
+      ? { ssh: 22, http: 80, https: 443 }
+      : opts.fixedPorts
+        ? { ssh: await freePort(), http: await freePort(), https: await freePort() }
+        : undefined;
     await docker([
-      ...dropletRunArgs({ name, network, labels: [label, owner], hostPorts }),
+      ...dropletRunArgs({ name, network, labels: [label, owner], hostPorts, address }),
       ...env,
       DROPLET_IMAGE,
     ]);
@@ -372,8 +390,8 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
         return r.code === 0;
       });
     const waitForSshd = () =>
-      waitFor(`sshd of ${name} on 127.0.0.1:${droplet.sshPort}`, 30_000, async () => {
-        const r = await run("ssh-keyscan", ["-T", "2", "-p", String(droplet.sshPort), "127.0.0.1"], {
+      waitFor(`sshd of ${name} on ${address}:${droplet.sshPort}`, 30_000, async () => {
+        const r = await run("ssh-keyscan", ["-T", "2", "-p", String(droplet.sshPort), address], {
           check: false,
           timeoutMs: 5_000,
         });
@@ -382,15 +400,16 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
     const readAddresses = async () => {
       const [inspect] = JSON.parse((await docker(["inspect", name])).stdout) as ContainerInspect[];
       return {
-        sshPort: hostPort(inspect, "22/tcp"),
-        httpPort: hostPort(inspect, "80/tcp"),
-        httpsPort: hostPort(inspect, "443/tcp"),
+        sshPort: hostPort(inspect, "22/tcp", address),
+        httpPort: hostPort(inspect, "80/tcp", address),
+        httpsPort: hostPort(inspect, "443/tcp", address),
         containerIp: inspect.NetworkSettings.Networks[network]?.IPAddress ?? "",
       };
     };
     const droplet: Droplet = {
       name,
       network,
+      address,
       ...(await readAddresses()),
       exec,
       startSshd: async () => {
