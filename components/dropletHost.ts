@@ -68,8 +68,8 @@ export class DropletHost extends pulumi.ComponentResource {
         protect,
         // No ignoreChanges on sshKeys: the admin key seeds root and is never rotated, so they never
         // change, and a replaced droplet must get the key the stack logs in with, not a stored old
-        // one. No deleteBeforeReplace: the new droplet is created while the old one still serves;
-        // only the volume's attachment has to go first.
+        // one. A replacement deletes the old droplet before it creates the new one: the provider
+        // asks for that of a resource whose name stays the same (test/cloud/staging.test.ts).
       },
     );
 

@@ -1,0 +1,494 @@
+/**
+ * A local DigitalOcean API: the part of the public v2 API that the DigitalOcean provider calls for
+ * a stack of this project without a volume, DNS, uptime checks or Spaces (SSH keys, droplets,
+ * firewalls, projects and their resources, tags, actions), served on 127.0.0.1 for the real
+ * provider (DIGITALOCEAN_API_URL). What the provider expects of each call is in
+ * ../shared/research/do-api-calls.md; status codes, error bodies and rate-limit headers are the
+ * public API's.
+ *
+ * A droplet is a sandbox droplet (harness/sandbox.ts) on a loopback address of its own, reported
+ * as its public IPv4, with 22, 80 and 443 published there: root accepts the droplet's SSH keys, as
+ * on DigitalOcean. It is "new" until its sshd answers, then "active"; deleting it removes the
+ * container. Every request is logged for the tests' assertions.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import * as http from "node:http";
+import { AddressInfo } from "node:net";
+import { Droplet, startDroplet } from "./sandbox";
+
+export interface ApiRequest {
+  method: string;
+  path: string;
+  status: number;
+  body?: unknown;
+}
+
+interface SshKey {
+  id: number;
+  name: string;
+  public_key: string;
+  fingerprint: string;
+}
+
+interface DropletRecord {
+  json: Record<string, unknown>;
+  sandbox?: Droplet;
+  /** Settles once the sandbox droplet is up (or failed to start). */
+  started: Promise<void>;
+}
+
+type Json = Record<string, unknown>;
+
+/** The error body DigitalOcean sends: an id, a message and the request's id. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly id: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+const notFound = () => new ApiError(404, "not_found", "The resource you were accessing could not be found.");
+
+/** An MD5 fingerprint of an OpenSSH public key, as DigitalOcean shows it (aa:bb:...). */
+export function md5Fingerprint(publicKey: string): string {
+  const blob = publicKey.trim().split(/\s+/)[1];
+  if (!blob)
+    throw new ApiError(422, "unprocessable_entity", "Key invalid type, we support 'ssh-rsa', 'ssh-ed25519'");
+  const hex = createHash("md5").update(Buffer.from(blob, "base64")).digest("hex");
+  return hex.match(/../g)!.join(":");
+}
+
+/** The sizes a stack of this project may ask for, with the fields the provider reads. */
+const SIZES: Record<string, { vcpus: number; memory: number; disk: number; price_monthly: number }> = {
+  "s-2vcpu-2gb": { vcpus: 2, memory: 2048, disk: 60, price_monthly: 18 },
+  "s-2vcpu-4gb": { vcpus: 2, memory: 4096, disk: 80, price_monthly: 24 },
+  "s-4vcpu-8gb": { vcpus: 4, memory: 8192, disk: 160, price_monthly: 48 },
+};
+
+export interface LocalDoApi {
+  /** `http://127.0.0.1:<port>`: DIGITALOCEAN_API_URL. */
+  url: string;
+  /** The token the API accepts (DIGITALOCEAN_TOKEN). */
+  token: string;
+  /** Every request so far, in order. */
+  requests: ApiRequest[];
+  /** What the API holds now, by kind. */
+  holds(): { sshKeys: number; droplets: number; firewalls: number; projects: number };
+  droplets(): Json[];
+  firewalls(): Json[];
+  /** The URNs assigned to the project named `name`. */
+  projectResources(name: string): string[];
+  /** The sandbox droplet of the droplet `id`. */
+  sandbox(id: number): Droplet | undefined;
+  /** Waits until every droplet started or removed so far is up or gone. */
+  settled(): Promise<void>;
+  /** Stops the server and removes every droplet it still holds. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the API. Droplets get the addresses `127.<net>.<n>` counting n up from 2; `net` is
+ * "x.y", default from the process id, so that test files running at once never share one.
+ */
+export async function startLocalDoApi(opts: { net?: string } = {}): Promise<LocalDoApi> {
+  const net = opts.net ?? `${((process.pid >> 8) % 200) + 20}.${process.pid % 256}`;
+  const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;
+  const requests: ApiRequest[] = [];
+  const keys = new Map<number, SshKey>();
+  const droplets = new Map<number, DropletRecord>();
+  const deleted = new Set<number>();
+  const firewalls = new Map<string, Json>();
+  const projects = new Map<string, Json>();
+  const assigned = new Map<string, string>(); // urn -> project id
+  const tags = new Set<string>();
+  const pending: Promise<unknown>[] = [];
+  let nextId = 1000;
+  let nextAddress = 2;
+  const now = () => new Date().toISOString();
+
+  const defaultProject: Json = {
+    id: randomUUID(),
+    owner_uuid: randomUUID(),
+    owner_id: 1,
+    name: "Default",
+    description: "",
+    purpose: "Service or API",
+    environment: "Development",
+    is_default: true,
+    created_at: now(),
+    updated_at: now(),
+  };
+  projects.set(String(defaultProject.id), defaultProject);
+
+  const keyFor = (ref: unknown): SshKey | undefined =>
+    typeof ref === "number" ? keys.get(ref) : [...keys.values()].find((k) => k.fingerprint === ref);
+
+  function createDroplet(body: Json): Json {
+    for (const field of ["name", "region", "size", "image"])
+      if (typeof body[field] !== "string" || body[field] === "")
+        throw new ApiError(422, "unprocessable_entity", `${field} is required`);
+    const size = SIZES[String(body.size)];
+    if (!size)
+      throw new ApiError(422, "unprocessable_entity", `You specified an invalid size for Droplet creation.`);
+    const sshKeys = (Array.isArray(body.ssh_keys) ? body.ssh_keys : []).map((ref) => {
+      const k = keyFor(ref);
+      if (!k)
+        throw new ApiError(422, "unprocessable_entity", `ssh_keys: no key ${String(ref)} on this account`);
+      return k;
+    });
+    if (sshKeys.length === 0)
+      throw new ApiError(422, "unprocessable_entity", "a droplet of this API needs an SSH key for root");
+    const id = nextId++;
+    const address = `127.${net}.${nextAddress++}`;
+    const json: Json = {
+      id,
+      name: body.name,
+      memory: size.memory,
+      vcpus: size.vcpus,
+      disk: size.disk,
+      locked: false,
+      status: "new",
+      created_at: now(),
+      backup_ids: [],
+      snapshot_ids: [],
+      image: { slug: body.image, distribution: "Ubuntu", name: "22.04 (LTS) x64" },
+      size: { slug: body.size, ...size, price_hourly: size.price_monthly / 672 },
+      size_slug: body.size,
+      region: { slug: body.region, name: String(body.region).toUpperCase(), available: true },
+      networks: {
+        v4: [{ ip_address: address, netmask: "255.0.0.0", gateway: "127.0.0.1", type: "public" }],
+        v6: [],
+      },
+      tags: Array.isArray(body.tags) ? body.tags : [],
+      volume_ids: [],
+      vpc_uuid: `vpc-${String(body.region)}-default`,
+      // what the request asked for, for the tests (not part of DigitalOcean's droplet object)
+      requested: {
+        monitoring: body.monitoring,
+        ipv6: body.ipv6,
+        user_data: body.user_data,
+        ssh_keys: body.ssh_keys,
+      },
+    };
+    const record: DropletRecord = { json, started: Promise.resolve() };
+    record.started = startDroplet({
+      name: `chitram-sbx-do-${id}`,
+      rootPublicKey: sshKeys.map((k) => k.public_key.trim())[0],
+      address,
+    }).then(
+      async (sandbox) => {
+        if (!droplets.has(id)) {
+          await sandbox.stop(); // deleted while it started
+          return;
+        }
+        record.sandbox = sandbox;
+        json.status = "active";
+      },
+      (e: Error) => {
+        json.status = "errored";
+        json.error = e.message;
+      },
+    );
+    pending.push(record.started);
+    droplets.set(id, record);
+    return json;
+  }
+
+  function deleteDroplet(id: number): void {
+    const record = droplets.get(id);
+    if (!record) throw notFound();
+    droplets.delete(id);
+    deleted.add(id);
+    assigned.delete(`do:droplet:${id}`);
+    for (const fw of firewalls.values())
+      fw.droplet_ids = (fw.droplet_ids as number[]).filter((d) => d !== id);
+    pending.push(record.started.then(() => record.sandbox?.stop()));
+  }
+
+  function firewall(body: Json, id: string, created: string): Json {
+    const rules = (list: unknown, side: string) =>
+      (Array.isArray(list) ? (list as Json[]) : []).map((r) => ({ ...r, [side]: r[side] ?? {} }));
+    return {
+      id,
+      name: body.name,
+      status: "succeeded",
+      created_at: created,
+      pending_changes: [],
+      droplet_ids: Array.isArray(body.droplet_ids) ? body.droplet_ids : [],
+      tags: Array.isArray(body.tags) ? body.tags : [],
+      inbound_rules: rules(body.inbound_rules, "sources"),
+      outbound_rules: rules(body.outbound_rules, "destinations"),
+    };
+  }
+
+  function projectResources(id: string): Json[] {
+    return [...assigned.entries()]
+      .filter(([, p]) => p === id)
+      .map(([urn]) => ({ urn, assigned_at: now(), links: { self: "" }, status: "ok" }));
+  }
+
+  const page = (root: string, items: unknown[]) => ({
+    [root]: items,
+    links: {},
+    meta: { total: items.length },
+  });
+
+  /** The routes: [method, path pattern, handler(params, body)] → [status, body]. */
+  const routes: [string, RegExp, (m: string[], body: Json) => [number, unknown]][] = [
+    [
+      "POST",
+      /^\/v2\/account\/keys$/,
+      (_m, b) => {
+        if (typeof b.name !== "string" || typeof b.public_key !== "string")
+          throw new ApiError(422, "unprocessable_entity", "name and public_key are required");
+        const fingerprint = md5Fingerprint(b.public_key);
+        if ([...keys.values()].some((k) => k.fingerprint === fingerprint))
+          throw new ApiError(422, "unprocessable_entity", "SSH Key is already in use on your account");
+        const key: SshKey = { id: nextId++, name: b.name, public_key: b.public_key, fingerprint };
+        keys.set(key.id, key);
+        return [201, { ssh_key: key }];
+      },
+    ],
+    [
+      "GET",
+      /^\/v2\/account\/keys\/([^/]+)$/,
+      ([, ref]) => {
+        const key = keyFor(/^\d+$/.test(ref) ? Number(ref) : ref);
+        if (!key) throw notFound();
+        return [200, { ssh_key: key }];
+      },
+    ],
+    [
+      "PUT",
+      /^\/v2\/account\/keys\/(\d+)$/,
+      ([, id], b) => {
+        const key = keys.get(Number(id));
+        if (!key) throw notFound();
+        if (typeof b.name === "string") key.name = b.name;
+        return [200, { ssh_key: key }];
+      },
+    ],
+    [
+      "DELETE",
+      /^\/v2\/account\/keys\/(\d+)$/,
+      ([, id]) => {
+        if (!keys.delete(Number(id))) throw notFound();
+        return [204, undefined];
+      },
+    ],
+    ["POST", /^\/v2\/droplets$/, (_m, b) => [202, { droplet: createDroplet(b), links: { actions: [] } }]],
+    [
+      "GET",
+      /^\/v2\/droplets\/(\d+)$/,
+      ([, id]) => {
+        const record = droplets.get(Number(id));
+        if (!record) throw notFound();
+        return [200, { droplet: record.json }];
+      },
+    ],
+    [
+      "DELETE",
+      /^\/v2\/droplets\/(\d+)$/,
+      ([, id]) => {
+        deleteDroplet(Number(id));
+        return [204, undefined];
+      },
+    ],
+    [
+      "POST",
+      /^\/v2\/firewalls$/,
+      (_m, b) => {
+        const fw = firewall(b, randomUUID(), now());
+        firewalls.set(String(fw.id), fw);
+        return [202, { firewall: fw }];
+      },
+    ],
+    [
+      "GET",
+      /^\/v2\/firewalls\/([\w-]+)$/,
+      ([, id]) => {
+        const fw = firewalls.get(id);
+        if (!fw) throw notFound();
+        return [200, { firewall: fw }];
+      },
+    ],
+    [
+      "PUT",
+      /^\/v2\/firewalls\/([\w-]+)$/,
+      ([, id], b) => {
+        const old = firewalls.get(id);
+        if (!old) throw notFound();
+        const fw = firewall(b, id, String(old.created_at));
+        firewalls.set(id, fw);
+        return [200, { firewall: fw }];
+      },
+    ],
+    [
+      "DELETE",
+      /^\/v2\/firewalls\/([\w-]+)$/,
+      ([, id]) => {
+        if (!firewalls.delete(id)) throw notFound();
+        return [204, undefined];
+      },
+    ],
+    [
+      "POST",
+      /^\/v2\/projects$/,
+      (_m, b) => {
+        if (typeof b.name !== "string" || typeof b.purpose !== "string")
+          throw new ApiError(400, "bad_request", "name and purpose are required");
+        const project: Json = {
+          ...defaultProject,
+          id: randomUUID(),
+          name: b.name,
+          description: b.description ?? "",
+          purpose: b.purpose,
+          environment: b.environment ?? "",
+          is_default: false,
+          created_at: now(),
+          updated_at: now(),
+        };
+        projects.set(String(project.id), project);
+        return [201, { project }];
+      },
+    ],
+    ["GET", /^\/v2\/projects\/default$/, () => [200, { project: defaultProject }]],
+    [
+      "GET",
+      /^\/v2\/projects\/([\w-]+)$/,
+      ([, id]) => {
+        const project = projects.get(id);
+        if (!project) throw notFound();
+        return [200, { project }];
+      },
+    ],
+    [
+      "PATCH",
+      /^\/v2\/projects\/([\w-]+)$/,
+      ([, id], b) => {
+        const project = projects.get(id);
+        if (!project) throw notFound();
+        for (const f of ["name", "description", "purpose", "environment", "is_default"])
+          if (b[f] !== undefined) project[f] = b[f];
+        project.updated_at = now();
+        return [200, { project }];
+      },
+    ],
+    [
+      "DELETE",
+      /^\/v2\/projects\/([\w-]+)$/,
+      ([, id]) => {
+        const project = projects.get(id);
+        if (!project) throw notFound();
+        if (project.is_default)
+          throw new ApiError(412, "precondition_failed", "cannot delete the default project");
+        if (projectResources(id).length)
+          throw new ApiError(412, "precondition_failed", "cannot delete a project with resources");
+        projects.delete(id);
+        return [204, undefined];
+      },
+    ],
+    [
+      "GET",
+      /^\/v2\/projects\/([\w-]+)\/resources$/,
+      ([, id]) => {
+        if (!projects.has(id)) throw notFound();
+        return [200, page("resources", projectResources(id))];
+      },
+    ],
+    [
+      "POST",
+      /^\/v2\/projects\/([\w-]+)\/resources$/,
+      ([, id], b) => {
+        if (!projects.has(id)) throw notFound();
+        const urns = Array.isArray(b.resources) ? (b.resources as string[]) : [];
+        for (const urn of urns) {
+          const droplet = /^do:droplet:(\d+)$/.exec(urn);
+          // The provider moves the URNs a project no longer lists to the default project, a
+          // deleted droplet's too (after a replacement): those are taken and dropped; one never
+          // made is refused.
+          if (droplet && deleted.has(Number(droplet[1]))) continue;
+          if (!droplet || !droplets.has(Number(droplet[1])))
+            throw new ApiError(422, "unprocessable_entity", `no resource ${urn} on this account`);
+          assigned.set(urn, id);
+        }
+        return [200, { resources: projectResources(id).filter((r) => urns.includes(String(r.urn))) }];
+      },
+    ],
+    [
+      "POST",
+      /^\/v2\/tags$/,
+      (_m, b) => {
+        tags.add(String(b.name));
+        return [201, { tag: { name: b.name, resources: { count: 0 } } }];
+      },
+    ],
+    ["POST", /^\/v2\/tags\/([^/]+)\/resources$/, () => [204, undefined]],
+    ["DELETE", /^\/v2\/tags\/([^/]+)\/resources$/, () => [204, undefined]],
+  ];
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const path = (req.url ?? "/").split("?")[0];
+      const method = req.method ?? "GET";
+      let status = 500;
+      let body: unknown;
+      let parsed: Json = {};
+      try {
+        if (req.headers.authorization !== `Bearer ${token}`)
+          throw new ApiError(401, "unauthorized", "Unable to authenticate you");
+        const text = Buffer.concat(chunks).toString();
+        parsed = text ? (JSON.parse(text) as Json) : {};
+        const route = routes.find(([m, re]) => m === method && re.test(path));
+        if (!route)
+          throw new ApiError(404, "not_found", `the local DigitalOcean API has no ${method} ${path}`);
+        [status, body] = route[2](route[1].exec(path)!, parsed);
+      } catch (e) {
+        const err = e instanceof ApiError ? e : new ApiError(500, "server_error", String(e));
+        status = err.status;
+        body = { id: err.id, message: err.message, request_id: randomUUID() };
+      }
+      requests.push({ method, path, status, body: parsed });
+      res.writeHead(status, {
+        "Content-Type": "application/json",
+        "RateLimit-Limit": "5000",
+        "RateLimit-Remaining": String(5000 - (requests.length % 5000)),
+        "RateLimit-Reset": String(Math.floor(Date.now() / 1000) + 3600),
+      });
+      res.end(body === undefined ? "" : JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+
+  const settled = async () => {
+    while (pending.length) await Promise.allSettled(pending.splice(0));
+  };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    token,
+    requests,
+    holds: () => ({
+      sshKeys: keys.size,
+      droplets: droplets.size,
+      firewalls: firewalls.size,
+      projects: projects.size - 1,
+    }),
+    droplets: () => [...droplets.values()].map((d) => d.json),
+    firewalls: () => [...firewalls.values()],
+    projectResources: (name) => {
+      const project = [...projects.values()].find((p) => p.name === name);
+      return project ? projectResources(String(project.id)).map((r) => String(r.urn)) : [];
+    },
+    sandbox: (id) => droplets.get(id)?.sandbox,
+    settled,
+    close: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      for (const id of [...droplets.keys()]) deleteDroplet(id);
+      await settled();
+    },
+  };
+}

@@ -1,0 +1,170 @@
+// `target: digitalocean` through the real engine and the real DigitalOcean provider, against the
+// local DigitalOcean API (harness/doApi.ts), whose droplets are sandbox droplets: a staging stack
+// from nothing to the app's /health, a re-run that changes nothing, and destroy, which leaves no
+// resource in the API and no container.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
+import { get } from "../../harness/probes";
+import { buildImages, ensureDockerd, run, SANDBOX_LABEL } from "../../harness/sandbox";
+import { SANDBOX_APP_IMAGE } from "../../hostContract";
+import { gate } from "../../tools/previewGate";
+
+const log = (line: string) => console.log(`  ${line}`);
+
+describe("cloud: a staging stack on the local DigitalOcean API, from nothing to destroy", () => {
+  let api: LocalDoApi;
+  let stack: PulumiStack;
+
+  before(async () => {
+    await ensureDockerd();
+    await buildImages();
+    api = await startLocalDoApi();
+    stack = await PulumiStack.create("staging", {
+      env: { DIGITALOCEAN_TOKEN: api.token, DIGITALOCEAN_API_URL: api.url },
+    });
+    // Pulumi.staging.yaml, with an app image the sandbox droplets hold
+    await stack.configure({ appImage: SANDBOX_APP_IMAGE, region: "nyc3", protectData: "false" });
+  });
+  after(async () => {
+    stack?.remove();
+    await api?.close();
+  });
+
+  it("up from nothing: the droplet, its firewall, SSH key and project through the provider, and the app healthy at the droplet's address", async () => {
+    const started = Date.now();
+    await stack.up([], { timeoutMs: 20 * 60_000 });
+    assert.deepEqual(
+      api.requests.filter((r) => r.status >= 400).map((r) => `${r.method} ${r.path} ${r.status}`),
+      [],
+      "a call the local API refused",
+    );
+    log(`first up on the local DigitalOcean API: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const [droplet] = api.droplets();
+    assert.equal(api.droplets().length, 1);
+    assert.equal(droplet.name, "chitram-staging");
+    assert.equal((droplet.size as { slug: string }).slug, "s-2vcpu-2gb");
+    assert.equal((droplet.region as { slug: string }).slug, "nyc3");
+    assert.equal((droplet.image as { slug: string }).slug, "ubuntu-22-04-x64");
+    assert.equal((droplet.requested as { monitoring: boolean }).monitoring, true);
+    assert.equal(api.holds().sshKeys, 1);
+    const [fw] = api.firewalls();
+    assert.deepEqual(fw.droplet_ids, [droplet.id]);
+    const inbound = (fw.inbound_rules as { ports: string; sources: { addresses?: string[] } }[]).map(
+      (r) => `${r.ports} ${(r.sources.addresses ?? []).join(",")}`,
+    );
+    assert.deepEqual(inbound.sort(), ["22 0.0.0.0/0,::/0", "443 0.0.0.0/0,::/0", "80 0.0.0.0/0,::/0"]);
+    assert.deepEqual(api.projectResources("chitram-staging"), [`do:droplet:${String(droplet.id)}`]);
+    const address = (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+    const outputs = await stack.outputs();
+    assert.equal(outputs.publicIp, address);
+    const health = await get(80, "/health", 10_000, address);
+    assert.equal(health.status, 200, health.body);
+  });
+
+  it("a second up changes nothing and makes no write call to the API", async () => {
+    const before = api.requests.length;
+    await stack.up(["--expect-no-changes"]);
+    const writes = api.requests.slice(before).filter((r) => r.method !== "GET");
+    assert.deepEqual(writes, []);
+  });
+
+  it("app-level changes never touch the droplet; a size change is planned as the provider's resize", async () => {
+    const droplet = ["chitram-droplet", "chitram-firewall", "chitram-ssh-key", "chitram-project"];
+    await stack.configure({ backupSchedule: "30 4 * * *" });
+    const plan = plannedChanges(await stack.previewJson());
+    assert.ok(plan["app-backup-cron"], JSON.stringify(plan));
+    for (const name of droplet) assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
+    const before = api.requests.length;
+    await stack.up();
+    assert.deepEqual(
+      api.requests.slice(before).filter((r) => r.method !== "GET"),
+      [],
+      "the app-level change wrote to the DigitalOcean API",
+    );
+    // What the provider plans for a new size: a resize in place.
+    await stack.configure({ size: "s-2vcpu-4gb" });
+    assert.deepEqual(plannedChanges(await stack.previewJson())["chitram-droplet"], ["update"]);
+    await stack.configure({ size: "s-2vcpu-2gb" });
+    await stack.up(["--expect-no-changes"]);
+  });
+
+  it("a region change: protectData stops it before anything is created, the preview gate refuses the plan, and the documented override replaces the droplet, which then serves", async () => {
+    const [old] = api.droplets();
+    const creates = () => api.requests.filter((r) => r.method === "POST" && r.path === "/v2/droplets").length;
+    await stack.configure({ protectData: "true" });
+    await stack.up();
+    await stack.configure({ region: "fra1" });
+    const before = creates();
+    for (const command of [["preview"], ["up", "--yes", "--skip-preview"]]) {
+      const stopped = await stack.pulumi(command, { check: false });
+      assert.notEqual(stopped.code, 0, `${command[0]} went through`);
+      assert.match(
+        stopped.stdout + stopped.stderr,
+        /unable to replace resource "\S+::chitram-droplet"\s+as it is currently marked for protection/,
+      );
+    }
+    assert.equal(creates(), before, "a droplet was created");
+    assert.deepEqual(
+      api.droplets().map((d) => d.id),
+      [old.id],
+    );
+
+    // docs/RUNBOOK.md, "Replacing the droplet or the volume": protectData false; the deploy
+    // workflow's preview gate still refuses the plan unless the deploy is started with allow_replace.
+    await stack.configure({ protectData: "false" });
+    const plan = await stack.previewJson();
+    const moved = plannedChanges(plan)["chitram-droplet"] ?? [];
+    assert.ok(
+      moved.some((op) => op.includes("replace")),
+      JSON.stringify(moved),
+    );
+    const refused = gate(JSON.stringify(plan), false);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.message,
+      /replace urn:pulumi:staging::chitram::\S+::chitram-droplet \(because of: region\)/,
+    );
+    assert.equal(gate(JSON.stringify(plan), true).code, 0);
+    const from = api.requests.length;
+    await stack.up([], { timeoutMs: 20 * 60_000 });
+    await api.settled();
+    // The provider deletes the old droplet before it creates the new one (the bridge's rule for a
+    // resource whose name stays the same): the app is down until the new droplet is deployed.
+    const order = api.requests
+      .slice(from)
+      .filter((r) => r.path.startsWith("/v2/droplets") && r.method !== "GET")
+      .map((r) => `${r.method} ${r.path}`);
+    assert.deepEqual(order, [`DELETE /v2/droplets/${String(old.id)}`, "POST /v2/droplets"]);
+    const [now] = api.droplets();
+    assert.equal(api.droplets().length, 1);
+    assert.notEqual(now.id, old.id);
+    assert.equal((now.region as { slug: string }).slug, "fra1");
+    const address = (now.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+    assert.equal((await stack.outputs()).publicIp, address);
+    assert.equal((await get(80, "/health", 10_000, address)).status, 200);
+    assert.deepEqual(api.firewalls()[0].droplet_ids, [now.id]);
+    assert.deepEqual(api.projectResources("chitram-staging"), [`do:droplet:${String(now.id)}`]);
+    await stack.up(["--expect-no-changes"]);
+  });
+
+  it("destroy exits 0; the API holds nothing of the stack and no droplet container is left", async () => {
+    await stack.pulumi(["destroy", "--yes", "--skip-preview"], { timeoutMs: 10 * 60_000 });
+    assert.deepEqual(
+      (await stateResources(stack)).filter((r) => r.type !== "pulumi:pulumi:Stack"),
+      [],
+    );
+    await api.settled();
+    assert.deepEqual(api.holds(), { sshKeys: 0, droplets: 0, firewalls: 0, projects: 0 });
+    const left = await run("docker", [
+      "ps",
+      "-aq",
+      "--filter",
+      `label=${SANDBOX_LABEL}=1`,
+      "--filter",
+      "name=chitram-sbx-do-",
+    ]);
+    assert.equal(left.stdout.trim(), "", "a droplet container is left");
+  });
+});
