@@ -7,13 +7,14 @@
  * public API's.
  *
  * A droplet is a sandbox droplet (harness/sandbox.ts) on a loopback address of its own, reported
- * as its public IPv4, with 22, 80 and 443 published there: root accepts the droplet's SSH keys, as
- * on DigitalOcean. It is "new" until its sshd answers, then "active"; deleting it removes the
- * container. Every request is logged for the tests' assertions.
+ * as its public IPv4, with 22, 80 and 443 published there: root accepts the droplet's first SSH key
+ * (a stack of this project sends one). It is "new" until its container runs, then "active", with
+ * sshd answering a few seconds later, as on DigitalOcean; deleting it removes the container. Every
+ * request is logged for the tests' assertions.
  */
 import { createHash, randomUUID } from "node:crypto";
 import * as http from "node:http";
-import { AddressInfo } from "node:net";
+import * as net from "node:net";
 import { Droplet, startDroplet } from "./sandbox";
 
 export interface ApiRequest {
@@ -60,6 +61,25 @@ export function md5Fingerprint(publicKey: string): string {
   return hex.match(/../g)!.join(":");
 }
 
+/** Fails, naming the port and what to do, when `address:port` cannot be listened on. */
+function mustBind(address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", (e: Error) =>
+      reject(
+        new Error(
+          `the local DigitalOcean API publishes its droplets' port ${port} on loopback addresses of their own, ` +
+            `but ${address}:${port} cannot be listened on (${e.message}): stop what listens on 0.0.0.0:${port} on this machine`,
+        ),
+      ),
+    );
+    server.listen(port, address, () => server.close(() => resolve()));
+  });
+}
+
+/** How long after a droplet is "active" its sshd starts. */
+const SSHD_LATE_MS = 5000;
+
 /** The sizes a stack of this project may ask for, with the fields the provider reads. */
 const SIZES: Record<string, { vcpus: number; memory: number; disk: number; price_monthly: number }> = {
   "s-2vcpu-2gb": { vcpus: 2, memory: 2048, disk: 60, price_monthly: 18 },
@@ -72,6 +92,8 @@ export interface LocalDoApi {
   url: string;
   /** The token the API accepts (DIGITALOCEAN_TOKEN). */
   token: string;
+  /** The start of the names of this API's droplet containers (and of their networks). */
+  containerPrefix: string;
   /** Every request so far, in order. */
   requests: ApiRequest[];
   /** What the API holds now, by kind. */
@@ -92,8 +114,15 @@ export interface LocalDoApi {
  * Starts the API. Droplets get the addresses `127.<net>.<n>` counting n up from 2; `net` is
  * "x.y", default from the process id, so that test files running at once never share one.
  */
-export async function startLocalDoApi(opts: { net?: string } = {}): Promise<LocalDoApi> {
-  const net = opts.net ?? `${((process.pid >> 8) % 200) + 20}.${process.pid % 256}`;
+export async function startLocalDoApi(
+  opts: { net?: string; /** false: no droplet will be made (no ports to check). */ droplets?: boolean } = {},
+): Promise<LocalDoApi> {
+  const subnet = opts.net ?? `${((process.pid >> 8) % 200) + 20}.${process.pid % 256}`;
+  // A droplet's ports are published as themselves on its own address: a listener on 0.0.0.0 of
+  // this machine (an sshd on 0.0.0.0:22) would take them all. Said once, here, not per droplet.
+  if (opts.droplets ?? true) for (const port of [22, 80, 443]) await mustBind(`127.${subnet}.1`, port);
+  const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
+
   const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;
   const requests: ApiRequest[] = [];
   const keys = new Map<number, SshKey>();
@@ -141,7 +170,7 @@ export async function startLocalDoApi(opts: { net?: string } = {}): Promise<Loca
     if (sshKeys.length === 0)
       throw new ApiError(422, "unprocessable_entity", "a droplet of this API needs an SSH key for root");
     const id = nextId++;
-    const address = `127.${net}.${nextAddress++}`;
+    const address = `127.${subnet}.${nextAddress++}`;
     const json: Json = {
       id,
       name: body.name,
@@ -173,10 +202,13 @@ export async function startLocalDoApi(opts: { net?: string } = {}): Promise<Loca
       },
     };
     const record: DropletRecord = { json, started: Promise.resolve() };
+    // As on DigitalOcean, the droplet is "active" before its sshd answers (the first contact
+    // waits it out), here about SSHD_LATE_MS later.
     record.started = startDroplet({
-      name: `chitram-sbx-do-${id}`,
-      rootPublicKey: sshKeys.map((k) => k.public_key.trim())[0],
+      name: `${containerPrefix}${id}`,
+      rootPublicKey: sshKeys[0].public_key.trim(),
       address,
+      holdSshd: true,
     }).then(
       async (sandbox) => {
         if (!droplets.has(id)) {
@@ -185,13 +217,20 @@ export async function startLocalDoApi(opts: { net?: string } = {}): Promise<Loca
         }
         record.sandbox = sandbox;
         json.status = "active";
+        await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
+        await sandbox.startSshd();
       },
       (e: Error) => {
         json.status = "errored";
         json.error = e.message;
+        console.error(`local DigitalOcean API: droplet ${id} (${address}) did not start: ${e.message}`);
       },
     );
-    pending.push(record.started);
+    pending.push(
+      record.started.catch((e: Error) =>
+        console.error(`local DigitalOcean API: droplet ${id}: ${e.message}`),
+      ),
+    );
     droplets.set(id, record);
     return json;
   }
@@ -204,7 +243,11 @@ export async function startLocalDoApi(opts: { net?: string } = {}): Promise<Loca
     assigned.delete(`do:droplet:${id}`);
     for (const fw of firewalls.values())
       fw.droplet_ids = (fw.droplet_ids as number[]).filter((d) => d !== id);
-    pending.push(record.started.then(() => record.sandbox?.stop()));
+    pending.push(
+      record.started
+        .then(() => record.sandbox?.stop())
+        .catch((e: Error) => console.error(`local DigitalOcean API: removing droplet ${id}: ${e.message}`)),
+    );
   }
 
   function firewall(body: Json, id: string, created: string): Json {
@@ -442,12 +485,18 @@ export async function startLocalDoApi(opts: { net?: string } = {}): Promise<Loca
         if (req.headers.authorization !== `Bearer ${token}`)
           throw new ApiError(401, "unauthorized", "Unable to authenticate you");
         const text = Buffer.concat(chunks).toString();
-        parsed = text ? (JSON.parse(text) as Json) : {};
+        try {
+          parsed = text ? (JSON.parse(text) as Json) : {};
+        } catch {
+          throw new ApiError(400, "bad_request", "the request body is not JSON");
+        }
         const route = routes.find(([m, re]) => m === method && re.test(path));
         if (!route)
           throw new ApiError(404, "not_found", `the local DigitalOcean API has no ${method} ${path}`);
         [status, body] = route[2](route[1].exec(path)!, parsed);
       } catch (e) {
+        if (!(e instanceof ApiError))
+          console.error(`local DigitalOcean API: ${method} ${path}: ${String(e)}`);
         const err = e instanceof ApiError ? e : new ApiError(500, "server_error", String(e));
         status = err.status;
         body = { id: err.id, message: err.message, request_id: randomUUID() };
@@ -468,8 +517,9 @@ export async function startLocalDoApi(opts: { net?: string } = {}): Promise<Loca
     while (pending.length) await Promise.allSettled(pending.splice(0));
   };
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     token,
+    containerPrefix,
     requests,
     holds: () => ({
       sshKeys: keys.size,

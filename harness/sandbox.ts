@@ -4,8 +4,10 @@
 // this machine's engine they keep private names (chitram-standin/<service>:<recipe hash>); the
 // production tags the compose file names are given to them only inside a droplet's own engine.
 //
-// Network rule: a droplet publishes 22, 80 and 443 on 127.0.0.1 only (random free host ports);
-// tests talk to 127.0.0.1 or to the droplet's container IP, never to any other address.
+// Network rule: a droplet publishes 22, 80 and 443 on 127.0.0.1 only (random free host ports), or
+// as themselves on a loopback address of its own (127.x.y.z, the local DigitalOcean API's
+// droplets); tests talk to those loopback addresses or to the droplet's container IP, never to
+// any other address.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -25,7 +27,8 @@ export const DROPLET_IMAGE = "local/droplet:sandbox";
 
 /**
  * `docker run` arguments of a droplet, up to its environment and image: the capabilities its inner
- * Docker engine needs (see ENVIRONMENT.md), ports 22, 80, 443 published on 127.0.0.1 only.
+ * Docker engine needs (see ENVIRONMENT.md), ports 22, 80, 443 published on `address` (127.0.0.1)
+ * only.
  */
 export function dropletRunArgs(o: {
   name: string;
@@ -323,7 +326,7 @@ interface ContainerInspect {
 /**
  * Starts a fresh droplet: root's authorized_keys holds rootPublicKey, no other user exists.
  * Resolves once the inner Docker engine answers, the service images are loaded into it and
- * (unless holdSshd is set) sshd answers on 127.0.0.1:sshPort.
+ * (unless holdSshd is set) sshd answers on address:sshPort (127.0.0.1 unless `address` is set).
  * Call buildImages() first. Takes ~25 s with vfs (mostly `docker load`).
  */
 export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> {
@@ -541,7 +544,7 @@ export async function makeSshKeyPair(comment = "chitram-sandbox"): Promise<SshKe
   };
 }
 
-/** ssh arguments for `ssh <args> root@127.0.0.1 <cmd>` to a droplet (no host key checks). */
+/** ssh arguments for `ssh <args> root@127.0.0.1 <cmd>` to a droplet on 127.0.0.1 (no host key checks). */
 export function sshArgs(droplet: Pick<Droplet, "sshPort">, privateKeyPath: string): string[] {
   return [
     "-i",

@@ -55,7 +55,7 @@ describe("harness/doApi.ts: the local DigitalOcean API", () => {
   };
 
   before(async () => {
-    api = await startLocalDoApi();
+    api = await startLocalDoApi({ droplets: false });
   });
   after(() => api?.close());
 
