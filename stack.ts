@@ -1,12 +1,13 @@
 // The whole stack: config is checked first, then the host (a new droplet or an existing SSH
 // host), its provisioning, and the app. index.ts exports what this returns as stack outputs.
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { AppDeployment } from "./components/appDeployment";
 import { BackupBucket, offsiteTarget } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning } from "./components/hostProvisioning";
-import { dataDirs, dropletTarget, existingTarget } from "./components/hostTarget";
+import { dataDirs, dropletTarget, existingTarget, HostTarget } from "./components/hostTarget";
 import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
 import { APP_DIR, BACKUP_STATUS_URL_PATH, siteUrls } from "./hostContract";
@@ -36,19 +37,19 @@ export function createStack(): StackOutputs {
 
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // admin key) or the SSH host from config.
-  const target =
-    host.target === "digitalocean"
-      ? dropletTarget(
-          new DropletHost("chitram", { ...host.droplet, publicKey: adminKey.publicKeyOpenssh }),
-          adminKey.privateKeyOpenssh,
-        )
-      : existingTarget(host.existing);
+  let droplet: DropletHost | undefined;
+  let target: HostTarget;
+  if (host.target === "digitalocean") {
+    droplet = new DropletHost("chitram", { ...host.droplet, publicKey: adminKey.publicKeyOpenssh });
+    target = dropletTarget(droplet, adminKey.privateKeyOpenssh);
+  } else {
+    target = existingTarget(host.existing);
+  }
 
   // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
+  const bucket = backup.offsite?.kind === "spaces" ? new BackupBucket("backups", backup.offsite) : undefined;
   const offsite =
-    backup.offsite?.kind === "spaces"
-      ? new BackupBucket("backups", backup.offsite).offsite
-      : backup.offsite && offsiteTarget(backup.offsite);
+    backup.offsite?.kind === "spaces" ? bucket?.offsite : backup.offsite && offsiteTarget(backup.offsite);
 
   const provisioning = new HostProvisioning("host", {
     ...provisioningConfig,
@@ -78,14 +79,40 @@ export function createStack(): StackOutputs {
     ? pulumi.output(siteUrls(site, site.domain))
     : target.publicIp.apply((ip) => siteUrls(site, ip));
   // config/ allows alert emails only with target digitalocean: uptime checks are DigitalOcean's.
+  let uptime: UptimeMonitor | undefined;
   if (site.alertEmails.length > 0) {
-    new UptimeMonitor("chitram-uptime", {
+    uptime = new UptimeMonitor("chitram-uptime", {
       url: urls.healthUrl,
       type: site.domain ? "https" : "http",
       alertEmails: site.alertEmails,
       backupStatusUrl: urls.url.apply((u) => `${u}${BACKUP_STATUS_URL_PATH}`),
       dependsOn: [app.healthy],
     });
+  }
+  // `pulumi destroy` deletes every resource it may and stops only at a protected one: with the
+  // droplet protected it would still delete the keys, passwords, steps, firewall and project,
+  // leaving a droplet with root login closed that the state can no longer reach. The guard
+  // depends on every other resource, so a destroy must delete it first; protected with the data
+  // (protectData), it stops the destroy before anything is deleted (test/cloud/staging.test.ts).
+  // Plain dependsOn edges never make it part of a replacement.
+  if (host.target === "digitalocean" && droplet) {
+    new random.RandomId(
+      "destroy-guard",
+      { byteLength: 4 },
+      {
+        protect: host.droplet.protect,
+        dependsOn: [
+          deployKey,
+          stackKey,
+          adminKey,
+          droplet,
+          provisioning,
+          app,
+          ...(bucket ? [bucket] : []),
+          ...(uptime ? [uptime] : []),
+        ],
+      },
+    );
   }
   const { deployUser } = provisioningConfig;
   const sshPort = target.port !== 22 ? ` -p ${target.port}` : "";

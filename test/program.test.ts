@@ -397,6 +397,36 @@ describe("program: releases", () => {
   });
 });
 
+describe("program: a destroy of a protected stack deletes nothing", () => {
+  for (const [stack, config, protect] of [
+    ["prod", PROD, true],
+    ["staging", STAGING, false],
+  ] as const) {
+    it(`${stack}: the destroy guard depends on every other resource, protected ${String(protect)} as the data`, async () => {
+      const run = await runStack(stack, config);
+      const guard = named(run, "destroy-guard");
+      assert.equal(guard.type, "random:index/randomId:RandomId");
+      assert.equal(guard.options.protect, protect);
+      assert.equal(named(run, "chitram-droplet").options.protect, protect);
+      // every other custom resource: a destroy must delete the guard before any of them
+      const others = run.resources.filter((r) => r.custom && r.name !== "destroy-guard").map((r) => r.urn);
+      assert.ok(others.length > 20, String(others.length));
+      assert.deepEqual(
+        others.filter((urn) => !guard.dependencies.includes(urn)),
+        [],
+        "resources a destroy could delete before the guard",
+      );
+    });
+  }
+  it("target existing: no guard (destroy gives the host back its login)", async () => {
+    const run = await runStack("existing", EXISTING);
+    assert.equal(
+      run.resources.find((r) => r.name === "destroy-guard"),
+      undefined,
+    );
+  });
+});
+
 describe("program: a backup waits out the longest release", () => {
   it("backup.sh's wait for the release lock covers the longest release step and its KILL grace", () => {
     const backup = fs.readFileSync(path.join(__dirname, "..", "host", "scripts", "backup.sh"), "utf8");
@@ -550,7 +580,8 @@ describe("program: the files the host receives", async () => {
   });
 
   it("the MinIO user (the S3 access key) and every generated password are secret in the state, ids included", () => {
-    for (const r of real.resources.filter((x) => x.type.startsWith("random:")))
+    // (the destroy guard's random id guards nothing secret)
+    for (const r of real.resources.filter((x) => x.type.startsWith("random:") && x.name !== "destroy-guard"))
       assert.ok(r.options.additionalSecretOutputs.includes("result"), r.name);
     assert.equal(named(real, "app-minio-user").type, "random:index/randomPassword:RandomPassword");
     // The random provider's RandomString has its result as its id: plain text in the state.

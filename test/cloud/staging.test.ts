@@ -172,6 +172,39 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     await stack.up(["--expect-no-changes"]);
   });
 
+  it("with protectData (prod's setting) destroy stops before anything is deleted, and says how to go on", async () => {
+    await stack.configure({ protectData: "true" });
+    await stack.up();
+    const state = (await stateResources(stack)).map((r) => r.urn).sort();
+    const sshd = await api
+      .sandbox(Number(api.droplets()[0].id))!
+      .exec("cat /home/chitram/.ssh/authorized_keys");
+    const before = api.requests.length;
+    const stopped = await stack.pulumi(["destroy", "--yes", "--skip-preview"], { check: false });
+    assert.notEqual(stopped.code, 0);
+    assert.match(stopped.stdout + stopped.stderr, /destroy-guard[\s\S]*is protected/);
+    assert.match(stopped.stdout + stopped.stderr, /pulumi state unprotect/);
+    assert.deepEqual(
+      api.requests.slice(before).filter((r) => r.method !== "GET"),
+      [],
+      "the destroy changed something in the API",
+    );
+    assert.deepEqual(
+      (await stateResources(stack)).map((r) => r.urn).sort(),
+      state,
+      "the state lost resources",
+    );
+    assert.equal(
+      (await api.sandbox(Number(api.droplets()[0].id))!.exec("cat /home/chitram/.ssh/authorized_keys"))
+        .stdout,
+      sshd.stdout,
+      "a step's delete ran on the host",
+    );
+    await stack.configure({ protectData: "false" });
+    await stack.up();
+    await stack.up(["--expect-no-changes"]);
+  });
+
   it("destroy exits 0; the API holds nothing of the stack and no droplet container is left", async () => {
     await stack.pulumi(["destroy", "--yes", "--skip-preview"], { timeoutMs: 10 * 60_000 });
     assert.deepEqual(
