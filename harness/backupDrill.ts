@@ -17,6 +17,21 @@ import { shellQuote as shq } from "../remote/script";
 
 export type HostExec = (cmd: string) => Promise<{ code: number; stdout: string; stderr: string }>;
 
+/** Runs `cmd` on the host and returns its stdout; throws with its output unless it exits 0. */
+export async function mustSucceed(exec: HostExec, cmd: string): Promise<string> {
+  const r = await exec(cmd);
+  if (r.code !== 0) throw new Error(`${cmd} exited with ${r.code}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** A backup set's UTC stamp for a time: the `<stamp>` of `postgres-<stamp>.dump`. */
+export function setStamp(d: Date): string {
+  return d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+}
+
 export interface DrillOptions {
   /** The app directory on the host; host.env, compose.yaml and scripts/ live in it. */
   appDir?: string;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { backupUnderCronEnv, HostExec } from "../../harness/backupDrill";
+import { backupUnderCronEnv, HostExec, mustSucceed as must, setStamp } from "../../harness/backupDrill";
 import { deployWithOffsiteStore, listRows, OFFSITE_BUCKET, OffsiteStore } from "../../harness/offsiteStore";
 import { Deployment } from "../../harness/deployment";
 import { get, recordingServer, request, waitHealthy, networkGateway } from "../../harness/probes";
@@ -18,19 +18,7 @@ const log = (line: string) => console.log(`  ${line}`);
 const BACKUPS = "/var/lib/chitram/backups";
 const DAY = 86_400_000;
 
-/** A set's UTC stamp for a time. */
-function stamp(d: Date): string {
-  return d
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-}
-
-async function must(exec: HostExec, cmd: string): Promise<string> {
-  const r = await exec(cmd);
-  assert.equal(r.code, 0, `${cmd}\n${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
+const stamp = setStamp;
 
 const setFiles = (s: string, kind: "data" | "empty") => [
   `postgres-${s}.dump`,

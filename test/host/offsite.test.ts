@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { backupUnderCronEnv, HostExec } from "../../harness/backupDrill";
+import { backupUnderCronEnv, HostExec, mustSucceed as must, setStamp } from "../../harness/backupDrill";
 import { Deployment } from "../../harness/deployment";
 import { get, request } from "../../harness/probes";
 import {
@@ -18,19 +18,7 @@ import { BACKUP_SECRETS_PATH } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
 
-/** `postgres-<stamp>.dump` style stamp for a time. */
-function stamp(d: Date): string {
-  return d
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-}
-
-async function must(exec: HostExec, cmd: string): Promise<string> {
-  const r = await exec(cmd);
-  assert.equal(r.code, 0, `${cmd}\n${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
+const stamp = setStamp;
 
 describe("real host: off-box backups, and a host lost and rebuilt from them", () => {
   let store: OffsiteStore;
