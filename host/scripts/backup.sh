@@ -231,9 +231,7 @@ done < <(local_names | expired_names "$cutoff" "$BACKUP_KEEP_GOOD")
 # A release needs MinIO answering, and may recreate PostgreSQL or MinIO: the release step holds
 # RELEASE_LOCK for its whole run, and this run holds it from before it looks up the containers
 # until the dump has been read back (a release waits for it in turn).
-if [[ -n ${RELEASE_LOCK:-} ]]; then
-  [[ -e $RELEASE_LOCK ]] || (umask 022 && : >>"$RELEASE_LOCK") || die "cannot create $RELEASE_LOCK"
-  exec 7<"$RELEASE_LOCK"
+if open_release_lock; then
   if ! flock -n 7; then
     log "a release is running: MinIO is paused only once it has ended (waiting up to ${RELEASE_WAIT_SECONDS}s)"
     flock -w "$RELEASE_WAIT_SECONDS" 7 ||

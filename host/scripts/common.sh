@@ -10,6 +10,14 @@ HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
 
 compose() { docker compose --project-directory "$APP_DIR" -f "$APP_DIR/compose.yaml" "$@"; }
 
+# Opens the release step's lock (RELEASE_LOCK from host.env) on fd 7, readable by the deploy user
+# and root whichever makes it; the caller takes it with flock. Returns 1 on a host.env without it.
+open_release_lock() {
+  [[ -n ${RELEASE_LOCK:-} ]] || return 1
+  [[ -e $RELEASE_LOCK ]] || (umask 022 && : >>"$RELEASE_LOCK") || die "cannot create $RELEASE_LOCK"
+  exec 7<"$RELEASE_LOCK"
+}
+
 # Sets PG_CID to the running, healthy postgres container, or dies naming why not.
 # Not `docker compose ps` text (retro #5) nor its JSON (its shape differs across compose
 # versions): the container id, then docker inspect. A running container first; else -a, so that

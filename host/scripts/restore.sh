@@ -156,9 +156,7 @@ exec 9>>"$BACKUP_DIR/.lock" || die "cannot open lock file $BACKUP_DIR/.lock"
 flock -n 9 || die "a backup or restore holds $BACKUP_DIR/.lock; try again when it is done"
 # and the release step's: a release must not start the app, or recreate the services, while they
 # are stopped and their data replaced (RELEASE_LOCK from host.env; older ones have none).
-if [[ -n ${RELEASE_LOCK:-} ]]; then
-  [[ -e $RELEASE_LOCK ]] || (umask 022 && : >>"$RELEASE_LOCK") || die "cannot create $RELEASE_LOCK"
-  exec 7<"$RELEASE_LOCK"
+if open_release_lock; then
   flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
 fi
 
