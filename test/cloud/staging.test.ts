@@ -213,23 +213,12 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     );
     await api.settled();
     assert.deepEqual(api.holds(), { sshKeys: 0, droplets: 0, firewalls: 0, projects: 0 });
-    const left = await run("docker", [
-      "ps",
-      "-a",
-      "--format",
-      "{{.Names}}",
-      "--filter",
-      `name=${api.containerPrefix}`,
-    ]);
-    assert.equal(left.stdout.trim(), "", "a droplet container is left");
-    const nets = await run("docker", [
-      "network",
-      "ls",
-      "--format",
-      "{{.Name}}",
-      "--filter",
-      `name=${api.containerPrefix}`,
-    ]);
-    assert.equal(nets.stdout.trim(), "", "a droplet network is left");
+    for (const [kind, list] of [
+      ["container", ["ps", "-a", "--format", "{{.Names}}"]],
+      ["network", ["network", "ls", "--format", "{{.Name}}"]],
+    ] as const) {
+      const left = await run("docker", [...list, "--filter", `name=${api.containerPrefix}`]);
+      assert.equal(left.stdout.trim(), "", `a droplet ${kind} is left`);
+    }
   });
 });
