@@ -38,6 +38,8 @@ export function dropletRunArgs(o: {
   hostPorts?: { ssh: number; http: number; https: number };
   /** The loopback address the ports are published on. Default: 127.0.0.1. */
   address?: string;
+  /** Let the droplet use loop block devices (the local DigitalOcean API's volumes). Default: false. */
+  blockDevices?: boolean;
 }): string[] {
   const publish = (host: number | undefined, port: number) => [
     "-p",
@@ -61,6 +63,8 @@ export function dropletRunArgs(o: {
     "seccomp=unconfined",
     "--security-opt",
     "apparmor=unconfined",
+    // Only the loop devices (major 7), and only once the API creates a node for an attached volume.
+    ...(o.blockDevices ? ["--device-cgroup-rule", "b 7:* rwm"] : []),
     // overlay2 cannot sit on the container's overlay root; the volume also keeps the GBs of vfs
     // copies out of the container layer (stop() deletes it in the background)
     "--mount",
@@ -122,6 +126,13 @@ export interface Droplet {
    * on other host ports after a restart).
    */
   restart(): Promise<void>;
+  /** `docker stop`, the stand-in for a power-off: the disk and the inner engine's volume stay. */
+  powerOff(): Promise<void>;
+  /**
+   * `docker start` after powerOff(), with the ports and address re-read. Resolves once the
+   * container runs: its engine and sshd come later (a held sshd waits for startSshd()).
+   */
+  powerOn(): Promise<void>;
   /**
    * Connects the droplet to (or disconnects it from) another Docker network, then re-reads the
    * ports and address above: Docker 20.10 publishes the ports anew, on other host ports, when the
@@ -156,6 +167,8 @@ export interface StartDropletOptions {
   address?: string;
   /** Storage driver of the inner engine: vfs (default) or overlay2 (on a volume, faster). */
   storageDriver?: "vfs" | "overlay2";
+  /** May use loop block devices (a volume attached by the local DigitalOcean API). Default: false. */
+  blockDevices?: boolean;
   /**
    * Images to load into the inner engine, each tagged there with its production tag. Default: the
    * stand-ins of the last buildImages(); false: none.
@@ -379,7 +392,14 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
         ? { ssh: await freePort(), http: await freePort(), https: await freePort() }
         : undefined;
     await docker([
-      ...dropletRunArgs({ name, network, labels: [label, owner], hostPorts, address }),
+      ...dropletRunArgs({
+        name,
+        network,
+        labels: [label, owner],
+        hostPorts,
+        address,
+        blockDevices: opts.blockDevices,
+      }),
       ...env,
       DROPLET_IMAGE,
     ]);
@@ -423,6 +443,13 @@ export async function startDroplet(opts: StartDropletOptions): Promise<Droplet> 
         Object.assign(droplet, await readAddresses());
         await waitForEngine();
         await waitForSshd();
+      },
+      powerOff: async () => {
+        await docker(["stop", "-t", "30", name]);
+      },
+      powerOn: async () => {
+        await docker(["start", name]);
+        Object.assign(droplet, await readAddresses());
       },
       connect: async (other) => {
         await docker(["network", "connect", other, name]);
@@ -476,7 +503,8 @@ function removeVolumesInBackground(volumes: readonly string[]): void {
   child.unref();
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this id runs (possibly as another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
