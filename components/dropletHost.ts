@@ -32,8 +32,16 @@ export interface DropletHostArgs {
 export class DropletHost extends pulumi.ComponentResource {
   /** Public IPv4 address of the droplet. */
   public readonly ipv4Address: pulumi.Output<string>;
-  /** The data volume: its size and the attachment the host steps wait for; undefined without one. */
-  public readonly volume?: { name: string; sizeGb: number; attachment: digitalocean.VolumeAttachment };
+  /**
+   * The data volume: its name and size, the volume itself (a resize must finish before the host
+   * grows the filesystem) and the attachment the host steps wait for; undefined without one.
+   */
+  public readonly volume?: {
+    name: string;
+    sizeGb: number;
+    volume: digitalocean.Volume;
+    attachment: digitalocean.VolumeAttachment;
+  };
 
   constructor(name: string, args: DropletHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:digitalocean:DropletHost", name, {}, opts);
@@ -94,7 +102,7 @@ export class DropletHost extends pulumi.ComponentResource {
         // A volume attaches to one droplet at a time: the old attachment must go first.
         { parent: this, deleteBeforeReplace: true },
       );
-      this.volume = { name: volumeName, sizeGb: args.dataVolumeSizeGb, attachment };
+      this.volume = { name: volumeName, sizeGb: args.dataVolumeSizeGb, volume, attachment };
     }
 
     const anywhere = ["0.0.0.0/0", "::/0"];

@@ -217,7 +217,9 @@ export class HostProvisioning extends pulumi.ComponentResource {
             },
           ]),
           sudo: true,
-          dependsOn: [accessProof, target.dataVolume.attachment],
+          // After the volume's own update: a grown volume is resized by the provider, and only
+          // then does the device have the size the filesystem is grown to.
+          dependsOn: [accessProof, target.dataVolume.volume, target.dataVolume.attachment],
         }),
       );
     }

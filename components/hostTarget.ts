@@ -17,8 +17,17 @@ export interface HostTarget {
   bootstrapPrivateKey: pulumi.Input<string>;
   /** The host's SSH host key, pinned after first contact; undefined = the key the first step records. */
   hostKey?: string;
-  /** The block volume that holds all data, and the attachment to wait for; undefined = none. */
-  dataVolume?: { name: string; sizeGb: number; mountPoint: string; attachment: pulumi.CustomResource };
+  /**
+   * The block volume that holds all data: the volume and its attachment, both waited for (the
+   * filesystem is grown only once a resize of the volume finished); undefined = none.
+   */
+  dataVolume?: {
+    name: string;
+    sizeGb: number;
+    mountPoint: string;
+    volume: pulumi.CustomResource;
+    attachment: pulumi.CustomResource;
+  };
   /** What must exist before SSH can reach the host (the droplet and its firewall); undefined = nothing. */
   dependsOn?: pulumi.Resource[];
 }

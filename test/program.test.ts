@@ -189,6 +189,11 @@ describe("program: domain mode with a data volume and alerts (prod)", async () =
     assert.notDeepEqual(after.triggers, before.triggers);
     assert.match(after.create!, /VOLUME_SIZE_GB='\\''40'\\''/);
     assert.match(after.create!, /resize2fs/);
+    // The step waits for the volume's update (the provider's resize), not only for the
+    // attachment, which a resize leaves alone: otherwise it sees the old size and grows nothing.
+    const volumeUrn = ofType(grown, VOLUME)[0].urn;
+    const mount = grown.resources.find((r) => r.name === "host-data-volume")!;
+    assert.ok(mount.dependencies.includes(volumeUrn), JSON.stringify(mount.dependencies));
   });
 
   it("a changed swapSizeMb re-runs the swap step, which resizes or removes the swap file", async () => {
