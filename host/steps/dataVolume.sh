@@ -19,10 +19,14 @@ mountpoint -q "$DATA_DIR" || mount "$DATA_DIR"
 disk=$(basename "$(readlink -f "$device")")
 [[ -w /sys/class/block/$disk/device/rescan ]] && echo 1 >"/sys/class/block/$disk/device/rescan"
 device_bytes=$(blockdev --getsize64 "$device")
-fs_bytes=$(tune2fs -l "$device" | awk -F: '/^Block count/ {c = $2} /^Block size/ {s = $2} END {print c * s}')
+# The product in bash: mawk (Ubuntu's awk) prints a product above 2^31 as 1.07374e+10, which is no
+# number to (( )), and the filesystem would never be grown.
+read -r block_count block_size < <(tune2fs -l "$device" | awk -F: '/^Block count/ {c = $2} /^Block size/ {s = $2} END {print c, s}')
+fs_bytes=$((block_count * block_size))
 if ((device_bytes > fs_bytes)); then
   # ext4 grows online, mounted and in use.
-  timeout 600 resize2fs "$device" >/dev/null || die "resize2fs $device did not finish within 600 s"
+  timeout 600 resize2fs "$device" >/dev/null ||
+    die "resize2fs could not grow the filesystem on $device to the volume's $VOLUME_SIZE_GB GB within 600 s (its error is above); the data is untouched and the old size stays usable"
   say "filesystem on $VOLUME_NAME grown to the volume's $VOLUME_SIZE_GB GB"
 fi
 install -d -m 0755 "$(dirname "$DOCKER_DROPIN_PATH")"
