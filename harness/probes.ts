@@ -114,11 +114,11 @@ export async function hostFingerprint(droplet: Droplet, deployUser = "chitram"):
 }
 
 /** Polls GET /health on the published port until it answers 200 or the time is up. */
-export async function waitHealthy(port: number, timeoutMs = 60_000): Promise<HttpResult> {
+export async function waitHealthy(port: number, timeoutMs = 60_000, host = "127.0.0.1"): Promise<HttpResult> {
   const deadline = Date.now() + timeoutMs;
   let last: HttpResult | Error = new Error("no answer");
   while (Date.now() < deadline) {
-    last = await get(port, "/health").catch((e: Error) => e);
+    last = await get(port, "/health", 5000, host).catch((e: Error) => e);
     if (!(last instanceof Error) && last.status === 200) return last;
     await new Promise((r) => setTimeout(r, 1000));
   }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
-import { get } from "../../harness/probes";
+import { get, waitHealthy } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
 import { SANDBOX_APP_IMAGE } from "../../hostContract";
 import { gate } from "../../tools/previewGate";
@@ -81,17 +81,36 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     await stack.up(["--expect-no-changes"]);
   });
 
-  it("app-level changes never touch the droplet; a size change is planned as an update in place (the provider's resize), not a replacement", async () => {
+  it("app-level changes never touch the droplet", async () => {
     const droplet = ["chitram-droplet", "chitram-firewall", "chitram-ssh-key", "chitram-project"];
     await stack.configure({ backupSchedule: "30 4 * * *" });
     const plan = plannedChanges(await stack.previewJson());
     assert.ok(plan["app-backup-cron"], JSON.stringify(plan));
     for (const name of droplet) assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
     await stack.up();
-    // What the provider plans for a new size: a resize in place.
+    await stack.up(["--expect-no-changes"]);
+  });
+
+  it("a size change is an update in place: the provider powers the droplet off, resizes it and powers it on, and the app comes back by itself", async () => {
+    const [droplet] = api.droplets();
     await stack.configure({ size: "s-2vcpu-4gb" });
     assert.deepEqual(plannedChanges(await stack.previewJson())["chitram-droplet"], ["update"]);
-    await stack.configure({ size: "s-2vcpu-2gb" });
+    const from = api.requests.length;
+    const started = Date.now();
+    await stack.up([], { timeoutMs: 10 * 60_000 });
+    log(`resize up (power off, resize, power on): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const actions = api.requests
+      .slice(from)
+      .filter((r) => r.method === "POST" && r.path === `/v2/droplets/${String(droplet.id)}/actions`)
+      .map((r) => `${String((r.body as { type: string }).type)} ${r.status}`);
+    assert.deepEqual(actions, ["power_off 201", "resize 201", "power_on 201"]);
+    const [now] = api.droplets();
+    assert.equal(now.id, droplet.id, "the droplet was replaced");
+    assert.equal((now.size as { slug: string }).slug, "s-2vcpu-4gb");
+    assert.equal(now.memory, 4096);
+    const address = (now.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+    // Nothing of the stack ran after the power-on: Docker's restart policies brought the app back.
+    await waitHealthy(80, 120_000, address);
     await stack.up(["--expect-no-changes"]);
   });
 
@@ -212,7 +231,10 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
       [],
     );
     await api.settled();
-    assert.deepEqual(api.holds(), { sshKeys: 0, droplets: 0, firewalls: 0, projects: 0 });
+    assert.deepEqual(
+      Object.entries(api.holds()).filter(([, n]) => n > 0),
+      [],
+    );
     for (const [kind, list] of [
       ["container", ["ps", "-a", "--format", "{{.Names}}"]],
       ["network", ["network", "ls", "--format", "{{.Name}}"]],
