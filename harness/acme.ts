@@ -74,6 +74,8 @@ export interface AcmeCa {
   root: string;
   /** Names of the two containers. */
   containers: string[];
+  /** Makes `ip` (a container address on the CA's network) the domain's only A record. */
+  pointAt(ip: string): Promise<void>;
   /** How many new orders pebble has received (its log). */
   orders(): Promise<number>;
   /** Serials of the certificates pebble issued, lower-case hex without leading zeros (its log). */
@@ -83,7 +85,8 @@ export interface AcmeCa {
   stop(): Promise<void>;
 }
 
-async function containerIp(name: string, network: string): Promise<string> {
+/** A container's address on a Docker network. */
+export async function containerIp(name: string, network: string): Promise<string> {
   const format = `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`;
   const ip = (await run("docker", ["inspect", "-f", format, name])).stdout.trim();
   if (!ip) throw new Error(`${name} has no address on ${network}`);
@@ -158,11 +161,15 @@ async function retry<T>(what: string, timeoutMs: number, fn: () => Promise<T>): 
 }
 
 /**
- * Starts the DNS server (its only answer: `domain` A → the droplet's container IP) and pebble,
- * which validates challenges on the droplet's ports 80 and 443 and resolves through that DNS
- * server. Resolves once pebble's directory answers over HTTPS and its root is fetched.
+ * Starts the DNS server (its only answer: `domain` A → the droplet's container IP, once there is
+ * one) and pebble, which validates challenges on the droplet's ports 80 and 443 and resolves
+ * through that DNS server, both on the droplet's network and named after it. Resolves once
+ * pebble's directory answers over HTTPS and its root is fetched.
  */
-export async function startAcme(droplet: Droplet, domain: string): Promise<AcmeCa> {
+export async function startAcme(
+  droplet: Pick<Droplet, "name" | "network"> & { containerIp?: string },
+  domain: string,
+): Promise<AcmeCa> {
   const image = await buildAcmeImage();
   const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `${OWNER_LABEL}=${process.pid}`];
   const dnsName = `${droplet.name}-dns`;
@@ -181,12 +188,13 @@ export async function startAcme(droplet: Droplet, domain: string): Promise<AcmeC
       ...["-management", `:${DNS_MANAGEMENT_PORT}`],
     ]);
     const dnsIp = await containerIp(dnsName, droplet.network);
-    await retry("adding the A record", 20_000, () =>
-      postJson(`http://${dnsIp}:${DNS_MANAGEMENT_PORT}/add-a`, {
-        host: domain,
-        addresses: [droplet.containerIp],
-      }),
-    );
+    const pointAt = async (ip: string) => {
+      await retry("replacing the A record", 20_000, async () => {
+        await postJson(`http://${dnsIp}:${DNS_MANAGEMENT_PORT}/clear-a`, { host: domain });
+        await postJson(`http://${dnsIp}:${DNS_MANAGEMENT_PORT}/add-a`, { host: domain, addresses: [ip] });
+      });
+    };
+    if (droplet.containerIp !== undefined) await pointAt(droplet.containerIp);
 
     // Pebble waits for its API certificate, which names the address the container gets at start.
     const wait = "until [ -e /certs/ready ]; do sleep 0.2; done";
@@ -223,6 +231,7 @@ export async function startAcme(droplet: Droplet, domain: string): Promise<AcmeC
       root,
       containers,
       logs,
+      pointAt,
       orders: async () => (await logs()).split("\n").filter((l) => /POST \/order-plz\b/.test(l)).length,
       issuedSerials: async () =>
         [...(await logs()).matchAll(/Issued certificate serial ([0-9a-f]+) for order/gi)].map((m) =>
@@ -264,13 +273,16 @@ export interface TlsProbe {
   cert: tls.DetailedPeerCertificate;
 }
 
-/** A TLS handshake with 127.0.0.1:<port> for `servername` (SNI), checked against `ca` only. */
-export function tlsProbe(port: number, servername: string, ca: string): Promise<TlsProbe> {
+/** A TLS handshake with <host>:<port> for `servername` (SNI), checked against `ca` only. */
+export function tlsProbe(
+  port: number,
+  servername: string,
+  ca: string,
+  host = "127.0.0.1",
+): Promise<TlsProbe> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port, servername, ca, rejectUnauthorized: false });
-    socket.setTimeout(5000, () =>
-      socket.destroy(new Error(`TLS handshake with 127.0.0.1:${port} timed out`)),
-    );
+    const socket = tls.connect({ host, port, servername, ca, rejectUnauthorized: false });
+    socket.setTimeout(5000, () => socket.destroy(new Error(`TLS handshake with ${host}:${port} timed out`)));
     socket.on("secureConnect", () => {
       const authorizationError = socket.authorizationError;
       resolve({
