@@ -4,6 +4,10 @@
 //
 //   npm run sandbox [-- --base IMAGE] [--stand-ins] [--engine E] [--dry-run]   build, start the droplet, pulumi up
 //   npm run sandbox:down [-- --engine E] [--dry-run]   pulumi destroy (best effort), remove the droplet
+//   npm run sandbox -- --target digitalocean [--engine E] [--dry-run]   the DigitalOcean path:
+//     the stack as users deploy it (target digitalocean, the real DigitalOcean provider) against a
+//     local DigitalOcean API (harness/doApi.ts) that starts sandbox droplets; it runs in the
+//     foreground, and Ctrl-C destroys the stack and stops the API.
 //
 // --base is the droplet's base image: ubuntu:22.04 (default, what the droplets run; when it cannot
 // be pulled, local/bookworm:base, the debootstrap base sandbox/build.sh builds).
@@ -29,6 +33,7 @@ import {
   SANDBOX_LABEL,
   startDroplet,
 } from "../harness/sandbox";
+import { LocalDoApi, startLocalDoApi } from "../harness/doApi";
 import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
 import { shellQuote } from "../remote/script";
 
@@ -75,6 +80,8 @@ interface Engine {
 }
 const LAUNCHER: Engine = { argv: ["npx", "pulumi"], env: {} };
 let engine: Engine = LAUNCHER;
+/** The local DigitalOcean API of `--target digitalocean`, once started. */
+let api: LocalDoApi | undefined;
 
 const pulumiEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {
@@ -83,6 +90,7 @@ const pulumiEnv = (): NodeJS.ProcessEnv => {
     PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     ...engine.env,
+    ...(api ? { DIGITALOCEAN_API_URL: api.url, DIGITALOCEAN_TOKEN: api.token } : {}),
   };
   delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
   return env;
@@ -386,6 +394,62 @@ function upActions(args: Args, droplet: DropletState): Action[] {
   return actions;
 }
 
+/** The stack of `--target digitalocean`, beside the `sandbox` stack of the SSH-host sandbox. */
+const DO_STACK = "sandbox-do";
+const DO_CONFIG_FILE = `${PROJECT_DIR}/Pulumi.${DO_STACK}.yaml`;
+const withDoConfig = ["--stack", DO_STACK, "--config-file", DO_CONFIG_FILE];
+
+/** `--target digitalocean`: from nothing to the app on a droplet of the local DigitalOcean API. */
+function digitalOceanUpActions(args: Args): Action[] {
+  return [
+    { show: () => "bash .ci/start-dockerd.sh", run: () => ensureDockerd() },
+    engineAction(args.engine),
+    {
+      show: () => "bash sandbox/build.sh",
+      run: () => buildImages().then(() => undefined),
+    },
+    {
+      show: () => `mkdir -p ${STATE_DIR} ${PROJECT_DIR} && cp Pulumi.yaml ${PROJECT_DIR}/Pulumi.yaml`,
+      run: () => {
+        for (const dir of [STATE_DIR, PROJECT_DIR])
+          fs.mkdirSync(path.resolve(ROOT, dir), { recursive: true });
+        fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.resolve(ROOT, PROJECT_DIR, "Pulumi.yaml"));
+        return Promise.resolve();
+      },
+    },
+    // The API starts empty: a stack left by an earlier run names droplets that no longer exist.
+    pulumi(["--cwd", PROJECT_DIR, "stack", "rm", DO_STACK, "--force", "--yes"], { check: false }),
+    {
+      show: () =>
+        "# the local DigitalOcean API (harness/doApi.ts) on 127.0.0.1; its URL and token go to the pulumi commands below",
+      run: async () => {
+        api = await startLocalDoApi();
+        console.log(`export DIGITALOCEAN_API_URL=${api.url} DIGITALOCEAN_TOKEN=${api.token}`);
+      },
+    },
+    pulumi(["--cwd", PROJECT_DIR, "stack", "select", "--create", DO_STACK]),
+    // Pulumi.staging.yaml, with the app stand-in the sandbox droplets hold.
+    pulumi(["config", "set", ...withDoConfig, "chitram:appImage", SANDBOX_APP_IMAGE]),
+    pulumi(["config", "set", ...withDoConfig, "chitram:region", "nyc3"]),
+    pulumi(["config", "set", ...withDoConfig, "chitram:protectData", "false"]),
+    pulumi(["up", "--yes", ...withDoConfig]),
+  ];
+}
+
+/** What Ctrl-C runs after `--target digitalocean`: the stack destroyed, then the API stopped. */
+function digitalOceanDownActions(): Action[] {
+  return [
+    pulumi(["destroy", "--yes", ...withDoConfig], { check: false }),
+    pulumi(["--cwd", PROJECT_DIR, "stack", "rm", DO_STACK, "--force", "--yes"], { check: false }),
+    {
+      show: () => "# the local DigitalOcean API stops and removes whatever droplet it still holds",
+      run: async () => {
+        await api?.close();
+      },
+    },
+  ];
+}
+
 function downActions(args: Args): Action[] {
   return [
     engineAction(args.engine),
@@ -398,6 +462,8 @@ function downActions(args: Args): Action[] {
 
 export interface Args {
   command: "up" | "down";
+  /** existing: an SSH host (the default); digitalocean: the local DigitalOcean API, in the foreground. */
+  target: "existing" | "digitalocean";
   base: string;
   /** Which pulumi runs the commands (pickEngine). */
   engine: "auto" | "launcher" | "built";
@@ -408,12 +474,20 @@ export interface Args {
 
 const usage =
   "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--stand-ins] [--engine auto|launcher|built] [--dry-run]" +
+  " | up --target digitalocean [--engine auto|launcher|built] [--dry-run]" +
   " | down [--engine auto|launcher|built] [--dry-run]";
 
 export function parseArgs(argv: string[]): Args {
   const [cmd, ...rest] = argv;
   if (cmd !== "up" && cmd !== "down") throw new Error(usage);
-  const args: Args = { command: cmd, base: DEFAULT_BASE, engine: "auto", standIns: false, dryRun: false };
+  const args: Args = {
+    command: cmd,
+    target: "existing",
+    base: DEFAULT_BASE,
+    engine: "auto",
+    standIns: false,
+    dryRun: false,
+  };
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--dry-run") args.dryRun = true;
     else if (rest[i] === "--engine") {
@@ -421,16 +495,75 @@ export function parseArgs(argv: string[]): Args {
       if (mode !== "auto" && mode !== "launcher" && mode !== "built")
         throw new Error(`--engine takes auto, launcher or built\n${usage}`);
       args.engine = mode;
+    } else if (rest[i] === "--target" && cmd === "up") {
+      const target = rest[++i];
+      if (target !== "existing" && target !== "digitalocean")
+        throw new Error(`--target takes existing or digitalocean\n${usage}`);
+      args.target = target;
     } else if (rest[i] === "--stand-ins" && cmd === "up") args.standIns = true;
     else if (rest[i] === "--base" && cmd === "up") {
       if (!rest[i + 1]) throw new Error(`--base needs an image, e.g. ${DEFAULT_BASE}\n${usage}`);
       args.base = rest[++i];
     } else throw new Error(`unknown argument ${rest[i]}\n${usage}`);
   }
+  if (args.target === "digitalocean" && (args.standIns || args.base !== DEFAULT_BASE))
+    throw new Error(
+      `--target digitalocean runs the droplets of the local DigitalOcean API (stand-in images on ${DEBOOTSTRAP_BASE}): no --base or --stand-ins\n${usage}`,
+    );
   return args;
 }
 
+/** Runs the actions in order, each shown as a person would type it. */
+async function runActions(actions: Action[], ports: Ports, dryRun: boolean, started: number): Promise<void> {
+  for (const action of actions) {
+    const elapsed = `[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s]`;
+    console.log(`${dryRun ? "" : `${elapsed} $ `}${action.show(ports)}`);
+    if (!dryRun) await action.run(ports);
+  }
+}
+
+/**
+ * `--target digitalocean`: up, then the app's address and how to reach the API by hand, then
+ * wait for Ctrl-C (or TERM), which destroys the stack and stops the API.
+ */
+async function mainDigitalOcean(args: Args): Promise<void> {
+  const ports: Ports = { ssh: "22", http: "80" };
+  console.log(
+    `export PULUMI_BACKEND_URL=${quote(pulumiEnv().PULUMI_BACKEND_URL!)} PULUMI_CONFIG_PASSPHRASE=${PASSPHRASE}`,
+  );
+  const started = Date.now();
+  const stop = new Promise<string>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(signal));
+  });
+  try {
+    await runActions(digitalOceanUpActions(args), ports, args.dryRun, started);
+    if (!args.dryRun) {
+      const [droplet] = api!.droplets();
+      const address = (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+      console.log(`\nThe app: http://${address}`);
+      console.log(
+        `The droplet: ${String(droplet.name)} (${String((droplet.size as { slug: string }).slug)}, ${String((droplet.region as { slug: string }).slug)}), ` +
+          `the container ${api!.sandbox(Number(droplet.id))?.name ?? "?"} on this machine`,
+      );
+      console.log(
+        `The deploy user: ${engine.argv.join(" ")} stack output --stack ${DO_STACK} --show-secrets deployPrivateKey > ${WORK}/deploy_key && ` +
+          `chmod 600 ${WORK}/deploy_key && ssh -i ${WORK}/deploy_key chitram@${address}`,
+      );
+      console.log(
+        `Up in ${Math.round((Date.now() - started) / 1000)} s. The local DigitalOcean API runs as long as this command: ` +
+          `pulumi preview, up and refresh work against it from another shell with the exports above and ${withDoConfig.join(" ")}. ` +
+          "Press Ctrl-C to destroy the stack and stop it.",
+      );
+      console.log(`# ${await stop}: destroying the stack`);
+    }
+  } finally {
+    // Also after a failed up: the API's droplets live only as long as this process.
+    await runActions(digitalOceanDownActions(), ports, args.dryRun, started);
+  }
+}
+
 async function main(args: Args): Promise<void> {
+  if (args.target === "digitalocean") return mainDigitalOcean(args);
   const droplet = await dropletState();
   const ports: Ports = droplet.ports ?? { ssh: "<ssh port>", http: "<http port>" };
   const actions = args.command === "up" ? upActions(args, droplet) : downActions(args);
@@ -442,11 +575,7 @@ async function main(args: Args): Promise<void> {
     console.log(`# droplet ${DROPLET_NAME} is running (ssh 127.0.0.1:${ports.ssh}): updating it`);
   }
   const started = Date.now();
-  for (const action of actions) {
-    const elapsed = `[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s]`;
-    console.log(`${args.dryRun ? "" : `${elapsed} $ `}${action.show(ports)}`);
-    if (!args.dryRun) await action.run(ports);
-  }
+  await runActions(actions, ports, args.dryRun, started);
   if (args.command === "up") {
     console.log(`\nThe app: http://127.0.0.1:${ports.http}`);
     console.log(
@@ -469,7 +598,7 @@ if (require.main === module) {
   }
   main(args).catch((e: Error) => {
     console.error(`sandbox: ${e.message}`);
-    if (args.command === "up") {
+    if (args.command === "up" && args.target === "existing") {
       console.error("Nothing was removed: run `npm run sandbox` again to go on, or `npm run sandbox:down`.");
     }
     process.exit(1);

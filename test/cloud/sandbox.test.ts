@@ -1,0 +1,72 @@
+// `npm run sandbox -- --target digitalocean`, as a user runs it: the stack through the real
+// DigitalOcean provider against the local DigitalOcean API, in the foreground, with the app's
+// address printed; Ctrl-C destroys the stack and stops the API, leaving no droplet behind.
+import assert from "node:assert/strict";
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { get } from "../../harness/probes";
+import { run } from "../../harness/sandbox";
+
+const ROOT = path.join(__dirname, "..", "..");
+const TOOL = path.join(ROOT, "tools", "laptopSandbox.ts");
+
+describe("cloud: npm run sandbox -- --target digitalocean, up to Ctrl-C", () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-laptop-do-"));
+  let child: ChildProcess | undefined;
+  let output = "";
+  let exited: Promise<number>;
+
+  after(async () => {
+    if (child?.exitCode === null) {
+      child.kill("SIGINT");
+      await exited;
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("prints the app's address, which answers; Ctrl-C destroys the stack and leaves no droplet", async () => {
+    child = spawn(path.join(ROOT, "node_modules", ".bin", "tsx"), [TOOL, "up", "--target", "digitalocean"], {
+      cwd: ROOT,
+      env: { ...process.env, CHITRAM_SANDBOX_WORK: work },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout!.on("data", (b: Buffer) => (output += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (output += b.toString()));
+    exited = new Promise((resolve) => child!.on("close", (code) => resolve(code ?? 1)));
+    const ready = await Promise.race([
+      (async () => {
+        while (!output.includes("Press Ctrl-C")) await new Promise((r) => setTimeout(r, 1000));
+        return true;
+      })(),
+      exited.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 40 * 60_000)),
+    ]);
+    assert.ok(ready, output.slice(-4000));
+    assert.match(output, /^\[\s*\d+ s\] \$ .*pulumi up --yes --stack sandbox-do/m);
+    const url = /^The app: http:\/\/(127\.\d+\.\d+\.\d+)$/m.exec(output);
+    assert.ok(url, output.slice(-2000));
+    assert.equal((await get(80, "/health", 10_000, url[1])).status, 200);
+    const container =
+      /^The droplet: chitram-sandbox-do \(s-2vcpu-2gb, nyc3\), the container (\S+) on this machine$/m.exec(
+        output,
+      );
+    assert.ok(container, output.slice(-2000));
+    const inspect = () => run("docker", ["inspect", container[1]], { check: false });
+    assert.equal((await inspect()).code, 0, "the droplet's container is not there");
+
+    child.kill("SIGINT");
+    assert.equal(await exited, 0, output.slice(-4000));
+    assert.match(output, /SIGINT: destroying the stack/);
+    assert.match(output, /pulumi destroy --yes --stack sandbox-do/);
+    assert.notEqual((await inspect()).code, 0, "the droplet's container is left");
+    const stacks = fs.readdirSync(path.join(work, "state", ".pulumi", "stacks", "chitram"));
+    assert.deepEqual(
+      stacks.filter((f) => f.endsWith(".json")),
+      [],
+      "the stack is still in the backend",
+    );
+  });
+});
