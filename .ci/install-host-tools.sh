@@ -2,7 +2,8 @@
 # Installs the system tools the test suite needs, as root, on Debian 12/13 or Ubuntu: the real
 # validators (caddy, visudo, shellcheck, cloud-init, systemd-analyze), a Docker engine with
 # compose v2, debootstrap for the sandbox droplet's base image, pip (zizmor, the app stand-in's
-# wheels) and openssl (the test CAs of the registry and ACME host tests). Go (for
+# wheels), openssl (the test CAs of the registry and ACME host tests), and e2fsprogs and mount
+# (mkfs.ext4, losetup: the volumes of the local DigitalOcean API). Go (for
 # sandbox/build-go-services.sh) comes with the machine. Safe to run again; changes nothing that
 # is already there, and prints each change before it makes it.
 #
@@ -24,7 +25,7 @@ distro="${ID:-unknown} ${VERSION_ID:-}"
 installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 
 missing=()
-for pkg in docker.io debootstrap caddy sudo shellcheck cloud-init openssh-client openssl patch ca-certificates python3-pip systemd; do
+for pkg in docker.io debootstrap caddy sudo shellcheck cloud-init openssh-client openssl patch ca-certificates python3-pip systemd e2fsprogs mount; do
   installed "$pkg" || missing+=("$pkg")
 done
 

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in caddy visudo shellcheck cloud-init ssh-keygen systemd-analyze debootstrap dockerd patch; do
+for tool in caddy visudo shellcheck cloud-init ssh-keygen systemd-analyze debootstrap dockerd patch mkfs.ext4 losetup; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 docker compose version >/dev/null 2>&1 || missing+=("docker compose v2")
