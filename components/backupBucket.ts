@@ -6,6 +6,8 @@ import { doStackName } from "./doNames";
 export interface BackupBucketArgs {
   /** Spaces region of the bucket (e.g. nyc3). */
   region: pulumi.Input<string>;
+  /** The S3 endpoint the host copies to: the provider's Spaces endpoint for the region (config/backup.ts). */
+  endpoint: string;
   /** Days a backup is kept; an overwritten or deleted copy's version is kept longer. */
   retentionDays: number;
   /** Days after the retention a deleted or overwritten copy's version is still kept. Default: 30. */
@@ -24,7 +26,7 @@ export interface BackupBucketArgs {
 export class BackupBucket extends pulumi.ComponentResource {
   /** The bucket's name. */
   public readonly bucket: pulumi.Output<string>;
-  /** The S3 endpoint of the bucket's region (https://<region>.digitaloceanspaces.com). */
+  /** The S3 endpoint of the bucket's region (https://<region>.digitaloceanspaces.com on DigitalOcean). */
   public readonly endpoint: pulumi.Output<string>;
   /** The scoped key's access key id (secret). */
   public readonly accessKey: pulumi.Output<string>;
@@ -63,7 +65,7 @@ export class BackupBucket extends pulumi.ComponentResource {
       { parent: this, additionalSecretOutputs: ["secretKey", "accessKey"] },
     );
     this.bucket = bucket.name;
-    this.endpoint = pulumi.interpolate`https://${bucket.region}.digitaloceanspaces.com`;
+    this.endpoint = pulumi.output(args.endpoint);
     this.accessKey = pulumi.secret(key.accessKey);
     this.secretKey = pulumi.secret(key.secretKey);
     this.offsite = offsiteTarget(this);

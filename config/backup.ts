@@ -11,7 +11,18 @@ import { HostConfig } from "./host";
  * these), or an S3 bucket the user has, with its keys (secret).
  */
 export type OffsiteConfig =
-  | { kind: "spaces"; region: string; retentionDays: number; protect: boolean }
+  | {
+      kind: "spaces";
+      region: string;
+      retentionDays: number;
+      protect: boolean;
+      /**
+       * The bucket's S3 endpoint as the host reaches it: the DigitalOcean provider's Spaces
+       * endpoint rendered for the region (spacesEndpointFor), https://<region>.digitaloceanspaces.com
+       * unless the provider is pointed elsewhere.
+       */
+      endpoint: string;
+    }
   | {
       kind: "existing";
       endpoint: string;
@@ -104,8 +115,25 @@ function offsiteConfig(r: ConfigReader, host: HostConfig, retentionDays: number)
     }
   }
   return on && host.target === "digitalocean"
-    ? { kind: "spaces", region: host.droplet.region, retentionDays, protect: host.droplet.protect }
+    ? {
+        kind: "spaces",
+        region: host.droplet.region,
+        retentionDays,
+        protect: host.droplet.protect,
+        endpoint: spacesEndpointFor("", host.droplet.region),
+      }
     : undefined;
+}
+
+/** DigitalOcean's Spaces endpoint template, the provider's default. */
+export const DEFAULT_SPACES_ENDPOINT = "https://{{.Region}}.digitaloceanspaces.com";
+
+/**
+ * The DigitalOcean provider's Spaces endpoint for a region: its template (digitalocean:spacesEndpoint
+ * or SPACES_ENDPOINT_URL; "" = DigitalOcean's) with {{.Region}} filled in, as the provider renders it.
+ */
+export function spacesEndpointFor(template: string, region: string): string {
+  return (template || DEFAULT_SPACES_ENDPOINT).replace(/\{\{\s*\.Region\s*\}\}/g, region.toLowerCase());
 }
 
 export function backupConfig(r: ConfigReader, host: HostConfig): BackupConfig {

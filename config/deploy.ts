@@ -1,5 +1,6 @@
 // What only a real deploy needs, beyond a valid config: checked before any resource exists.
-import { isExampleImage, isExampleName } from "./checks";
+import { spacesEndpointFor } from "./backup";
+import { isExampleImage, isExampleName, s3Endpoint } from "./checks";
 import { fullKey as key } from "./keys";
 import type { StackConfig } from "./index";
 
@@ -7,6 +8,11 @@ import type { StackConfig } from "./index";
 export interface DeployEnvironment {
   /** The Spaces key the DigitalOcean provider creates buckets with (SPACES_ACCESS_KEY_ID/SPACES_SECRET_ACCESS_KEY, or the provider's spacesAccessId/spacesSecretKey). */
   spacesKeys: boolean;
+  /**
+   * The provider's Spaces endpoint template (digitalocean:spacesEndpoint, else SPACES_ENDPOINT_URL;
+   * "" = DigitalOcean's): the host copies backups to the bucket there. Default: "".
+   */
+  spacesEndpoint?: string;
 }
 
 /**
@@ -57,6 +63,15 @@ export function deployProblems(config: StackConfig, env: DeployEnvironment): str
       email,
       `list addresses that reach you when the app is down: pulumi config set --path '${key("alertEmails")}[0]' <email>`,
     );
+  }
+  if (backup.offsite?.kind === "spaces" && env.spacesEndpoint) {
+    const endpoint = spacesEndpointFor(env.spacesEndpoint, backup.offsite.region);
+    if (!s3Endpoint.test(endpoint))
+      problems.push(
+        `digitalocean:spacesEndpoint (or SPACES_ENDPOINT_URL): ${JSON.stringify(env.spacesEndpoint)} gives ${JSON.stringify(endpoint)} ` +
+          "for the backup bucket, which the host cannot use: use https://host[:port] (http:// only with an IP address), " +
+          "e.g. https://{{.Region}}.digitaloceanspaces.com",
+      );
   }
   if (backup.offsite?.kind === "spaces" && !env.spacesKeys) {
     problems.push(

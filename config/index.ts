@@ -2,7 +2,7 @@
 // checked here before any resource is registered. Each section is what one part of the stack
 // takes, secrets attached: stack.ts hands them on as they are.
 import * as pulumi from "@pulumi/pulumi";
-import { backupConfig, BackupConfig } from "./backup";
+import { backupConfig, BackupConfig, spacesEndpointFor } from "./backup";
 import { DeployEnvironment, deployProblems, UNDER_MOCKS_ENV } from "./deploy";
 import { hostConfig, HostConfig, provisioningConfig, ProvisioningConfig, Target, TARGETS } from "./host";
 import {
@@ -120,12 +120,20 @@ export function loadConfig(): StackConfig {
     spacesKeys:
       Boolean(process.env.SPACES_ACCESS_KEY_ID || provider.get("spacesAccessId")) &&
       Boolean(process.env.SPACES_SECRET_ACCESS_KEY || provider.get("spacesSecretKey")),
+    // As the provider reads it: its config first, then the environment.
+    spacesEndpoint: provider.get("spacesEndpoint") || process.env.SPACES_ENDPOINT_URL || "",
   };
   const deploy = deployProblems(config, environment);
   if (deploy.length > 0 && process.env[UNDER_MOCKS_ENV] === "1") {
     for (const problem of deploy) void pulumi.log.warn(`${problem} (a real deploy stops here)`);
   } else if (deploy.length > 0) {
     throw new ConfigError(deploy);
+  }
+  const offsite = config.backup.offsite;
+  // The host copies to the bucket where the provider made it.
+  if (offsite?.kind === "spaces" && environment.spacesEndpoint) {
+    const endpoint = spacesEndpointFor(environment.spacesEndpoint, offsite.region);
+    return { ...config, backup: { ...config.backup, offsite: { ...offsite, endpoint } } };
   }
   return config;
 }

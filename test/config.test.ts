@@ -9,6 +9,7 @@ import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
+import { spacesEndpointFor } from "../config/backup";
 import { cronProblem, isExampleImage, isExampleName, isPassphraseProtected } from "../config/checks";
 import {
   ConfigError,
@@ -255,6 +256,22 @@ describe("config: what only a real deploy needs (deployProblems)", () => {
       /^chitram:offsiteBackups: .*export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY/,
     );
     assert.deepEqual(deployProblems(config, spaces), []);
+  });
+
+  it("the provider's Spaces endpoint, where the host copies backups, must be one the host can use; the key is named", () => {
+    const config = sections({ offsiteBackups: "true", appImage: "ghcr.io/acme/chitram:1" });
+    for (const ok of ["https://{{.Region}}.digitaloceanspaces.com", "http://172.31.7.2:9000", ""])
+      assert.deepEqual(deployProblems(config, { ...spaces, spacesEndpoint: ok }), [], ok);
+    const [problem, ...rest] = deployProblems(config, {
+      ...spaces,
+      spacesEndpoint: "https://spaces.example/{{.Region}}",
+    });
+    assert.deepEqual(rest, []);
+    assert.match(
+      problem,
+      /^digitalocean:spacesEndpoint \(or SPACES_ENDPOINT_URL\): .* gives "https:\/\/spaces\.example\/nyc3" .*use https:\/\/host\[:port\]/,
+    );
+    assert.equal(spacesEndpointFor("", "NYC3"), "https://nyc3.digitaloceanspaces.com");
   });
 
   it("the program stops on them before any resource when it deploys for real, and only warns under mocks", async () => {
@@ -840,7 +857,13 @@ describe("config: secrets travel in their sections, as secrets", () => {
       protectData: "false",
       backupRetentionDays: "9",
     });
-    assert.deepEqual(c.backup.offsite, { kind: "spaces", region: "fra1", retentionDays: 9, protect: false });
+    assert.deepEqual(c.backup.offsite, {
+      kind: "spaces",
+      region: "fra1",
+      retentionDays: 9,
+      protect: false,
+      endpoint: "https://fra1.digitaloceanspaces.com",
+    });
   });
 });
 

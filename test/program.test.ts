@@ -781,6 +781,21 @@ describe("program: off-box backups", async () => {
     }
   });
 
+  it("the host copies to the bucket where the provider made it: a Spaces endpoint the provider is pointed at", async () => {
+    const saved = process.env.SPACES_ENDPOINT_URL;
+    process.env.SPACES_ENDPOINT_URL = "https://{{.Region}}.spaces.internal:9443";
+    try {
+      const elsewhere = await runStack("prod", PROD, "real");
+      const secrets = decodeFiles(step(elsewhere, "app-backup-cron").stdin!).find(
+        (f) => f.path === "/etc/chitram/backup.env",
+      )!;
+      assert.match(secrets.content, /^OFFSITE_ENDPOINT='https:\/\/nyc3\.spaces\.internal:9443'$/m);
+    } finally {
+      if (saved === undefined) delete process.env.SPACES_ENDPOINT_URL;
+      else process.env.SPACES_ENDPOINT_URL = saved;
+    }
+  });
+
   it("staging has no off-box copies unless asked; target existing needs an endpoint, a bucket and keys", async () => {
     const staging = await runStack("staging", STAGING, "real");
     assert.equal(ofType(staging, "digitalocean:index/spacesBucket:SpacesBucket").length, 0);
