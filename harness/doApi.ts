@@ -24,6 +24,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { LocalSpaces, SpacesGrant, startLocalSpaces } from "./localSpaces";
 import { Droplet, processAlive, run, startDroplet } from "./sandbox";
 
 export interface ApiRequest {
@@ -143,6 +144,8 @@ export interface LocalDoApi {
   containerPrefix: string;
   /** Every request so far, in order. */
   requests: ApiRequest[];
+  /** The local Spaces, when started with `spaces`. */
+  spaces?: LocalSpaces;
   /** What the API holds now, by kind. */
   holds(): {
     sshKeys: number;
@@ -153,6 +156,7 @@ export interface LocalDoApi {
     records: number;
     uptimeChecks: number;
     uptimeAlerts: number;
+    spacesKeys: number;
   };
   droplets(): Json[];
   firewalls(): Json[];
@@ -195,6 +199,8 @@ export async function startLocalDoApi(
      * answers for: the stand-in for DNS resolution. Default: nothing.
      */
     onARecord?: (fqdn: string, address: string | undefined) => Promise<void>;
+    /** Serve Spaces: keys here, buckets in a local S3 server every droplet reaches (harness/localSpaces.ts). Default: false. */
+    spaces?: boolean;
   } = {},
 ): Promise<LocalDoApi> {
   const subnet = opts.net ?? `${((process.pid >> 8) % 200) + 20}.${process.pid % 256}`;
@@ -203,6 +209,8 @@ export async function startLocalDoApi(
   if (opts.droplets ?? true) for (const port of [22, 80, 443]) await mustBind(`127.${subnet}.1`, port);
   const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
   await removeStaleVolumes();
+  const spaces = opts.spaces ? await startLocalSpaces(`${containerPrefix}spaces`) : undefined;
+  const spacesKeys = new Map<string, Json>();
 
   const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;
   const requests: ApiRequest[] = [];
@@ -305,6 +313,7 @@ export async function startLocalDoApi(
           return;
         }
         record.sandbox = sandbox;
+        if (spaces) await sandbox.connect(spaces.network);
         await opts.onDropletStarted?.(sandbox);
         json.status = "active";
         await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
@@ -619,6 +628,53 @@ export async function startLocalDoApi(
     );
   }
 
+  const localSpaces = () => {
+    if (!spaces)
+      throw new ApiError(404, "not_found", "this local DigitalOcean API was started without Spaces");
+    return spaces;
+  };
+
+  function spacesGrants(list: unknown): SpacesGrant[] {
+    return (Array.isArray(list) ? (list as Json[]) : []).map((g) => {
+      const permission = text(g.permission);
+      if (permission !== "read" && permission !== "readwrite" && permission !== "fullaccess")
+        throw new ApiError(
+          422,
+          "unprocessable_entity",
+          "a grant's permission must be read, readwrite or fullaccess",
+        );
+      // An empty bucket name grants every bucket on DigitalOcean; no key of this project asks for that.
+      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(text(g.bucket)))
+        throw new ApiError(
+          422,
+          "unprocessable_entity",
+          `a grant needs a bucket name, not ${JSON.stringify(g.bucket)}`,
+        );
+      return { bucket: text(g.bucket), permission };
+    });
+  }
+
+  /** A key as GET returns it: without its secret, which DigitalOcean shows once. */
+  const publicKey = (key: Json): Json => ({ ...key, secret_key: undefined });
+
+  async function createSpacesKey(body: Json): Promise<Answer> {
+    const store = localSpaces();
+    if (!text(body.name)) throw new ApiError(422, "unprocessable_entity", "name is required");
+    const grants = spacesGrants(body.grants);
+    const accessKey = `DO00${randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase()}`;
+    const secretKey = createHash("sha256").update(randomUUID()).digest("base64").replace(/=+$/, "");
+    await store.putKey(accessKey, secretKey, grants);
+    const key: Json = {
+      name: body.name,
+      access_key: accessKey,
+      secret_key: secretKey,
+      grants,
+      created_at: now(),
+    };
+    spacesKeys.set(accessKey, key);
+    return [201, { key }];
+  }
+
   const zone = (name: string) => {
     const records = domains.get(name);
     if (!records) throw notFound();
@@ -666,7 +722,8 @@ export async function startLocalDoApi(
   });
 
   /** The routes: [method, path pattern, handler(params, body)] → [status, body]. */
-  const routes: [string, RegExp, (m: string[], body: Json) => [number, unknown]][] = [
+  type Answer = [number, unknown];
+  const routes: [string, RegExp, (m: string[], body: Json) => Answer | Promise<Answer>][] = [
     [
       "POST",
       /^\/v2\/account\/keys$/,
@@ -863,6 +920,29 @@ export async function startLocalDoApi(
     ],
     ["POST", /^\/v2\/tags\/([^/]+)\/resources$/, () => [204, undefined]],
     ["DELETE", /^\/v2\/tags\/([^/]+)\/resources$/, () => [204, undefined]],
+    ["POST", /^\/v2\/spaces\/keys$/, (_m, b) => createSpacesKey(b)],
+    ["GET", /^\/v2\/spaces\/keys\/(\w+)$/, ([, id]) => [200, { key: publicKey(get(spacesKeys, id)) }]],
+    [
+      "PUT",
+      /^\/v2\/spaces\/keys\/(\w+)$/,
+      async ([, id], b) => {
+        const key = get(spacesKeys, id);
+        const grants = spacesGrants(b.grants);
+        await localSpaces().setGrants(id, grants);
+        Object.assign(key, { name: text(b.name) || key.name, grants });
+        return [200, { key: publicKey(key) }];
+      },
+    ],
+    [
+      "DELETE",
+      /^\/v2\/spaces\/keys\/(\w+)$/,
+      async ([, id]) => {
+        get(spacesKeys, id);
+        await localSpaces().removeKey(id);
+        spacesKeys.delete(id);
+        return [204, undefined];
+      },
+    ],
     ["GET", /^\/v2\/actions\/(\d+)$/, ([, id]) => [200, { action: get(actions, Number(id)) }]],
     ["POST", /^\/v2\/volumes$/, (_m, b) => [201, { volume: createVolume(b) }]],
     ["GET", /^\/v2\/volumes\/([\w-]+)$/, ([, id]) => [200, { volume: get(volumes, id).json }]],
@@ -996,42 +1076,46 @@ export async function startLocalDoApi(
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const path = (req.url ?? "/").split("?")[0];
-      const method = req.method ?? "GET";
-      let status = 500;
-      let body: unknown;
-      let parsed: Json = {};
-      try {
-        if (req.headers.authorization !== `Bearer ${token}`)
-          throw new ApiError(401, "unauthorized", "Unable to authenticate you");
-        const text = Buffer.concat(chunks).toString();
-        try {
-          parsed = text ? (JSON.parse(text) as Json) : {};
-        } catch {
-          throw new ApiError(400, "bad_request", "the request body is not JSON");
-        }
-        const route = routes.find(([m, re]) => m === method && re.test(path));
-        if (!route)
-          throw new ApiError(404, "not_found", `the local DigitalOcean API has no ${method} ${path}`);
-        [status, body] = route[2](route[1].exec(path)!, parsed);
-      } catch (e) {
-        if (!(e instanceof ApiError))
-          console.error(`local DigitalOcean API: ${method} ${path}: ${String(e)}`);
-        const err = e instanceof ApiError ? e : new ApiError(500, "server_error", String(e));
-        status = err.status;
-        body = { id: err.id, message: err.message, request_id: randomUUID() };
-      }
-      requests.push({ method, path, status, body: parsed });
-      res.writeHead(status, {
-        "Content-Type": "application/json",
-        "RateLimit-Limit": "5000",
-        "RateLimit-Remaining": String(5000 - (requests.length % 5000)),
-        "RateLimit-Reset": String(Math.floor(Date.now() / 1000) + 3600),
-      });
-      res.end(body === undefined ? "" : JSON.stringify(body));
-    });
+    req.on("end", () => void answer(req, res, chunks));
   });
+  /** Routes one request and sends DigitalOcean's answer (or its error body). */
+  async function answer(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    chunks: Buffer[],
+  ): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0];
+    const method = req.method ?? "GET";
+    let status = 500;
+    let body: unknown;
+    let parsed: Json = {};
+    try {
+      if (req.headers.authorization !== `Bearer ${token}`)
+        throw new ApiError(401, "unauthorized", "Unable to authenticate you");
+      const text = Buffer.concat(chunks).toString();
+      try {
+        parsed = text ? (JSON.parse(text) as Json) : {};
+      } catch {
+        throw new ApiError(400, "bad_request", "the request body is not JSON");
+      }
+      const route = routes.find(([m, re]) => m === method && re.test(path));
+      if (!route) throw new ApiError(404, "not_found", `the local DigitalOcean API has no ${method} ${path}`);
+      [status, body] = await route[2](route[1].exec(path)!, parsed);
+    } catch (e) {
+      if (!(e instanceof ApiError)) console.error(`local DigitalOcean API: ${method} ${path}: ${String(e)}`);
+      const err = e instanceof ApiError ? e : new ApiError(500, "server_error", String(e));
+      status = err.status;
+      body = { id: err.id, message: err.message, request_id: randomUUID() };
+    }
+    requests.push({ method, path, status, body: parsed });
+    res.writeHead(status, {
+      "Content-Type": "application/json",
+      "RateLimit-Limit": "5000",
+      "RateLimit-Remaining": String(5000 - (requests.length % 5000)),
+      "RateLimit-Reset": String(Math.floor(Date.now() / 1000) + 3600),
+    });
+    res.end(body === undefined ? "" : JSON.stringify(body));
+  }
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 
   const settled = async () => {
@@ -1042,6 +1126,7 @@ export async function startLocalDoApi(
     token,
     containerPrefix,
     requests,
+    spaces,
     holds: () => ({
       sshKeys: keys.size,
       droplets: droplets.size,
@@ -1051,6 +1136,7 @@ export async function startLocalDoApi(
       records: [...domains.values()].reduce((n, records) => n + records.size, 0),
       uptimeChecks: checks.size,
       uptimeAlerts: alerts.size,
+      spacesKeys: spacesKeys.size,
     }),
     droplets: () => [...droplets.values()].map((d) => d.json),
     firewalls: () => [...firewalls.values()],
@@ -1071,6 +1157,7 @@ export async function startLocalDoApi(
       await settled();
       for (const v of volumes.values()) await releaseLoop(v);
       if (volumeDir) fs.rmSync(volumeDir, { recursive: true, force: true });
+      await spaces?.stop();
     },
   };
 }
