@@ -1,0 +1,159 @@
+// Off-box backups and the rebuild of a lost host through the DigitalOcean path: the real engine
+// and provider make the Spaces bucket and its scoped key in the local API's Spaces, the host's
+// backup lands there, and when the droplet and its volume are deleted behind the stack's back,
+// docs/RUNBOOK.md's "Rebuild a lost host" (refresh, drop the release step, up, restore from the
+// off-box copies) brings the app back with its data, on a prod-like stack (protectData).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { backupUnderCronEnv } from "../../harness/backupDrill";
+import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
+import { get, request, waitHealthy } from "../../harness/probes";
+import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
+
+const log = (line: string) => console.log(`  ${line}`);
+
+type Json = Record<string, unknown>;
+const addressOf = (droplet: Json) => (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+
+describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on the local DigitalOcean API", () => {
+  let api: LocalDoApi;
+  let stack: PulumiStack;
+  let bucket = "";
+  const only = () => {
+    assert.equal(api.droplets().length, 1);
+    const [droplet] = api.droplets();
+    const sandbox = api.sandbox(Number(droplet.id));
+    assert.ok(sandbox, "the droplet has no sandbox");
+    return { droplet, sandbox, address: addressOf(droplet) };
+  };
+  const onHost = async (cmd: string) => {
+    const r = await only().sandbox.exec(cmd);
+    assert.equal(r.code, 0, `${cmd}\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+  const bucketFiles = async () => {
+    const r = await api.spaces!.mc(["ls", `s3/${bucket}/`]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.split("\n").map((l) => l.trim().split(/\s+/).pop() ?? "");
+  };
+
+  before(async () => {
+    await ensureDockerd();
+    await removeAllSandboxes();
+    await buildImages();
+    api = await startLocalDoApi({ spaces: true });
+    const spaces = api.spaces!;
+    stack = await PulumiStack.create("prod", {
+      env: {
+        DIGITALOCEAN_TOKEN: api.token,
+        DIGITALOCEAN_API_URL: api.url,
+        // The provider's Spaces: the endpoint, the key it makes buckets with, and the proxy
+        // that takes its virtual-hosted bucket requests there (harness/localSpaces.ts).
+        SPACES_ENDPOINT_URL: spaces.endpoint,
+        SPACES_ACCESS_KEY_ID: spaces.accessId,
+        SPACES_SECRET_ACCESS_KEY: spaces.secretKey,
+        HTTP_PROXY: spaces.proxy,
+      },
+    });
+    // Pulumi.prod.yaml in IP mode, without alerts: its volume, off-box backups and protection.
+    await stack.configure({
+      appImage: SANDBOX_APP_IMAGE,
+      region: "nyc3",
+      dataVolumeSizeGb: "10",
+      offsiteBackups: "true",
+      protectData: "true",
+    });
+  });
+  after(async () => {
+    try {
+      stack?.remove();
+    } finally {
+      await api?.close();
+    }
+  });
+
+  it("up makes a private, versioned bucket with its lifecycle rule and a key that may use that bucket only; a backup lands there", async () => {
+    await stack.up([], { timeoutMs: 20 * 60_000 });
+    assert.deepEqual(
+      api.requests.filter((r) => r.status >= 400).map((r) => `${r.method} ${r.path} ${r.status}`),
+      [],
+      "a call the local API refused",
+    );
+    const buckets = (await api.spaces!.mc(["ls", "s3"])).stdout.trim().split("\n");
+    assert.equal(buckets.length, 1, buckets.join("\n"));
+    bucket = buckets[0].trim().split(/\s+/).pop()!.replace(/\/$/, "");
+    assert.match(
+      (await api.spaces!.mc(["version", "info", `s3/${bucket}`])).stdout,
+      /versioning is enabled/i,
+    );
+    assert.match(
+      (await api.spaces!.mc(["ilm", "rule", "ls", `s3/${bucket}`])).stdout,
+      /chitram-backup-versions/,
+    );
+    assert.equal(api.holds().spacesKeys, 1);
+
+    const { address } = only();
+    const put = await request(80, "PUT", "/api/objects/kept", "written before the disaster", 10_000, address);
+    assert.equal(put.status, 201, put.body);
+    const backup = await backupUnderCronEnv((cmd) => only().sandbox.exec(cmd));
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    const files = await bucketFiles();
+    for (const kind of [/^postgres-\w+\.dump$/, /^minio-\w+\.tar\.gz$/, /^manifest-\w+\.data\.txt$/])
+      assert.ok(
+        files.some((f) => kind.test(f)),
+        `no ${String(kind)} in the bucket: ${files.join(" ")}`,
+      );
+  });
+
+  it("the droplet and its volume deleted behind the stack's back: the runbook's rebuild and the restore from Spaces bring the data back", async () => {
+    const { droplet } = only();
+    const [volume] = api.volumes();
+    const call = async (method: string, path: string) => {
+      const r = await fetch(`${api.url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${api.token}` },
+      });
+      assert.equal(r.status, 204, `${method} ${path}: ${await r.text()}`);
+    };
+    await call("DELETE", `/v2/droplets/${String(droplet.id)}`);
+    await call("DELETE", `/v2/volumes/${String(volume.id)}`);
+    await api.settled();
+    const started = Date.now();
+
+    // docs/RUNBOOK.md, "Rebuild a lost host", steps 1-3, as written there.
+    await stack.pulumi(["refresh", "--yes"]);
+    const urns = (await stack.pulumi(["stack", "--show-urns"])).stdout;
+    const release = /urn:pulumi:\S+app-volume-release/.exec(urns);
+    assert.ok(release, urns);
+    // The destroy guard depends on every resource, this step included: it goes with it (it holds
+    // nothing, and the up makes it again), and only it.
+    const before = (await stateResources(stack)).map((r) => r.urn);
+    await stack.pulumi(["state", "delete", release[0], "--target-dependents", "--force", "--yes"]);
+    const left = new Set((await stateResources(stack)).map((r) => r.urn));
+    const gone = before.filter((u) => !left.has(u));
+    assert.deepEqual(gone.map((u) => u.split("::").pop()).sort(), ["app-volume-release", "destroy-guard"]);
+    await stack.up([], { timeoutMs: 20 * 60_000 });
+    const { address } = only();
+    await waitHealthy(80, 60_000, address);
+    // A new, empty volume: the app starts empty.
+    assert.equal((await get(80, "/api/objects/kept", 10_000, address)).status, 404);
+
+    // "When the data is gone too": restore the newest set that holds data from the off-box copies.
+    await onHost(`cd ${APP_DIR} && docker compose stop app`);
+    await onHost(`${APP_DIR}/scripts/restore.sh --offsite latest --minio latest`);
+    await onHost(`cd ${APP_DIR} && docker compose start app && ${APP_DIR}/scripts/healthcheck.sh`);
+    log(`rebuilt and restored from Spaces: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const kept = await get(80, "/api/objects/kept", 10_000, address);
+    assert.equal(kept.status, 200, kept.body);
+    assert.equal(kept.body, "written before the disaster");
+    // The refresh read the bucket's lifecycle rule back from MinIO, which does not keep its
+    // AbortIncompleteMultipartUpload (docs/DEPLOYING.md, section 8): the next up writes the rule
+    // again, and nothing else.
+    const plan = plannedChanges(await stack.previewJson());
+    assert.deepEqual(plan, { backups: ["update"] });
+    await stack.up();
+    await stack.up(["--expect-no-changes"]);
+  });
+});
