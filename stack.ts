@@ -32,8 +32,18 @@ export function createStack(): StackOutputs {
   // on a new droplet, and it is the login of the one step that installs the other two, so either
   // can be replaced with root login closed (docs/RUNBOOK.md, "Rotating keys").
   const deployKey = new tls.PrivateKey("deploy-key", { algorithm: "ED25519" });
-  const stackKey = new tls.PrivateKey("stack-key", { algorithm: "ED25519" });
-  const adminKey = new tls.PrivateKey("admin-key", { algorithm: "ED25519" });
+  const stackKey = new tls.PrivateKey("steps-key", { algorithm: "ED25519" });
+  // A stack deployed before the admin key existed seeded root with its stack key, then named
+  // "stack-key", and every login of the stack worked with it: that key becomes the admin key
+  // (the alias), so the droplet keeps its seeded key and is not replaced, and the key-installing
+  // step logs in with a key the deploy user already accepts. The stack key then starts anew as
+  // "steps-key" (a stack deployed with "stack-key" as its stack key rotates it once:
+  // docs/RUNBOOK.md, "Upgrading a stack").
+  const adminKey = new tls.PrivateKey(
+    "admin-key",
+    { algorithm: "ED25519" },
+    { aliases: [{ name: "stack-key" }] },
+  );
 
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // admin key) or the SSH host from config.

@@ -7,19 +7,12 @@ import { renderSudoers } from "../render/sudoers";
 import { HostTarget } from "./hostTarget";
 import { Connection, remoteStep, RemoteStepOptions } from "../remote/step";
 
-/** The line the first step prints with the host's SSH host key (see host/steps/ready.sh). */
+/** The line ready.sh and deployUser.sh print with the host's SSH host key (print_host_key in lib.sh). */
 const HOST_KEY_LINE = /^chitram-host-key (\S+ \S+)$/m;
 
-/** The host key the first step recorded, from its stdout. */
-export function hostKeyFromStdout(stdout: string): string {
-  const m = HOST_KEY_LINE.exec(stdout);
-  if (!m) {
-    throw new Error(
-      "the first step (ready) did not record the host's SSH host key; a stack whose first step ran " +
-        "before host keys were recorded: set chitram:hostKey (target: existing) or see docs/RUNBOOK.md",
-    );
-  }
-  return m[1];
+/** The host key a step recorded, from its stdout; undefined when it printed none. */
+export function hostKeyFromStdout(stdout: string): string | undefined {
+  return HOST_KEY_LINE.exec(stdout)?.[1];
 }
 
 // Dial limits. The provider retries every failed dial, authentication failures included, with a
@@ -94,7 +87,19 @@ export class HostProvisioning extends pulumi.ComponentResource {
       dialErrorLimit: FIRST_CONTACT_DIAL_ERROR_LIMIT,
       perDialTimeout: PER_DIAL_TIMEOUT_S,
     });
-    const firstContact = ["create", "stdin", "triggers", "connection.hostKey"];
+    // Also what a newer version of this project may set differently while the host stays the same
+    // (dial limits, the provider's addPreviousOutputInEnv): a stack deployed by an older version
+    // has closed root login, and its first contact must not run again on its upgrade
+    // (test/cloud/upgrade.test.ts). A new host (connection.host) or login runs them again.
+    const firstContact = [
+      "create",
+      "stdin",
+      "triggers",
+      "connection.hostKey",
+      "connection.dialErrorLimit",
+      "connection.perDialTimeout",
+      "addPreviousOutputInEnv",
+    ];
 
     // The bootstrap user may be root or a user with passwordless sudo: the host decides ("auto").
     const asBootstrap = (stepName: string, o: Omit<RemoteStepOptions, "sudo" | "connection" | "parent">) =>
@@ -108,8 +113,14 @@ export class HostProvisioning extends pulumi.ComponentResource {
       timeout: "25m",
       ignoreChanges: firstContact,
     });
-    const hostKey = target.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
-    const deployUserConnection = (privateKey: pulumi.Input<string>) =>
+    // The key the first step recorded. A stack whose first step ran before host keys were
+    // recorded (an older version of this project) has none: the key-installing step, which runs
+    // on such an upgrade, records it, and every step after it pins that one.
+    const firstKey = target.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
+    const deployUserConnection = (
+      privateKey: pulumi.Input<string>,
+      hostKey: pulumi.Input<string | undefined>,
+    ) =>
       pulumi.output({
         host: target.host,
         port: target.port,
@@ -119,7 +130,6 @@ export class HostProvisioning extends pulumi.ComponentResource {
         dialErrorLimit: DIAL_ERROR_LIMIT,
         perDialTimeout: PER_DIAL_TIMEOUT_S,
       });
-    this.stackConnection = deployUserConnection(args.stackPrivateKey);
 
     const deployUserFiles = (keys: pulumi.Input<string>[]) =>
       pulumi.all(keys).apply((publicKeys) =>
@@ -151,7 +161,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
     // key, which no rotation changes. Every step that logs in with another key runs after it.
     const keysInstall = remoteStep(`${name}-deploy-user`, {
       parent: this,
-      connection: deployUserConnection(args.adminPrivateKey),
+      connection: deployUserConnection(args.adminPrivateKey, firstKey),
       script: "deployUser",
       params: deployUserParams,
       stdin: deployUserFiles([args.adminPublicKey, args.stackPublicKey, args.deployPublicKey]),
@@ -159,6 +169,20 @@ export class HostProvisioning extends pulumi.ComponentResource {
       dependsOn: [adminKeyInstall],
       ...(args.restoreLoginOnDelete ? { onDelete: "deployKeysRemove", onChange: "update" } : {}),
     });
+
+    const hostKey = pulumi.output(firstKey).apply((key) => {
+      if (key !== undefined) return pulumi.output(key);
+      return keysInstall.stdout.apply((out) => {
+        const recorded = hostKeyFromStdout(out);
+        if (recorded === undefined)
+          throw new Error(
+            `neither the first step (ready) nor ${name}-deploy-user recorded the host's SSH host key to pin: ` +
+              'see docs/RUNBOOK.md, "When a step fails: dial limits, time limits, host keys"',
+          );
+        return recorded;
+      });
+    });
+    this.stackConnection = deployUserConnection(args.stackPrivateKey, hostKey);
 
     const stackStep = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>
       remoteStep(stepName, { ...o, parent: this, connection: this.stackConnection });
@@ -173,7 +197,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
     // Logs in with the deploy key itself: the way CI/CD will.
     const accessProof = remoteStep(`${name}-access-proof`, {
       parent: this,
-      connection: deployUserConnection(args.deployPrivateKey),
+      connection: deployUserConnection(args.deployPrivateKey, hostKey),
       script: "accessProof",
       sudo: false,
       dependsOn: [docker],

@@ -87,8 +87,14 @@ export class PulumiStack {
     this.env = env;
   }
 
-  /** A new, empty stack (`pulumi stack init`). */
-  static async create(stack: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<PulumiStack> {
+  /**
+   * A new, empty stack (`pulumi stack init`). `program`: the directory of the program it runs
+   * (default: this repository), e.g. an older commit's checkout.
+   */
+  static async create(
+    stack: string,
+    opts: { env?: NodeJS.ProcessEnv; program?: string } = {},
+  ): Promise<PulumiStack> {
     const engine = await engineDir();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-engine-"));
     const project = path.join(dir, "project");
@@ -96,15 +102,20 @@ export class PulumiStack {
     const backend = path.join(dir, "state");
     for (const d of [project, home, backend]) fs.mkdirSync(d);
     fs.symlinkSync(path.join(engine, "plugins"), path.join(home, "plugins"));
-    const yaml = fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8");
-    const main = path.relative(project, REPO_ROOT);
-    fs.writeFileSync(
-      path.join(project, "Pulumi.yaml"),
-      yaml.replace(/^runtime:/m, `main: ${main}\nruntime:`),
-    );
     const s = new PulumiStack(stack, dir, { ...engineEnv(engine, home, backend), ...opts.env });
+    s.runProgram(opts.program ?? REPO_ROOT);
     await s.pulumi(["stack", "init"]);
     return s;
+  }
+
+  /** From now on the stack runs the program in `dir` (its Pulumi.yaml, with `main` pointing there). */
+  runProgram(dir: string): void {
+    const yaml = fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8");
+    const main = path.relative(this.projectDir, dir);
+    fs.writeFileSync(
+      path.join(this.projectDir, "Pulumi.yaml"),
+      yaml.replace(/^main:.*\n/m, "").replace(/^runtime:/m, `main: ${main}\nruntime:`),
+    );
   }
 
   /** The project directory the CLI runs in (it holds Pulumi.<stack>.yaml). */

@@ -116,7 +116,7 @@ describe("program: DigitalOcean host in IP mode (staging)", async () => {
     assert.deepEqual(keys.map((k) => [k.name, k.inputs]).sort(), [
       ["admin-key", { algorithm: "ED25519" }],
       ["deploy-key", { algorithm: "ED25519" }],
-      ["stack-key", { algorithm: "ED25519" }],
+      ["steps-key", { algorithm: "ED25519" }],
     ]);
     assert.equal(
       run.outputs.deployPublicKey.value,
@@ -864,7 +864,15 @@ describe("program: remote steps", async () => {
     const asRoot = run.steps.filter((s) => s.connection.user === "root").map((s) => s.name);
     assert.deepEqual(asRoot, ["host-ready", "host-bootstrap"]);
     for (const n of asRoot)
-      assert.deepEqual(step(run, n).ignoreChanges, ["create", "stdin", "triggers", "connection.hostKey"]);
+      assert.deepEqual(step(run, n).ignoreChanges, [
+        "create",
+        "stdin",
+        "triggers",
+        "connection.hostKey",
+        "connection.dialErrorLimit",
+        "connection.perDialTimeout",
+        "addPreviousOutputInEnv",
+      ]);
     for (const s of run.steps.filter((x) => x.connection.user !== "root")) {
       assert.equal(s.connection.user, "chitram", s.name);
       assert.deepEqual(s.ignoreChanges, [], s.name);
@@ -877,7 +885,7 @@ describe("program: remote steps", async () => {
       "host-deploy-user": "admin-key",
     };
     for (const s of run.steps.filter((x) => x.connection.user === "chitram")) {
-      const expected = keyOf[s.name] ?? "stack-key";
+      const expected = keyOf[s.name] ?? "steps-key";
       assert.equal(s.connection.privateKey, `PLACEHOLDER-private-key-of-${expected}\n`, s.name);
     }
     const keys = decodeFiles(step(run, "host-deploy-user").stdin!).find((f) =>
@@ -890,7 +898,7 @@ describe("program: remote steps", async () => {
         .map((l) => l.split(" ")[1]),
       [
         "PLACEHOLDER-public-key-of-admin-key",
-        "PLACEHOLDER-public-key-of-stack-key",
+        "PLACEHOLDER-public-key-of-steps-key",
         "PLACEHOLDER-public-key-of-deploy-key",
       ],
     );
@@ -966,7 +974,7 @@ describe("program: remote steps", async () => {
     ["digitalocean", STAGING],
     ["existing", EXISTING],
   ] as const) {
-    for (const key of ["stack-key", "deploy-key"]) {
+    for (const key of ["steps-key", "deploy-key"]) {
       it(`${target}: replacing the ${key} re-runs no first-contact step, and every re-run step logs in with a key the host already accepts`, async () => {
         const { before, after, plan, rerun } = await rotate(`rotation-${target}-${key}`, config, key);
         assert.equal(plan.get("host-ready"), "same");

@@ -102,6 +102,19 @@ apt_install() {
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# Prints the host's SSH key the provider can pin (ED25519, else ECDSA) as "chitram-host-key <type>
+# <key>": the stack reads it from the step's stdout.
+print_host_key() {
+  local type key=""
+  for type in ed25519 ecdsa; do
+    if [[ -s /etc/ssh/ssh_host_${type}_key.pub ]]; then
+      key=$(cut -d' ' -f1,2 "/etc/ssh/ssh_host_${type}_key.pub")
+      break
+    fi
+  done
+  [[ -n $key ]] || die "the host has no ED25519 or ECDSA SSH host key in /etc/ssh to pin"
+  echo "chitram-host-key $key"
+}
 has_systemd() {
   [[ -d /run/systemd/system ]]
 }

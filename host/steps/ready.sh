@@ -11,15 +11,7 @@ if command -v cloud-init >/dev/null 2>&1; then
   fi
 fi
 wait_for_apt
-# The key the provider can pin (ED25519, else ECDSA); cloud-init has generated them by now.
-host_key=""
-for type in ed25519 ecdsa; do
-  if [[ -s /etc/ssh/ssh_host_${type}_key.pub ]]; then
-    host_key=$(cut -d' ' -f1,2 "/etc/ssh/ssh_host_${type}_key.pub")
-    break
-  fi
-done
-[[ -n $host_key ]] || die "the host has no ED25519 or ECDSA SSH host key in /etc/ssh to pin"
-echo "chitram-host-key $host_key"
+# The key the provider can pin; cloud-init has generated them by now.
+print_host_key
 # shellcheck disable=SC1091 # the host's own file
 say "host ready: $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r)"

@@ -154,7 +154,7 @@ describe("engine: a new stack from preview to destroy", () => {
     await h.stack.up(["--expect-no-changes"]);
   });
 
-  for (const key of ["deploy-key", "stack-key"] as const) {
+  for (const key of ["deploy-key", "steps-key"] as const) {
     it(`${key} rotation with root login closed: it converges, the new key works, the old one is refused`, async () => {
       const keyNow = async () =>
         key === "deploy-key" ? h.stack.secretOutput("deployPrivateKey") : stackKey(h);
@@ -322,7 +322,7 @@ async function stackKey(h: EngineHost): Promise<string> {
   const shown = JSON.parse(
     (await h.stack.pulumi(["stack", "export", "--show-secrets"])).stdout,
   ) as StateExport;
-  const key = shown.deployment.resources?.find((r) => r.urn.endsWith("::stack-key"));
+  const key = shown.deployment.resources?.find((r) => r.urn.endsWith("::steps-key"));
   return String(decrypted(key?.outputs?.privateKeyOpenssh));
 }
 

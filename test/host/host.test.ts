@@ -321,9 +321,9 @@ describe("real host: a bare droplet deployed by the stack's steps", () => {
     assert.equal((await waitHealthy(d.droplet.httpPort)).status, 200);
   });
 
-  it("rotating the stack key with root login closed: installed by the admin-key step, every stack-key step updated, no first contact", async () => {
+  it("rotating the stack key with root login closed: installed by the admin-key step, every step that logs in with it updated, no first contact", async () => {
     const oldKey = stepNamed(d, "host-docker").connection.privateKey!;
-    replaceRealValue(d.stack, "tls:index/privateKey:PrivateKey", "stack-key");
+    replaceRealValue(d.stack, "tls:index/privateKey:PrivateKey", "steps-key");
     const rotated = await runStack(d.stack, d.config, "real");
     const r = await apply(rotated.steps, d.state, { log });
     const ran = r.ran.map((x) => x.name);
@@ -483,10 +483,10 @@ describe("real host: a DigitalOcean stack's first contact (root with the admin k
     await droplet?.stop();
   });
 
-  for (const key of ["stack-key", "deploy-key"]) {
+  for (const key of ["steps-key", "deploy-key"]) {
     it(`replacing the ${key} with root login closed: no first contact, the new key works, the old one is refused`, async () => {
       const keyOf = (s: ProgramStep[]) =>
-        stepIn(s, key === "stack-key" ? "host-swap" : "host-access-proof").connection.privateKey!;
+        stepIn(s, key === "steps-key" ? "host-swap" : "host-access-proof").connection.privateKey!;
       const oldKey = keyOf(steps);
       replaceRealValue(stack, "tls:index/privateKey:PrivateKey", key);
       const rotated = hostSteps(await runStack(stack, config, "real"));
