@@ -17,15 +17,18 @@
  * Actions (attach, detach, resize) finish in the background; the provider polls /v2/actions/{id}.
  * Every request is logged for the tests' assertions.
  */
-import { execFileSync } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
-import * as os from "node:os";
-import * as path from "node:path";
-import { LocalSpaces, SpacesGrant, startLocalSpaces } from "./localSpaces";
-import { Droplet, processAlive, run, startDroplet } from "./sandbox";
+import { apiContext, ApiError, DropletRecord, get, Json, notFound, Route } from "./doApi/common";
+import { ARecordHook, dnsService } from "./doApi/dns";
+import { spacesKeyService } from "./doApi/spacesKeys";
+import { uptimeService } from "./doApi/uptime";
+import { removeStaleVolumes, volumeService } from "./doApi/volumes";
+import { LocalSpaces, startLocalSpaces } from "./localSpaces";
+import { Droplet, startDroplet } from "./sandbox";
+
+export { volumeDevicePath } from "./doApi/volumes";
 
 export interface ApiRequest {
   method: string;
@@ -40,44 +43,6 @@ interface SshKey {
   public_key: string;
   fingerprint: string;
 }
-
-interface DropletRecord {
-  json: Record<string, unknown>;
-  sandbox?: Droplet;
-  /** Settles once the sandbox droplet is up (or failed to start). */
-  started: Promise<void>;
-}
-
-type Json = Record<string, unknown>;
-
-interface VolumeRecord {
-  json: Json;
-  /** The sparse file that holds the volume's blocks. */
-  file: string;
-  /** The loop device (/dev/loopN) while attached. */
-  loop?: string;
-}
-
-/** Where a volume's node is in a droplet, as DigitalOcean's udev rule names it. */
-export const volumeDevicePath = (name: string) => `/dev/disk/by-id/scsi-0DO_Volume_${name}`;
-
-/** The start of the names of the API's volume directories in the temporary directory. */
-const VOLUME_DIR_PREFIX = "chitram-do-volumes-";
-
-/** A request field that must be a string; anything else counts as missing. */
-const text = (v: unknown): string => (typeof v === "string" ? v : "");
-
-/** The error body DigitalOcean sends: an id, a message and the request's id. */
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly id: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-const notFound = () => new ApiError(404, "not_found", "The resource you were accessing could not be found.");
 
 /** An MD5 fingerprint of an OpenSSH public key, as DigitalOcean shows it (aa:bb:...). */
 export function md5Fingerprint(publicKey: string): string {
@@ -102,27 +67,6 @@ function mustBind(address: string, port: number): Promise<void> {
     );
     server.listen(port, address, () => server.close(() => resolve()));
   });
-}
-
-/**
- * Detaches the loop devices and removes the files of the volumes an API left behind when its
- * process was killed (close() never ran).
- */
-async function removeStaleVolumes(): Promise<void> {
-  const tmp = os.tmpdir();
-  const stale = fs
-    .readdirSync(tmp)
-    .filter((n) => n.startsWith(VOLUME_DIR_PREFIX))
-    .filter((n) => !processAlive(Number(n.slice(VOLUME_DIR_PREFIX.length).split("-")[0])))
-    .map((n) => path.join(tmp, n));
-  if (!stale.length) return;
-  const loops = (await run("losetup", ["-l", "-n", "-O", "NAME,BACK-FILE"], { check: false })).stdout;
-  for (const line of loops.split("\n")) {
-    const [device, file = ""] = line.trim().split(/\s+/);
-    if (device && stale.some((dir) => file.startsWith(`${dir}/`)))
-      await run("losetup", ["-d", device], { check: false });
-  }
-  for (const dir of stale) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** How long after a droplet is "active" its sshd starts. */
@@ -198,7 +142,7 @@ export async function startLocalDoApi(
      * Runs after an A record is made, changed or deleted (address undefined), with the name it
      * answers for: the stand-in for DNS resolution. Default: nothing.
      */
-    onARecord?: (fqdn: string, address: string | undefined) => Promise<void>;
+    onARecord?: ARecordHook;
     /** Serve Spaces: keys here, buckets in a local S3 server every droplet reaches (harness/localSpaces.ts). Default: false. */
     spaces?: boolean;
   } = {},
@@ -210,10 +154,11 @@ export async function startLocalDoApi(
   const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
   await removeStaleVolumes();
   const spaces = opts.spaces ? await startLocalSpaces(`${containerPrefix}spaces`) : undefined;
-  const spacesKeys = new Map<string, Json>();
 
   const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;
   const requests: ApiRequest[] = [];
+  const { ctx, routes: actionRoutes } = apiContext();
+  const { now, pending } = ctx;
   const keys = new Map<number, SshKey>();
   const droplets = new Map<number, DropletRecord>();
   const deleted = new Set<number>();
@@ -221,17 +166,11 @@ export async function startLocalDoApi(
   const projects = new Map<string, Json>();
   const assigned = new Map<string, string>(); // urn -> project id
   const tags = new Set<string>();
-  const volumes = new Map<string, VolumeRecord>();
-  const actions = new Map<number, Json>();
-  const domains = new Map<string, Map<number, Json>>((opts.domains ?? []).map((d) => [d, new Map()]));
-  const checks = new Map<string, Json>();
-  const alerts = new Map<string, Json>();
-  const unsafeDetaches: string[] = [];
-  let volumeDir: string | undefined;
-  const pending: Promise<unknown>[] = [];
-  let nextId = 1000;
+  const volumes = volumeService(ctx, droplets, (urn) => assigned.delete(urn));
+  const dns = dnsService(ctx, opts.domains ?? [], opts.onARecord);
+  const uptime = uptimeService();
+  const spacesKeys = spacesKeyService(ctx, spaces);
   let nextAddress = 2;
-  const now = () => new Date().toISOString();
 
   const defaultProject: Json = {
     id: randomUUID(),
@@ -265,7 +204,7 @@ export async function startLocalDoApi(
     });
     if (sshKeys.length === 0)
       throw new ApiError(422, "unprocessable_entity", "a droplet of this API needs an SSH key for root");
-    const id = nextId++;
+    const id = ctx.nextId();
     const address = `127.${subnet}.${nextAddress++}`;
     const json: Json = {
       id,
@@ -343,167 +282,16 @@ export async function startLocalDoApi(
     for (const fw of firewalls.values())
       fw.droplet_ids = (fw.droplet_ids as number[]).filter((d) => d !== id);
     // DigitalOcean detaches a deleted droplet's volumes (the provider detaches them first).
-    const attached = (record.json.volume_ids as string[]).map((v) => volumes.get(v)!);
-    for (const v of attached) v.json.droplet_ids = [];
+    const attached = volumes.takeFrom(record);
     pending.push(
       record.started
         .then(async () => {
-          for (const v of attached) await noteIfMounted(v, record);
+          for (const v of attached) await volumes.noteIfMounted(v, record);
           await record.sandbox?.stop();
-          for (const v of attached) await releaseLoop(v);
+          for (const v of attached) await volumes.releaseLoop(v);
         })
         .catch((e: Error) => console.error(`local DigitalOcean API: removing droplet ${id}: ${e.message}`)),
     );
-  }
-
-  /** An action that finishes when `work` does; the provider polls it until completed_at is set. */
-  function startAction(type: string, resourceType: string, work: () => Promise<void>): Json {
-    const action: Json = {
-      id: nextId++,
-      status: "in-progress",
-      type,
-      started_at: now(),
-      completed_at: null,
-      resource_id: 0,
-      resource_type: resourceType,
-      region_slug: null,
-    };
-    actions.set(Number(action.id), action);
-    pending.push(
-      work().then(
-        () => {
-          action.status = "completed";
-          action.completed_at = now();
-        },
-        (e: Error) => {
-          action.status = "errored";
-          console.error(`local DigitalOcean API: ${type} (action ${String(action.id)}): ${e.message}`);
-        },
-      ),
-    );
-    return action;
-  }
-
-  function createVolume(body: Json): Json {
-    const name = text(body.name);
-    if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(name))
-      throw new ApiError(
-        422,
-        "unprocessable_entity",
-        "name must be 1-64 lowercase letters, numbers and dashes, starting with a letter or number",
-      );
-    const size = body.size_gigabytes;
-    if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > 16384)
-      throw new ApiError(
-        422,
-        "unprocessable_entity",
-        "size_gigabytes must be a whole number from 1 to 16384",
-      );
-    const region = text(body.region);
-    if (!region) throw new ApiError(422, "unprocessable_entity", "region is required");
-    if ([...volumes.values()].some((v) => v.json.name === name && (v.json.region as Json).slug === region))
-      throw new ApiError(409, "conflict", `a volume named ${name} already exists in ${region}`);
-    const fsType = text(body.filesystem_type);
-    if (!["", "ext4"].includes(fsType))
-      throw new ApiError(422, "unprocessable_entity", `this API formats ext4 only, not ${fsType}`);
-    volumeDir ??= fs.mkdtempSync(path.join(os.tmpdir(), `${VOLUME_DIR_PREFIX}${process.pid}-`));
-    const id = randomUUID();
-    const file = path.join(volumeDir, `${id}.img`);
-    fs.closeSync(fs.openSync(file, "w", 0o600));
-    fs.truncateSync(file, size * 2 ** 30); // sparse: takes no space until written
-    const label = text(body.filesystem_label);
-    if (fsType) execFileSync("mkfs.ext4", ["-q", "-F", ...(label ? ["-L", label] : []), file]);
-    const json: Json = {
-      id,
-      name,
-      description: body.description ?? "",
-      size_gigabytes: size,
-      region: { slug: region, name: region.toUpperCase(), available: true },
-      droplet_ids: [],
-      filesystem_type: fsType,
-      filesystem_label: label,
-      tags: Array.isArray(body.tags) ? body.tags : [],
-      created_at: now(),
-    };
-    volumes.set(id, { json, file });
-    return json;
-  }
-
-  /** Records, as a finding for the tests, a volume taken from a droplet that still has it mounted. */
-  async function noteIfMounted(v: VolumeRecord, droplet: DropletRecord | undefined): Promise<void> {
-    if (!v.loop || !droplet?.sandbox) return;
-    const r = await droplet.sandbox.exec(`grep -q '^${v.loop} ' /proc/mounts`);
-    if (r.code === 0) unsafeDetaches.push(`${String(v.json.name)} from ${String(droplet.json.id)}`);
-  }
-
-  /** Detaches the volume's loop device from this machine (deferred by the kernel while mounted). */
-  async function releaseLoop(v: VolumeRecord): Promise<void> {
-    if (!v.loop) return;
-    await run("losetup", ["-d", v.loop], { check: false });
-    v.loop = undefined;
-  }
-
-  function volumeAction(v: VolumeRecord, body: Json): Json {
-    const type = String(body.type);
-    const dropletId = Number(body.droplet_id);
-    const droplet = droplets.get(dropletId);
-    const attachedTo = v.json.droplet_ids as number[];
-    if (type === "attach") {
-      if (!droplet) throw notFound();
-      if (droplet.json.status !== "active" || !droplet.sandbox)
-        throw new ApiError(422, "unprocessable_entity", "Droplet already has a pending event.");
-      if ((droplet.json.region as Json).slug !== (v.json.region as Json).slug)
-        throw new ApiError(422, "unprocessable_entity", "Droplet and volume must be in the same region");
-      if (attachedTo.length && attachedTo[0] !== dropletId)
-        throw new ApiError(422, "unprocessable_entity", "This volume is already attached to another Droplet");
-      v.json.droplet_ids = [dropletId];
-      const ids = droplet.json.volume_ids as string[];
-      if (!ids.includes(String(v.json.id))) ids.push(String(v.json.id));
-      const sandbox = droplet.sandbox;
-      return startAction("attach_volume", "volume", async () => {
-        if (v.loop) return;
-        v.loop = (await run("losetup", ["--find", "--show", v.file])).stdout.trim();
-        await volumeNodes(v, sandbox);
-      });
-    }
-    if (type === "detach") {
-      if (!attachedTo.includes(dropletId))
-        throw new ApiError(422, "unprocessable_entity", "This volume is not attached to that Droplet");
-      v.json.droplet_ids = [];
-      if (droplet)
-        droplet.json.volume_ids = (droplet.json.volume_ids as string[]).filter((i) => i !== v.json.id);
-      return startAction("detach_volume", "volume", async () => {
-        await noteIfMounted(v, droplet);
-        await droplet?.sandbox?.exec(`rm -f ${volumeDevicePath(String(v.json.name))} ${v.loop ?? ""}`);
-        await releaseLoop(v);
-      });
-    }
-    if (type === "resize") {
-      const size = body.size_gigabytes;
-      if (typeof size !== "number" || !Number.isInteger(size) || size <= Number(v.json.size_gigabytes))
-        throw new ApiError(
-          422,
-          "unprocessable_entity",
-          "a volume can only grow: size_gigabytes must be larger",
-        );
-      return startAction("resize", "volume", async () => {
-        fs.truncateSync(v.file, size * 2 ** 30);
-        if (v.loop) await run("losetup", ["-c", v.loop]);
-        v.json.size_gigabytes = size;
-      });
-    }
-    throw new ApiError(422, "unprocessable_entity", `this API has no volume action ${type}`);
-  }
-
-  /** The droplet's volume nodes, made again after a power-on (a new /dev, as after a reboot). */
-  async function volumeNodes(v: VolumeRecord, sandbox: Droplet): Promise<void> {
-    if (!v.loop) return;
-    const minor = v.loop.replace("/dev/loop", "");
-    const link = volumeDevicePath(String(v.json.name));
-    const r = await sandbox.exec(
-      `[ -e ${v.loop} ] || mknod ${v.loop} b 7 ${minor}; mkdir -p /dev/disk/by-id && ln -sfn ${v.loop} ${link}`,
-    );
-    if (r.code !== 0) throw new Error(`the volume's node in ${sandbox.name}: ${r.stderr}`);
   }
 
   /** power_off, shutdown, power_on and resize: what the provider's size change sends. */
@@ -515,7 +303,7 @@ export async function startLocalDoApi(
     if (type === "power_off" || type === "shutdown") {
       if (json.status === "off")
         throw new ApiError(422, "unprocessable_entity", "Droplet is already powered off.");
-      return startAction(type, "droplet", async () => {
+      return ctx.startAction(type, "droplet", async () => {
         await sandbox.powerOff();
         json.status = "off";
       });
@@ -523,9 +311,10 @@ export async function startLocalDoApi(
     if (type === "power_on") {
       if (json.status !== "off")
         throw new ApiError(422, "unprocessable_entity", "Droplet is already powered on.");
-      return startAction(type, "droplet", async () => {
+      return ctx.startAction(type, "droplet", async () => {
         await sandbox.powerOn();
-        for (const id of json.volume_ids as string[]) await volumeNodes(volumes.get(id)!, sandbox);
+        for (const id of json.volume_ids as string[])
+          await volumes.volumeNodes(volumes.volumes.get(id)!, sandbox);
         json.status = "active";
         await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
         await sandbox.startSshd();
@@ -538,7 +327,7 @@ export async function startLocalDoApi(
       if (json.status !== "off")
         throw new ApiError(422, "unprocessable_entity", "Droplet must be powered off before a resize.");
       // Only what the API reports: a container's processors and memory stay as they are.
-      return startAction(type, "droplet", () => {
+      return ctx.startAction(type, "droplet", () => {
         Object.assign(json, { memory: size.memory, vcpus: size.vcpus, size_slug: body.size });
         if (body.disk === true) json.disk = size.disk;
         json.size = { slug: body.size, ...size, price_hourly: size.price_monthly / 672 };
@@ -547,139 +336,6 @@ export async function startLocalDoApi(
     }
     throw new ApiError(422, "unprocessable_entity", `this API has no droplet action ${type}`);
   }
-
-  function uptimeCheck(body: Json, id: string): Json {
-    if (!["http", "https", "ping"].includes(String(body.type)))
-      throw new ApiError(422, "unprocessable_entity", "type must be ping, http or https");
-    if (typeof body.target !== "string" || !/^https?:\/\/[^/]+/.test(body.target))
-      throw new ApiError(422, "unprocessable_entity", "target must be a URL");
-    return {
-      id,
-      name: body.name,
-      type: body.type,
-      target: body.target,
-      regions: Array.isArray(body.regions) ? body.regions : [],
-      enabled: body.enabled !== false,
-    };
-  }
-
-  function uptimeAlert(body: Json, id: string, checkId: string): Json {
-    if (!["latency", "down", "down_global", "ssl_expiry"].includes(String(body.type)))
-      throw new ApiError(
-        422,
-        "unprocessable_entity",
-        "type must be latency, down, down_global or ssl_expiry",
-      );
-    if (!["2m", "3m", "5m", "10m", "15m", "30m", "1h"].includes(String(body.period)))
-      throw new ApiError(422, "unprocessable_entity", "period must be one of 2m, 3m, 5m, 10m, 15m, 30m, 1h");
-    const n = (body.notifications ?? {}) as Json;
-    const email = Array.isArray(n.email) ? n.email : [];
-    const slack = Array.isArray(n.slack) ? n.slack : [];
-    if (!email.length && !slack.length)
-      throw new ApiError(422, "unprocessable_entity", "notifications need an email or a Slack channel");
-    return {
-      id,
-      check_id: checkId,
-      name: body.name,
-      type: body.type,
-      threshold: body.threshold ?? 0,
-      comparison: body.comparison ?? "",
-      period: body.period,
-      notifications: { email, slack },
-    };
-  }
-
-  function domainRecord(body: Json, id: number, old?: Json): Json {
-    const type = String(old?.type ?? body.type);
-    if (!["A", "AAAA", "CAA", "CNAME", "MX", "NS", "TXT", "SRV"].includes(type))
-      throw new ApiError(422, "unprocessable_entity", `record type ${type} is not supported`);
-    const data = text(body.data);
-    if (type === "A" && !net.isIPv4(data))
-      throw new ApiError(
-        422,
-        "unprocessable_entity",
-        `data of an A record must be an IPv4 address, not ${data}`,
-      );
-    if (typeof body.name !== "string" || body.name === "")
-      throw new ApiError(422, "unprocessable_entity", "name is required");
-    const int = (v: unknown) => (typeof v === "number" && v !== 0 ? v : null);
-    return {
-      id,
-      type,
-      name: body.name,
-      data,
-      priority: int(body.priority),
-      port: int(body.port),
-      ttl: typeof body.ttl === "number" && body.ttl > 0 ? body.ttl : 1800,
-      weight: int(body.weight),
-      flags: int(body.flags),
-      tag: body.tag ?? null,
-    };
-  }
-
-  /** Tells onARecord about an A record that was made, changed or deleted. */
-  function aRecordChanged(domain: string, record: Json, deleted = false): void {
-    if (record.type !== "A" || !opts.onARecord) return;
-    const fqdn = record.name === "@" ? domain : `${String(record.name)}.${domain}`;
-    pending.push(
-      opts
-        .onARecord(fqdn, deleted ? undefined : String(record.data))
-        .catch((e: Error) => console.error(`local DigitalOcean API: the A record of ${fqdn}: ${e.message}`)),
-    );
-  }
-
-  const localSpaces = () => {
-    if (!spaces)
-      throw new ApiError(404, "not_found", "this local DigitalOcean API was started without Spaces");
-    return spaces;
-  };
-
-  function spacesGrants(list: unknown): SpacesGrant[] {
-    return (Array.isArray(list) ? (list as Json[]) : []).map((g) => {
-      const permission = text(g.permission);
-      if (permission !== "read" && permission !== "readwrite" && permission !== "fullaccess")
-        throw new ApiError(
-          422,
-          "unprocessable_entity",
-          "a grant's permission must be read, readwrite or fullaccess",
-        );
-      // An empty bucket name grants every bucket on DigitalOcean; no key of this project asks for that.
-      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(text(g.bucket)))
-        throw new ApiError(
-          422,
-          "unprocessable_entity",
-          `a grant needs a bucket name, not ${JSON.stringify(g.bucket)}`,
-        );
-      return { bucket: text(g.bucket), permission };
-    });
-  }
-
-  /** A key as GET returns it: without its secret, which DigitalOcean shows once. */
-  const publicKey = (key: Json): Json => ({ ...key, secret_key: undefined });
-
-  async function createSpacesKey(body: Json): Promise<Answer> {
-    const store = localSpaces();
-    if (!text(body.name)) throw new ApiError(422, "unprocessable_entity", "name is required");
-    const grants = spacesGrants(body.grants);
-    const accessKey = `DO00${randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase()}`;
-    const secretKey = createHash("sha256").update(randomUUID()).digest("base64").replace(/=+$/, "");
-    await store.putKey(accessKey, secretKey, grants);
-    const key: Json = {
-      name: body.name,
-      access_key: accessKey,
-      secret_key: secretKey,
-      grants,
-      created_at: now(),
-    };
-    spacesKeys.set(accessKey, key);
-    return [201, { key }];
-  }
-
-  const zone = (name: string) => {
-    const records = domains.get(name);
-    if (!records) throw notFound();
-    return records;
-  };
 
   function firewall(body: Json, id: string, created: string): Json {
     const rules = (list: unknown, side: string) =>
@@ -703,18 +359,6 @@ export async function startLocalDoApi(
       .map(([urn]) => ({ urn, assigned_at: now(), links: { self: "" }, status: "ok" }));
   }
 
-  /** The value under `key`, or DigitalOcean's 404. */
-  function get<K, V>(map: Map<K, V>, key: K): V {
-    const value = map.get(key);
-    if (value === undefined) throw notFound();
-    return value;
-  }
-  const alertOf = (checkId: string, id: string) => {
-    const alert = get(alerts, id);
-    if (alert.check_id !== checkId) throw notFound();
-    return alert;
-  };
-
   const page = (root: string, items: unknown[]) => ({
     [root]: items,
     links: {},
@@ -722,8 +366,7 @@ export async function startLocalDoApi(
   });
 
   /** The routes: [method, path pattern, handler(params, body)] → [status, body]. */
-  type Answer = [number, unknown];
-  const routes: [string, RegExp, (m: string[], body: Json) => Answer | Promise<Answer>][] = [
+  const routes: Route[] = [
     [
       "POST",
       /^\/v2\/account\/keys$/,
@@ -733,7 +376,7 @@ export async function startLocalDoApi(
         const fingerprint = md5Fingerprint(b.public_key);
         if ([...keys.values()].some((k) => k.fingerprint === fingerprint))
           throw new ApiError(422, "unprocessable_entity", "SSH Key is already in use on your account");
-        const key: SshKey = { id: nextId++, name: b.name, public_key: b.public_key, fingerprint };
+        const key: SshKey = { id: ctx.nextId(), name: b.name, public_key: b.public_key, fingerprint };
         keys.set(key.id, key);
         return [201, { ssh_key: key }];
       },
@@ -903,7 +546,11 @@ export async function startLocalDoApi(
           // deleted droplet's too (after a replacement): those are taken and dropped; one never
           // made is refused.
           if (droplet && deleted.has(Number(droplet[1]))) continue;
-          const exists = droplet ? droplets.has(Number(droplet[1])) : volume ? volumes.has(volume[1]) : false;
+          const exists = droplet
+            ? droplets.has(Number(droplet[1]))
+            : volume
+              ? volumes.volumes.has(volume[1])
+              : false;
           if (!exists) throw new ApiError(422, "unprocessable_entity", `no resource ${urn} on this account`);
           assigned.set(urn, id);
         }
@@ -920,157 +567,11 @@ export async function startLocalDoApi(
     ],
     ["POST", /^\/v2\/tags\/([^/]+)\/resources$/, () => [204, undefined]],
     ["DELETE", /^\/v2\/tags\/([^/]+)\/resources$/, () => [204, undefined]],
-    ["POST", /^\/v2\/spaces\/keys$/, (_m, b) => createSpacesKey(b)],
-    ["GET", /^\/v2\/spaces\/keys\/(\w+)$/, ([, id]) => [200, { key: publicKey(get(spacesKeys, id)) }]],
-    [
-      "PUT",
-      /^\/v2\/spaces\/keys\/(\w+)$/,
-      async ([, id], b) => {
-        const key = get(spacesKeys, id);
-        const grants = spacesGrants(b.grants);
-        await localSpaces().setGrants(id, grants);
-        Object.assign(key, { name: text(b.name) || key.name, grants });
-        return [200, { key: publicKey(key) }];
-      },
-    ],
-    [
-      "DELETE",
-      /^\/v2\/spaces\/keys\/(\w+)$/,
-      async ([, id]) => {
-        get(spacesKeys, id);
-        await localSpaces().removeKey(id);
-        spacesKeys.delete(id);
-        return [204, undefined];
-      },
-    ],
-    ["GET", /^\/v2\/actions\/(\d+)$/, ([, id]) => [200, { action: get(actions, Number(id)) }]],
-    ["POST", /^\/v2\/volumes$/, (_m, b) => [201, { volume: createVolume(b) }]],
-    ["GET", /^\/v2\/volumes\/([\w-]+)$/, ([, id]) => [200, { volume: get(volumes, id).json }]],
-    [
-      "DELETE",
-      /^\/v2\/volumes\/([\w-]+)$/,
-      ([, id]) => {
-        const v = get(volumes, id);
-        if ((v.json.droplet_ids as number[]).length)
-          throw new ApiError(409, "conflict", "the volume is attached to a Droplet: detach it first");
-        volumes.delete(id);
-        assigned.delete(`do:volume:${id}`);
-        fs.rmSync(v.file, { force: true });
-        return [204, undefined];
-      },
-    ],
-    [
-      "POST",
-      /^\/v2\/volumes\/([\w-]+)\/actions$/,
-      ([, id], b) => [202, { action: volumeAction(get(volumes, id), b) }],
-    ],
-    [
-      "POST",
-      /^\/v2\/uptime\/checks$/,
-      (_m, b) => {
-        const check = uptimeCheck(b, randomUUID());
-        checks.set(String(check.id), check);
-        return [201, { check }];
-      },
-    ],
-    ["GET", /^\/v2\/uptime\/checks\/([\w-]+)$/, ([, id]) => [200, { check: get(checks, id) }]],
-    [
-      "PUT",
-      /^\/v2\/uptime\/checks\/([\w-]+)$/,
-      ([, id], b) => {
-        get(checks, id);
-        const check = uptimeCheck(b, id);
-        checks.set(id, check);
-        return [200, { check }];
-      },
-    ],
-    [
-      "DELETE",
-      /^\/v2\/uptime\/checks\/([\w-]+)$/,
-      ([, id]) => {
-        get(checks, id);
-        checks.delete(id);
-        for (const [alertId, a] of alerts) if (a.check_id === id) alerts.delete(alertId);
-        return [204, undefined];
-      },
-    ],
-    [
-      "POST",
-      /^\/v2\/uptime\/checks\/([\w-]+)\/alerts$/,
-      ([, checkId], b) => {
-        get(checks, checkId);
-        const alert = uptimeAlert(b, randomUUID(), checkId);
-        alerts.set(String(alert.id), alert);
-        return [201, { alert }];
-      },
-    ],
-    [
-      "GET",
-      /^\/v2\/uptime\/checks\/([\w-]+)\/alerts\/([\w-]+)$/,
-      ([, checkId, id]) => [200, { alert: alertOf(checkId, id) }],
-    ],
-    [
-      "PUT",
-      /^\/v2\/uptime\/checks\/([\w-]+)\/alerts\/([\w-]+)$/,
-      ([, checkId, id], b) => {
-        alertOf(checkId, id);
-        const alert = uptimeAlert(b, id, checkId);
-        alerts.set(id, alert);
-        return [200, { alert }];
-      },
-    ],
-    [
-      "DELETE",
-      /^\/v2\/uptime\/checks\/([\w-]+)\/alerts\/([\w-]+)$/,
-      ([, checkId, id]) => {
-        alertOf(checkId, id);
-        alerts.delete(id);
-        return [204, undefined];
-      },
-    ],
-    [
-      "GET",
-      /^\/v2\/domains\/([\w.-]+)$/,
-      ([, name]) => {
-        zone(name);
-        return [200, { domain: { name, ttl: 1800, zone_file: "" } }];
-      },
-    ],
-    [
-      "POST",
-      /^\/v2\/domains\/([\w.-]+)\/records$/,
-      ([, name], b) => {
-        const record = domainRecord(b, nextId++);
-        zone(name).set(Number(record.id), record);
-        aRecordChanged(name, record);
-        return [201, { domain_record: record }];
-      },
-    ],
-    [
-      "GET",
-      /^\/v2\/domains\/([\w.-]+)\/records\/(\d+)$/,
-      ([, name, id]) => [200, { domain_record: get(zone(name), Number(id)) }],
-    ],
-    [
-      "PUT",
-      /^\/v2\/domains\/([\w.-]+)\/records\/(\d+)$/,
-      ([, name, id], b) => {
-        const record = domainRecord(b, Number(id), get(zone(name), Number(id)));
-        zone(name).set(Number(id), record);
-        aRecordChanged(name, record);
-        return [200, { domain_record: record }];
-      },
-    ],
-    [
-      "DELETE",
-      /^\/v2\/domains\/([\w.-]+)\/records\/(\d+)$/,
-      ([, name, id]) => {
-        const record = get(zone(name), Number(id));
-        zone(name).delete(Number(id));
-        aRecordChanged(name, record, true);
-        return [204, undefined];
-      },
-    ],
+    ...actionRoutes,
+    ...volumes.routes,
+    ...uptime.routes,
+    ...dns.routes,
+    ...spacesKeys.routes,
   ];
 
   const server = http.createServer((req, res) => {
@@ -1132,19 +633,19 @@ export async function startLocalDoApi(
       droplets: droplets.size,
       firewalls: firewalls.size,
       projects: projects.size - 1,
-      volumes: volumes.size,
-      records: [...domains.values()].reduce((n, records) => n + records.size, 0),
-      uptimeChecks: checks.size,
-      uptimeAlerts: alerts.size,
-      spacesKeys: spacesKeys.size,
+      volumes: volumes.volumes.size,
+      records: [...dns.domains.values()].reduce((n, records) => n + records.size, 0),
+      uptimeChecks: uptime.checks.size,
+      uptimeAlerts: uptime.alerts.size,
+      spacesKeys: spacesKeys.keys.size,
     }),
     droplets: () => [...droplets.values()].map((d) => d.json),
     firewalls: () => [...firewalls.values()],
-    volumes: () => [...volumes.values()].map((v) => v.json),
-    records: (domain) => [...(domains.get(domain)?.values() ?? [])],
-    uptimeChecks: () => [...checks.values()],
-    uptimeAlerts: () => [...alerts.values()],
-    unsafeDetaches,
+    volumes: () => [...volumes.volumes.values()].map((v) => v.json),
+    records: (domain) => [...(dns.domains.get(domain)?.values() ?? [])],
+    uptimeChecks: () => [...uptime.checks.values()],
+    uptimeAlerts: () => [...uptime.alerts.values()],
+    unsafeDetaches: volumes.unsafeDetaches,
     projectResources: (name) => {
       const project = [...projects.values()].find((p) => p.name === name);
       return project ? projectResources(String(project.id)).map((r) => String(r.urn)) : [];
@@ -1155,8 +656,7 @@ export async function startLocalDoApi(
       await new Promise((resolve) => server.close(resolve));
       for (const id of [...droplets.keys()]) deleteDroplet(id);
       await settled();
-      for (const v of volumes.values()) await releaseLoop(v);
-      if (volumeDir) fs.rmSync(volumeDir, { recursive: true, force: true });
+      await volumes.close();
       await spaces?.stop();
     },
   };
