@@ -6,13 +6,12 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import { AddressInfo } from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { parseEnvFile } from "../render/envFile";
 import { HostEnvArgs, renderBackupCron, renderHostEnv } from "../render/hostConfig";
-import { tool } from "./support";
+import { scratchDir, tool } from "./support";
 
 const NAMES = [
   "APP_DIR",
@@ -32,7 +31,7 @@ const NAMES = [
 
 /** Sources host.env in a fresh bash inside an empty directory; returns the values it sets. */
 function sourced(text: string): { values: Record<string, string>; dir: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-hostenv-"));
+  const dir = scratchDir("chitram-hostenv-");
   fs.writeFileSync(path.join(dir, "host.env"), text);
   const r = tool("bash", [
     "-c",
@@ -97,7 +96,7 @@ describe("host.env: every value quoted", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const port = (server.address() as AddressInfo).port;
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-health-"));
+      const dir = scratchDir("chitram-health-");
       const hostEnv = path.join(dir, "host.env");
       fs.writeFileSync(
         hostEnv,

@@ -5,12 +5,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { decodeFiles, encodeFiles, HostFile } from "../remote/transfer";
 import { renderStepScript } from "../remote/script";
-import { tool } from "./support";
+import { scratchDir, tool } from "./support";
 
 const LIB = path.join(__dirname, "..", "host", "steps", "lib.sh");
 
@@ -30,7 +29,7 @@ const awkward: HostFile[] = [
 ];
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+const tmp = scratchDir;
 
 /** A bundle body with an end marker that is right for it (a transfer could not have made it). */
 function seal(body: string, count: number): string {

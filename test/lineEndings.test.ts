@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { scriptFiles } from "../render/bundle";
 import { encodeFiles } from "../remote/transfer";
 import { renderStepScript, STEP_SCRIPTS } from "../remote/script";
+import { scratchDir } from "./support";
 
 const ROOT = path.join(__dirname, "..");
 const STEPS = STEP_SCRIPTS;
@@ -38,7 +38,7 @@ function copyWithCrlf(from: string, to: string): void {
 
 describe("line ends", () => {
   it("a CRLF copy of host/, render/ and remote/ renders byte-identical LF step scripts and bundle", () => {
-    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-crlf-"));
+    const copy = scratchDir("chitram-crlf-");
     for (const dir of ["host", "render", "remote"]) {
       fs.mkdirSync(path.join(copy, dir));
       copyWithCrlf(path.join(ROOT, dir), path.join(copy, dir));

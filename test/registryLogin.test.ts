@@ -7,11 +7,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
 import { renderStepScript } from "../remote/script";
+import { scratchDir } from "./support";
 
 const DOCR = "registry.digitalocean.com";
 const TOKEN = "dop_v1_0123456789abcdef0123456789abcdef";
@@ -47,7 +47,7 @@ describe("registry login script", () => {
   let bin: string;
 
   beforeEach(() => {
-    home = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-login-"));
+    home = scratchDir("chitram-login-");
     bin = path.join(home, "bin");
     calls = path.join(home, "calls");
     fs.mkdirSync(bin);

@@ -6,12 +6,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, parseConfig, withDefaults } from "../config";
-import { STAGING } from "./support";
+import { scratchDir, STAGING } from "./support";
 
 const root = path.join(__dirname, "..");
 
 function render(...args: string[]) {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-render-"));
+  const out = scratchDir("chitram-render-");
   const r = spawnSync(
     path.join(root, "node_modules", ".bin", "tsx"),
     [path.join(root, "tools", "render.ts"), ...args, "--out", out],
@@ -116,7 +116,7 @@ describe("render: prod (domain mode) and overrides", () => {
   });
 
   it("--set and --config-file override the stack file", () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "chitram-cfg-")), "Pulumi.x.yaml");
+    const file = path.join(scratchDir("chitram-cfg-"), "Pulumi.x.yaml");
     fs.writeFileSync(
       file,
       "config:\n  chitram:appImage: registry.example.com/chitram:7\n  chitram:appPort: 9100\n",

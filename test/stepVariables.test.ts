@@ -4,7 +4,6 @@
 // finds a missing one only on a real host, as an "unbound variable" in the middle of a deploy.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseEnvFile } from "../render/envFile";
@@ -12,7 +11,7 @@ import { renderStepScript, StepScript } from "../remote/script";
 import { decodeFiles } from "../remote/transfer";
 import { APP_DIR } from "../hostContract";
 import { BACKUP_CRON_HOST_ENV } from "../render/hostConfig";
-import { EXISTING, runStack, STAGING, tool } from "./support";
+import { EXISTING, runStack, scratchDir, STAGING, tool } from "./support";
 
 /**
  * Set by something other than the step: bash, the login (HOME), /etc/os-release, the PostgreSQL
@@ -121,7 +120,7 @@ describe("step variables", async () => {
   });
 
   it("a step that reads host.env stops before anything else, naming it, when it is missing", () => {
-    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-no-host-env-"));
+    const empty = scratchDir("chitram-no-host-env-");
     for (const script of ["composeUp", "backupCron"] satisfies StepScript[]) {
       const r = tool("bash", ["-c", renderStepScript(script, { APP_DIR: empty })]);
       assert.equal(r.code, 1, `${script}: ${r.out}`);

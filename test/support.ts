@@ -96,3 +96,18 @@ export async function refusingGoProxy(prefix: string): Promise<RefusingGoProxy> 
     },
   };
 }
+
+const scratch: string[] = [];
+/**
+ * A new directory under the system's temporary directory, removed when this test process exits
+ * (each test file runs in a process of its own), whatever the tests' outcome.
+ */
+export function scratchDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (scratch.push(dir) === 1) {
+    process.on("exit", () => {
+      for (const d of scratch) fs.rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
+}

@@ -2,7 +2,6 @@
 // caddy, visudo, shellcheck, docker compose, cloud-init, ssh-keygen, systemd-analyze.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { spawnSync } from "node:child_process";
@@ -14,7 +13,7 @@ import { renderEnvFile, renderServiceEnvFiles } from "../render/envFile";
 import { renderBackupCron, renderDockerMountDropIn, renderSshdDropIn } from "../render/hostConfig";
 import { renderStepScript, STEP_SCRIPTS, stepFiles, STEPS_DIR } from "../remote/script";
 import { renderSudoers } from "../render/sudoers";
-import { EXISTING, PROD, runStack, STAGING, tool } from "./support";
+import { EXISTING, PROD, runStack, scratchDir, STAGING, tool } from "./support";
 import {
   APP_UPSTREAM_FILE,
   DOCKER_MOUNT_DROPIN_PATH,
@@ -22,7 +21,7 @@ import {
   VOLUME_MOUNT,
 } from "../hostContract";
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-validators-"));
+const tmp = scratchDir("chitram-validators-");
 function write(name: string, content: string, mode = 0o644): string {
   const file = path.join(tmp, name);
   fs.mkdirSync(path.dirname(file), { recursive: true });
