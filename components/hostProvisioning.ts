@@ -113,9 +113,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       timeout: "25m",
       ignoreChanges: firstContact,
     });
-    // The key the first step recorded. A stack whose first step ran before host keys were
-    // recorded (an older version of this project) has none: the key-installing step, which runs
-    // on such an upgrade, records it, and every step after it pins that one.
+    // The key the first step recorded, or the configured one.
     const firstKey = target.hostKey ?? ready.stdout.apply(hostKeyFromStdout);
     const deployUserConnection = (
       privateKey: pulumi.Input<string>,
@@ -157,31 +155,44 @@ export class HostProvisioning extends pulumi.ComponentResource {
       dependsOn: [ready],
       ignoreChanges: firstContact,
     });
+    // The host key again, as the deploy user with the admin key, once per host (it ignores all
+    // but a new address): a stack whose first step ran before host keys were recorded (an older
+    // version of this project) has none from it, and its first contact never runs again; this
+    // step's key is pinned by every step after it. Elsewhere it pins the first step's key.
+    const hostKeyRecord = remoteStep(`${name}-host-key`, {
+      parent: this,
+      connection: deployUserConnection(args.adminPrivateKey, firstKey),
+      script: "hostKey",
+      sudo: false,
+      dependsOn: [adminKeyInstall],
+      ignoreChanges: firstContact,
+    });
+    const hostKey = pulumi.output(firstKey).apply((key) =>
+      key !== undefined
+        ? pulumi.output(key)
+        : hostKeyRecord.stdout.apply((out) => {
+            const recorded = hostKeyFromStdout(out);
+            if (recorded === undefined)
+              throw new Error(
+                `neither the first step (ready) nor ${name}-host-key recorded the host's SSH host key to pin: ` +
+                  'see docs/RUNBOOK.md, "When a step fails: dial limits, time limits, host keys"',
+              );
+            return recorded;
+          }),
+    );
     // Installs all three keys and the sudoers file whenever they change, logged in with the admin
     // key, which no rotation changes. Every step that logs in with another key runs after it.
     const keysInstall = remoteStep(`${name}-deploy-user`, {
       parent: this,
-      connection: deployUserConnection(args.adminPrivateKey, firstKey),
+      connection: deployUserConnection(args.adminPrivateKey, hostKey),
       script: "deployUser",
       params: deployUserParams,
       stdin: deployUserFiles([args.adminPublicKey, args.stackPublicKey, args.deployPublicKey]),
       sudo: true,
-      dependsOn: [adminKeyInstall],
+      dependsOn: [hostKeyRecord],
       ...(args.restoreLoginOnDelete ? { onDelete: "deployKeysRemove", onChange: "update" } : {}),
     });
 
-    const hostKey = pulumi.output(firstKey).apply((key) => {
-      if (key !== undefined) return pulumi.output(key);
-      return keysInstall.stdout.apply((out) => {
-        const recorded = hostKeyFromStdout(out);
-        if (recorded === undefined)
-          throw new Error(
-            `neither the first step (ready) nor ${name}-deploy-user recorded the host's SSH host key to pin: ` +
-              'see docs/RUNBOOK.md, "When a step fails: dial limits, time limits, host keys"',
-          );
-        return recorded;
-      });
-    });
     this.stackConnection = deployUserConnection(args.stackPrivateKey, hostKey);
 
     const stackStep = (stepName: string, o: Omit<RemoteStepOptions, "connection" | "parent">) =>

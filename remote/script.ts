@@ -6,6 +6,7 @@ import { readRepoText } from "./transfer";
 export const STEP_SCRIPTS = [
   "ready",
   "deployUser",
+  "hostKey",
   "deployKeysRemove",
   "docker",
   "accessProof",

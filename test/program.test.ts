@@ -873,7 +873,11 @@ describe("program: remote steps", async () => {
         "connection.perDialTimeout",
         "addPreviousOutputInEnv",
       ]);
-    for (const s of run.steps.filter((x) => x.connection.user !== "root")) {
+    // The host key's record logs in as the deploy user with the admin key, once per host: it
+    // ignores the same as first contact (a stack deployed before host keys were recorded).
+    assert.deepEqual(step(run, "host-host-key").ignoreChanges, step(run, "host-ready").ignoreChanges);
+    assert.equal(step(run, "host-host-key").connection.privateKey, "PLACEHOLDER-private-key-of-admin-key\n");
+    for (const s of run.steps.filter((x) => x.connection.user !== "root" && x.name !== "host-host-key")) {
       assert.equal(s.connection.user, "chitram", s.name);
       assert.deepEqual(s.ignoreChanges, [], s.name);
     }
@@ -883,6 +887,7 @@ describe("program: remote steps", async () => {
     const keyOf: Record<string, string> = {
       "host-access-proof": "deploy-key",
       "host-deploy-user": "admin-key",
+      "host-host-key": "admin-key",
     };
     for (const s of run.steps.filter((x) => x.connection.user === "chitram")) {
       const expected = keyOf[s.name] ?? "steps-key";
@@ -945,7 +950,7 @@ describe("program: remote steps", async () => {
   it("target existing with chitram:hostKey: every step pins the configured key, the first two included; a new key re-runs neither", async () => {
     const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7aWYi2bVXdnKqZ4Ym0pmQ2a4hA3n0mO5lEbdIivTzB";
     const r = await runStack("sandbox", { ...EXISTING, hostKey: `${key} root@host` });
-    assert.equal(r.steps.length, 13);
+    assert.equal(r.steps.length, 14);
     for (const s of r.steps) assert.equal(s.connection.hostKey, key, s.name);
     // The host re-keyed: the later steps pin the new key; the first two, which connect as root,
     // keep the stored one and do not run again.

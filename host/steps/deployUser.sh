@@ -6,5 +6,3 @@ ensure_deploy_user
 install_authorized_keys "$incoming/files$AUTHORIZED_KEYS_PATH"
 install_sudoers "$incoming/files$SUDOERS_PATH"
 say "deploy user $DEPLOY_USER: key installed, passwordless sudo checked by visudo"
-# Recorded here too: a stack whose first step ran before host keys were recorded pins this one.
-print_host_key
