@@ -18,7 +18,7 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { SERVICE_IMAGES } from "../hostContract";
 import type { HttpResult } from "./probes";
-import { Droplet, OWNER_LABEL, run, SANDBOX_LABEL } from "./sandbox";
+import { Droplet, run, sandboxLabelArgs } from "./sandbox";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 const DOCKERFILE = path.join(REPO_ROOT, "sandbox", "acme", "Dockerfile");
@@ -171,7 +171,7 @@ export async function startAcme(
   domain: string,
 ): Promise<AcmeCa> {
   const image = await buildAcmeImage();
-  const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `${OWNER_LABEL}=${process.pid}`];
+  const labels = sandboxLabelArgs();
   const dnsName = `${droplet.name}-dns`;
   const acmeName = `${droplet.name}-acme`;
   const containers = [acmeName, dnsName];

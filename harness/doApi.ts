@@ -1,6 +1,6 @@
 /**
  * A local DigitalOcean API: the part of the public v2 API that the DigitalOcean provider calls for
- * a stack of this project without Spaces or a container registry (SSH keys, droplets, firewalls,
+ * a stack of this project, without container registry credentials (SSH keys, droplets, firewalls,
  * volumes and their actions, domain records, uptime checks and alerts, projects and their
  * resources, tags, actions), served on 127.0.0.1 for the real provider (DIGITALOCEAN_API_URL). What the provider expects of each call is in
  * ../shared/research/do-api-calls.md; status codes, error bodies and rate-limit headers are the
@@ -26,9 +26,13 @@ import { spacesKeyService } from "./doApi/spacesKeys";
 import { uptimeService } from "./doApi/uptime";
 import { removeStaleVolumes, volumeService } from "./doApi/volumes";
 import { LocalSpaces, startLocalSpaces } from "./localSpaces";
-import { Droplet, startDroplet } from "./sandbox";
+import { Droplet, removeAllSandboxes, startDroplet } from "./sandbox";
 
 export { volumeDevicePath } from "./doApi/volumes";
+
+/** A droplet's public IPv4 address as the API reports it (its own loopback address here). */
+export const dropletAddress = (droplet: Json): string =>
+  (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
 
 export interface ApiRequest {
   method: string;
@@ -108,6 +112,8 @@ export interface LocalDoApi {
   /** The records of a domain the API was started with. */
   records(domain: string): Json[];
   uptimeChecks(): Json[];
+  /** The Spaces keys, secrets included (the API shows a secret only once, when the key is made). */
+  spacesKeys(): Json[];
   /** Every uptime alert, with the id of its check (check_id). */
   uptimeAlerts(): Json[];
   /**
@@ -152,6 +158,8 @@ export async function startLocalDoApi(
   // this machine (an sshd on 0.0.0.0:22) would take them all. Said once, here, not per droplet.
   if (opts.droplets ?? true) for (const port of [22, 80, 443]) await mustBind(`127.${subnet}.1`, port);
   const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
+  // What a killed run of this API left: its droplets, networks, volume files and loop devices.
+  await removeAllSandboxes({ namePrefix: "chitram-sbx-do-" });
   await removeStaleVolumes();
   const spaces = opts.spaces ? await startLocalSpaces(`${containerPrefix}spaces`) : undefined;
 
@@ -283,14 +291,15 @@ export async function startLocalDoApi(
       fw.droplet_ids = (fw.droplet_ids as number[]).filter((d) => d !== id);
     // DigitalOcean detaches a deleted droplet's volumes (the provider detaches them first).
     const attached = volumes.takeFrom(record);
+    const stopped = record.started.then(async () => {
+      for (const v of attached) await volumes.noteIfMounted(v, record);
+      await record.sandbox?.stop();
+    });
+    volumes.releaseAfter(attached, stopped);
     pending.push(
-      record.started
-        .then(async () => {
-          for (const v of attached) await volumes.noteIfMounted(v, record);
-          await record.sandbox?.stop();
-          for (const v of attached) await volumes.releaseLoop(v);
-        })
-        .catch((e: Error) => console.error(`local DigitalOcean API: removing droplet ${id}: ${e.message}`)),
+      stopped.catch((e: Error) =>
+        console.error(`local DigitalOcean API: removing droplet ${id}: ${e.message}`),
+      ),
     );
   }
 
@@ -644,6 +653,7 @@ export async function startLocalDoApi(
     volumes: () => [...volumes.volumes.values()].map((v) => v.json),
     records: (domain) => [...(dns.domains.get(domain)?.values() ?? [])],
     uptimeChecks: () => [...uptime.checks.values()],
+    spacesKeys: () => [...spacesKeys.keys.values()],
     uptimeAlerts: () => [...uptime.alerts.values()],
     unsafeDetaches: volumes.unsafeDetaches,
     projectResources: (name) => {
@@ -653,11 +663,14 @@ export async function startLocalDoApi(
     sandbox: (id) => droplets.get(id)?.sandbox,
     settled,
     close: async () => {
-      await new Promise((resolve) => server.close(resolve));
-      for (const id of [...droplets.keys()]) deleteDroplet(id);
-      await settled();
-      await volumes.close();
-      await spaces?.stop();
+      try {
+        await new Promise((resolve) => server.close(resolve));
+        for (const id of [...droplets.keys()]) deleteDroplet(id);
+        await settled();
+        await volumes.close();
+      } finally {
+        await spaces?.stop();
+      }
     },
   };
 }

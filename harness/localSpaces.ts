@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import * as http from "node:http";
 import * as net from "node:net";
-import { buildImages, ExecResult, OWNER_LABEL, run, SANDBOX_LABEL } from "./sandbox";
+import { buildImages, ExecResult, run, sandboxLabelArgs } from "./sandbox";
 
 /** A grant of a Spaces key, as the API takes it. */
 export interface SpacesGrant {
@@ -81,7 +81,7 @@ export interface LocalSpaces {
 export async function startLocalSpaces(name: string): Promise<LocalSpaces> {
   const minio = (await buildImages()).find((i) => i.tag.startsWith("minio/"));
   if (!minio) throw new Error("sandbox/build.sh built no MinIO stand-in");
-  const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `${OWNER_LABEL}=${process.pid}`];
+  const labels = sandboxLabelArgs();
   const network = `${name}-net`;
   // A fixed address: MinIO must know it (MINIO_DOMAIN) before it starts.
   let subnet = "";
@@ -104,18 +104,28 @@ export async function startLocalSpaces(name: string): Promise<LocalSpaces> {
     await run("docker", ["network", "rm", network], { check: false });
   };
   try {
-    await run("docker", [
-      ...["run", "-d", "--name", name, ...labels, "--network", network, "--ip", address],
-      ...["-e", `MINIO_ROOT_USER=${accessId}`, "-e", `MINIO_ROOT_PASSWORD=${secretKey}`],
-      ...["-e", `MINIO_DOMAIN=${address}`, minio.source, "server", "/data"],
-    ]);
+    // The password from this process's environment (`-e NAME`), not on a command line.
+    await run(
+      "docker",
+      [
+        ...["run", "-d", "--name", name, ...labels, "--network", network, "--ip", address],
+        ...["-e", `MINIO_ROOT_USER=${accessId}`, "-e", "MINIO_ROOT_PASSWORD"],
+        ...["-e", `MINIO_DOMAIN=${address}`, minio.source, "server", "/data"],
+      ],
+      { env: { ...process.env, MINIO_ROOT_PASSWORD: secretKey } },
+    );
   } catch (e) {
     await stopServer();
     throw e;
   }
-  const mcHost = `MC_HOST_s3=http://${accessId}:${secretKey}@localhost:9000`;
+  // mc's alias with the full-access key, passed as `-e MC_HOST_s3` from this process's environment.
+  const mcEnv = { ...process.env, MC_HOST_s3: `http://${accessId}:${secretKey}@localhost:9000` };
   const mc = (args: string[], input?: string) =>
-    run("docker", ["exec", "-i", "-e", mcHost, name, "mc", ...args], { check: false, input });
+    run("docker", ["exec", "-i", "-e", "MC_HOST_s3", name, "mc", ...args], {
+      check: false,
+      input,
+      env: mcEnv,
+    });
   const mustMc = async (args: string[], input?: string) => {
     const r = await mc(args, input);
     if (r.code !== 0) throw new Error(`mc ${args.join(" ")}: ${r.stderr || r.stdout}`);
@@ -167,6 +177,8 @@ export async function startLocalSpaces(name: string): Promise<LocalSpaces> {
         answer.pipe(res);
       },
     );
+    // A client that goes away takes its upstream request with it.
+    res.on("close", () => upstream.destroy());
     upstream.on("error", (e) => {
       if (!res.headersSent) res.writeHead(502);
       res.end(`the local Spaces server: ${e.message}\n`);
@@ -186,11 +198,12 @@ export async function startLocalSpaces(name: string): Promise<LocalSpaces> {
     secretKey,
     network,
     putKey: async (accessKey, secret, grants) => {
-      // The secret on stdin, not in a command line.
+      // The secret on stdin, not on this machine's command lines; inside the container mc takes it
+      // as an argument (it has no other way), for this throw-away server only.
       const r = await run(
         "docker",
-        ["exec", "-i", "-e", mcHost, name, "sh", "-c", 'mc admin user add s3 "$0" "$(cat)"', accessKey],
-        { check: false, input: secret },
+        ["exec", "-i", "-e", "MC_HOST_s3", name, "sh", "-c", 'mc admin user add s3 "$0" "$(cat)"', accessKey],
+        { check: false, input: secret, env: mcEnv },
       );
       if (r.code !== 0) throw new Error(`mc admin user add ${accessKey}: ${r.stderr || r.stdout}`);
       await setGrants(accessKey, grants);

@@ -10,7 +10,7 @@ import { apply } from "./engine";
 import { Deployment, newDeployment } from "./deployment";
 import { get, waitHealthy } from "./probes";
 import { backupUnderCronEnv } from "./backupDrill";
-import { buildImages, Droplet, ExecResult, run, SANDBOX_LABEL, startDroplet } from "./sandbox";
+import { buildImages, Droplet, ExecResult, run, sandboxLabelArgs, startDroplet } from "./sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
 // The store's root, which only the test uses; the key the host gets, put-only (it may put, read
@@ -64,7 +64,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
   const rootSecret = randomBytes(24).toString("hex");
   const secretKey = `offsite+${randomBytes(12).toString("hex")}/secret=`;
   const pruneSecret = `prune+${randomBytes(12).toString("hex")}/secret=`;
-  const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `chitram.sandbox.pid=${process.pid}`];
+  const labels = sandboxLabelArgs();
   await run("docker", ["network", "create", ...labels, network]);
   await run("docker", [
     ...["run", "-d", "--name", name, ...labels, "--network", network],

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Droplet, run, SANDBOX_LABEL } from "./sandbox";
+import { Droplet, run, sandboxLabelArgs } from "./sandbox";
 
 const BASE_IMAGE = "local/bookworm:base";
 const HASH_LABEL = "chitram.sandbox.hash";
@@ -113,7 +113,7 @@ export async function startAuthRegistry(
   const name = `chitram-registry-${randomBytes(4).toString("hex")}`;
   const server = `${name}:${PORT}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-registry-"));
-  const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `chitram.sandbox.pid=${process.pid}`];
+  const labels = sandboxLabelArgs();
   const stop = async () => {
     await run("docker", ["rm", "-f", name], { check: false });
   };

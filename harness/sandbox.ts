@@ -25,6 +25,14 @@ export const SANDBOX_LABEL = "chitram.sandbox";
 export const OWNER_LABEL = "chitram.sandbox.pid";
 export const DROPLET_IMAGE = "local/droplet:sandbox";
 
+/** `docker run` / `network create` label arguments of a sandbox object this process owns (removeAllSandboxes). */
+export const sandboxLabelArgs = (): string[] => [
+  "--label",
+  `${SANDBOX_LABEL}=1`,
+  "--label",
+  `${OWNER_LABEL}=${process.pid}`,
+];
+
 /**
  * `docker run` arguments of a droplet, up to its environment and image: the capabilities its inner
  * Docker engine needs (see ENVIRONMENT.md), ports 22, 80, 443 published on `address` (127.0.0.1)
@@ -63,7 +71,9 @@ export function dropletRunArgs(o: {
     "seccomp=unconfined",
     "--security-opt",
     "apparmor=unconfined",
-    // Only the loop devices (major 7), and only once the API creates a node for an attached volume.
+    // The loop devices (major 7): a droplet can open any of this machine's loop devices it makes a
+    // node for. The API makes one for each volume it attaches; a droplet runs this project's own
+    // scripts, not someone else's code.
     ...(o.blockDevices ? ["--device-cgroup-rule", "b 7:* rwm"] : []),
     // overlay2 cannot sit on the container's overlay root; the volume also keeps the GBs of vfs
     // copies out of the container layer (stop() deletes it in the background)
@@ -519,7 +529,12 @@ export function processAlive(pid: number): boolean {
  * run). Droplets of other live processes (a colleague's test run on the same engine) and
  * droplets without an owner label are kept unless `all` is set.
  */
-export async function removeAllSandboxes(opts: { all?: boolean } = {}): Promise<void> {
+export async function removeAllSandboxes(
+  opts: {
+    all?: boolean;
+    /** Only containers and networks whose names start with this. */ namePrefix?: string;
+  } = {},
+): Promise<void> {
   const mine = (pidLabel: string) => {
     const pid = Number(pidLabel);
     if (opts.all) return true;
@@ -527,19 +542,22 @@ export async function removeAllSandboxes(opts: { all?: boolean } = {}): Promise<
     return pid === process.pid || !processAlive(pid);
   };
   const filter = ["--filter", `label=${SANDBOX_LABEL}=1`];
-  const fmt = `{{.ID}} {{.Label "${OWNER_LABEL}"}}`;
-  const rows = (await docker(["ps", "-a", ...filter, "--format", fmt])).stdout.split("\n").filter(Boolean);
+  const fmt = (name: string) => `{{.ID}} {{.Label "${OWNER_LABEL}"}} {{${name}}}`;
+  const named = (name = "") => name.startsWith(opts.namePrefix ?? "");
+  const rows = (await docker(["ps", "-a", ...filter, "--format", fmt(".Names")])).stdout
+    .split("\n")
+    .filter(Boolean);
   const containers = rows
     .map((r) => r.split(" "))
-    .filter(([, pid]) => mine(pid ?? ""))
+    .filter(([, pid, name]) => mine(pid ?? "") && named(name))
     .map(([id]) => id);
   if (containers.length) await docker(["rm", "-f", ...containers], { check: false });
-  const nets = (await docker(["network", "ls", ...filter, "--format", fmt])).stdout
+  const nets = (await docker(["network", "ls", ...filter, "--format", fmt(".Name")])).stdout
     .split("\n")
     .filter(Boolean);
   const networks = nets
     .map((r) => r.split(" "))
-    .filter(([, pid]) => mine(pid ?? ""))
+    .filter(([, pid, name]) => mine(pid ?? "") && named(name))
     .map(([id]) => id);
   for (const n of networks) await docker(["network", "rm", n], { check: false }); // in use: kept
   // volumes of removed droplets (anonymous, labelled; slow to delete, so in the background)

@@ -33,7 +33,7 @@ import {
   SANDBOX_LABEL,
   startDroplet,
 } from "../harness/sandbox";
-import { LocalDoApi, startLocalDoApi } from "../harness/doApi";
+import { dropletAddress, LocalDoApi, startLocalDoApi } from "../harness/doApi";
 import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
 import { shellQuote } from "../remote/script";
 
@@ -532,14 +532,22 @@ async function mainDigitalOcean(args: Args): Promise<void> {
     `export PULUMI_BACKEND_URL=${quote(pulumiEnv().PULUMI_BACKEND_URL!)} PULUMI_CONFIG_PASSPHRASE=${PASSPHRASE}`,
   );
   const started = Date.now();
+  // The first Ctrl-C (or TERM) starts the destroy; later ones are said to wait for it, so that
+  // nothing is left half-removed.
   const stop = new Promise<string>((resolve) => {
-    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(signal));
+    let seen = false;
+    for (const signal of ["SIGINT", "SIGTERM"] as const)
+      process.on(signal, () => {
+        if (seen) console.log(`# ${signal}: the stack is being destroyed; wait for it to finish`);
+        seen = true;
+        resolve(signal);
+      });
   });
   try {
     await runActions(digitalOceanUpActions(args), ports, args.dryRun, started);
     if (!args.dryRun) {
       const [droplet] = api!.droplets();
-      const address = (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+      const address = dropletAddress(droplet);
       console.log(`\nThe app: http://${address}`);
       console.log(
         `The droplet: ${String(droplet.name)} (${String((droplet.size as { slug: string }).slug)}, ${String((droplet.region as { slug: string }).slug)}), ` +

@@ -14,8 +14,11 @@ export interface VolumeRecord {
   json: Json;
   /** The sparse file that holds the volume's blocks. */
   file: string;
-  /** The loop device (/dev/loopN) while attached. */
+  /** The loop device (/dev/loopN) while attached, and the droplet it is attached to. */
   loop?: string;
+  loopOwner?: number;
+  /** The volume's work in order: an attach never overtakes the release of an earlier one. */
+  queue: Promise<void>;
 }
 
 /** Where a volume's node is in a droplet, as DigitalOcean's udev rule names it. */
@@ -53,12 +56,12 @@ export interface VolumeService {
    * DigitalOcean, writes in flight are lost and the filesystem needs a repair. "<volume> from <droplet id>".
    */
   unsafeDetaches: string[];
-  /** The droplet's volumes, taken from it as its deletion does (their state only). */
+  /** The droplet's volumes, taken from it as its deletion does (in the state; see releaseAfter). */
   takeFrom(droplet: DropletRecord): VolumeRecord[];
   /** Records the volume as detached unsafely if it is still mounted in the droplet. */
   noteIfMounted(v: VolumeRecord, droplet: DropletRecord | undefined): Promise<void>;
-  /** Detaches the volume's loop device from this machine (deferred by the kernel while mounted). */
-  releaseLoop(v: VolumeRecord): Promise<void>;
+  /** Detaches the volumes' loop devices from this machine once `stopped` (the droplet gone) settled. */
+  releaseAfter(attached: VolumeRecord[], stopped: Promise<void>): void;
   /** Makes the volume's node in the droplet (again after a power-on: a new /dev, as after a reboot). */
   volumeNodes(v: VolumeRecord, sandbox: Droplet): Promise<void>;
   /** Detaches every loop device and removes the volumes' files. */
@@ -116,7 +119,7 @@ export function volumeService(
       tags: Array.isArray(body.tags) ? body.tags : [],
       created_at: ctx.now(),
     };
-    volumes.set(id, { json, file });
+    volumes.set(id, { json, file, queue: Promise.resolve() });
     return json;
   }
 
@@ -132,6 +135,14 @@ export function volumeService(
     if (!v.loop) return;
     await run("losetup", ["-d", v.loop], { check: false });
     v.loop = undefined;
+    v.loopOwner = undefined;
+  }
+
+  /** Runs `work` after the volume's earlier work; its result is the work's own. */
+  function serial(v: VolumeRecord, work: () => Promise<void>): Promise<void> {
+    const next = v.queue.then(work);
+    v.queue = next.catch(() => undefined);
+    return next;
   }
 
   function volumeAction(v: VolumeRecord, body: Json): Json {
@@ -151,11 +162,15 @@ export function volumeService(
       const ids = droplet.json.volume_ids as string[];
       if (!ids.includes(String(v.json.id))) ids.push(String(v.json.id));
       const sandbox = droplet.sandbox;
-      return ctx.startAction("attach_volume", "volume", async () => {
-        if (v.loop) return;
-        v.loop = (await run("losetup", ["--find", "--show", v.file])).stdout.trim();
-        await volumeNodes(v, sandbox);
-      });
+      return ctx.startAction("attach_volume", "volume", () =>
+        serial(v, async () => {
+          if (v.loop && v.loopOwner === dropletId) return;
+          await releaseLoop(v);
+          v.loop = (await run("losetup", ["--find", "--show", v.file])).stdout.trim();
+          v.loopOwner = dropletId;
+          await volumeNodes(v, sandbox);
+        }),
+      );
     }
     if (type === "detach") {
       if (!attachedTo.includes(dropletId))
@@ -163,11 +178,13 @@ export function volumeService(
       v.json.droplet_ids = [];
       if (droplet)
         droplet.json.volume_ids = (droplet.json.volume_ids as string[]).filter((i) => i !== v.json.id);
-      return ctx.startAction("detach_volume", "volume", async () => {
-        await noteIfMounted(v, droplet);
-        await droplet?.sandbox?.exec(`rm -f ${volumeDevicePath(String(v.json.name))} ${v.loop ?? ""}`);
-        await releaseLoop(v);
-      });
+      return ctx.startAction("detach_volume", "volume", () =>
+        serial(v, async () => {
+          await noteIfMounted(v, droplet);
+          await droplet?.sandbox?.exec(`rm -f ${volumeDevicePath(String(v.json.name))} ${v.loop ?? ""}`);
+          await releaseLoop(v);
+        }),
+      );
     }
     if (type === "resize") {
       const size = body.size_gigabytes;
@@ -177,11 +194,13 @@ export function volumeService(
           "unprocessable_entity",
           "a volume can only grow: size_gigabytes must be larger",
         );
-      return ctx.startAction("resize", "volume", async () => {
-        fs.truncateSync(v.file, size * 2 ** 30);
-        if (v.loop) await run("losetup", ["-c", v.loop]);
-        v.json.size_gigabytes = size;
-      });
+      return ctx.startAction("resize", "volume", () =>
+        serial(v, async () => {
+          fs.truncateSync(v.file, size * 2 ** 30);
+          if (v.loop) await run("losetup", ["-c", v.loop]);
+          v.json.size_gigabytes = size;
+        }),
+      );
     }
     throw new ApiError(422, "unprocessable_entity", `this API has no volume action ${type}`);
   }
@@ -189,10 +208,14 @@ export function volumeService(
   /** The droplet's volume nodes, made again after a power-on (a new /dev, as after a reboot). */
   async function volumeNodes(v: VolumeRecord, sandbox: Droplet): Promise<void> {
     if (!v.loop) return;
-    const minor = v.loop.replace("/dev/loop", "");
+    // major:minor as the kernel numbers this device (the minor is not N with max_part set)
+    const [major, minor] = fs
+      .readFileSync(`/sys/block/${path.basename(v.loop)}/dev`, "utf8")
+      .trim()
+      .split(":");
     const link = volumeDevicePath(String(v.json.name));
     const r = await sandbox.exec(
-      `[ -e ${v.loop} ] || mknod ${v.loop} b 7 ${minor}; mkdir -p /dev/disk/by-id && ln -sfn ${v.loop} ${link}`,
+      `[ -e ${v.loop} ] || mknod ${v.loop} b ${major} ${minor}; mkdir -p /dev/disk/by-id && ln -sfn ${v.loop} ${link}`,
     );
     if (r.code !== 0) throw new Error(`the volume's node in ${sandbox.name}: ${r.stderr}`);
   }
@@ -232,7 +255,15 @@ export function volumeService(
       return attached;
     },
     noteIfMounted,
-    releaseLoop,
+    releaseAfter: (attached, stopped) => {
+      for (const v of attached) {
+        void serial(v, async () => {
+          await stopped.catch(() => undefined);
+          await releaseLoop(v);
+        });
+        ctx.pending.push(v.queue);
+      }
+    },
     volumeNodes,
     close: async () => {
       for (const v of volumes.values()) await releaseLoop(v);

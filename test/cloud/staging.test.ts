@@ -4,7 +4,7 @@
 // resource in the API and no container.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
 import { get, waitHealthy } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
@@ -60,7 +60,7 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     );
     assert.deepEqual(inbound.sort(), ["22 0.0.0.0/0,::/0", "443 0.0.0.0/0,::/0", "80 0.0.0.0/0,::/0"]);
     assert.deepEqual(api.projectResources("chitram-staging"), [`do:droplet:${String(droplet.id)}`]);
-    const address = (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+    const address = dropletAddress(droplet);
     const outputs = await stack.outputs();
     assert.equal(outputs.publicIp, address);
     const health = await get(80, "/health", 10_000, address);
@@ -108,7 +108,7 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     assert.equal(now.id, droplet.id, "the droplet was replaced");
     assert.equal((now.size as { slug: string }).slug, "s-2vcpu-4gb");
     assert.equal(now.memory, 4096);
-    const address = (now.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+    const address = dropletAddress(now);
     // Nothing of the stack ran after the power-on: Docker's restart policies brought the app back.
     await waitHealthy(80, 120_000, address);
     await stack.up(["--expect-no-changes"]);
@@ -183,7 +183,7 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     assert.equal(api.droplets().length, 1);
     assert.notEqual(now.id, old.id);
     assert.equal((now.region as { slug: string }).slug, "fra1");
-    const address = (now.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
+    const address = dropletAddress(now);
     assert.equal((await stack.outputs()).publicIp, address);
     assert.equal((await get(80, "/health", 10_000, address)).status, 200);
     assert.deepEqual(api.firewalls()[0].droplet_ids, [now.id]);
