@@ -22,6 +22,8 @@ device_bytes=$(blockdev --getsize64 "$device")
 # The product in bash: mawk (Ubuntu's awk) prints a product above 2^31 as 1.07374e+10, which is no
 # number to (( )), and the filesystem would never be grown.
 read -r block_count block_size < <(tune2fs -l "$device" | awk -F: '/^Block count/ {c = $2} /^Block size/ {s = $2} END {print c, s}')
+[[ ${block_count:-} =~ ^[0-9]+$ && ${block_size:-} =~ ^[0-9]+$ ]] ||
+  die "tune2fs -l $device gave no block count and size: its filesystem cannot be read"
 fs_bytes=$((block_count * block_size))
 if ((device_bytes > fs_bytes)); then
   # ext4 grows online, mounted and in use.

@@ -42,26 +42,27 @@ cron
 # A droplet's systemd mounts /etc/fstab at boot and starts docker.service only once the mounts its
 # drop-ins require are there (RequiresMountsFor=): the same here, for a volume of the local
 # DigitalOcean API, whose device node appears a moment after a power-on. Without the mount the
-# engine does not start, as docker.service would not.
-engine=1
-for dropin in /etc/systemd/system/docker.service.d/*.conf; do
-  [[ -f $dropin ]] || continue
-  # shellcheck disable=SC2013 # a space-separated list of paths, as systemd reads it
-  for dir in $(sed -n 's/^RequiresMountsFor=//p' "$dropin"); do
-    for ((i = 0; i < 120; i++)); do
-      mountpoint -q "$dir" || mount "$dir" 2>/dev/null || true
-      mountpoint -q "$dir" && break
-      sleep 1
+# engine does not start, as docker.service would not. In the background: sshd does not wait.
+start_engine() {
+  local dropin dir i
+  for dropin in /etc/systemd/system/docker.service.d/*.conf; do
+    [[ -f $dropin ]] || continue
+    # shellcheck disable=SC2013 # a space-separated list of paths, as systemd reads it
+    for dir in $(sed -n 's/^RequiresMountsFor=//p' "$dropin"); do
+      for ((i = 0; i < 120; i++)); do
+        mountpoint -q "$dir" || mount "$dir" 2>/dev/null || true
+        mountpoint -q "$dir" && break
+        sleep 1
+      done
+      if ! mountpoint -q "$dir"; then
+        echo "entrypoint: $dir is not mounted after 120 s ($dropin requires it): the Docker engine stays stopped" >&2
+        return 0
+      fi
     done
-    if ! mountpoint -q "$dir"; then
-      echo "entrypoint: $dir is not mounted after 120 s ($dropin requires it): the Docker engine stays stopped" >&2
-      engine=0
-    fi
   done
-done
-if ((engine)); then
-  dockerd --storage-driver="$driver" >>/var/log/dockerd.log 2>&1 &
-fi
+  exec dockerd --storage-driver="$driver" >>/var/log/dockerd.log 2>&1
+}
+start_engine &
 
 if [[ $hold == 1 ]]; then
   echo "entrypoint: sshd starts once /run/chitram-start-sshd exists (at most 15 min)" >&2
