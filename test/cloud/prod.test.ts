@@ -10,16 +10,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { AcmeCa, containerIp, startAcme, tlsProbe, trustInDropletCaddy } from "../../harness/acme";
-import { LocalDoApi, startLocalDoApi, volumeDevicePath } from "../../harness/doApi";
+import { dropletAddress, LocalDoApi, startLocalDoApi, volumeDevicePath } from "../../harness/doApi";
 import { PulumiStack, stateResources } from "../../harness/pulumiCli";
 import {
   buildImages,
   Droplet,
   ensureDockerd,
-  OWNER_LABEL,
   removeAllSandboxes,
   run,
-  SANDBOX_LABEL,
+  sandboxLabelArgs,
 } from "../../harness/sandbox";
 import { SANDBOX_APP_IMAGE, VOLUME_MOUNT } from "../../hostContract";
 
@@ -28,9 +27,6 @@ const VOLUME = "chitram-prod-data";
 const ZONE = "chitram.dev";
 const DOMAIN = `app.${ZONE}`;
 const ALERTS_TO = `ops@${ZONE}`;
-
-type Json = Record<string, unknown>;
-const addressOf = (droplet: Json) => (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
 
 /** Runs `cmd` as root in the droplet; its stdout, or a failure with its output. */
 async function onDroplet(sandbox: Droplet | undefined, cmd: string): Promise<string> {
@@ -66,14 +62,14 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
   const only = () => {
     assert.equal(api.droplets().length, 1);
     const [droplet] = api.droplets();
-    return { droplet, sandbox: api.sandbox(Number(droplet.id)), address: addressOf(droplet) };
+    return { droplet, sandbox: api.sandbox(Number(droplet.id)), address: dropletAddress(droplet) };
   };
 
   before(async () => {
     await ensureDockerd();
     await removeAllSandboxes();
     await buildImages();
-    const labels = ["--label", `${SANDBOX_LABEL}=1`, "--label", `${OWNER_LABEL}=${process.pid}`];
+    const labels = sandboxLabelArgs();
     await run("docker", ["network", "create", ...labels, network]);
     acme = await startAcme({ name: `chitram-sbx-acme-${process.pid}`, network }, DOMAIN);
     api = await startLocalDoApi({
@@ -87,7 +83,7 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
         if (fqdn !== DOMAIN || address === undefined) return;
         // The record is written right after the droplet is created, before it may have started.
         for (let i = 0; i < 600; i++) {
-          const droplet = api.droplets().find((d) => addressOf(d) === address);
+          const droplet = api.droplets().find((d) => dropletAddress(d) === address);
           const sandbox = droplet && api.sandbox(Number(droplet.id));
           if (droplet?.status === "active" && sandbox) {
             await acme.pointAt(await containerIp(sandbox.name, network));
@@ -101,8 +97,8 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
     stack = await PulumiStack.create("prod", {
       env: { DIGITALOCEAN_TOKEN: api.token, DIGITALOCEAN_API_URL: api.url },
     });
-    // Pulumi.prod.yaml with the test CA, without off-box backups (Spaces is not part of the local
-    // API) and unprotected, so that the droplet can be replaced here.
+    // Pulumi.prod.yaml with the test CA, unprotected so that the droplet can be replaced here;
+    // off-box backups are test/cloud/recovery.test.ts's.
     await stack.configure({
       appImage: SANDBOX_APP_IMAGE,
       region: "nyc3",
@@ -119,9 +115,12 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
     try {
       stack?.remove();
     } finally {
-      await api?.close();
-      await acme?.stop();
-      await run("docker", ["network", "rm", network], { check: false });
+      try {
+        await api?.close();
+      } finally {
+        await acme?.stop();
+        await run("docker", ["network", "rm", network], { check: false });
+      }
     }
   });
 
@@ -174,7 +173,10 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
     const lastAttach = Math.max(
       ...api.requests.map((r, i) => (r.method === "POST" && r.path.endsWith("/actions") ? i : -1)),
     );
-    assert.ok(firstCheck > lastAttach, "an uptime check was made before the volume was attached");
+    assert.ok(
+      lastAttach >= 0 && firstCheck > lastAttach,
+      "an uptime check was made before the volume was attached",
+    );
 
     await onDroplet(sandbox, appRequest("PUT", "/api/objects/kept", "written before the replacement"));
   });
@@ -207,6 +209,27 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
       [[record.id, address]],
     );
     await servedWithCertificate(address, acme.root);
+    await stack.up(["--expect-no-changes"]);
+  });
+
+  it("a size change powers the droplet off and on: the volume is mounted again before Docker starts, and the app serves its data", async () => {
+    const { droplet } = only();
+    await stack.configure({ size: "s-2vcpu-4gb" });
+    await stack.up([], { timeoutMs: 10 * 60_000 });
+    const { droplet: same, sandbox } = only();
+    assert.equal(same.id, droplet.id, "the droplet was replaced");
+    assert.equal((same.size as { slug: string }).slug, "s-2vcpu-4gb");
+    const device = await onDroplet(sandbox, `readlink -f ${volumeDevicePath(VOLUME)}`);
+    assert.equal(await onDroplet(sandbox, `findmnt -n -o SOURCE --target ${VOLUME_MOUNT}`), device);
+    // Restart policies bring the app back: within a minute it serves the object from the volume.
+    let body = "";
+    for (let i = 0; i < 60 && body !== "written before the replacement"; i++) {
+      const r = await sandbox!.exec(appRequest("GET", "/api/objects/kept"));
+      body = r.stdout.trim();
+      if (body !== "written before the replacement")
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    assert.equal(body, "written before the replacement");
     await stack.up(["--expect-no-changes"]);
   });
 

@@ -6,16 +6,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv } from "../../harness/backupDrill";
-import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
 import { get, request, waitHealthy } from "../../harness/probes";
-import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
+import { buildImages, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
 import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
 
 const log = (line: string) => console.log(`  ${line}`);
-
-type Json = Record<string, unknown>;
-const addressOf = (droplet: Json) => (droplet.networks as { v4: { ip_address: string }[] }).v4[0].ip_address;
 
 describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on the local DigitalOcean API", () => {
   let api: LocalDoApi;
@@ -26,7 +23,7 @@ describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on th
     const [droplet] = api.droplets();
     const sandbox = api.sandbox(Number(droplet.id));
     assert.ok(sandbox, "the droplet has no sandbox");
-    return { droplet, sandbox, address: addressOf(droplet) };
+    return { droplet, sandbox, address: dropletAddress(droplet) };
   };
   const onHost = async (cmd: string) => {
     const r = await only().sandbox.exec(cmd);
@@ -92,7 +89,31 @@ describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on th
       (await api.spaces!.mc(["ilm", "rule", "ls", `s3/${bucket}`])).stdout,
       /chitram-backup-versions/,
     );
-    assert.equal(api.holds().spacesKeys, 1);
+    // Private: nobody without a key may list or read it.
+    const anonymous = await run("curl", [
+      "-s",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      `${api.spaces!.endpoint}/${bucket}/`,
+    ]);
+    assert.equal(anonymous.stdout, "403");
+    // The host's key: read and write on this bucket, nothing on any other.
+    const [key] = api.spacesKeys();
+    assert.equal(api.spacesKeys().length, 1);
+    assert.deepEqual(key.grants, [{ bucket, permission: "readwrite" }]);
+    assert.equal((await api.spaces!.mc(["mb", "s3/another-bucket"])).code, 0);
+    const asHostKey = (target: string) =>
+      run("docker", ["exec", "-e", "MC_HOST_k", `${api.containerPrefix}spaces`, "mc", "ls", `k/${target}/`], {
+        check: false,
+        env: {
+          ...process.env,
+          MC_HOST_k: `http://${String(key.access_key)}:${String(key.secret_key)}@localhost:9000`,
+        },
+      });
+    assert.equal((await asHostKey(bucket)).code, 0, (await asHostKey(bucket)).stderr);
+    assert.match((await asHostKey("another-bucket")).stderr, /Access Denied/i);
 
     const { address } = only();
     const put = await request(80, "PUT", "/api/objects/kept", "written before the disaster", 10_000, address);
