@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { AcmeCa, containerIp, startAcme, tlsProbe, trustInDropletCaddy } from "../../harness/acme";
 import { dropletAddress, LocalDoApi, startLocalDoApi, volumeDevicePath } from "../../harness/doApi";
-import { PulumiStack, stateResources } from "../../harness/pulumiCli";
+import { PulumiStack } from "../../harness/pulumiCli";
 import {
   buildImages,
   Droplet,
@@ -21,6 +21,7 @@ import {
   sandboxLabelArgs,
 } from "../../harness/sandbox";
 import { SANDBOX_APP_IMAGE, VOLUME_MOUNT } from "../../hostContract";
+import { destroyLeavesNothing } from "./support";
 
 const log = (line: string) => console.log(`  ${line}`);
 const VOLUME = "chitram-prod-data";
@@ -272,16 +273,7 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
   });
 
   it("destroy: no volume, record, check or droplet is left in the API, and no volume file or loop device on this machine", async () => {
-    await stack.pulumi(["destroy", "--yes", "--skip-preview"], { timeoutMs: 10 * 60_000 });
-    assert.deepEqual(
-      (await stateResources(stack)).filter((r) => r.type !== "pulumi:pulumi:Stack"),
-      [],
-    );
-    await api.settled();
-    assert.deepEqual(
-      Object.entries(api.holds()).filter(([, n]) => n > 0),
-      [],
-    );
+    await destroyLeavesNothing(stack, api);
     assert.deepEqual(api.unsafeDetaches, [], "the volume was detached while still mounted");
     const loops = await run("losetup", ["-l", "-n", "-O", "BACK-FILE"]);
     assert.doesNotMatch(loops.stdout, new RegExp(`chitram-do-volumes-${process.pid}-`));

@@ -9,6 +9,7 @@ import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulum
 import { get, waitHealthy } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
 import { SANDBOX_APP_IMAGE } from "../../hostContract";
+import { destroyLeavesNothing } from "./support";
 import { gate } from "../../tools/previewGate";
 
 const log = (line: string) => console.log(`  ${line}`);
@@ -225,16 +226,7 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
   });
 
   it("destroy exits 0; the API holds nothing of the stack and no droplet container is left", async () => {
-    await stack.pulumi(["destroy", "--yes", "--skip-preview"], { timeoutMs: 10 * 60_000 });
-    assert.deepEqual(
-      (await stateResources(stack)).filter((r) => r.type !== "pulumi:pulumi:Stack"),
-      [],
-    );
-    await api.settled();
-    assert.deepEqual(
-      Object.entries(api.holds()).filter(([, n]) => n > 0),
-      [],
-    );
+    await destroyLeavesNothing(stack, api);
     for (const [kind, list] of [
       ["container", ["ps", "-a", "--format", "{{.Names}}"]],
       ["network", ["network", "ls", "--format", "{{.Name}}"]],
