@@ -156,7 +156,7 @@ export class HostProvisioning extends pulumi.ComponentResource {
       ignoreChanges: firstContact,
     });
     // The host key again, as the deploy user with the admin key, once per host (it ignores all
-    // but a new address): a stack whose first step ran before host keys were recorded (an older
+    // but a new address or pin): a stack whose first step ran before host keys were recorded (an older
     // version of this project) has none from it, and its first contact never runs again; this
     // step's key is pinned by every step after it. Elsewhere it pins the first step's key.
     const hostKeyRecord = remoteStep(`${name}-host-key`, {
@@ -165,7 +165,9 @@ export class HostProvisioning extends pulumi.ComponentResource {
       script: "hostKey",
       sudo: false,
       dependsOn: [adminKeyInstall],
-      ignoreChanges: firstContact,
+      // It runs again only for a new host or pin; never for a script change, which must not
+      // re-record an unpinned stack's key.
+      ignoreChanges: firstContact.filter((k) => !["stdin", "connection.hostKey"].includes(k)),
     });
     const hostKey = pulumi.output(firstKey).apply((key) =>
       key !== undefined

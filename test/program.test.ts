@@ -873,9 +873,15 @@ describe("program: remote steps", async () => {
         "connection.perDialTimeout",
         "addPreviousOutputInEnv",
       ]);
-    // The host key's record logs in as the deploy user with the admin key, once per host: it
-    // ignores the same as first contact (a stack deployed before host keys were recorded).
-    assert.deepEqual(step(run, "host-host-key").ignoreChanges, step(run, "host-ready").ignoreChanges);
+    // The host key's record logs in as the deploy user with the admin key, once per host: a new
+    // address or pin runs it again (a replaced droplet: the new first step's key), nothing else.
+    assert.deepEqual(step(run, "host-host-key").ignoreChanges, [
+      "create",
+      "triggers",
+      "connection.dialErrorLimit",
+      "connection.perDialTimeout",
+      "addPreviousOutputInEnv",
+    ]);
     assert.equal(step(run, "host-host-key").connection.privateKey, "PLACEHOLDER-private-key-of-admin-key\n");
     for (const s of run.steps.filter((x) => x.connection.user !== "root" && x.name !== "host-host-key")) {
       assert.equal(s.connection.user, "chitram", s.name);
@@ -959,6 +965,11 @@ describe("program: remote steps", async () => {
     for (const name of ["host-ready", "host-bootstrap"])
       assert.equal(planStep(step(again, name), storedInputs(step(r, name))).action, "same", name);
     assert.equal(planStep(step(again, "host-docker"), storedInputs(step(r, "host-docker"))).action, "update");
+    // The host key's record runs again with the new pin (as after a droplet replacement, whose
+    // first step records a new key): a stored old pin would fail on the new host.
+    const record = planStep(step(again, "host-host-key"), storedInputs(step(r, "host-host-key")));
+    assert.equal(record.action, "update");
+    assert.equal(record.inputs.connection.hostKey, rekeyed);
   });
 
   // `pulumi up --replace` of a key, planned step by step as the engine does it.
