@@ -36,14 +36,15 @@ describe("cloud: npm run sandbox -- --target digitalocean, up to Ctrl-C", () => 
     child.stdout!.on("data", (b: Buffer) => (output += b.toString()));
     child.stderr!.on("data", (b: Buffer) => (output += b.toString()));
     exited = new Promise((resolve) => child!.on("close", (code) => resolve(code ?? 1)));
-    const ready = await Promise.race([
-      (async () => {
-        while (!output.includes("Press Ctrl-C")) await new Promise((r) => setTimeout(r, 1000));
-        return true;
-      })(),
-      exited.then(() => false),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 40 * 60_000)),
-    ]);
+    // Until the tool says it is up, or exits, within 40 minutes; no timer outlives the wait (a
+    // pending one would keep this test process alive after its tests).
+    let ready = false;
+    let gone = false;
+    void exited.then(() => (gone = true));
+    for (const deadline = Date.now() + 40 * 60_000; !gone && Date.now() < deadline;) {
+      if ((ready = output.includes("Press Ctrl-C"))) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     assert.ok(ready, output.slice(-4000));
     assert.match(output, /^\[\s*\d+ s\] \$ .*pulumi up --yes --stack sandbox-do/m);
     const url = /^The app: http:\/\/(127\.\d+\.\d+\.\d+)$/m.exec(output);
