@@ -158,9 +158,12 @@ export async function startLocalDoApi(
   // this machine (an sshd on 0.0.0.0:22) would take them all. Said once, here, not per droplet.
   if (opts.droplets ?? true) for (const port of [22, 80, 443]) await mustBind(`127.${subnet}.1`, port);
   const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
-  // What a killed run of this API left: its droplets, networks, volume files and loop devices.
-  await removeAllSandboxes({ namePrefix: "chitram-sbx-do-" });
-  await removeStaleVolumes();
+  // What a killed run of this API left: its droplets, networks, volume files and loop devices
+  // (an API without droplets or Spaces needs no Docker, and leaves none).
+  if ((opts.droplets ?? true) || opts.spaces) {
+    await removeAllSandboxes({ namePrefix: "chitram-sbx-do-", deadOwnersOnly: true });
+    await removeStaleVolumes();
+  }
   const spaces = opts.spaces ? await startLocalSpaces(`${containerPrefix}spaces`) : undefined;
 
   const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;

@@ -532,14 +532,17 @@ export function processAlive(pid: number): boolean {
 export async function removeAllSandboxes(
   opts: {
     all?: boolean;
-    /** Only containers and networks whose names start with this. */ namePrefix?: string;
+    /** Only containers and networks whose names start with this. */
+    namePrefix?: string;
+    /** Only those whose starting process is gone (not this process's own). */
+    deadOwnersOnly?: boolean;
   } = {},
 ): Promise<void> {
   const mine = (pidLabel: string) => {
     const pid = Number(pidLabel);
     if (opts.all) return true;
     if (!pidLabel || !Number.isInteger(pid)) return false; // no owner recorded: not ours to judge
-    return pid === process.pid || !processAlive(pid);
+    return (pid === process.pid && !opts.deadOwnersOnly) || !processAlive(pid);
   };
   const filter = ["--filter", `label=${SANDBOX_LABEL}=1`];
   const fmt = (name: string) => `{{.ID}} {{.Label "${OWNER_LABEL}"}} {{${name}}}`;

@@ -136,14 +136,21 @@ async function pickEngine(mode: Args["engine"]): Promise<Engine> {
   };
 }
 
-/** Runs a command from the repository root with the terminal attached; stdin from `input` if given. */
-function exec(argv: string[], opts: { input?: string; check?: boolean } = {}): Promise<number> {
+/**
+ * Runs a command from the repository root with the terminal attached; stdin from `input` if given.
+ * `detached`: in a process group of its own, so that a Ctrl-C in the terminal does not reach it.
+ */
+function exec(
+  argv: string[],
+  opts: { input?: string; check?: boolean; detached?: boolean } = {},
+): Promise<number> {
   const check = opts.check ?? true;
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       env: pulumiEnv(),
       stdio: [opts.input === undefined ? "inherit" : "pipe", "inherit", "inherit"],
+      detached: opts.detached,
     });
     child.on("error", (e) => reject(new Error(`${argv[0]}: ${e.message}`)));
     child.on("close", (code) => {
@@ -156,7 +163,7 @@ function exec(argv: string[], opts: { input?: string; check?: boolean } = {}): P
 
 const command = (
   argv: string[],
-  opts: { input?: string; inputFrom?: string; check?: boolean } = {},
+  opts: { input?: string; inputFrom?: string; check?: boolean; detached?: boolean } = {},
 ): Action => ({
   show: () =>
     commandLine(argv) +
@@ -164,12 +171,15 @@ const command = (
     (opts.check === false ? "   # may fail" : ""),
   run: async () => {
     const input = opts.inputFrom ? fs.readFileSync(path.resolve(ROOT, opts.inputFrom), "utf8") : opts.input;
-    await exec(argv, { input, check: opts.check });
+    await exec(argv, { input, check: opts.check, detached: opts.detached });
   },
 });
 
 /** A pulumi command; which engine runs it is known only once pickEngine has run. */
-const pulumi = (args: string[], opts: { inputFrom?: string; check?: boolean } = {}): Action => ({
+const pulumi = (
+  args: string[],
+  opts: { inputFrom?: string; check?: boolean; detached?: boolean } = {},
+): Action => ({
   show: (ports) => command([...engine.argv, ...args], opts).show(ports),
   run: (ports) => command([...engine.argv, ...args], opts).run(ports),
 });
@@ -439,8 +449,12 @@ function digitalOceanUpActions(args: Args): Action[] {
 /** What Ctrl-C runs after `--target digitalocean`: the stack destroyed, then the API stopped. */
 function digitalOceanDownActions(): Action[] {
   return [
-    pulumi(["destroy", "--yes", ...withDoConfig], { check: false }),
-    pulumi(["--cwd", PROJECT_DIR, "stack", "rm", DO_STACK, "--force", "--yes"], { check: false }),
+    // In a process group of their own: a second Ctrl-C in the terminal does not cancel them.
+    pulumi(["destroy", "--yes", ...withDoConfig], { check: false, detached: true }),
+    pulumi(["--cwd", PROJECT_DIR, "stack", "rm", DO_STACK, "--force", "--yes"], {
+      check: false,
+      detached: true,
+    }),
     {
       show: () => "# the local DigitalOcean API stops and removes whatever droplet it still holds",
       run: async () => {
@@ -532,14 +546,16 @@ async function mainDigitalOcean(args: Args): Promise<void> {
     `export PULUMI_BACKEND_URL=${quote(pulumiEnv().PULUMI_BACKEND_URL!)} PULUMI_CONFIG_PASSPHRASE=${PASSPHRASE}`,
   );
   const started = Date.now();
-  // The first Ctrl-C (or TERM) starts the destroy; later ones are said to wait for it, so that
-  // nothing is left half-removed.
+  // The first Ctrl-C (or TERM) starts the destroy, which runs in process groups of its own; the
+  // third leaves at once.
   const stop = new Promise<string>((resolve) => {
-    let seen = false;
+    let seen = 0;
     for (const signal of ["SIGINT", "SIGTERM"] as const)
       process.on(signal, () => {
-        if (seen) console.log(`# ${signal}: the stack is being destroyed; wait for it to finish`);
-        seen = true;
+        seen++;
+        if (seen === 2)
+          console.log(`# ${signal}: the stack is being destroyed; once more to leave it half-removed`);
+        if (seen > 2) process.exit(130);
         resolve(signal);
       });
   });

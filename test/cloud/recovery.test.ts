@@ -112,7 +112,8 @@ describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on th
           MC_HOST_k: `http://${String(key.access_key)}:${String(key.secret_key)}@localhost:9000`,
         },
       });
-    assert.equal((await asHostKey(bucket)).code, 0, (await asHostKey(bucket)).stderr);
+    const own = await asHostKey(bucket);
+    assert.equal(own.code, 0, own.stderr);
     assert.match((await asHostKey("another-bucket")).stderr, /Access Denied/i);
 
     const { address } = only();

@@ -22,7 +22,10 @@ describe("cloud: npm run sandbox -- --target digitalocean, up to Ctrl-C", () => 
   after(async () => {
     if (child?.exitCode === null) {
       child.kill("SIGINT");
+      // The destroy, then the tool gone; killed when it takes longer than 10 minutes.
+      const killer = setTimeout(() => child?.kill("SIGKILL"), 10 * 60_000);
       await exited;
+      clearTimeout(killer);
     }
     fs.rmSync(work, { recursive: true, force: true });
   });

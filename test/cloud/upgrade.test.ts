@@ -39,6 +39,8 @@ function upgradeFrom(o: {
   keyPlan: Record<string, string[] | undefined>;
   /** After the upgrade: also replace the droplet on purpose. */
   replaceAfter: boolean;
+  /** The droplet's SSH key gets a new name (…-admin): its one write. */
+  keyRenamed: boolean;
 }) {
   describe(`cloud: a stack deployed by ${o.what}, upgraded by this program on the local DigitalOcean API`, () => {
     const old = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-older-"));
@@ -108,6 +110,7 @@ function upgradeFrom(o: {
         .slice(from)
         .filter((r) => r.method !== "GET" && /^\/v2\/(droplets|account\/keys)/.test(r.path))
         .map((r) => `${r.method} ${r.path}`);
+      assert.equal(writes.length, o.keyRenamed ? 1 : 0, writes.join("\n"));
       for (const w of writes) assert.match(w, /^PUT \/v2\/account\/keys\/\d+$/);
       const { droplet: same, address } = only();
       assert.equal(same.id, droplet.id, "the droplet was replaced");
@@ -137,12 +140,24 @@ upgradeFrom({
   // The last commit before the admin key (527f59e).
   commit: "b5f038ff9a783b9260e49646443d55fcd5eecb28",
   what: "the last version before the admin key",
-  keyPlan: { "admin-key": undefined, "steps-key": ["create"], "stack-key": undefined },
+  keyPlan: {
+    "admin-key": undefined,
+    "steps-key": ["create"],
+    "stack-key": undefined,
+    "chitram-ssh-key": ["update"],
+  },
   replaceAfter: true,
+  keyRenamed: true,
 });
 upgradeFrom({
   commit: "a7958d4df87dc9d9e94e77fe853efa969a14677c",
   what: "the previous release",
-  keyPlan: { "admin-key": undefined, "steps-key": ["create"], "stack-key": ["delete"] },
+  keyPlan: {
+    "admin-key": undefined,
+    "steps-key": ["create"],
+    "stack-key": ["delete"],
+    "chitram-ssh-key": undefined,
+  },
   replaceAfter: false,
+  keyRenamed: false,
 });
