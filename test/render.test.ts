@@ -38,7 +38,7 @@ describe("render: staging (IP mode)", () => {
 
   it("exits 0 and lists what it wrote", () => {
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /rendered stack staging: \d+ resources, 13 steps/);
+    assert.match(r.stdout, /rendered stack staging: \d+ resources, 14 steps/);
   });
 
   it("resources.json has every resource with masked secrets", () => {
