@@ -90,15 +90,9 @@ describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on th
       /chitram-backup-versions/,
     );
     // Private: nobody without a key may list or read it.
-    const anonymous = await run("curl", [
-      "-s",
-      "-o",
-      "/dev/null",
-      "-w",
-      "%{http_code}",
-      `${api.spaces!.endpoint}/${bucket}/`,
-    ]);
-    assert.equal(anonymous.stdout, "403");
+    const store = new URL(api.spaces!.endpoint);
+    const anonymous = await get(Number(store.port), `/${bucket}/`, 10_000, store.hostname);
+    assert.equal(anonymous.status, 403);
     // The host's key: read and write on this bucket, nothing on any other.
     const [key] = api.spacesKeys();
     assert.equal(api.spacesKeys().length, 1);
