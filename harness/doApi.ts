@@ -1,8 +1,9 @@
 /**
  * A local DigitalOcean API: the part of the public v2 API that the DigitalOcean provider calls for
- * a stack of this project, without container registry credentials (SSH keys, droplets, firewalls,
- * volumes and their actions, domain records, uptime checks and alerts, projects and their
- * resources, tags, actions), served on 127.0.0.1 for the real provider (DIGITALOCEAN_API_URL). What the provider expects of each call is in
+ * a stack of this project (SSH keys, droplets, firewalls, volumes and their actions, domain
+ * records, uptime checks and alerts, projects and their resources, tags, actions, Spaces keys,
+ * container registries and their docker credentials), served on 127.0.0.1 for the real provider
+ * (DIGITALOCEAN_API_URL, or all of `env`). What the provider expects of each call is in
  * ../shared/research/do-api-calls.md; status codes, error bodies and rate-limit headers are the
  * public API's.
  *
@@ -18,14 +19,20 @@
  * Every request is logged for the tests' assertions.
  */
 import { createHash, randomUUID } from "node:crypto";
+import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { apiContext, ApiError, DropletRecord, get, Json, notFound, Route } from "./doApi/common";
 import { ARecordHook, dnsService } from "./doApi/dns";
+import { RegistryToken, registryService } from "./doApi/registries";
 import { spacesKeyService } from "./doApi/spacesKeys";
 import { uptimeService } from "./doApi/uptime";
 import { removeStaleVolumes, volumeService } from "./doApi/volumes";
 import { LocalSpaces, startLocalSpaces } from "./localSpaces";
+import { DoRegistry, startDoRegistry } from "./registry";
 import { Droplet, removeAllSandboxes, startDroplet } from "./sandbox";
 
 export { volumeDevicePath } from "./doApi/volumes";
@@ -94,6 +101,16 @@ export interface LocalDoApi {
   requests: ApiRequest[];
   /** The local Spaces, when started with `spaces`. */
   spaces?: LocalSpaces;
+  /** The local registry, when started with `registries`. */
+  registry?: DoRegistry;
+  /**
+   * The provider's environment for this API: its token and URL; with Spaces, the endpoint, a key
+   * and the proxy for virtual-hosted bucket requests; with registries, the HTTPS proxy and CA for
+   * the token revocation (harness/doApi/registries.ts).
+   */
+  env: Record<string, string>;
+  /** The registry tokens issued as docker credentials and not revoked. */
+  registryTokens(): RegistryToken[];
   /** What the API holds now, by kind. */
   holds(): {
     sshKeys: number;
@@ -105,6 +122,7 @@ export interface LocalDoApi {
     uptimeChecks: number;
     uptimeAlerts: number;
     spacesKeys: number;
+    registryTokens: number;
   };
   droplets(): Json[];
   firewalls(): Json[];
@@ -151,6 +169,11 @@ export async function startLocalDoApi(
     onARecord?: ARecordHook;
     /** Serve Spaces: keys here, buckets in a local S3 server every droplet reaches (harness/localSpaces.ts). Default: false. */
     spaces?: boolean;
+    /**
+     * Container registries on the account: their docker credentials here, the images in a local
+     * registry every droplet reaches as registry.digitalocean.com (harness/registry.ts). Default: none.
+     */
+    registries?: string[];
   } = {},
 ): Promise<LocalDoApi> {
   const subnet = opts.net ?? `${((process.pid >> 8) % 200) + 20}.${process.pid % 256}`;
@@ -165,6 +188,9 @@ export async function startLocalDoApi(
     await removeStaleVolumes();
   }
   const spaces = opts.spaces ? await startLocalSpaces(`${containerPrefix}spaces`) : undefined;
+  const registry = opts.registries?.length
+    ? await startDoRegistry(`${containerPrefix}registry`, SANDBOX_APP_IMAGE)
+    : undefined;
 
   const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;
   const requests: ApiRequest[] = [];
@@ -181,6 +207,15 @@ export async function startLocalDoApi(
   const dns = dnsService(ctx, opts.domains ?? [], opts.onARecord);
   const uptime = uptimeService();
   const spacesKeys = spacesKeyService(ctx, spaces);
+  const registries = await registryService(
+    ctx,
+    opts.registries ?? [],
+    registry,
+    (method, path, status, body) => requests.push({ method, path, status, body }),
+  );
+  // The provider trusts the registry's CA for the revocation (and nothing else needs TLS here).
+  const caDir = registry ? fs.mkdtempSync(path.join(os.tmpdir(), "chitram-do-ca-")) : undefined;
+  if (caDir && registry) fs.writeFileSync(path.join(caDir, "ca.crt"), registry.caCert);
   let nextAddress = 2;
 
   const defaultProject: Json = {
@@ -264,6 +299,7 @@ export async function startLocalDoApi(
         }
         record.sandbox = sandbox;
         if (spaces) await sandbox.connect(spaces.network);
+        if (registry) await registry.join(sandbox);
         await opts.onDropletStarted?.(sandbox);
         json.status = "active";
         await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
@@ -584,6 +620,7 @@ export async function startLocalDoApi(
     ...uptime.routes,
     ...dns.routes,
     ...spacesKeys.routes,
+    ...registries.routes,
   ];
 
   const server = http.createServer((req, res) => {
@@ -597,7 +634,7 @@ export async function startLocalDoApi(
     res: http.ServerResponse,
     chunks: Buffer[],
   ): Promise<void> {
-    const path = (req.url ?? "/").split("?")[0];
+    const [path, search = ""] = (req.url ?? "/").split("?");
     const method = req.method ?? "GET";
     let status = 500;
     let body: unknown;
@@ -613,7 +650,7 @@ export async function startLocalDoApi(
       }
       const route = routes.find(([m, re]) => m === method && re.test(path));
       if (!route) throw new ApiError(404, "not_found", `the local DigitalOcean API has no ${method} ${path}`);
-      [status, body] = await route[2](route[1].exec(path)!, parsed);
+      [status, body] = await route[2](route[1].exec(path)!, parsed, new URLSearchParams(search));
     } catch (e) {
       if (!(e instanceof ApiError)) console.error(`local DigitalOcean API: ${method} ${path}: ${String(e)}`);
       const err = e instanceof ApiError ? e : new ApiError(500, "server_error", String(e));
@@ -634,8 +671,9 @@ export async function startLocalDoApi(
   const settled = async () => {
     while (pending.length) await Promise.allSettled(pending.splice(0));
   };
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    url,
     token,
     containerPrefix,
     requests,
@@ -650,6 +688,7 @@ export async function startLocalDoApi(
       uptimeChecks: uptime.checks.size,
       uptimeAlerts: uptime.alerts.size,
       spacesKeys: spacesKeys.keys.size,
+      registryTokens: registries.tokens.size,
     }),
     droplets: () => [...droplets.values()].map((d) => d.json),
     firewalls: () => [...firewalls.values()],
@@ -657,6 +696,20 @@ export async function startLocalDoApi(
     records: (domain) => [...(dns.domains.get(domain)?.values() ?? [])],
     uptimeChecks: () => [...uptime.checks.values()],
     spacesKeys: () => [...spacesKeys.keys.values()],
+    registryTokens: () => [...registries.tokens.values()],
+    registry,
+    env: {
+      DIGITALOCEAN_TOKEN: token,
+      DIGITALOCEAN_API_URL: url,
+      ...(spaces && {
+        SPACES_ENDPOINT_URL: spaces.endpoint,
+        SPACES_ACCESS_KEY_ID: spaces.accessId,
+        SPACES_SECRET_ACCESS_KEY: spaces.secretKey,
+        HTTP_PROXY: spaces.proxy,
+      }),
+      ...(caDir &&
+        registries.proxy && { HTTPS_PROXY: registries.proxy, SSL_CERT_FILE: path.join(caDir, "ca.crt") }),
+    },
     uptimeAlerts: () => [...uptime.alerts.values()],
     unsafeDetaches: volumes.unsafeDetaches,
     projectResources: (name) => {
@@ -672,6 +725,9 @@ export async function startLocalDoApi(
         await settled();
         await volumes.close();
       } finally {
+        await registries.close();
+        await registry?.stop();
+        if (caDir) fs.rmSync(caDir, { recursive: true, force: true });
         await spaces?.stop();
       }
     },

@@ -5,6 +5,7 @@
 // engine trusts through Docker's own mechanism, /etc/docker/certs.d/<host:port>/ca.crt.
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Droplet, run, sandboxLabelArgs } from "./sandbox";
@@ -84,8 +85,11 @@ export interface AuthRegistry {
   stop(): Promise<void>;
 }
 
-/** Makes a CA and a server certificate for `host`, signed by it, in `dir`. */
-async function makeCertificates(dir: string, host: string): Promise<void> {
+/**
+ * Makes a CA (ca.crt) and a server certificate (registry.crt, registry.key) for `hosts`, signed
+ * by it, in `dir`. The CA's key is removed: nothing else is ever signed with it.
+ */
+async function makeCertificates(dir: string, hosts: readonly string[]): Promise<void> {
   const script = [
     "set -eu",
     "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 " +
@@ -93,12 +97,22 @@ async function makeCertificates(dir: string, host: string): Promise<void> {
       "-addext keyUsage=critical,keyCertSign -keyout ca.key -out ca.crt 2>/dev/null",
     'openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" ' +
       "-keyout registry.key -out registry.csr 2>/dev/null",
-    'printf "subjectAltName=DNS:%s\\nextendedKeyUsage=serverAuth\\n" "$1" >ext.cnf',
+    'sans=$(printf "DNS:%s," "$@")',
+    'printf "subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n" "${sans%,}" >ext.cnf',
     "openssl x509 -req -in registry.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 " +
       "-extfile ext.cnf -out registry.crt 2>/dev/null",
     "chmod 0644 registry.key",
+    "rm -f ca.key ca.srl registry.csr ext.cnf",
   ].join("\n");
-  await run("bash", ["-c", script, "bash", host], { cwd: dir });
+  await run("bash", ["-c", script, "bash", ...hosts], { cwd: dir });
+}
+
+/** The htpasswd line (bcrypt) of a user; the password reaches htpasswd on stdin. */
+async function htpasswdLine(image: string, user: string, password: string): Promise<string> {
+  const r = await run("docker", ["run", "--rm", "-i", "--entrypoint", "htpasswd", image, "-Bin", user], {
+    input: `${password}\n`,
+  });
+  return r.stdout.trim();
 }
 
 /**
@@ -118,17 +132,11 @@ export async function startAuthRegistry(
     await run("docker", ["rm", "-f", name], { check: false });
   };
   try {
-    await makeCertificates(dir, name);
+    await makeCertificates(dir, [name]);
     const htpasswd: string[] = [];
-    for (const [user, password] of Object.entries(users)) {
-      const r = await run("docker", ["run", "--rm", "-i", "--entrypoint", "htpasswd", image, "-Bin", user], {
-        input: `${password}\n`,
-      });
-      htpasswd.push(r.stdout.trim());
-    }
+    for (const [user, password] of Object.entries(users))
+      htpasswd.push(await htpasswdLine(image, user, password));
     fs.writeFileSync(path.join(dir, "htpasswd"), `${htpasswd.join("\n")}\n`);
-    for (const f of ["ca.key", "ca.srl", "registry.csr", "ext.cnf"])
-      fs.rmSync(path.join(dir, f), { force: true });
     await run("docker", ["create", "--name", name, ...labels, "--network", droplet.network, image]);
     await run("docker", ["cp", `${dir}/.`, `${name}:/etc/chitram-registry`]);
     await run("docker", ["start", name]);
@@ -159,6 +167,170 @@ export async function startAuthRegistry(
       if (i === 40) throw new Error(`registry ${server} did not answer: ${r.stdout} ${r.stderr}`);
       await new Promise((res) => setTimeout(res, 250));
     }
+    return registry;
+  } catch (e) {
+    await stop();
+    throw e;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** DigitalOcean's container registry, and the cloud address the provider revokes its tokens at. */
+export const DO_REGISTRY_HOST = "registry.digitalocean.com";
+export const DO_CLOUD_HOST = "cloud.digitalocean.com";
+
+/**
+ * The local DigitalOcean API's container registry: a registry on a network of its own that every
+ * droplet joins, answering there as registry.digitalocean.com on 443 with a certificate from a CA
+ * made here (the droplets' engines trust it through /etc/docker/certs.d, as they trust the public
+ * CAs on DigitalOcean). Its users are the tokens the API hands out as docker credentials, and one
+ * account of its own that pushes the test's images.
+ */
+export interface DoRegistry {
+  network: string;
+  /** The CA (PEM) that signed `cert`. */
+  caCert: string;
+  /** A certificate for registry.digitalocean.com and cloud.digitalocean.com, and its key (PEM). */
+  cert: string;
+  key: string;
+  /** Connects a droplet to the registry's network and makes its engine trust the CA. */
+  join(droplet: Droplet): Promise<void>;
+  /** Adds a user (a token the API issued) and restarts the registry, which reads its users once. */
+  addUser(user: string, password: string): Promise<void>;
+  removeUser(user: string): Promise<void>;
+  /** Whether the registry takes this login (GET /v2/ with basic auth, from this machine). */
+  authorizes(user: string, password: string): Promise<boolean>;
+  /**
+   * Builds the stand-in app as `registry.digitalocean.com/<repository>:<tag>` in the droplet's
+   * engine (tagged `release` in CHITRAM_SANDBOX_RELEASE), pushes it with the registry's own account
+   * and removes it there again. Returns the image reference.
+   */
+  push(droplet: Droplet, repository: string, tag: string): Promise<string>;
+  /** The registry's log (it names each refused login). */
+  logs(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startDoRegistry(name: string, baseAppImage: string): Promise<DoRegistry> {
+  const image = await buildRegistryImage();
+  const network = `${name}-net`;
+  const labels = sandboxLabelArgs();
+  const stop = async () => {
+    await run("docker", ["rm", "-f", name], { check: false });
+    await run("docker", ["network", "rm", network], { check: false });
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-do-registry-"));
+  try {
+    await makeCertificates(dir, [DO_REGISTRY_HOST, DO_CLOUD_HOST]);
+    const pushUser = "chitram-sandbox-push";
+    const pushPassword = randomBytes(18).toString("hex");
+    const users = new Map<string, string>([[pushUser, await htpasswdLine(image, pushUser, pushPassword)]]);
+    fs.writeFileSync(path.join(dir, "htpasswd"), `${[...users.values()].join("\n")}\n`);
+    await run("docker", ["network", "create", ...labels, network]);
+    await run("docker", [
+      ...["create", "--name", name, ...labels, "--network", network],
+      ...["--network-alias", DO_REGISTRY_HOST, "-e", "REGISTRY_HTTP_ADDR=:443", image],
+    ]);
+    await run("docker", ["cp", `${dir}/.`, `${name}:/etc/chitram-registry`]);
+    await run("docker", ["start", name]);
+    const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
+    const caCert = read("ca.crt");
+    const [cert, key] = [read("registry.crt"), read("registry.key")];
+    // Up once it answers 401 to an anonymous request, from the registry's own network.
+    const answering = async () => {
+      for (let i = 0; ; i++) {
+        const r = await run(
+          "docker",
+          ["exec", name, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/443 && echo up"],
+          { check: false },
+        );
+        if (r.stdout.includes("up")) return;
+        if (i === 80) throw new Error(`the local registry ${name} did not answer within 20 s: ${r.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
+    await answering();
+    const writeUsers = async () => {
+      await run("docker", ["exec", "-i", name, "sh", "-c", "cat >/etc/chitram-registry/htpasswd"], {
+        input: `${[...users.values()].join("\n")}\n`,
+      });
+      await run("docker", ["restart", "-t", "2", name]);
+      await answering();
+    };
+    const registry: DoRegistry = {
+      network,
+      caCert,
+      cert,
+      key,
+      join: async (droplet) => {
+        await droplet.connect(network);
+        const r = await droplet.exec(
+          `install -d -m 0755 /etc/docker/certs.d/${DO_REGISTRY_HOST} && cat >/etc/docker/certs.d/${DO_REGISTRY_HOST}/ca.crt`,
+          { input: caCert },
+        );
+        if (r.code !== 0) throw new Error(`trusting ${DO_REGISTRY_HOST} in ${droplet.name}: ${r.stderr}`);
+      },
+      addUser: async (user, password) => {
+        users.set(user, await htpasswdLine(image, user, password));
+        await writeUsers();
+      },
+      removeUser: async (user) => {
+        if (users.delete(user)) await writeUsers();
+      },
+      authorizes: async (user, password) => {
+        const ip = (
+          await run("docker", [
+            "inspect",
+            "-f",
+            `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
+            name,
+          ])
+        ).stdout.trim();
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = https.request(
+            {
+              host: ip,
+              port: 443,
+              path: "/v2/",
+              servername: DO_REGISTRY_HOST,
+              ca: caCert,
+              auth: `${user}:${password}`,
+              timeout: 10_000,
+            },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on("timeout", () => req.destroy(new Error("no answer within 10 s")));
+          req.on("error", reject);
+          req.end();
+        });
+        if (status !== 200 && status !== 401) throw new Error(`the local registry answered ${status}`);
+        return status === 200;
+      },
+      push: async (droplet, repository, tag) => {
+        const ref = `${DO_REGISTRY_HOST}/${repository}:${tag}`;
+        const build = await droplet.exec(`DOCKER_BUILDKIT=0 docker build -q -t ${ref} -`, {
+          input: `FROM ${baseAppImage}\nENV CHITRAM_SANDBOX_RELEASE=${tag}\n`,
+        });
+        if (build.code !== 0) throw new Error(`building ${ref} in ${droplet.name}: ${build.stderr}`);
+        // A scratch Docker config: root's own stays as it was.
+        const push = await droplet.exec(
+          `export DOCKER_CONFIG=$(mktemp -d) && docker login --username ${pushUser} --password-stdin ${DO_REGISTRY_HOST} >/dev/null && ` +
+            `docker push -q ${ref} >/dev/null; rc=$?; rm -rf "$DOCKER_CONFIG"; docker rmi -f ${ref} >/dev/null; exit $rc`,
+          { input: `${pushPassword}\n` },
+        );
+        if (push.code !== 0) throw new Error(`pushing ${ref} from ${droplet.name}: ${push.stderr}`);
+        return ref;
+      },
+      logs: async () => {
+        const r = await run("docker", ["logs", name], { check: false });
+        return r.stdout + r.stderr;
+      },
+      stop,
+    };
     return registry;
   } catch (e) {
     await stop();

@@ -85,6 +85,17 @@ describe("harness/doApi.ts: the local DigitalOcean API", () => {
     assert.match(String(r.json.message), /no GET \/v2\/kubernetes\/clusters/);
   });
 
+  it("a container registry not on the account: 404 for it and its docker credentials (the provider then drops the credentials from its state)", async () => {
+    for (const p of [
+      "/v2/registries/chitram-sbx",
+      "/v2/registries/chitram-sbx/docker-credentials?read_write=false",
+    ]) {
+      const r = await call("GET", p);
+      assert.equal(r.status, 404, p);
+      assert.equal(r.json.id, "not_found");
+    }
+  });
+
   it("SSH keys: created with DigitalOcean's MD5 fingerprint, read by id or fingerprint, a second copy refused, deleted", async () => {
     const pub = ed25519KeyPair("doapi").public;
     const created = await call("POST", "/v2/account/keys", { name: "k", public_key: pub });

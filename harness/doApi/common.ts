@@ -5,8 +5,12 @@ import type { Droplet } from "../sandbox";
 export type Json = Record<string, unknown>;
 /** A route's answer: the status and the JSON body (undefined: none). */
 export type Answer = [number, unknown];
-/** [method, path pattern, handler(the pattern's match, the JSON body)]. */
-export type Route = [string, RegExp, (m: string[], body: Json) => Answer | Promise<Answer>];
+/** [method, path pattern, handler(the pattern's match, the JSON body, the query)]. */
+export type Route = [
+  string,
+  RegExp,
+  (m: string[], body: Json, query: URLSearchParams) => Answer | Promise<Answer>,
+];
 
 /** The error body DigitalOcean sends: an id, a message and the request's id. */
 export class ApiError extends Error {

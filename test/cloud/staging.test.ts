@@ -6,13 +6,18 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
-import { get, waitHealthy } from "../../harness/probes";
+import { REVOKE_PATH } from "../../harness/doApi/registries";
+import { get, liveApp, waitHealthy } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
 import { SANDBOX_APP_IMAGE } from "../../hostContract";
 import { destroyLeavesNothing } from "./support";
 import { gate } from "../../tools/previewGate";
 
 const log = (line: string) => console.log(`  ${line}`);
+/** The droplet and what belongs to it alone. */
+const DROPLET = ["chitram-droplet", "chitram-firewall", "chitram-ssh-key", "chitram-project"];
+/** The container registry on the account; the app image is pushed there. */
+const REGISTRY = "chitram-sbx";
 
 describe("cloud: a staging stack on the local DigitalOcean API, from nothing to destroy", () => {
   let api: LocalDoApi;
@@ -22,10 +27,8 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     await ensureDockerd();
     await removeAllSandboxes();
     await buildImages();
-    api = await startLocalDoApi();
-    stack = await PulumiStack.create("staging", {
-      env: { DIGITALOCEAN_TOKEN: api.token, DIGITALOCEAN_API_URL: api.url },
-    });
+    api = await startLocalDoApi({ registries: [REGISTRY] });
+    stack = await PulumiStack.create("staging", { env: api.env });
     // Pulumi.staging.yaml, with an app image the sandbox droplets hold
     await stack.configure({ appImage: SANDBOX_APP_IMAGE, region: "nyc3", protectData: "false" });
   });
@@ -83,13 +86,48 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
   });
 
   it("app-level changes never touch the droplet", async () => {
-    const droplet = ["chitram-droplet", "chitram-firewall", "chitram-ssh-key", "chitram-project"];
+    const droplet = DROPLET;
     await stack.configure({ backupSchedule: "30 4 * * *" });
     const plan = plannedChanges(await stack.previewJson());
     assert.ok(plan["app-backup-cron"], JSON.stringify(plan));
     for (const name of droplet) assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
     await stack.up();
     await stack.up(["--expect-no-changes"]);
+  });
+
+  it("the app image from DigitalOcean's container registry: the provider obtains read-only docker credentials, the deploy user logs in with them and the release pulls the image; the droplet is untouched", async () => {
+    const [droplet] = api.droplets();
+    const sandbox = api.sandbox(Number(droplet.id))!;
+    const image = await api.registry!.push(sandbox, `${REGISTRY}/chitram`, "v2");
+    await stack.configure({ appImage: image, registryServer: "registry.digitalocean.com" });
+    const plan = plannedChanges(await stack.previewJson());
+    assert.deepEqual(plan["app-registry-credentials"], ["create"], JSON.stringify(plan));
+    assert.deepEqual(plan["app-registry-login"], ["create"], JSON.stringify(plan));
+    for (const name of DROPLET) assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
+    const from = api.requests.length;
+    await stack.up();
+    assert.deepEqual(
+      api.requests
+        .slice(from)
+        .filter((r) => r.path.startsWith("/v2/registries"))
+        .map((r) => `${r.method} ${r.path} ${r.status}`),
+      [`GET /v2/registries/${REGISTRY} 200`, `GET /v2/registries/${REGISTRY}/docker-credentials 200`],
+    );
+    const tokens = api.registryTokens();
+    assert.deepEqual(
+      tokens.map((t) => [t.registry, t.readWrite]),
+      [[REGISTRY, false]],
+    );
+    assert.equal((await liveApp(sandbox)).image, image);
+    assert.equal(await api.registry!.authorizes(tokens[0].token, tokens[0].token), true);
+    const config = await sandbox.exec("cat /home/chitram/.docker/config.json");
+    assert.ok(config.stdout.includes('"registry.digitalocean.com"'), config.stdout);
+    await stack.up(["--expect-no-changes"]);
+    // The token is a secret: nowhere in the state or the outputs in plain text.
+    const state = await stack.exportState();
+    assert.ok(state.includes("app-registry-credentials"));
+    assert.ok(!state.includes(tokens[0].token), "the registry token is in the state in plain text");
+    assert.ok(!state.includes(Buffer.from(`${tokens[0].token}:`).toString("base64").slice(0, 40)));
   });
 
   it("a size change is an update in place: the provider powers the droplet off, resizes it and powers it on, and the app comes back by itself", async () => {
@@ -225,14 +263,31 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     await stack.up(["--expect-no-changes"]);
   });
 
-  it("destroy exits 0; the API holds nothing of the stack and no droplet container is left", async () => {
+  it("destroy exits 0, revoking the registry token at DigitalOcean's fixed address; the API holds nothing of the stack and no droplet container is left", async () => {
+    const from = api.requests.length;
+    const [token] = api.registryTokens();
     await destroyLeavesNothing(stack, api);
+    assert.deepEqual(
+      api.requests
+        .slice(from)
+        .filter((r) => r.path.startsWith("https://"))
+        .map((r) => `${r.method} ${r.path} ${r.status}`),
+      [`POST ${REVOKE_PATH} 200`],
+    );
+    assert.deepEqual(api.registryTokens(), []);
+    assert.equal(
+      await api.registry!.authorizes(token.token, token.token),
+      false,
+      "the revoked token still logs in",
+    );
     for (const [kind, list] of [
       ["container", ["ps", "-a", "--format", "{{.Names}}"]],
       ["network", ["network", "ls", "--format", "{{.Name}}"]],
     ] as const) {
-      const left = await run("docker", [...list, "--filter", `name=${api.containerPrefix}`]);
-      assert.equal(left.stdout.trim(), "", `a droplet ${kind} is left`);
+      const left = (await run("docker", [...list, "--filter", `name=${api.containerPrefix}`])).stdout
+        .split("\n")
+        .filter((n) => n !== "" && !n.startsWith(`${api.containerPrefix}registry`));
+      assert.deepEqual(left, [], `a droplet ${kind} is left`);
     }
   });
 });
