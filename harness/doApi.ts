@@ -26,14 +26,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { apiContext, ApiError, DropletRecord, get, Json, notFound, Route } from "./doApi/common";
+import { databaseService } from "./doApi/databases";
 import { ARecordHook, dnsService } from "./doApi/dns";
+import { loadBalancerService } from "./doApi/loadBalancers";
 import { RegistryToken, registryService } from "./doApi/registries";
 import { spacesKeyService } from "./doApi/spacesKeys";
 import { uptimeService } from "./doApi/uptime";
 import { removeStaleVolumes, volumeService } from "./doApi/volumes";
 import { LocalSpaces, startLocalSpaces } from "./localSpaces";
 import { DoRegistry, startDoRegistry } from "./registry";
-import { Droplet, removeAllSandboxes, startDroplet } from "./sandbox";
+import { Droplet, ExecResult, removeAllSandboxes, startDroplet } from "./sandbox";
 
 export { volumeDevicePath } from "./doApi/volumes";
 
@@ -111,6 +113,14 @@ export interface LocalDoApi {
   env: Record<string, string>;
   /** The registry tokens issued as docker credentials and not revoked. */
   registryTokens(): RegistryToken[];
+  /** The database clusters, as GET returns them (connection fields included). */
+  databaseClusters(): Json[];
+  /** SQL (stdin) as doadmin in a cluster's database, over its local socket. */
+  databaseSql(clusterId: string, database: string, script: string): Promise<ExecResult>;
+  /** The network the database servers are on, when started with `databases`. */
+  databaseNetwork?: string;
+  /** The load balancers, as GET returns them (`ip` is where they answer). */
+  loadBalancers(): Json[];
   /** What the API holds now, by kind. */
   holds(): {
     sshKeys: number;
@@ -123,6 +133,8 @@ export interface LocalDoApi {
     uptimeAlerts: number;
     spacesKeys: number;
     registryTokens: number;
+    databaseClusters: number;
+    loadBalancers: number;
   };
   droplets(): Json[];
   firewalls(): Json[];
@@ -174,6 +186,10 @@ export async function startLocalDoApi(
      * registry every droplet reaches as registry.digitalocean.com (harness/registry.ts). Default: none.
      */
     registries?: string[];
+    /** Serve managed PostgreSQL clusters, each a server every droplet reaches (harness/doApi/databases.ts). Default: false. */
+    databases?: boolean;
+    /** Serve load balancers, each a health-checking proxy on an address of its own (harness/doApi/loadBalancers.ts). Default: false. */
+    loadBalancers?: boolean;
   } = {},
 ): Promise<LocalDoApi> {
   const subnet = opts.net ?? `${((process.pid >> 8) % 200) + 20}.${process.pid % 256}`;
@@ -183,7 +199,13 @@ export async function startLocalDoApi(
   const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
   // What a killed run of this API left: its droplets, networks, volume files and loop devices
   // (an API without droplets or Spaces needs no Docker, and leaves none).
-  if ((opts.droplets ?? true) || opts.spaces) {
+  if (
+    (opts.droplets ?? true) ||
+    opts.spaces ||
+    opts.databases ||
+    opts.loadBalancers ||
+    opts.registries?.length
+  ) {
     await removeAllSandboxes({ namePrefix: "chitram-sbx-do-", deadOwnersOnly: true });
     await removeStaleVolumes();
   }
@@ -207,6 +229,12 @@ export async function startLocalDoApi(
   const dns = dnsService(ctx, opts.domains ?? [], opts.onARecord);
   const uptime = uptimeService();
   const spacesKeys = spacesKeyService(ctx, spaces);
+  const databases = opts.databases ? await databaseService(ctx, containerPrefix, droplets) : undefined;
+  let nextAddress = 2;
+  const takeAddress = () => `127.${subnet}.${nextAddress++}`;
+  const loadBalancers = opts.loadBalancers
+    ? await loadBalancerService(ctx, containerPrefix, droplets, takeAddress)
+    : undefined;
   const registries = await registryService(
     ctx,
     opts.registries ?? [],
@@ -216,7 +244,6 @@ export async function startLocalDoApi(
   // The provider trusts the registry's CA for the revocation (and nothing else needs TLS here).
   const caDir = registry ? fs.mkdtempSync(path.join(os.tmpdir(), "chitram-do-ca-")) : undefined;
   if (caDir && registry) fs.writeFileSync(path.join(caDir, "ca.crt"), registry.caCert);
-  let nextAddress = 2;
 
   const defaultProject: Json = {
     id: randomUUID(),
@@ -251,7 +278,7 @@ export async function startLocalDoApi(
     if (sshKeys.length === 0)
       throw new ApiError(422, "unprocessable_entity", "a droplet of this API needs an SSH key for root");
     const id = ctx.nextId();
-    const address = `127.${subnet}.${nextAddress++}`;
+    const address = takeAddress();
     const json: Json = {
       id,
       name: body.name,
@@ -300,6 +327,8 @@ export async function startLocalDoApi(
         record.sandbox = sandbox;
         if (spaces) await sandbox.connect(spaces.network);
         if (registry) await registry.join(sandbox);
+        if (databases) await sandbox.connect(databases.network);
+        if (loadBalancers) await sandbox.connect(loadBalancers.network);
         await opts.onDropletStarted?.(sandbox);
         json.status = "active";
         await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
@@ -621,6 +650,8 @@ export async function startLocalDoApi(
     ...dns.routes,
     ...spacesKeys.routes,
     ...registries.routes,
+    ...(databases?.routes ?? []),
+    ...(loadBalancers?.routes ?? []),
   ];
 
   const server = http.createServer((req, res) => {
@@ -689,6 +720,8 @@ export async function startLocalDoApi(
       uptimeAlerts: uptime.alerts.size,
       spacesKeys: spacesKeys.keys.size,
       registryTokens: registries.tokens.size,
+      databaseClusters: databases?.clusters.size ?? 0,
+      loadBalancers: loadBalancers?.balancers.size ?? 0,
     }),
     droplets: () => [...droplets.values()].map((d) => d.json),
     firewalls: () => [...firewalls.values()],
@@ -697,6 +730,13 @@ export async function startLocalDoApi(
     uptimeChecks: () => [...uptime.checks.values()],
     spacesKeys: () => [...spacesKeys.keys.values()],
     registryTokens: () => [...registries.tokens.values()],
+    databaseClusters: () => [...(databases?.clusters.values() ?? [])].map((c) => c.json),
+    databaseSql: (id, database, script) => {
+      if (!databases) throw new Error("this local DigitalOcean API was started without databases");
+      return databases.sql(id, database, script);
+    },
+    databaseNetwork: databases?.network,
+    loadBalancers: () => [...(loadBalancers?.balancers.values() ?? [])].map((b) => b.json),
     registry,
     env: {
       DIGITALOCEAN_TOKEN: token,
@@ -725,6 +765,8 @@ export async function startLocalDoApi(
         await settled();
         await volumes.close();
       } finally {
+        await loadBalancers?.close();
+        await databases?.close();
         await registries.close();
         await registry?.stop();
         if (caDir) fs.rmSync(caDir, { recursive: true, force: true });

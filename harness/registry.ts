@@ -9,6 +9,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Droplet, run, sandboxLabelArgs } from "./sandbox";
+import { makeCertificates } from "./testCa";
 
 const BASE_IMAGE = "local/bookworm:base";
 const HASH_LABEL = "chitram.sandbox.hash";
@@ -85,26 +86,11 @@ export interface AuthRegistry {
   stop(): Promise<void>;
 }
 
-/**
- * Makes a CA (ca.crt) and a server certificate (registry.crt, registry.key) for `hosts`, signed
- * by it, in `dir`. The CA's key is removed: nothing else is ever signed with it.
- */
-async function makeCertificates(dir: string, hosts: readonly string[]): Promise<void> {
-  const script = [
-    "set -eu",
-    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 " +
-      "-subj /CN=chitram-sandbox-ca -addext basicConstraints=critical,CA:TRUE " +
-      "-addext keyUsage=critical,keyCertSign -keyout ca.key -out ca.crt 2>/dev/null",
-    'openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" ' +
-      "-keyout registry.key -out registry.csr 2>/dev/null",
-    'sans=$(printf "DNS:%s," "$@")',
-    'printf "subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n" "${sans%,}" >ext.cnf',
-    "openssl x509 -req -in registry.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 " +
-      "-extfile ext.cnf -out registry.crt 2>/dev/null",
-    "chmod 0644 registry.key",
-    "rm -f ca.key ca.srl registry.csr ext.cnf",
-  ].join("\n");
-  await run("bash", ["-c", script, "bash", ...hosts], { cwd: dir });
+/** The CA and the registry's certificate in `dir`, under the names CONFIG gives them. */
+async function registryCertificates(dir: string, hosts: readonly string[]): Promise<void> {
+  await makeCertificates(dir, hosts);
+  for (const ext of ["crt", "key"])
+    fs.renameSync(path.join(dir, `server.${ext}`), path.join(dir, `registry.${ext}`));
 }
 
 /** The htpasswd line (bcrypt) of a user; the password reaches htpasswd on stdin. */
@@ -132,7 +118,7 @@ export async function startAuthRegistry(
     await run("docker", ["rm", "-f", name], { check: false });
   };
   try {
-    await makeCertificates(dir, [name]);
+    await registryCertificates(dir, [name]);
     const htpasswd: string[] = [];
     for (const [user, password] of Object.entries(users))
       htpasswd.push(await htpasswdLine(image, user, password));
@@ -222,7 +208,7 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-do-registry-"));
   try {
-    await makeCertificates(dir, [DO_REGISTRY_HOST, DO_CLOUD_HOST]);
+    await registryCertificates(dir, [DO_REGISTRY_HOST, DO_CLOUD_HOST]);
     const pushUser = "chitram-sandbox-push";
     const pushPassword = randomBytes(18).toString("hex");
     const users = new Map<string, string>([[pushUser, await htpasswdLine(image, pushUser, pushPassword)]]);

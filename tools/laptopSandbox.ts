@@ -90,7 +90,7 @@ const pulumiEnv = (): NodeJS.ProcessEnv => {
     PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     ...engine.env,
-    ...(api ? { DIGITALOCEAN_API_URL: api.url, DIGITALOCEAN_TOKEN: api.token } : {}),
+    ...api?.env,
   };
   delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
   return env;
@@ -434,7 +434,12 @@ function digitalOceanUpActions(args: Args): Action[] {
         "# the local DigitalOcean API (harness/doApi.ts) on 127.0.0.1; its URL and token go to the pulumi commands below",
       run: async () => {
         api = await startLocalDoApi();
-        console.log(`export DIGITALOCEAN_API_URL=${api.url} DIGITALOCEAN_TOKEN=${api.token}`);
+        const env = api.env;
+        console.log(
+          `export ${Object.keys(env)
+            .map((k) => `${k}=${env[k]}`)
+            .join(" ")}`,
+        );
       },
     },
     pulumi(["--cwd", PROJECT_DIR, "stack", "select", "--create", DO_STACK]),

@@ -96,7 +96,7 @@ describe("cloud: a prod-like stack (domain, DNS record, data volume, uptime aler
       },
     });
     stack = await PulumiStack.create("prod", {
-      env: { DIGITALOCEAN_TOKEN: api.token, DIGITALOCEAN_API_URL: api.url },
+      env: api.env,
     });
     // Pulumi.prod.yaml with the test CA, unprotected so that the droplet can be replaced here;
     // off-box backups are test/cloud/recovery.test.ts's.

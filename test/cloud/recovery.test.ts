@@ -41,19 +41,9 @@ describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on th
     await removeAllSandboxes();
     await buildImages();
     api = await startLocalDoApi({ spaces: true });
-    const spaces = api.spaces!;
-    stack = await PulumiStack.create("prod", {
-      env: {
-        DIGITALOCEAN_TOKEN: api.token,
-        DIGITALOCEAN_API_URL: api.url,
-        // The provider's Spaces: the endpoint, the key it makes buckets with, and the proxy
-        // that takes its virtual-hosted bucket requests there (harness/localSpaces.ts).
-        SPACES_ENDPOINT_URL: spaces.endpoint,
-        SPACES_ACCESS_KEY_ID: spaces.accessId,
-        SPACES_SECRET_ACCESS_KEY: spaces.secretKey,
-        HTTP_PROXY: spaces.proxy,
-      },
-    });
+    // api.env: with the API, the provider's Spaces endpoint, the key it makes buckets with, and
+    // the proxy that takes its virtual-hosted bucket requests there (harness/localSpaces.ts).
+    stack = await PulumiStack.create("prod", { env: api.env });
     // Pulumi.prod.yaml in IP mode, without alerts: its volume, off-box backups and protection.
     await stack.configure({
       appImage: SANDBOX_APP_IMAGE,

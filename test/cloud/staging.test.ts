@@ -130,6 +130,37 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     assert.ok(!state.includes(Buffer.from(`${tokens[0].token}:`).toString("base64").slice(0, 40)));
   });
 
+  it("RUNBOOK's replacement of a revoked registry credential: a new token, the old one revoked at DigitalOcean's fixed address, the deploy user logged in again, the app untouched", async () => {
+    const [old] = api.registryTokens();
+    const sandbox = api.sandbox(Number(api.droplets()[0].id))!;
+    const live = await liveApp(sandbox);
+    const urn = (await stateResources(stack)).find((r) => r.urn.endsWith("::app-registry-credentials"))!.urn;
+    assert.match(
+      urn,
+      /\$digitalocean:index\/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials::app-registry-credentials$/,
+    );
+    const from = api.requests.length;
+    await stack.up(["--replace", urn]);
+    assert.deepEqual(
+      api.requests
+        .slice(from)
+        .filter((r) => r.path.includes("docker-credentials") || r.path.startsWith("https://"))
+        .map((r) => `${r.method} ${r.path} ${r.status}`),
+      [`GET /v2/registries/${REGISTRY}/docker-credentials 200`, `POST ${REVOKE_PATH} 200`],
+    );
+    const [now] = api.registryTokens();
+    assert.equal(api.registryTokens().length, 1);
+    assert.notEqual(now.token, old.token);
+    assert.equal(await api.registry!.authorizes(old.token, old.token), false, "the old token still logs in");
+    const config = await sandbox.exec("cat /home/chitram/.docker/config.json");
+    assert.ok(
+      config.stdout.includes(Buffer.from(`${now.token}:`).toString("base64").slice(0, 40)),
+      "the deploy user holds the new token",
+    );
+    assert.deepEqual(await liveApp(sandbox), live);
+    await stack.up(["--expect-no-changes"]);
+  });
+
   it("a size change is an update in place: the provider powers the droplet off, resizes it and powers it on, and the app comes back by itself", async () => {
     const [droplet] = api.droplets();
     await stack.configure({ size: "s-2vcpu-4gb" });

@@ -68,7 +68,7 @@ function upgradeFrom(o: {
       await buildImages();
       api = await startLocalDoApi();
       stack = await PulumiStack.create("prod", {
-        env: { DIGITALOCEAN_TOKEN: api.token, DIGITALOCEAN_API_URL: api.url },
+        env: api.env,
         program: old,
       });
       await stack.configure({ appImage: SANDBOX_APP_IMAGE, region: "nyc3", protectData: "true" });
