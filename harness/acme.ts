@@ -18,7 +18,7 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { SERVICE_IMAGES } from "../hostContract";
 import type { HttpResult } from "./probes";
-import { Droplet, run, sandboxLabelArgs } from "./sandbox";
+import { containerIp, Droplet, run, sandboxLabelArgs } from "./sandbox";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 const DOCKERFILE = path.join(REPO_ROOT, "sandbox", "acme", "Dockerfile");
@@ -83,14 +83,6 @@ export interface AcmeCa {
   /** Pebble's log, for failure messages. */
   logs(): Promise<string>;
   stop(): Promise<void>;
-}
-
-/** A container's address on a Docker network. */
-export async function containerIp(name: string, network: string): Promise<string> {
-  const format = `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`;
-  const ip = (await run("docker", ["inspect", "-f", format, name])).stdout.trim();
-  if (!ip) throw new Error(`${name} has no address on ${network}`);
-  return ip;
 }
 
 /** An API CA and a server certificate for `ip` signed by it, made by openssl in a temporary directory. */

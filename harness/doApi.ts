@@ -2,7 +2,8 @@
  * A local DigitalOcean API: the part of the public v2 API that the DigitalOcean provider calls for
  * a stack of this project (SSH keys, droplets, firewalls, volumes and their actions, domain
  * records, uptime checks and alerts, projects and their resources, tags, actions, Spaces keys,
- * container registries and their docker credentials), served on 127.0.0.1 for the real provider
+ * container registries and their docker credentials, managed PostgreSQL clusters, load balancers),
+ * served on 127.0.0.1 for the real provider
  * (DIGITALOCEAN_API_URL, or all of `env`). What the provider expects of each call is in
  * ../shared/research/do-api-calls.md; status codes, error bodies and rate-limit headers are the
  * public API's.
@@ -26,10 +27,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { SANDBOX_APP_IMAGE } from "../hostContract";
 import { apiContext, ApiError, DropletRecord, get, Json, notFound, Route } from "./doApi/common";
-import { databaseService } from "./doApi/databases";
+import { DatabaseService, databaseService } from "./doApi/databases";
 import { ARecordHook, dnsService } from "./doApi/dns";
-import { loadBalancerService } from "./doApi/loadBalancers";
-import { RegistryToken, registryService } from "./doApi/registries";
+import { LoadBalancerService, loadBalancerService } from "./doApi/loadBalancers";
+import { RegistryService, RegistryToken, registryService } from "./doApi/registries";
 import { spacesKeyService } from "./doApi/spacesKeys";
 import { uptimeService } from "./doApi/uptime";
 import { removeStaleVolumes, volumeService } from "./doApi/volumes";
@@ -198,7 +199,8 @@ export async function startLocalDoApi(
   if (opts.droplets ?? true) for (const port of [22, 80, 443]) await mustBind(`127.${subnet}.1`, port);
   const containerPrefix = `chitram-sbx-do-${subnet.replace(".", "-")}-`;
   // What a killed run of this API left: its droplets, networks, volume files and loop devices
-  // (an API without droplets or Spaces needs no Docker, and leaves none).
+  // (an API with none of them, nor Spaces, registries, databases or load balancers, needs no
+  // Docker, and leaves none).
   if (
     (opts.droplets ?? true) ||
     opts.spaces ||
@@ -209,10 +211,6 @@ export async function startLocalDoApi(
     await removeAllSandboxes({ namePrefix: "chitram-sbx-do-", deadOwnersOnly: true });
     await removeStaleVolumes();
   }
-  const spaces = opts.spaces ? await startLocalSpaces(`${containerPrefix}spaces`) : undefined;
-  const registry = opts.registries?.length
-    ? await startDoRegistry(`${containerPrefix}registry`, SANDBOX_APP_IMAGE)
-    : undefined;
 
   const token = `dop_v1_local_${randomUUID().replace(/-/g, "")}`;
   const requests: ApiRequest[] = [];
@@ -220,6 +218,36 @@ export async function startLocalDoApi(
   const { now, pending } = ctx;
   const keys = new Map<number, SshKey>();
   const droplets = new Map<number, DropletRecord>();
+  let nextAddress = 2;
+  const takeAddress = () => `127.${subnet}.${nextAddress++}`;
+  // The servers behind Spaces, the registry, databases and load balancers; what started is
+  // stopped again when a later one fails to start.
+  const stops: (() => Promise<unknown>)[] = [];
+  const started = <T extends { close?: () => Promise<unknown>; stop?: () => Promise<unknown> }>(s: T): T => {
+    stops.unshift(() => (s.close ?? s.stop)?.() ?? Promise.resolve());
+    return s;
+  };
+  let spaces: LocalSpaces | undefined;
+  let registry: DoRegistry | undefined;
+  let databases: DatabaseService | undefined;
+  let loadBalancers: LoadBalancerService | undefined;
+  let registries: RegistryService;
+  try {
+    if (opts.spaces) spaces = started(await startLocalSpaces(`${containerPrefix}spaces`));
+    if (opts.registries?.length)
+      registry = started(await startDoRegistry(`${containerPrefix}registry`, SANDBOX_APP_IMAGE));
+    if (opts.databases) databases = started(await databaseService(ctx, containerPrefix, droplets));
+    if (opts.loadBalancers)
+      loadBalancers = started(await loadBalancerService(ctx, containerPrefix, droplets, takeAddress));
+    registries = started(
+      await registryService(ctx, opts.registries ?? [], registry, (method, path, status, body) =>
+        requests.push({ method, path, status, body }),
+      ),
+    );
+  } catch (e) {
+    for (const stop of stops) await stop().catch(() => undefined);
+    throw e;
+  }
   const deleted = new Set<number>();
   const firewalls = new Map<string, Json>();
   const projects = new Map<string, Json>();
@@ -229,18 +257,6 @@ export async function startLocalDoApi(
   const dns = dnsService(ctx, opts.domains ?? [], opts.onARecord);
   const uptime = uptimeService();
   const spacesKeys = spacesKeyService(ctx, spaces);
-  const databases = opts.databases ? await databaseService(ctx, containerPrefix, droplets) : undefined;
-  let nextAddress = 2;
-  const takeAddress = () => `127.${subnet}.${nextAddress++}`;
-  const loadBalancers = opts.loadBalancers
-    ? await loadBalancerService(ctx, containerPrefix, droplets, takeAddress)
-    : undefined;
-  const registries = await registryService(
-    ctx,
-    opts.registries ?? [],
-    registry,
-    (method, path, status, body) => requests.push({ method, path, status, body }),
-  );
   // The provider trusts the registry's CA for the revocation (and nothing else needs TLS here).
   const caDir = registry ? fs.mkdtempSync(path.join(os.tmpdir(), "chitram-do-ca-")) : undefined;
   if (caDir && registry) fs.writeFileSync(path.join(caDir, "ca.crt"), registry.caCert);
@@ -325,14 +341,22 @@ export async function startLocalDoApi(
           return;
         }
         record.sandbox = sandbox;
-        if (spaces) await sandbox.connect(spaces.network);
-        if (registry) await registry.join(sandbox);
-        if (databases) await sandbox.connect(databases.network);
-        if (loadBalancers) await sandbox.connect(loadBalancers.network);
-        await opts.onDropletStarted?.(sandbox);
-        json.status = "active";
-        await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
-        await sandbox.startSshd();
+        // A droplet that fails here is "errored" (the provider stops waiting) and is still removed
+        // by its delete.
+        try {
+          if (spaces) await sandbox.connect(spaces.network);
+          if (registry) await registry.join(sandbox);
+          if (databases) await sandbox.connect(databases.network);
+          if (loadBalancers) await sandbox.connect(loadBalancers.network);
+          await opts.onDropletStarted?.(sandbox);
+          json.status = "active";
+          await new Promise((resolve) => setTimeout(resolve, SSHD_LATE_MS));
+          await sandbox.startSshd();
+        } catch (e) {
+          json.status = "errored";
+          json.error = String(e);
+          console.error(`local DigitalOcean API: droplet ${id} (${address}): ${String(e)}`);
+        }
       },
       (e: Error) => {
         json.status = "errored";
@@ -765,12 +789,8 @@ export async function startLocalDoApi(
         await settled();
         await volumes.close();
       } finally {
-        await loadBalancers?.close();
-        await databases?.close();
-        await registries.close();
-        await registry?.stop();
+        for (const stop of stops) await stop();
         if (caDir) fs.rmSync(caDir, { recursive: true, force: true });
-        await spaces?.stop();
       }
     },
   };

@@ -10,7 +10,15 @@ import { apply } from "./engine";
 import { Deployment, newDeployment } from "./deployment";
 import { get, waitHealthy } from "./probes";
 import { backupUnderCronEnv } from "./backupDrill";
-import { buildImages, Droplet, ExecResult, run, sandboxLabelArgs, startDroplet } from "./sandbox";
+import {
+  buildImages,
+  containerIp,
+  Droplet,
+  ExecResult,
+  run,
+  sandboxLabelArgs,
+  startDroplet,
+} from "./sandbox";
 
 export const OFFSITE_BUCKET = "chitram-offsite";
 // The store's root, which only the test uses; the key the host gets, put-only (it may put, read
@@ -71,14 +79,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
     ...["-e", `MINIO_ROOT_USER=${S3_ROOT}`, "-e", `MINIO_ROOT_PASSWORD=${rootSecret}`],
     ...[minio.source, "server", "/data"],
   ]);
-  const ip = (
-    await run("docker", [
-      "inspect",
-      "-f",
-      `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
-      name,
-    ])
-  ).stdout.trim();
+  const ip = await containerIp(name, network);
   // mc takes the keys in MC_HOST_* as they are: it does not percent-decode them.
   const mcHost = `MC_HOST_s3=http://${S3_ROOT}:${rootSecret}@localhost:9000`;
   const store: OffsiteStore = {

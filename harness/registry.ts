@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Droplet, run, sandboxLabelArgs } from "./sandbox";
+import { containerIp, Droplet, run, sandboxLabelArgs } from "./sandbox";
 import { makeCertificates } from "./testCa";
 
 const BASE_IMAGE = "local/bookworm:base";
@@ -93,12 +93,24 @@ async function registryCertificates(dir: string, hosts: readonly string[]): Prom
     fs.renameSync(path.join(dir, `server.${ext}`), path.join(dir, `registry.${ext}`));
 }
 
-/** The htpasswd line (bcrypt) of a user; the password reaches htpasswd on stdin. */
-async function htpasswdLine(image: string, user: string, password: string): Promise<string> {
-  const r = await run("docker", ["run", "--rm", "-i", "--entrypoint", "htpasswd", image, "-Bin", user], {
-    input: `${password}\n`,
-  });
-  return r.stdout.trim();
+/**
+ * The htpasswd line (bcrypt) of a user. The password reaches htpasswd on stdin, and the user name
+ * (which may be a token) is joined to the hash here, never on a command line: htpasswd runs in
+ * `container` when given, else in a throw-away container of `image`.
+ */
+async function htpasswdLine(
+  where: { image: string } | { container: string },
+  user: string,
+  password: string,
+): Promise<string> {
+  const command =
+    "container" in where
+      ? ["exec", "-i", where.container, "htpasswd", "-Bin", "user"]
+      : ["run", "--rm", "-i", ...sandboxLabelArgs(), "--entrypoint", "htpasswd", where.image, "-Bin", "user"];
+  const r = await run("docker", command, { input: `${password}\n` });
+  const hash = r.stdout.trim().replace(/^user:/, "");
+  if (!hash.startsWith("$2")) throw new Error("htpasswd made no bcrypt hash");
+  return `${user}:${hash}`;
 }
 
 /**
@@ -121,7 +133,7 @@ export async function startAuthRegistry(
     await registryCertificates(dir, [name]);
     const htpasswd: string[] = [];
     for (const [user, password] of Object.entries(users))
-      htpasswd.push(await htpasswdLine(image, user, password));
+      htpasswd.push(await htpasswdLine({ image }, user, password));
     fs.writeFileSync(path.join(dir, "htpasswd"), `${htpasswd.join("\n")}\n`);
     await run("docker", ["create", "--name", name, ...labels, "--network", droplet.network, image]);
     await run("docker", ["cp", `${dir}/.`, `${name}:/etc/chitram-registry`]);
@@ -211,7 +223,9 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
     await registryCertificates(dir, [DO_REGISTRY_HOST, DO_CLOUD_HOST]);
     const pushUser = "chitram-sandbox-push";
     const pushPassword = randomBytes(18).toString("hex");
-    const users = new Map<string, string>([[pushUser, await htpasswdLine(image, pushUser, pushPassword)]]);
+    const users = new Map<string, string>([
+      [pushUser, await htpasswdLine({ image }, pushUser, pushPassword)],
+    ]);
     fs.writeFileSync(path.join(dir, "htpasswd"), `${[...users.values()].join("\n")}\n`);
     await run("docker", ["network", "create", ...labels, network]);
     await run("docker", [
@@ -223,7 +237,7 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
     const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
     const caCert = read("ca.crt");
     const [cert, key] = [read("registry.crt"), read("registry.key")];
-    // Up once it answers 401 to an anonymous request, from the registry's own network.
+    // Up once it accepts connections on 443.
     const answering = async () => {
       for (let i = 0; ; i++) {
         const r = await run(
@@ -237,12 +251,25 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
       }
     };
     await answering();
-    const writeUsers = async () => {
-      await run("docker", ["exec", "-i", name, "sh", "-c", "cat >/etc/chitram-registry/htpasswd"], {
-        input: `${[...users.values()].join("\n")}\n`,
+    // One change of the users at a time: each rewrites the file and restarts the registry, which
+    // reads its users once. A change that fails is undone in the map.
+    let queue: Promise<unknown> = Promise.resolve();
+    const changeUsers = (change: () => Promise<() => void>): Promise<void> => {
+      const next = queue.then(async () => {
+        const undo = await change();
+        try {
+          await run("docker", ["exec", "-i", name, "sh", "-c", "cat >/etc/chitram-registry/htpasswd"], {
+            input: `${[...users.values()].join("\n")}\n`,
+          });
+          await run("docker", ["restart", "-t", "2", name]);
+          await answering();
+        } catch (e) {
+          undo();
+          throw e;
+        }
       });
-      await run("docker", ["restart", "-t", "2", name]);
-      await answering();
+      queue = next.catch(() => undefined);
+      return next;
     };
     const registry: DoRegistry = {
       network,
@@ -257,22 +284,21 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
         );
         if (r.code !== 0) throw new Error(`trusting ${DO_REGISTRY_HOST} in ${droplet.name}: ${r.stderr}`);
       },
-      addUser: async (user, password) => {
-        users.set(user, await htpasswdLine(image, user, password));
-        await writeUsers();
-      },
-      removeUser: async (user) => {
-        if (users.delete(user)) await writeUsers();
-      },
+      addUser: (user, password) =>
+        changeUsers(async () => {
+          users.set(user, await htpasswdLine({ container: name }, user, password));
+          return () => users.delete(user);
+        }),
+      removeUser: (user) =>
+        changeUsers(() => {
+          const line = users.get(user);
+          users.delete(user);
+          return Promise.resolve(() => {
+            if (line !== undefined) users.set(user, line);
+          });
+        }),
       authorizes: async (user, password) => {
-        const ip = (
-          await run("docker", [
-            "inspect",
-            "-f",
-            `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
-            name,
-          ])
-        ).stdout.trim();
+        const ip = await containerIp(name, network);
         const status = await new Promise<number>((resolve, reject) => {
           const req = https.request(
             {
@@ -305,7 +331,7 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
         // A scratch Docker config: root's own stays as it was.
         const push = await droplet.exec(
           `export DOCKER_CONFIG=$(mktemp -d) && docker login --username ${pushUser} --password-stdin ${DO_REGISTRY_HOST} >/dev/null && ` +
-            `docker push -q ${ref} >/dev/null; rc=$?; rm -rf "$DOCKER_CONFIG"; docker rmi -f ${ref} >/dev/null; exit $rc`,
+            `docker push -q ${ref} >/dev/null; rc=$?; rm -rf "$DOCKER_CONFIG"; [ $rc -eq 0 ] || exit $rc; docker rmi ${ref} >/dev/null`,
           { input: `${pushPassword}\n` },
         );
         if (push.code !== 0) throw new Error(`pushing ${ref} from ${droplet.name}: ${push.stderr}`);

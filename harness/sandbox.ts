@@ -614,3 +614,11 @@ export function sshArgs(droplet: Pick<Droplet, "sshPort">, privateKeyPath: strin
     "LogLevel=ERROR",
   ];
 }
+
+/** A container's address on a Docker network. */
+export async function containerIp(name: string, network: string): Promise<string> {
+  const format = `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`;
+  const ip = (await run("docker", ["inspect", "-f", format, name])).stdout.trim();
+  if (!ip) throw new Error(`${name} has no address on ${network}`);
+  return ip;
+}

@@ -5,11 +5,12 @@
 // SQL as `doadmin`; its trusted sources (the database firewall) become its pg_hba.conf, so a
 // client the rules do not name is refused by the server itself.
 import { randomBytes, randomUUID } from "node:crypto";
+import { isIP, isIPv6 } from "node:net";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SERVICE_IMAGES } from "../../hostContract";
-import { buildImages, Droplet, ExecResult, run, sandboxLabelArgs } from "../sandbox";
+import { buildImages, containerIp, Droplet, ExecResult, run, sandboxLabelArgs } from "../sandbox";
 import { makeCertificates } from "../testCa";
 import {
   ApiContext,
@@ -69,10 +70,10 @@ export async function databaseService(
   const clusters = new Map<string, Cluster>();
   const network = `${prefix}db-net`;
   const labels = sandboxLabelArgs();
-  await run("docker", ["network", "create", ...labels, network]);
   const found = (await buildImages()).find((i) => i.tag === SERVICE_IMAGES.postgres);
   if (!found) throw new Error("sandbox/build.sh built no PostgreSQL stand-in");
   const image = found.source;
+  await run("docker", ["network", "create", ...labels, network]);
 
   const psql = (c: Cluster, database: string, script: string) =>
     run(
@@ -113,7 +114,8 @@ export async function databaseService(
     const out: string[] = [];
     for (const rule of rules) {
       const value = text(rule.value);
-      if (rule.type === "ip_addr") out.push(value.includes("/") ? value : `${value}/32`);
+      if (rule.type === "ip_addr")
+        out.push(value.includes("/") ? value : `${value}/${isIPv6(value) ? 128 : 32}`);
       else if (rule.type === "droplet" || rule.type === "tag") {
         const records = [...droplets.values()].filter((d) =>
           rule.type === "droplet" ? String(d.json.id) === value : (d.json.tags as string[]).includes(value),
@@ -126,15 +128,7 @@ export async function databaseService(
     }
     return out;
   }
-  const addressOn = async (sandbox: Droplet) =>
-    (
-      await run("docker", [
-        "inspect",
-        "-f",
-        `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
-        sandbox.name,
-      ])
-    ).stdout.trim();
+  const addressOn = (sandbox: Droplet) => containerIp(sandbox.name, network);
 
   /** Writes the cluster's pg_hba.conf from its rules and reloads it: TLS and a password, from those addresses only. */
   async function applyRules(c: Cluster): Promise<void> {
@@ -146,6 +140,13 @@ export async function databaseService(
       input: `${lines.join("\n")}\n`,
     });
     await mustSql(c, "postgres", "SELECT pg_reload_conf();");
+    // A file the server refuses leaves the old rules in force: say so rather than report the new.
+    const errors = await mustSql(
+      c,
+      "postgres",
+      "SELECT error FROM pg_hba_file_rules WHERE error IS NOT NULL;",
+    );
+    if (errors.trim()) throw unprocessable(`the trusted sources were not applied: ${errors.trim()}`);
   }
 
   async function startServer(c: Cluster, adminPassword: string, hosts: string[]): Promise<void> {
@@ -166,6 +167,8 @@ export async function databaseService(
           ...["create", "--name", c.container, ...labels, "--network", network],
           ...hosts.flatMap((h) => ["--network-alias", h]),
           ...["-e", "POSTGRES_USER=doadmin", "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=defaultdb"],
+          // The data in memory: nothing of a cluster outlives its container.
+          ...["--mount", "type=tmpfs,dst=/var/lib/postgresql/data"],
           ...["--entrypoint", "bash", image, "-c", start],
         ],
         { env: { ...process.env, POSTGRES_PASSWORD: adminPassword } },
@@ -281,7 +284,7 @@ export async function databaseService(
       ([, id]) => {
         const c = get(clusters, id);
         clusters.delete(id);
-        ctx.pending.push(c.started.then(() => run("docker", ["rm", "-f", c.container], { check: false })));
+        ctx.pending.push(c.started.then(() => run("docker", ["rm", "-fv", c.container], { check: false })));
         return [204, undefined];
       },
     ],
@@ -409,6 +412,18 @@ export async function databaseService(
           if (!["ip_addr", "droplet", "tag", "k8s", "app"].includes(text(r.type)))
             throw unprocessable("a rule's type must be ip_addr, droplet, tag, k8s or app");
           if (!text(r.value)) throw unprocessable("a rule needs a value");
+          if (r.type === "ip_addr") {
+            const [ip, prefix, ...rest] = text(r.value).split("/");
+            const bits = isIPv6(ip) ? 128 : 32;
+            if (
+              !isIP(ip) ||
+              rest.length ||
+              (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits))
+            )
+              throw unprocessable(
+                `an ip_addr rule takes an IPv4 or IPv6 address or range, not ${text(r.value)}`,
+              );
+          }
           return {
             uuid: randomUUID(),
             cluster_uuid: id,
@@ -433,7 +448,7 @@ export async function databaseService(
     close: async () => {
       for (const c of clusters.values()) {
         await c.started;
-        await run("docker", ["rm", "-f", c.container], { check: false });
+        await run("docker", ["rm", "-fv", c.container], { check: false });
       }
       clusters.clear();
       await run("docker", ["network", "rm", network], { check: false });

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SERVICE_IMAGES } from "../../hostContract";
-import { buildImages, run, sandboxLabelArgs } from "../sandbox";
+import { buildImages, containerIp, run, sandboxLabelArgs } from "../sandbox";
 import { ApiContext, DropletRecord, get, Json, Route, text, unprocessable } from "./common";
 
 interface Balancer {
@@ -46,10 +46,10 @@ export async function loadBalancerService(
   const balancers = new Map<string, Balancer>();
   const network = `${prefix}lb-net`;
   const labels = sandboxLabelArgs();
-  await run("docker", ["network", "create", ...labels, network]);
   const found = (await buildImages()).find((i) => i.tag === SERVICE_IMAGES.caddy);
   if (!found) throw new Error("sandbox/build.sh built no Caddy stand-in");
   const image = found.source;
+  await run("docker", ["network", "create", ...labels, network]);
 
   /** The droplets' addresses on the load balancers' network. */
   async function targets(json: Json): Promise<string[]> {
@@ -61,15 +61,7 @@ export async function loadBalancerService(
         continue;
       await record.started;
       if (!record.sandbox) continue;
-      const ip = (
-        await run("docker", [
-          "inspect",
-          "-f",
-          `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
-          record.sandbox.name,
-        ])
-      ).stdout.trim();
-      if (ip) out.push(ip);
+      out.push(await containerIp(record.sandbox.name, network));
     }
     return out;
   }
@@ -96,7 +88,7 @@ export async function loadBalancerService(
                 },
                 health_checks: {
                   active: {
-                    ...(health.protocol === "tcp" ? {} : { uri: health.path }),
+                    uri: health.path,
                     port: health.port,
                     interval: `${health.check_interval_seconds}s`,
                     timeout: `${health.response_timeout_seconds}s`,
@@ -127,8 +119,11 @@ export async function loadBalancerService(
           throw unprocessable("a forwarding rule's ports must be 1-65535");
     }
     const health = { ...HEALTH_DEFAULTS, ...((body.health_check as Json | undefined) ?? {}) };
-    if (!["http", "https", "tcp"].includes(health.protocol))
-      throw unprocessable("health_check.protocol must be http, https or tcp");
+    // Caddy's active checks are HTTP requests: a tcp or https check would be something else here.
+    if (health.protocol !== "http")
+      throw unprocessable(
+        "this local API checks droplets' health over http only (health_check.protocol http)",
+      );
     return {
       name: body.name,
       algorithm: text(body.algorithm) || "round_robin",
@@ -175,11 +170,13 @@ export async function loadBalancerService(
       );
       return;
     }
-    await run("docker", ["rm", "-f", lb.container], { check: false });
+    await run("docker", ["rm", "-fv", lb.container], { check: false });
     const address = String(lb.json.ip);
     await run("docker", [
       ...["create", "--name", lb.container, ...labels, "--network", network],
       ...ports.flatMap((p) => ["-p", `${address}:${p}:${p}`]),
+      // Caddy's state in memory: no volume outlives the container.
+      ...["--mount", "type=tmpfs,dst=/data", "--mount", "type=tmpfs,dst=/config"],
       ...["--entrypoint", "sh", image, "-c", "caddy run --config /etc/caddy/lb.json"],
     ]);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-lb-"));
@@ -211,7 +208,14 @@ export async function loadBalancerService(
         };
         const lb: Balancer = { json, container: `${prefix}lb-${id.slice(0, 8)}`, ports: [] };
         balancers.set(id, lb);
-        await apply(lb);
+        try {
+          await apply(lb);
+        } catch (e) {
+          // Nothing half-made stays, and a 422 is not retried by the provider (a 5xx would be, four times).
+          balancers.delete(id);
+          await run("docker", ["rm", "-fv", lb.container], { check: false });
+          throw unprocessable(`the load balancer's proxy did not start: ${String(e)}`);
+        }
         json.status = "active";
         return [202, { load_balancer: json }];
       },
@@ -227,7 +231,9 @@ export async function loadBalancerService(
       async ([, id], b) => {
         const lb = get(balancers, id);
         Object.assign(lb.json, validate(b));
-        await apply(lb);
+        await apply(lb).catch((e: Error) => {
+          throw unprocessable(`the load balancer's proxy was not updated: ${e.message}`);
+        });
         return [200, { load_balancer: lb.json }];
       },
     ],
@@ -237,7 +243,7 @@ export async function loadBalancerService(
       async ([, id]) => {
         const lb = get(balancers, id);
         balancers.delete(id);
-        await run("docker", ["rm", "-f", lb.container], { check: false });
+        await run("docker", ["rm", "-fv", lb.container], { check: false });
         return [204, undefined];
       },
     ],
@@ -248,7 +254,7 @@ export async function loadBalancerService(
     balancers,
     network,
     close: async () => {
-      for (const lb of balancers.values()) await run("docker", ["rm", "-f", lb.container], { check: false });
+      for (const lb of balancers.values()) await run("docker", ["rm", "-fv", lb.container], { check: false });
       balancers.clear();
       await run("docker", ["network", "rm", network], { check: false });
     },

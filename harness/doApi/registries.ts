@@ -95,7 +95,16 @@ export async function registryService(
           const token = form.get("token") ?? "";
           // Bearer auth with the token itself; RFC 7009: 200 whether or not it was still valid.
           status = req.headers.authorization === `Bearer ${token}` ? 200 : 401;
-          if (status === 200 && tokens.delete(token)) await registry.removeUser(token);
+          if (status === 200 && tokens.has(token)) {
+            // Always an answer: the provider waits for one without a time limit.
+            try {
+              await registry.removeUser(token);
+              tokens.delete(token);
+            } catch (e) {
+              status = 500;
+              console.error(`local DigitalOcean API: revoking a registry token: ${String(e)}`);
+            }
+          }
         }
         // The token is a secret: the log keeps whether one was sent, not its value.
         log(req.method ?? "GET", `https://${DO_CLOUD_HOST}${req.url ?? "/"}`, status, {
@@ -108,7 +117,12 @@ export async function registryService(
   const proxy = http.createServer((_req, res) => {
     res.writeHead(403).end(`this proxy only tunnels to ${DO_CLOUD_HOST}:443\n`);
   });
+  // Open tunnels, closed with the proxy (the revocation server never listens, so it holds none).
+  const tunnels = new Set<net.Socket>();
   proxy.on("connect", (req: http.IncomingMessage, socket: net.Socket) => {
+    tunnels.add(socket);
+    socket.on("close", () => tunnels.delete(socket));
+    socket.on("error", () => socket.destroy());
     if (req.url !== `${DO_CLOUD_HOST}:443`) {
       log("CONNECT", req.url ?? "", 403);
       socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
@@ -126,7 +140,7 @@ export async function registryService(
     proxy: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
     close: async () => {
       proxy.closeAllConnections();
-      cloud.closeAllConnections();
+      for (const socket of tunnels) socket.destroy();
       await new Promise((resolve) => proxy.close(resolve));
     },
   };

@@ -9,11 +9,12 @@
 // writes, translated to the droplet's address on the CA's network (harness/acme.ts).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { AcmeCa, containerIp, startAcme, tlsProbe, trustInDropletCaddy } from "../../harness/acme";
+import { AcmeCa, startAcme, tlsProbe, trustInDropletCaddy } from "../../harness/acme";
 import { dropletAddress, LocalDoApi, startLocalDoApi, volumeDevicePath } from "../../harness/doApi";
 import { PulumiStack } from "../../harness/pulumiCli";
 import {
   buildImages,
+  containerIp,
   Droplet,
   ensureDockerd,
   removeAllSandboxes,

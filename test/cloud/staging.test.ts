@@ -99,6 +99,8 @@ describe("cloud: a staging stack on the local DigitalOcean API, from nothing to 
     const [droplet] = api.droplets();
     const sandbox = api.sandbox(Number(droplet.id))!;
     const image = await api.registry!.push(sandbox, `${REGISTRY}/chitram`, "v2");
+    const held = await sandbox.exec(`docker image inspect ${image} >/dev/null 2>&1`);
+    assert.notEqual(held.code, 0, "the droplet's engine has a copy before the deploy");
     await stack.configure({ appImage: image, registryServer: "registry.digitalocean.com" });
     const plan = plannedChanges(await stack.previewJson());
     assert.deepEqual(plan["app-registry-credentials"], ["create"], JSON.stringify(plan));
