@@ -168,7 +168,7 @@ export async function startAcme(
   const acmeName = `${droplet.name}-acme`;
   const containers = [acmeName, dnsName];
   const stop = async () => {
-    await run("docker", ["rm", "-f", ...containers], { check: false });
+    await run("docker", ["rm", "-fv", ...containers], { check: false });
   };
   const runContainer = (name: string, args: string[]) =>
     run("docker", ["run", "-d", "--name", name, ...labels, "--network", droplet.network, ...args]);

@@ -100,7 +100,7 @@ export async function startLocalSpaces(name: string): Promise<LocalSpaces> {
   const accessId = `DO00${randomBytes(8).toString("hex").toUpperCase()}`;
   const secretKey = randomBytes(32).toString("base64").replace(/=+$/, "");
   const stopServer = async () => {
-    await run("docker", ["rm", "-f", name], { check: false });
+    await run("docker", ["rm", "-fv", name], { check: false });
     await run("docker", ["network", "rm", network], { check: false });
   };
   try {

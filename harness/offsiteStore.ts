@@ -105,7 +105,7 @@ export async function startOffsiteStore(name: string): Promise<OffsiteStore> {
         ])
       ).stdout.split(" ")[0],
     stop: async () => {
-      await run("docker", ["rm", "-f", name], { check: false });
+      await run("docker", ["rm", "-fv", name], { check: false });
       await run("docker", ["network", "rm", network], { check: false });
     },
   };

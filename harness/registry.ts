@@ -127,7 +127,7 @@ export async function startAuthRegistry(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-registry-"));
   const labels = sandboxLabelArgs();
   const stop = async () => {
-    await run("docker", ["rm", "-f", name], { check: false });
+    await run("docker", ["rm", "-fv", name], { check: false });
   };
   try {
     await registryCertificates(dir, [name]);
@@ -215,7 +215,7 @@ export async function startDoRegistry(name: string, baseAppImage: string): Promi
   const network = `${name}-net`;
   const labels = sandboxLabelArgs();
   const stop = async () => {
-    await run("docker", ["rm", "-f", name], { check: false });
+    await run("docker", ["rm", "-fv", name], { check: false });
     await run("docker", ["network", "rm", network], { check: false });
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-do-registry-"));
