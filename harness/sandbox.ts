@@ -278,6 +278,16 @@ export async function buildImages(opts: { force?: boolean } = {}): Promise<reado
 }
 
 /**
+ * The private name of the stand-in for the production image `tag`, from the images this process
+ * built (sandbox/build.sh runs only when it has built none yet).
+ */
+export async function standInSource(tag: string): Promise<string> {
+  const found = (builtStandIns ?? (await buildImages())).find((i) => i.tag === tag);
+  if (!found) throw new Error(`sandbox/build.sh built no stand-in for ${tag}`);
+  return found.source;
+}
+
+/**
  * Pipes `docker save <sources>` into `docker exec -i <container> docker load`, then gives each image
  * its production tag inside the container's engine (and drops the private name there).
  */

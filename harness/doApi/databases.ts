@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SERVICE_IMAGES } from "../../hostContract";
-import { buildImages, containerIp, Droplet, ExecResult, run, sandboxLabelArgs } from "../sandbox";
+import { containerIp, Droplet, ExecResult, run, sandboxLabelArgs, standInSource } from "../sandbox";
 import { makeCertificates } from "../testCa";
 import {
   ApiContext,
@@ -55,6 +55,15 @@ export interface DatabaseService {
   close(): Promise<void>;
 }
 
+/** A create's or a resize's size and node count, or DigitalOcean's 422. */
+function sizeAndNodes(body: Json): { size: { storage_size_mib: number }; nodes: number } {
+  const size = DB_SIZES[text(body.size)];
+  if (!size) throw unprocessable(`size must be one of ${Object.keys(DB_SIZES).join(", ")}`);
+  const nodes = Number(body.num_nodes);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 3) throw unprocessable("num_nodes must be 1, 2 or 3");
+  return { size, nodes };
+}
+
 /** A password as DigitalOcean makes them: AVNS_ and 20 letters and digits. */
 const password = () =>
   `AVNS_${randomBytes(30)
@@ -70,9 +79,7 @@ export async function databaseService(
   const clusters = new Map<string, Cluster>();
   const network = `${prefix}db-net`;
   const labels = sandboxLabelArgs();
-  const found = (await buildImages()).find((i) => i.tag === SERVICE_IMAGES.postgres);
-  if (!found) throw new Error("sandbox/build.sh built no PostgreSQL stand-in");
-  const image = found.source;
+  const image = await standInSource(SERVICE_IMAGES.postgres);
   await run("docker", ["network", "create", ...labels, network]);
 
   const psql = (c: Cluster, database: string, script: string) =>
@@ -204,11 +211,7 @@ export async function databaseService(
     const version = text(body.version) || "16";
     if (!PG_VERSIONS.includes(version))
       throw unprocessable(`version must be one of ${PG_VERSIONS.join(", ")}`);
-    const size = DB_SIZES[text(body.size)];
-    if (!size) throw unprocessable(`size must be one of ${Object.keys(DB_SIZES).join(", ")}`);
-    const nodes = Number(body.num_nodes);
-    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 3)
-      throw unprocessable("num_nodes must be 1, 2 or 3");
+    const { size, nodes } = sizeAndNodes(body);
     const region = text(body.region);
     if (!region) throw unprocessable("region is required");
     const id = randomUUID();
@@ -293,11 +296,7 @@ export async function databaseService(
       /^\/v2\/databases\/([\w-]+)\/resize$/,
       ([, id], b) => {
         const c = get(clusters, id);
-        const size = DB_SIZES[text(b.size)];
-        if (!size) throw unprocessable(`size must be one of ${Object.keys(DB_SIZES).join(", ")}`);
-        const nodes = Number(b.num_nodes);
-        if (!Number.isInteger(nodes) || nodes < 1 || nodes > 3)
-          throw unprocessable("num_nodes must be 1, 2 or 3");
+        const { nodes } = sizeAndNodes(b);
         Object.assign(c.json, { size: b.size, num_nodes: nodes, status: "resizing" });
         if (b.storage_size_mib !== undefined) c.json.storage_size_mib = Number(b.storage_size_mib);
         // The server keeps running; the cluster is "online" again a little later, as on DigitalOcean.

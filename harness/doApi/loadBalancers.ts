@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SERVICE_IMAGES } from "../../hostContract";
-import { buildImages, containerIp, run, sandboxLabelArgs } from "../sandbox";
+import { containerIp, run, sandboxLabelArgs, standInSource } from "../sandbox";
 import { ApiContext, DropletRecord, get, Json, Route, text, unprocessable } from "./common";
 
 interface Balancer {
@@ -46,9 +46,7 @@ export async function loadBalancerService(
   const balancers = new Map<string, Balancer>();
   const network = `${prefix}lb-net`;
   const labels = sandboxLabelArgs();
-  const found = (await buildImages()).find((i) => i.tag === SERVICE_IMAGES.caddy);
-  if (!found) throw new Error("sandbox/build.sh built no Caddy stand-in");
-  const image = found.source;
+  const image = await standInSource(SERVICE_IMAGES.caddy);
   await run("docker", ["network", "create", ...labels, network]);
 
   /** The droplets' addresses on the load balancers' network. */

@@ -14,7 +14,14 @@ import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { ed25519KeyPair } from "../../harness/keys";
 import { PulumiStack } from "../../harness/pulumiCli";
 import { get } from "../../harness/probes";
-import { buildImages, Droplet, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
+import {
+  buildImages,
+  Droplet,
+  ensureDockerd,
+  removeAllSandboxes,
+  run,
+  standInSource,
+} from "../../harness/sandbox";
 import { SERVICE_IMAGES } from "../../hostContract";
 import { destroyLeavesNothing } from "./support";
 
@@ -187,7 +194,7 @@ describe("cloud: app droplets behind a load balancer and a managed PostgreSQL cl
           "--entrypoint",
           "psql",
         ],
-        ...[(await buildImages()).find((i) => i.tag === SERVICE_IMAGES.postgres)!.source],
+        await standInSource(SERVICE_IMAGES.postgres),
         `host=${cluster.privateHost} port=25060 dbname=chitram user=chitram sslmode=require`,
         ...["-c", "SELECT 1"],
       ],
