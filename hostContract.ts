@@ -14,6 +14,13 @@ export const ENV_FILE_NAME = ".env.production";
 /** PostgreSQL's and MinIO's own env files, in APP_DIR (0600): an app env change leaves them running. */
 export const SERVICE_ENV_FILES = { postgres: ".env.postgres", minio: ".env.minio" } as const;
 /**
+ * With a managed database (`database: managed`): the directory in APP_DIR that holds the cluster's
+ * CA certificate (ca.crt), mounted read-only at DB_CA_MOUNT in the app and the pgclient containers,
+ * which verify the cluster's certificate and host name with it (sslmode verify-full).
+ */
+export const DB_CA_DIR = "db";
+export const DB_CA_MOUNT = "/etc/chitram/db";
+/**
  * The file in APP_DIR/caddy, beside the Caddyfile, that names the app container Caddy proxies to
  * (`to <container>:<port>`). The release step (host/steps/composeUp.sh) writes it once a new
  * container is healthy and reloads Caddy; a restarted Caddy reads it again, so it always proxies

@@ -7,6 +7,7 @@ import { AppDeployment } from "./components/appDeployment";
 import { BackupBucket, offsiteTarget } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning } from "./components/hostProvisioning";
+import { ManagedDatabase } from "./components/managedDatabase";
 import { dataDirs, dropletTarget, existingTarget, HostTarget } from "./components/hostTarget";
 import { UptimeMonitor } from "./components/uptimeMonitor";
 import { loadConfig } from "./config";
@@ -24,7 +25,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { host, provisioning: provisioningConfig, site, release, backup } = loadConfig();
+  const { host, provisioning: provisioningConfig, site, release, backup, database } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -61,6 +62,19 @@ export function createStack(): StackOutputs {
   const offsite =
     backup.offsite?.kind === "spaces" ? bucket?.offsite : backup.offsite && offsiteTarget(backup.offsite);
 
+  // `database: managed`: a cluster in the droplet's region that admits the droplet alone
+  // (config/ refuses it with target existing).
+  let managedDatabase: ManagedDatabase | undefined;
+  if (database.kind === "managed" && host.target === "digitalocean" && droplet) {
+    managedDatabase = new ManagedDatabase("chitram-db", {
+      region: host.droplet.region,
+      size: database.size,
+      nodes: database.nodes,
+      dropletId: droplet.dropletId,
+      protect: host.droplet.protect,
+    });
+  }
+
   const provisioning = new HostProvisioning("host", {
     ...provisioningConfig,
     target,
@@ -80,6 +94,7 @@ export function createStack(): StackOutputs {
     release,
     site,
     backup: { ...backup, offsite },
+    database: managedDatabase,
     volumeAttachment: target.dataVolume?.attachment,
     dependsOn: provisioning.lastSteps,
   });
@@ -120,6 +135,7 @@ export function createStack(): StackOutputs {
           app,
           ...(bucket ? [bucket] : []),
           ...(uptime ? [uptime] : []),
+          ...(managedDatabase ? [managedDatabase] : []),
         ],
       },
     );

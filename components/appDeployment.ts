@@ -5,6 +5,7 @@ import { BundleArgs, bundleManifest, hostEnvArgs } from "../render/bundle";
 import {
   BACKUP_SECRETS_PATH,
   CRON_PATH,
+  DB_CA_DIR,
   DOCKER_MOUNT_DROPIN_PATH,
   ENV_FILE_NAME,
   SERVICE_ENV_FILES,
@@ -20,6 +21,10 @@ import {
 import { encodeFiles, sha256 } from "../remote/transfer";
 import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
 import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "../remote/step";
+import { ManagedDatabaseConnection } from "./managedDatabase";
+
+/** DigitalOcean's admin user of a managed database cluster, the owner of the databases it makes. */
+export const MANAGED_ADMIN_USER = "doadmin";
 
 /** The waits inside the release step (host/steps/composeUp.sh and its parts), in seconds. */
 export const RELEASE_WAITS = {
@@ -102,6 +107,16 @@ export interface AppBackup {
   offsite?: pulumi.Input<OffsiteTarget>;
 }
 
+/** A managed database (components/managedDatabase.ts); undefined = the compose project's postgres. */
+export interface AppDatabase {
+  /** The private host, port, app user's password and CA (secret). */
+  connection: pulumi.Output<ManagedDatabaseConnection>;
+  /** The admin user's password (secret), for the grant step. */
+  adminPassword: pulumi.Output<string>;
+  /** The cluster's id: a new cluster re-runs the grant. */
+  clusterId: pulumi.Output<string>;
+}
+
 export interface AppDeploymentArgs {
   /** How steps connect: as the deploy user with the stack key. */
   connection: pulumi.Input<Connection>;
@@ -119,6 +134,8 @@ export interface AppDeploymentArgs {
   release: AppRelease;
   site: AppSite;
   backup: AppBackup;
+  /** A managed database; undefined = PostgreSQL in the compose project. Default: undefined. */
+  database?: AppDatabase;
   /**
    * The data volume's attachment, when dataDir is a block volume: before it is deleted the app is
    * stopped and the volume unmounted. Undefined = no volume.
@@ -143,18 +160,33 @@ export class AppDeployment extends pulumi.ComponentResource {
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
     const { appDir, dataDir, release, site, backup } = args;
-    const envArgs = generatedSecrets(name, this);
+    const managed = args.database;
+    const generated = generatedSecrets(name, this);
+    // With a managed database, the app's user and password are the cluster's (the generated
+    // PostgreSQL password stays in the state unused, so a switch back needs no new resource).
+    const envArgs: pulumi.Output<EnvFileArgs> =
+      managed === undefined
+        ? generated
+        : pulumi.all([generated, managed.connection]).apply(([env, db]) => ({
+            ...env,
+            postgresPassword: db.password,
+            managedDatabase: { host: db.host, port: db.port },
+          }));
+    const caCert = managed?.connection.apply((db) => db.caCert);
 
     const bundleArgs: BundleArgs = {
       appDir,
       dataDir,
+      database: managed === undefined ? "container" : "managed",
       backupRetentionDays: backup.retentionDays,
       appImage: release.appImage,
       appPort: release.appPort,
       ...site,
     };
     const bundle = encodeFiles(bundleManifest(bundleArgs));
-    const envBundle = pulumi.secret(envArgs.apply((env) => envFiles(appDir, env)));
+    const envBundle = pulumi.secret(
+      pulumi.all([envArgs, caCert]).apply(([env, ca]) => envFiles(appDir, env, ca)),
+    );
     // Keyed: the env file is secret, and a trigger cannot be (remote/step.ts, keyedHash).
     const triggerKey = randomSecret(name, "trigger-key", 64, this);
     this.releaseHash = keyedHash(
@@ -214,6 +246,22 @@ export class AppDeployment extends pulumi.ComponentResource {
       sudo: false,
       dependsOn: [appDirs, ...afterLogin],
     });
+    // With a managed database: the app's user may create its tables before the app first starts.
+    const databaseGrant =
+      managed === undefined
+        ? []
+        : [
+            step(`${name}-database-grant`, {
+              script: "databaseGrant",
+              params: { APP_DIR: appDir, ADMIN_USER: MANAGED_ADMIN_USER },
+              stdin: managed.adminPassword,
+              secret: true,
+              triggers: [managed.clusterId],
+              sudo: false,
+              dependsOn: [envFile, files],
+              timeout: "5m",
+            }),
+          ];
     const composeUp = step(`${name}-compose-up`, {
       script: "composeUp",
       params: {
@@ -228,7 +276,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       },
       triggers: [this.releaseHash],
       sudo: false,
-      dependsOn: [envFile, files, ...afterLogin],
+      dependsOn: [envFile, files, ...afterLogin, ...databaseGrant],
       timeout: releaseStepLimit(release.releaseTimeoutSeconds),
       killAfterSeconds: RELEASE_KILL_AFTER_SECONDS,
     });
@@ -308,13 +356,19 @@ function generatedSecrets(name: string, parent: pulumi.Resource): pulumi.Output<
     }));
 }
 
-/** The app's env file and PostgreSQL's and MinIO's own, as one bundle (all 0600). */
-function envFiles(appDir: string, env: EnvFileArgs): string {
+/**
+ * The app's env file and PostgreSQL's and MinIO's own, as one bundle (all 0600); with a managed
+ * database, its CA certificate too (public, 0644: the containers read it as other users).
+ */
+function envFiles(appDir: string, env: EnvFileArgs, caCert?: string): string {
   const services = renderServiceEnvFiles(env);
   return encodeFiles([
     { path: `${appDir}/${ENV_FILE_NAME}`, mode: "0600", content: renderEnvFile(env) },
     { path: `${appDir}/${SERVICE_ENV_FILES.postgres}`, mode: "0600", content: services.postgres },
     { path: `${appDir}/${SERVICE_ENV_FILES.minio}`, mode: "0600", content: services.minio },
+    ...(caCert === undefined
+      ? []
+      : [{ path: `${appDir}/${DB_CA_DIR}/ca.crt`, mode: "0644", content: caCert }]),
   ]);
 }
 

@@ -32,6 +32,8 @@ export interface DropletHostArgs {
 export class DropletHost extends pulumi.ComponentResource {
   /** Public IPv4 address of the droplet. */
   public readonly ipv4Address: pulumi.Output<string>;
+  /** The droplet's id (what a database firewall rule names). */
+  public readonly dropletId: pulumi.Output<string>;
   /**
    * The data volume: its name and size, the volume itself (a resize must finish before the host
    * grows the filesystem) and the attachment the host steps wait for; undefined without one.
@@ -146,6 +148,7 @@ export class DropletHost extends pulumi.ComponentResource {
     );
 
     this.ipv4Address = droplet.ipv4Address;
+    this.dropletId = droplet.id;
     this.registerOutputs({ ipv4Address: this.ipv4Address });
   }
 }

@@ -3,6 +3,7 @@
 // takes, secrets attached: stack.ts hands them on as they are.
 import * as pulumi from "@pulumi/pulumi";
 import { backupConfig, BackupConfig, spacesEndpointFor } from "./backup";
+import { databaseConfig, DatabaseConfig } from "./database";
 import { DeployEnvironment, deployProblems, UNDER_MOCKS_ENV } from "./deploy";
 import { hostConfig, HostConfig, provisioningConfig, ProvisioningConfig, Target, TARGETS } from "./host";
 import {
@@ -27,6 +28,8 @@ export type { RegistryConfig, ReleaseConfig } from "./release";
 export { isPemCertificates, letsEncryptStagingRoots } from "./site";
 export type { SiteConfig } from "./site";
 export type { BackupConfig, OffsiteConfig } from "./backup";
+export { DATABASE_SIZES, MANAGED_PG_VERSION } from "./database";
+export type { DatabaseConfig } from "./database";
 export { deployProblems, UNDER_MOCKS_ENV } from "./deploy";
 export type { DeployEnvironment } from "./deploy";
 
@@ -43,6 +46,8 @@ export interface StackConfig {
   release: ReleaseConfig;
   /** The schedule, retention, alerting and off-box copies of backups. */
   backup: BackupConfig;
+  /** PostgreSQL in a container on the host, or a managed cluster. */
+  database: DatabaseConfig;
 }
 
 /** The keys that must be secrets besides sshPrivateKey: set in plain text, each is refused. */
@@ -81,6 +86,7 @@ export function parseConfig(
     site,
     release: releaseConfig(r, target),
     backup: backupConfig(r, host),
+    database: databaseConfig(r, target),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

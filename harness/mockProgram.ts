@@ -195,6 +195,27 @@ function mockState(
         credentialExpirationTime: "2076-12-04T00:00:00Z",
       };
     }
+    case "digitalocean:index/databaseCluster:DatabaseCluster": {
+      // DigitalOcean's fields: the admin user doadmin, its password, the public and private hosts.
+      const password = real
+        ? String(remembered(key, () => ({ password: `AVNS_${randomAlnum(20, true)}` })).password)
+        : `PLACEHOLDER-admin-password-of-${args.name}`;
+      return {
+        host: `${String(inputs.name)}-do-user-1-0.j.db.ondigitalocean.com`,
+        privateHost: `private-${String(inputs.name)}-do-user-1-0.j.db.ondigitalocean.com`,
+        port: 25060,
+        user: "doadmin",
+        password,
+        database: "defaultdb",
+        clusterUrn: `do:dbaas:${args.name}`,
+      };
+    }
+    case "digitalocean:index/databaseUser:DatabaseUser":
+      return {
+        password: real
+          ? String(remembered(key, () => ({ password: `AVNS_${randomAlnum(20, true)}` })).password)
+          : `PLACEHOLDER-password-of-${args.name}`,
+      };
     default:
       return {};
   }
@@ -271,6 +292,14 @@ async function runProgramAlone(opts: RunOptions): Promise<ProgramRun> {
         return { id, state };
       },
       call: (args) => {
+        // The one read: a managed database's CA, which the host verifies the cluster against.
+        if (args.token === "digitalocean:index/getDatabaseCa:getDatabaseCa") {
+          const clusterId = String((args.inputs as Record<string, unknown>).clusterId);
+          return {
+            clusterId,
+            certificate: `-----BEGIN CERTIFICATE-----\nPLACEHOLDER-ca-of-${clusterId}\n-----END CERTIFICATE-----\n`,
+          };
+        }
         throw new Error(`unmocked provider call ${args.token}: the program must not read from the cloud`);
       },
     },

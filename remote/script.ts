@@ -18,6 +18,7 @@ export const STEP_SCRIPTS = [
   "pushFiles",
   "registryLogin",
   "registryLogout",
+  "databaseGrant",
   "composeUp",
   "healthCheck",
   "backupCron",

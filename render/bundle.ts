@@ -51,6 +51,7 @@ export function hostEnvArgs(args: BundleArgs): HostEnvArgs {
     healthUrl: siteUrls(args, "127.0.0.1").healthUrl,
     healthHost: args.domain ?? "",
     healthCaRoots: args.acmeCaRoots === undefined ? "" : `${args.appDir}/${ACME_CA_ROOTS_FILE}`,
+    database: args.database ?? "container",
   };
 }
 
@@ -64,6 +65,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         appPort: args.appPort,
         dataDir: args.dataDir,
         healthPath: args.healthPath,
+        database: args.database ?? "container",
       }),
     },
     {

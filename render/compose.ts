@@ -1,10 +1,17 @@
 // The compose project, built as an object and serialised with a YAML library. Only Caddy
 // publishes ports; the app, PostgreSQL and MinIO are reachable on the compose network only.
 import * as YAML from "yaml";
-import { COMPOSE_PROJECT, ENV_FILE_NAME, SERVICE_ENV_FILES, SERVICE_IMAGES } from "../hostContract";
+import {
+  COMPOSE_PROJECT,
+  DB_CA_DIR,
+  DB_CA_MOUNT,
+  ENV_FILE_NAME,
+  SERVICE_ENV_FILES,
+  SERVICE_IMAGES,
+} from "../hostContract";
 
 /** Memory limits in MiB; together with the OS they fit a 2 GB droplet (plus its swap file). */
-export const MEMORY_LIMITS_MB = { app: 512, postgres: 512, minio: 384, caddy: 128 } as const;
+export const MEMORY_LIMITS_MB = { app: 512, postgres: 512, pgclient: 256, minio: 384, caddy: 128 } as const;
 
 export interface ComposeArgs {
   /** The app's container image reference. */
@@ -15,6 +22,12 @@ export interface ComposeArgs {
   dataDir: string;
   /** The app's health path, used by its container healthcheck. */
   healthPath: string;
+  /**
+   * "container": PostgreSQL is a service of the project. "managed": a cluster off the host; the
+   * project has no postgres service, and a pgclient service (never started by `compose up`) runs
+   * the backup's and restore's PostgreSQL commands against the cluster. Default: container.
+   */
+  database?: "container" | "managed";
 }
 
 const healthcheck = (test: string[]) => ({
@@ -32,6 +45,26 @@ export function composeObject(args: ComposeArgs) {
     logging: { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } },
   });
   const appHealthUrl = `http://127.0.0.1:${args.appPort}${args.healthPath}`;
+  const managed = args.database === "managed";
+  // The cluster's CA, for the certificate checks of the app and of pgclient.
+  const caVolume = `./${DB_CA_DIR}:${DB_CA_MOUNT}:ro`;
+  const postgres = {
+    image: SERVICE_IMAGES.postgres,
+    ...common("postgres"),
+    env_file: [SERVICE_ENV_FILES.postgres],
+    volumes: [`${args.dataDir}/postgres:/var/lib/postgresql/data`],
+    healthcheck: healthcheck(["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"']),
+  };
+  // `docker compose run --rm pgclient <command>` (host/scripts/common.sh, pg): the PostgreSQL tools
+  // of the container's image, connected to the cluster by .env.postgres's PG* settings.
+  const pgclient = {
+    image: SERVICE_IMAGES.postgres,
+    profiles: ["tools"],
+    restart: "no",
+    mem_limit: `${MEMORY_LIMITS_MB.pgclient}m`,
+    env_file: [SERVICE_ENV_FILES.postgres],
+    volumes: [caVolume],
+  };
   return {
     name: COMPOSE_PROJECT,
     services: {
@@ -43,8 +76,9 @@ export function composeObject(args: ComposeArgs) {
         env_file: [ENV_FILE_NAME],
         environment: { PORT: String(args.appPort) },
         expose: [String(args.appPort)],
+        ...(managed ? { volumes: [caVolume] } : {}),
         depends_on: {
-          postgres: { condition: "service_healthy" },
+          ...(managed ? {} : { postgres: { condition: "service_healthy" } }),
           minio: { condition: "service_healthy" },
         },
         healthcheck: healthcheck([
@@ -54,13 +88,7 @@ export function composeObject(args: ComposeArgs) {
           `import urllib.request; urllib.request.urlopen(${JSON.stringify(appHealthUrl)}, timeout=3)`,
         ]),
       },
-      postgres: {
-        image: SERVICE_IMAGES.postgres,
-        ...common("postgres"),
-        env_file: [SERVICE_ENV_FILES.postgres],
-        volumes: [`${args.dataDir}/postgres:/var/lib/postgresql/data`],
-        healthcheck: healthcheck(["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"']),
-      },
+      ...(managed ? { pgclient } : { postgres }),
       minio: {
         image: SERVICE_IMAGES.minio,
         ...common("minio"),

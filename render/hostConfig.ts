@@ -31,6 +31,8 @@ export interface HostEnvArgs {
   healthHost: string;
   /** PEM roots the health check trusts besides the system's; empty = none. */
   healthCaRoots?: string;
+  /** Where PostgreSQL runs: the compose project's container, or a managed cluster. Default: container. */
+  database?: "container" | "managed";
 }
 
 /**
@@ -50,6 +52,8 @@ function hostEnvValues(args: HostEnvArgs): [string, string | number][] {
   return [
     ["APP_DIR", args.appDir],
     ["DATA_DIR", args.dataDir],
+    // "managed": the scripts reach PostgreSQL through the pgclient service (common.sh, pg).
+    ["DATABASE", args.database ?? "container"],
     ["BACKUP_DIR", `${args.dataDir}/backups`],
     ["BACKUP_RETENTION_DAYS", args.backupRetentionDays],
     // The newest sets with data the retention keeps whatever their age (host/scripts/backup.sh).

@@ -618,6 +618,22 @@ describe("config: one rule per key", () => {
     rejects({ dataVolumeSizeGb: "-1" }, "dataVolumeSizeGb", /0 to 16384/));
   it("protectData: true or false", () => rejects({ protectData: "no" }, "protectData", /true or false/));
   it("swapSizeMb: 0-16384", () => rejects({ swapSizeMb: "99999" }, "swapSizeMb", /0 to 16384/));
+  it("database: container by default; managed gives the cluster's size and nodes", () => {
+    assert.deepEqual(sections({}).database, { kind: "container" });
+    assert.deepEqual(
+      sections({ database: "managed", databaseSize: "db-s-1vcpu-2gb", databaseNodes: "2" }).database,
+      { kind: "managed", size: "db-s-1vcpu-2gb", nodes: 2 },
+    );
+    // The size keys are checked whichever the database, so a typo is never silent.
+    rejects({ databaseSize: "s-2vcpu-2gb" }, "databaseSize", /db-s-1vcpu-1gb/);
+    rejects({ database: "postgres" }, "database", /container, managed/);
+  });
+  it("database: managed only on DigitalOcean; nodes 1-3; standbys need 2 GB or more", () => {
+    rejects({ ...existing, database: "managed" }, "database", /with target existing use container/);
+    rejects({ database: "managed", databaseNodes: "4" }, "databaseNodes", /1 to 3/);
+    rejects({ database: "managed", databaseNodes: "2" }, "databaseNodes", /2 GB or more/);
+    assert.equal(sections({ databaseNodes: "2" }).database.kind, "container");
+  });
   it("alertEmails: email addresses", () => {
     rejects({ alertEmails: '["ops@example.com", "pager"]' }, "alertEmails", /email address/);
     rejects({ alertEmails: "ops@example.com" }, "alertEmails", /list of strings/);

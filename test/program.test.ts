@@ -406,6 +406,7 @@ describe("program: a destroy of a protected stack deletes nothing", () => {
   for (const [stack, config, protect] of [
     ["prod", PROD, true],
     ["staging", STAGING, false],
+    ["prod", { ...PROD, database: "managed" }, true],
   ] as const) {
     it(`${stack}: the destroy guard depends on every other resource, protected ${String(protect)} as the data`, async () => {
       const run = await runStack(stack, config);
@@ -543,6 +544,89 @@ describe("program: stack names in DigitalOcean names", () => {
     assert.equal(named(run, "chitram-droplet").inputs.name, "chitram-prod");
     assert.equal(named(run, "chitram-data").inputs.name, "chitram-prod-data");
     assert.deepEqual(named(run, "chitram-droplet").inputs.tags, ["chitram", "chitram-prod"]);
+  });
+});
+
+const CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster";
+describe("program: a managed database (database: managed)", async () => {
+  const config = { ...PROD, database: "managed", databaseSize: "db-s-1vcpu-2gb", databaseNodes: "2" };
+  const run = await runStack("prod", config, "real");
+  const cluster = named(run, "chitram-db-cluster");
+
+  it("a PostgreSQL cluster of the configured size and nodes in the droplet's region, protected with the data", () => {
+    assert.equal(cluster.type, CLUSTER);
+    assert.equal(cluster.inputs.engine, "pg");
+    assert.equal(cluster.inputs.version, "16");
+    assert.equal(cluster.inputs.size, "db-s-1vcpu-2gb");
+    assert.equal(cluster.inputs.nodeCount, 2);
+    assert.equal(cluster.inputs.region, named(run, "chitram-droplet").inputs.region);
+    assert.equal(cluster.options.protect, true);
+    assert.equal(named(run, "chitram-db-db").options.protect, true);
+    assert.equal(named(run, "chitram-db-db").inputs.name, "chitram");
+    assert.equal(named(run, "chitram-db-user").inputs.name, "chitram");
+  });
+
+  it("its firewall admits the stack's droplet alone", () => {
+    assert.deepEqual(named(run, "chitram-db-firewall").inputs.rules, [
+      { type: "droplet", value: String(MOCK_DROPLET_ID) },
+    ]);
+  });
+
+  it("the app reaches it on its private host over TLS with the cluster's CA (verify-full); no postgres service", () => {
+    const files = decodeFiles(step(run, "app-env-file").stdin!);
+    const env = parseEnvFile(files.find((f) => f.path === "/opt/chitram/.env.production")!.content);
+    const user = String(named(run, "chitram-db-user").state.password);
+    assert.equal(
+      env.DATABASE_URL,
+      `postgresql+asyncpg://chitram:${user}@${String(cluster.state.privateHost)}:25060/chitram?ssl=verify-full`,
+    );
+    assert.equal(env.PGSSLROOTCERT, "/etc/chitram/db/ca.crt");
+    const ca = files.find((f) => f.path === "/opt/chitram/db/ca.crt");
+    assert.equal(ca?.mode, "0644");
+    assert.match(ca.content, /PLACEHOLDER-ca-of-chitram-db-cluster-id/);
+    const client = parseEnvFile(files.find((f) => f.path === "/opt/chitram/.env.postgres")!.content);
+    assert.equal(client.PGSSLMODE, "verify-full");
+    assert.equal(client.PGHOST, String(cluster.state.privateHost));
+    assert.equal(client.PGPASSWORD, user);
+    const pushed = decodeFiles(step(run, "app-files").stdin!);
+    const compose = pushed.find((f) => f.path === "/opt/chitram/compose.yaml")!.content;
+    assert.doesNotMatch(compose, /^ {2}postgres:/m);
+    assert.match(compose, /^ {2}pgclient:/m);
+    assert.match(pushed.find((f) => f.path === "/opt/chitram/host.env")!.content, /^DATABASE='managed'$/m);
+  });
+
+  it("the app user is granted the public schema before the release, with the admin password on stdin only", () => {
+    const grant = step(run, "app-database-grant");
+    assert.ok(grant.secretPaths.includes("stdin"));
+    assert.equal(grant.stdin, String(cluster.state.password));
+    // (the first trigger is the script's hash: remote/step.ts)
+    assert.equal(grant.triggers.at(-1), "chitram-db-cluster-id");
+    assert.ok(grant.dependsOn.includes("app-env-file") && grant.dependsOn.includes("app-files"));
+    assert.ok(step(run, "app-compose-up").dependsOn.includes("app-database-grant"));
+  });
+
+  it("no password of the cluster appears in a command string or a non-secret input", () => {
+    const secrets = [String(cluster.state.password), String(named(run, "chitram-db-user").state.password)];
+    for (const s of secrets) assert.match(s, /^AVNS_[A-Za-z0-9]{20}$/);
+    for (const r of run.resources) {
+      const visible = JSON.stringify(r.maskedInputs);
+      for (const secret of secrets) assert.ok(!visible.includes(secret), `${r.name} shows a password`);
+    }
+    for (const s of run.steps)
+      for (const secret of secrets)
+        assert.ok(
+          !`${s.create ?? ""}${s.delete ?? ""}`.includes(secret),
+          `${s.name}'s command has a password`,
+        );
+  });
+
+  it("the default (database: container) has no cluster and no grant step", async () => {
+    const plain = await runStack("prod", PROD);
+    assert.deepEqual(ofType(plain, CLUSTER), []);
+    assert.equal(
+      plain.steps.some((s) => s.name === "app-database-grant"),
+      false,
+    );
   });
 });
 

@@ -332,13 +332,18 @@ describe("validators: compose file (docker compose config)", () => {
   });
 
   it("every service restarts, has a healthcheck and a memory limit; the limits fit a 2 GB host", () => {
-    const obj = composeObject(args);
-    for (const [name, s] of Object.entries(obj.services)) {
-      assert.equal(s.restart, "unless-stopped", name);
-      assert.ok(s.healthcheck.test.length > 1, name);
-      assert.match(s.mem_limit, /^\d+m$/, name);
+    type Service = { restart: string; healthcheck?: { test: string[] }; mem_limit: string };
+    for (const database of ["container", "managed"] as const) {
+      const obj = composeObject({ ...args, database });
+      for (const [name, s] of Object.entries(obj.services) as [string, Service][]) {
+        // pgclient runs one command and exits (`compose run --rm`): no restart, no healthcheck.
+        assert.equal(s.restart, name === "pgclient" ? "no" : "unless-stopped", name);
+        if (name !== "pgclient") assert.ok((s.healthcheck?.test.length ?? 0) > 1, name);
+        assert.match(s.mem_limit, /^\d+m$/, name);
+      }
     }
-    const total = Object.values(MEMORY_LIMITS_MB).reduce((a, b) => a + b, 0);
+    // pgclient is in a project only where postgres is not (a managed database), and smaller.
+    const total = Object.values(MEMORY_LIMITS_MB).reduce((a, b) => a + b, 0) - MEMORY_LIMITS_MB.pgclient;
     // 2 GB droplet: about 1.9 GiB usable, of which the OS, dockerd and sshd need a few hundred MiB.
     assert.ok(total <= 1600, `limits sum to ${total} MiB`);
   });
@@ -353,9 +358,52 @@ describe("validators: compose file (docker compose config)", () => {
       postgres: { condition: "service_healthy" },
       minio: { condition: "service_healthy" },
     });
+    assert.ok("postgres" in obj.services);
     assert.deepEqual(obj.services.postgres.volumes, ["/var/lib/chitram/postgres:/var/lib/postgresql/data"]);
     assert.deepEqual(obj.services.minio.volumes, ["/var/lib/chitram/minio:/data"]);
     assert.equal(obj.services.app.image, "ghcr.io/example/chitram:1.0.0");
+  });
+
+  it("a managed database: docker compose config passes; no postgres; pgclient is only run on demand, with the CA", () => {
+    const managedDir = path.join(tmp, "compose-managed");
+    const file = write("compose-managed/compose.yaml", renderCompose({ ...args, database: "managed" }));
+    const managedEnv = { ...envArgs, managedDatabase: { host: "private-db.example.com", port: 25060 } };
+    write("compose-managed/.env.production", renderEnvFile(managedEnv), 0o600);
+    const env = renderServiceEnvFiles(managedEnv);
+    write(`compose-managed/${SERVICE_ENV_FILES.postgres}`, env.postgres, 0o600);
+    write(`compose-managed/${SERVICE_ENV_FILES.minio}`, env.minio, 0o600);
+    const run = (...extra: string[]) =>
+      tool("docker", [
+        "compose",
+        "--project-directory",
+        managedDir,
+        "-f",
+        file,
+        ...extra,
+        "config",
+        "--format",
+        "json",
+      ]);
+    const plain = run();
+    assert.equal(plain.code, 0, plain.out);
+    type Parsed = {
+      services: Record<string, { volumes?: { target: string }[]; environment?: Record<string, string> }>;
+    };
+    // `compose up` starts what has no profile: the app, MinIO and Caddy.
+    assert.deepEqual(Object.keys((JSON.parse(plain.out) as Parsed).services).sort(), [
+      "app",
+      "caddy",
+      "minio",
+    ]);
+    const tools = JSON.parse(run("--profile", "tools").out) as Parsed;
+    assert.deepEqual(Object.keys(tools.services).sort(), ["app", "caddy", "minio", "pgclient"]);
+    for (const s of ["app", "pgclient"])
+      assert.ok(
+        tools.services[s].volumes?.some((v) => v.target === "/etc/chitram/db"),
+        s,
+      );
+    assert.equal(tools.services.pgclient.environment?.PGSSLMODE, "verify-full");
+    assert.equal(tools.services.app.environment?.PGSSLROOTCERT, "/etc/chitram/db/ca.crt");
   });
 
   it("a compose file with a bad key fails the same check (the check can fail)", () => {

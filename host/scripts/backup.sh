@@ -258,7 +258,7 @@ fi
 
 # --- Free space ----------------------------------------------------------------------------------
 # shellcheck disable=SC2016 # expanded by sh inside the container
-db_bytes="$(compose exec -T postgres sh -c 'psql -X -qtA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT pg_database_size(current_database())"' 2>"$ERR_FILE")" ||
+db_bytes="$(pg sh -c 'psql -X -qtA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT pg_database_size(current_database())"' 2>"$ERR_FILE")" ||
   die "cannot read the database's size"
 minio_bytes="$(du -sb "$MINIO_DIR" 2>"$ERR_FILE" | cut -f1)" || die "cannot measure $MINIO_DIR"
 need_mb=$(((db_bytes + minio_bytes) / 1048576 + 1))
@@ -282,7 +282,7 @@ paused_at=$SECONDS
 # under no directory whose name starts with a dot: MinIO's own .minio.sys, and health probes
 # that write under a key such as .health/...).
 # shellcheck disable=SC2016 # expanded by sh inside the container
-tables="$(compose exec -T postgres sh -c 'psql -X -qtA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"' 2>"$ERR_FILE" <<'SQL'
+tables="$(pg sh -c 'psql -X -qtA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"' 2>"$ERR_FILE" <<'SQL'
 SELECT format('SELECT 1 FROM %I.%I LIMIT 1', schemaname, relname) FROM pg_stat_user_tables
   WHERE relname <> 'alembic_version' \gexec
 SQL
@@ -290,7 +290,7 @@ SQL
 tables="$(grep -c '^1$' <<<"$tables" || true)"
 objects="$(find "$MINIO_DIR" -mindepth 1 -name '.*' -prune -o -type f -print 2>"$ERR_FILE" | wc -l)"
 # shellcheck disable=SC2016 # $POSTGRES_USER/$POSTGRES_DB are expanded by sh inside the container
-compose exec -T postgres sh -c 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB"' >"$TMP_DUMP" 2>"$ERR_FILE" ||
+pg sh -c 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB"' >"$TMP_DUMP" 2>"$ERR_FILE" ||
   die "pg_dump failed"
 tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE" ||
   die "tar of $MINIO_DIR failed (exit $?; 1 is a file changed while it was read): the archive would not match the dump"
@@ -298,7 +298,7 @@ unpause_minio
 ((UNPAUSE_FAILED == 0)) || die "MinIO could not be unpaused after the dump and the archive: docker unpause $MINIO_CID"
 log "MinIO was paused for $((UNPAUSED_AT - paused_at)) s while the dump and the archive were taken, and healthy again $((SECONDS - UNPAUSED_AT)) s later"
 [[ -s $TMP_DUMP ]] || die "pg_dump produced an empty file"
-toc="$(compose exec -T postgres pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
+toc="$(pg pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
   die "pg_restore -l cannot read the new dump"
 entries="$(grep -cv '^;' <<<"$toc" || true)"
 if [[ -n ${RELEASE_LOCK:-} ]]; then flock -u 7; fi

@@ -18,12 +18,33 @@ open_release_lock() {
   exec 7<"$RELEASE_LOCK"
 }
 
-# Sets PG_CID to the running, healthy postgres container, or dies naming why not.
+# Runs a PostgreSQL command ($@) against the app's database, stdin and stdout passed through: in
+# the postgres container, or with a managed database (host.env's DATABASE=managed) in a one-off
+# pgclient container, whose libpq settings (.env.postgres: PGHOST, PGSSLMODE=verify-full, the
+# cluster's CA) reach the cluster. The commands name the database and user as "$POSTGRES_DB" and
+# "$POSTGRES_USER", set in both containers.
+pg() {
+  if [[ ${DATABASE:-container} == managed ]]; then
+    compose --profile tools run --rm -T --no-deps pgclient "$@"
+  else
+    compose exec -T postgres "$@"
+  fi
+}
+
+# Sets PG_CID to the running, healthy postgres container, or dies naming why not. With a managed
+# database: that the cluster answers a query over TLS, as the app's user (PG_CID empty).
 # Not `docker compose ps` text (retro #5) nor its JSON (its shape differs across compose
 # versions): the container id, then docker inspect. A running container first; else -a, so that
 # a stopped container reports its state. $1 is the caller's logging function.
 require_running_postgres() {
   local note=$1 ids state pg_status pg_health waited
+  if [[ ${DATABASE:-container} == managed ]]; then
+    PG_CID=""
+    pg psql -X -qtA -c 'SELECT 1' >/dev/null 2>"$ERR_FILE" ||
+      die "the managed database does not answer (pgclient, $(sed -n 's/^PGHOST=//p' "$APP_DIR/.env.postgres" 2>/dev/null))"
+    "$note" "the managed database answers over TLS"
+    return 0
+  fi
   ids="$(compose ps -q postgres 2>"$ERR_FILE")" || die "cannot list the postgres container (docker compose ps)"
   if [[ -z $ids ]]; then
     ids="$(compose ps -a -q postgres 2>"$ERR_FILE")" || die "cannot list the postgres container (docker compose ps -a)"

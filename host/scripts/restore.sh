@@ -221,11 +221,11 @@ fi
 require_running_postgres say
 
 # Read the whole archive before dropping anything.
-compose exec -T postgres pg_restore -l <"$DUMP" >/dev/null 2>"$ERR_FILE" ||
+pg pg_restore -l <"$DUMP" >/dev/null 2>"$ERR_FILE" ||
   die "pg_restore cannot read $DUMP; nothing was changed"
 say "restoring PostgreSQL from $DUMP"
 # shellcheck disable=SC2016 # $POSTGRES_USER/$POSTGRES_DB are expanded by sh inside the container
-compose exec -T postgres sh -c \
+pg sh -c \
   'pg_restore --clean --if-exists --no-owner --single-transaction -U "$POSTGRES_USER" -d "$POSTGRES_DB"' \
   <"$DUMP" 2>"$ERR_FILE" ||
   die "pg_restore failed; the transaction was rolled back, the database is as it was"

@@ -68,7 +68,8 @@ describe("real engine: stand-in images keep private names on this machine", () =
       dataDir: "/srv/chitram/data",
       healthPath: "/health",
     });
-    const images = Object.values(compose.services).map((s) => s.image);
+    const services: Record<string, { image: string }> = compose.services;
+    const images = Object.values(services).map((s) => s.image);
     assert.deepEqual([...images].sort(), [...PRODUCTION_NAMES].sort());
     const listed = await droplet!.exec("docker image ls --format '{{.Repository}}:{{.Tag}}'");
     assert.equal(listed.code, 0, listed.stderr);

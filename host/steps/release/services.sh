@@ -1,7 +1,16 @@
 # The services part of the release step (composeUp.sh): PostgreSQL, MinIO and Caddy brought up
 # to date, PostgreSQL's password set from its env file, Caddy reloaded, and a credential rotation
 # undone when its release does not go live. What fails is reported with the services' states
-# and their last log lines, secrets masked.
+# and their last log lines, secrets masked. With a managed database (host.env's DATABASE=managed)
+# the project has no postgres service: MinIO and Caddy only, and the cluster's password is
+# DigitalOcean's.
+
+# The services the release keeps up, into SERVICES: PostgreSQL's container only when the
+# database is not a managed cluster (host.env, sourced once these functions are defined).
+SERVICES=()
+release_services() {
+  if [[ ${DATABASE:-container} == managed ]]; then SERVICES=(minio caddy); else SERVICES=(postgres minio caddy); fi
+}
 
 # The env files' secret values (passwords, keys, the MinIO user), each replaced by [secret] in
 # what this step prints: a failing service may log its environment. The previous credentials too.
@@ -66,8 +75,9 @@ set_postgres_password() {
 SETTLE_SECONDS=60
 settle_services() {
   local deadline=$((SECONDS + SETTLE_SECONDS)) states paused
+  release_services
   while ((SECONDS < deadline)); do
-    states=$(docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' postgres minio caddy)
+    states=$(docker compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' "${SERVICES[@]}")
     mapfile -t paused < <(awk '$2 == "paused" { print $1 }' <<<"$states")
     if ((${#paused[@]})); then
       say "unpausing ${paused[*]}, left paused by a backup that was stopped part-way"
@@ -95,6 +105,7 @@ fail_services() {
 
 services_up() {
   local f
+  release_services
   if [[ -d $LIVE_DIR ]]; then
     for f in "${SERVICE_ENV[@]}"; do cmp -s "$f" "$LIVE_DIR/$f" || ROTATING=1; done
   fi
@@ -102,13 +113,17 @@ services_up() {
     say "new PostgreSQL or MinIO credentials: the services take them now, and the new app version must pass its health check with them"
   fi
   settle_services
-  docker compose up -d --wait --wait-timeout "$WAIT_SECONDS" postgres 2>"$ERR" ||
-    fail_services "PostgreSQL did not get healthy"
-  PG_CHANGED=1
-  set_postgres_password || fail_services "setting the PostgreSQL password from the env file failed"
+  if [[ ${SERVICES[0]} == postgres ]]; then
+    docker compose up -d --wait --wait-timeout "$WAIT_SECONDS" postgres 2>"$ERR" ||
+      fail_services "PostgreSQL did not get healthy"
+    PG_CHANGED=1
+    set_postgres_password || fail_services "setting the PostgreSQL password from the env file failed"
+  fi
   MINIO_CHANGED=1
-  if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" postgres minio caddy 2>"$ERR"; then
-    fail_services "docker compose up did not get postgres, minio and caddy healthy"
+  # --remove-orphans: after a switch to a managed database, the postgres container goes (its data
+  # directory stays on the disk, untouched).
+  if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" "${SERVICES[@]}" 2>"$ERR"; then
+    fail_services "docker compose up did not get ${SERVICES[*]} healthy"
   fi
   CADDY_ID=$(docker compose ps -q caddy)
   # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
