@@ -56,6 +56,24 @@ describe("preview gate", () => {
     assert.equal(gate(fixture("volume-delete-urn-only.json"), false).code, 1);
   });
 
+  it("refuses a deletion of the managed database cluster or the app's database in it", () => {
+    const cluster =
+      "urn:pulumi:prod::chitram::chitram:digitalocean:ManagedDatabase$digitalocean:index/databaseCluster:DatabaseCluster::chitram-db-cluster";
+    const db =
+      "urn:pulumi:prod::chitram::chitram:digitalocean:ManagedDatabase$digitalocean:index/databaseDb:DatabaseDb::chitram-db-db";
+    for (const urn of [cluster, db]) {
+      const preview = JSON.stringify({ steps: [{ op: "delete", urn }] });
+      assert.equal(gate(preview, false).code, 1, urn);
+      assert.equal(gate(preview, true).code, 0, urn);
+    }
+    // Its user (a new password) and its firewall (a new droplet) are no data.
+    const user = cluster.replace(
+      /databaseCluster:DatabaseCluster::chitram-db-cluster$/,
+      "databaseUser:DatabaseUser::chitram-db-user",
+    );
+    assert.equal(gate(JSON.stringify({ steps: [{ op: "replace", urn: user }] }), false).code, 0);
+  });
+
   it("applies a guarded plan when the person asked for it, listing what will be replaced", () => {
     const { code, message } = gate(fixture("droplet-replace.json"), true);
     assert.equal(code, 0);

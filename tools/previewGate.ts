@@ -1,5 +1,5 @@
 // The deploy workflow's preview gate: reads `pulumi preview --json` and refuses (exit 1) a plan
-// that replaces or deletes the droplet or the data volume, unless --allow-replace says the person
+// that replaces or deletes the droplet, the data volume or the managed database, unless --allow-replace says the person
 // who started the deploy asked for it (docs/RUNBOOK.md, "Replacing the droplet or the volume").
 //
 //   tsx tools/previewGate.ts PREVIEW_JSON [--allow-replace]
@@ -8,7 +8,13 @@
 import * as fs from "fs";
 
 /** Resources whose loss loses data or the host: their replacement must be asked for. */
-export const GUARDED_TYPES = ["digitalocean:index/droplet:Droplet", "digitalocean:index/volume:Volume"];
+export const GUARDED_TYPES = [
+  "digitalocean:index/droplet:Droplet",
+  "digitalocean:index/volume:Volume",
+  // A managed database and the app's database in it (`database: managed`).
+  "digitalocean:index/databaseCluster:DatabaseCluster",
+  "digitalocean:index/databaseDb:DatabaseDb",
+];
 
 // Every step op the engine prints that deletes a resource or swaps it for a new one.
 const DESTRUCTIVE_OPS = [
@@ -73,7 +79,10 @@ export function gate(previewJson: string, allowReplace: boolean): { code: number
     return { code: 2, message: `preview gate: cannot read the preview: ${(e as Error).message}` };
   }
   if (changes.length === 0) {
-    return { code: 0, message: "preview gate: no replacement or deletion of the droplet or the volume" };
+    return {
+      code: 0,
+      message: "preview gate: no replacement or deletion of the droplet, the volume or the managed database",
+    };
   }
   const list = changes
     .map((c) => `  ${c.op} ${c.urn}${c.reasons.length ? ` (because of: ${c.reasons.join(", ")})` : ""}`)
@@ -84,7 +93,7 @@ export function gate(previewJson: string, allowReplace: boolean): { code: number
   return {
     code: 1,
     message:
-      `preview gate: this deploy would replace or delete the droplet or the data volume:\n${list}\n` +
+      `preview gate: this deploy would replace or delete the droplet, the data volume or the managed database:\n${list}\n` +
       "Nothing was applied. If that is intended, follow docs/RUNBOOK.md, " +
       '"Replacing the droplet or the volume", and run the deploy workflow by hand with allow_replace.',
   };
