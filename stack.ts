@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
+import { AppBucket } from "./components/appBucket";
 import { AppDeployment } from "./components/appDeployment";
 import { BackupBucket, offsiteTarget } from "./components/backupBucket";
 import { DropletHost } from "./components/dropletHost";
@@ -25,7 +26,7 @@ export interface StackOutputs {
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { host, provisioning: provisioningConfig, site, release, backup, database } = loadConfig();
+  const { host, provisioning: provisioningConfig, site, release, backup, database, objects } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -75,6 +76,16 @@ export function createStack(): StackOutputs {
     });
   }
 
+  // `objectStore: spaces`: the app's bucket and its key (config/ refuses it with target existing).
+  const appBucket =
+    objects.kind === "spaces"
+      ? new AppBucket("objects", {
+          region: objects.region,
+          endpoint: objects.endpoint,
+          protect: objects.protect,
+        })
+      : undefined;
+
   const provisioning = new HostProvisioning("host", {
     ...provisioningConfig,
     target,
@@ -95,6 +106,7 @@ export function createStack(): StackOutputs {
     site,
     backup: { ...backup, offsite },
     database: managedDatabase,
+    objects: appBucket,
     volumeAttachment: target.dataVolume?.attachment,
     dependsOn: provisioning.lastSteps,
   });
@@ -136,6 +148,7 @@ export function createStack(): StackOutputs {
           ...(bucket ? [bucket] : []),
           ...(uptime ? [uptime] : []),
           ...(managedDatabase ? [managedDatabase] : []),
+          ...(appBucket ? [appBucket] : []),
         ],
       },
     );

@@ -21,6 +21,7 @@ import {
 import { encodeFiles, sha256 } from "../remote/transfer";
 import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
 import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "../remote/step";
+import { AppObjectStore } from "./appBucket";
 import { ManagedDatabaseConnection } from "./managedDatabase";
 
 /** DigitalOcean's admin user of a managed database cluster, the owner of the databases it makes. */
@@ -136,6 +137,8 @@ export interface AppDeploymentArgs {
   backup: AppBackup;
   /** A managed database; undefined = PostgreSQL in the compose project. Default: undefined. */
   database?: AppDatabase;
+  /** The app's objects in a Spaces bucket (components/appBucket.ts); undefined = MinIO in the compose project. Default: undefined. */
+  objects?: { store: pulumi.Output<AppObjectStore> };
   /**
    * The data volume's attachment, when dataDir is a block volume: before it is deleted the app is
    * stopped and the volume unmounted. Undefined = no volume.
@@ -164,20 +167,22 @@ export class AppDeployment extends pulumi.ComponentResource {
     const generated = generatedSecrets(name, this);
     // With a managed database, the app's user and password are the cluster's (the generated
     // PostgreSQL password stays in the state unused, so a switch back needs no new resource).
-    const envArgs: pulumi.Output<EnvFileArgs> =
-      managed === undefined
-        ? generated
-        : pulumi.all([generated, managed.connection]).apply(([env, db]) => ({
-            ...env,
-            postgresPassword: db.password,
-            managedDatabase: { host: db.host, port: db.port },
-          }));
+    // With a Spaces bucket, the app's S3 settings are the bucket's and its key's (the generated
+    // MinIO user and secret stay, in .env.minio, for MinIO's data on the disk).
+    const envArgs: pulumi.Output<EnvFileArgs> = pulumi
+      .all([generated, managed?.connection, args.objects?.store])
+      .apply(([env, db, objectStore]) => ({
+        ...env,
+        ...(db && { postgresPassword: db.password, managedDatabase: { host: db.host, port: db.port } }),
+        ...(objectStore && { objectStore }),
+      }));
     const caCert = managed?.connection.apply((db) => db.caCert);
 
     const bundleArgs: BundleArgs = {
       appDir,
       dataDir,
       database: managed === undefined ? "container" : "managed",
+      objects: args.objects === undefined ? "minio" : "spaces",
       backupRetentionDays: backup.retentionDays,
       appImage: release.appImage,
       appPort: release.appPort,

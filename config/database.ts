@@ -1,5 +1,8 @@
-// Where PostgreSQL runs: in the compose project on the host (the default), or as a DigitalOcean
-// Managed PostgreSQL cluster the stack creates (`database: managed`, target digitalocean only).
+// Where the app's data lives. PostgreSQL: in the compose project on the host (the default), or a
+// DigitalOcean Managed PostgreSQL cluster the stack creates (`database: managed`). Objects: MinIO
+// in the compose project (the default), or a Spaces bucket the stack creates (`objectStore:
+// spaces`). The managed services are for target digitalocean only.
+import { spacesEndpointFor } from "./backup";
 import { Target } from "./host";
 import { ConfigReader } from "./read";
 
@@ -55,4 +58,41 @@ export function databaseConfig(r: ConfigReader, target: Target): DatabaseConfig 
       "with target existing use container (a managed cluster admits DigitalOcean droplets only)",
     );
   return kind === "managed" ? { kind, size, nodes } : { kind: "container" };
+}
+
+export const OBJECT_STORES = ["minio", "spaces"] as const;
+
+export type ObjectStoreConfig =
+  | { kind: "minio" }
+  | {
+      kind: "spaces";
+      /** The bucket's region: the droplet's. */
+      region: string;
+      /** Protect the bucket from deletion (protectData). */
+      protect: boolean;
+      /**
+       * The bucket's S3 endpoint as the app reaches it: the provider's Spaces endpoint for the
+       * region (config/backup.ts, spacesEndpointFor), set by loadConfig.
+       */
+      endpoint: string;
+    };
+
+/** Where the app's objects live: MinIO in the compose project, or a Spaces bucket the stack creates. */
+export function objectStoreConfig(
+  r: ConfigReader,
+  host: { target: Target; droplet?: { region: string; protect: boolean } },
+): ObjectStoreConfig {
+  const kind = r.oneOf("objectStore", OBJECT_STORES);
+  if (kind === "spaces" && (host.target === "existing" || host.droplet === undefined)) {
+    r.bad("objectStore", kind, "with target existing use minio (Spaces buckets are DigitalOcean resources)");
+    return { kind: "minio" };
+  }
+  return kind === "spaces" && host.droplet
+    ? {
+        kind,
+        region: host.droplet.region,
+        protect: host.droplet.protect,
+        endpoint: spacesEndpointFor("", host.droplet.region),
+      }
+    : { kind: "minio" };
 }

@@ -64,21 +64,46 @@ export function deployProblems(config: StackConfig, env: DeployEnvironment): str
       `list addresses that reach you when the app is down: pulumi config set --path '${key("alertEmails")}[0]' <email>`,
     );
   }
-  if (backup.offsite?.kind === "spaces" && env.spacesEndpoint) {
-    const endpoint = spacesEndpointFor(env.spacesEndpoint, backup.offsite.region);
-    if (!s3Endpoint.test(endpoint))
+  // The Spaces buckets the stack creates: each needs the provider's Spaces key, and an endpoint
+  // the host can use.
+  const buckets = [
+    ...(backup.offsite?.kind === "spaces"
+      ? [
+          {
+            setting: "offsiteBackups",
+            value: "true",
+            what: "the backup bucket",
+            off: "set offsiteBackups to false",
+            region: backup.offsite.region,
+          },
+        ]
+      : []),
+    ...(config.objects.kind === "spaces"
+      ? [
+          {
+            setting: "objectStore",
+            value: "spaces",
+            what: "the app's bucket",
+            off: "set objectStore to minio",
+            region: config.objects.region,
+          },
+        ]
+      : []),
+  ];
+  for (const b of buckets) {
+    const endpoint = spacesEndpointFor(env.spacesEndpoint ?? "", b.region);
+    if (env.spacesEndpoint && !s3Endpoint.test(endpoint))
       problems.push(
         `digitalocean:spacesEndpoint (or SPACES_ENDPOINT_URL): ${JSON.stringify(env.spacesEndpoint)} gives ${JSON.stringify(endpoint)} ` +
-          "for the backup bucket, which the host cannot use: use https://host[:port] (http:// only with an IP address), " +
+          `for ${b.what}, which the host cannot use: use https://host[:port] (http:// only with an IP address), ` +
           "e.g. https://{{.Region}}.digitaloceanspaces.com",
       );
-  }
-  if (backup.offsite?.kind === "spaces" && !env.spacesKeys) {
-    problems.push(
-      `${key("offsiteBackups")}: true creates a Spaces bucket, and the DigitalOcean provider needs a Spaces key for it: ` +
-        "export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY (DigitalOcean: API > Spaces Keys), " +
-        `or set offsiteBackups to false`,
-    );
+    if (!env.spacesKeys)
+      problems.push(
+        `${key(b.setting)}: ${b.value} creates a Spaces bucket, and the DigitalOcean provider needs a Spaces key for it: ` +
+          "export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY (DigitalOcean: API > Spaces Keys), " +
+          `or ${b.off}`,
+      );
   }
   return problems;
 }

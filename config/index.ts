@@ -3,7 +3,7 @@
 // takes, secrets attached: stack.ts hands them on as they are.
 import * as pulumi from "@pulumi/pulumi";
 import { backupConfig, BackupConfig, spacesEndpointFor } from "./backup";
-import { databaseConfig, DatabaseConfig } from "./database";
+import { databaseConfig, DatabaseConfig, objectStoreConfig, ObjectStoreConfig } from "./database";
 import { DeployEnvironment, deployProblems, UNDER_MOCKS_ENV } from "./deploy";
 import { hostConfig, HostConfig, provisioningConfig, ProvisioningConfig, Target, TARGETS } from "./host";
 import {
@@ -29,7 +29,7 @@ export { isPemCertificates, letsEncryptStagingRoots } from "./site";
 export type { SiteConfig } from "./site";
 export type { BackupConfig, OffsiteConfig } from "./backup";
 export { DATABASE_SIZES, MANAGED_PG_VERSION } from "./database";
-export type { DatabaseConfig } from "./database";
+export type { DatabaseConfig, ObjectStoreConfig } from "./database";
 export { deployProblems, UNDER_MOCKS_ENV } from "./deploy";
 export type { DeployEnvironment } from "./deploy";
 
@@ -48,6 +48,8 @@ export interface StackConfig {
   backup: BackupConfig;
   /** PostgreSQL in a container on the host, or a managed cluster. */
   database: DatabaseConfig;
+  /** The app's objects in MinIO on the host, or in a Spaces bucket. */
+  objects: ObjectStoreConfig;
 }
 
 /** The keys that must be secrets besides sshPrivateKey: set in plain text, each is refused. */
@@ -87,6 +89,7 @@ export function parseConfig(
     release: releaseConfig(r, target),
     backup: backupConfig(r, host),
     database: databaseConfig(r, target),
+    objects: objectStoreConfig(r, host),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
@@ -136,10 +139,20 @@ export function loadConfig(): StackConfig {
     throw new ConfigError(deploy);
   }
   const offsite = config.backup.offsite;
-  // The host copies to the bucket where the provider made it.
-  if (offsite?.kind === "spaces" && environment.spacesEndpoint) {
-    const endpoint = spacesEndpointFor(environment.spacesEndpoint, offsite.region);
-    return { ...config, backup: { ...config.backup, offsite: { ...offsite, endpoint } } };
-  }
-  return config;
+  const objects = config.objects;
+  // The host copies to, and the app uses, the bucket where the provider made it.
+  return {
+    ...config,
+    backup:
+      offsite?.kind === "spaces" && environment.spacesEndpoint
+        ? {
+            ...config.backup,
+            offsite: { ...offsite, endpoint: spacesEndpointFor(environment.spacesEndpoint, offsite.region) },
+          }
+        : config.backup,
+    objects:
+      objects.kind === "spaces" && environment.spacesEndpoint
+        ? { ...objects, endpoint: spacesEndpointFor(environment.spacesEndpoint, objects.region) }
+        : objects,
+  };
 }

@@ -52,6 +52,7 @@ export function hostEnvArgs(args: BundleArgs): HostEnvArgs {
     healthHost: args.domain ?? "",
     healthCaRoots: args.acmeCaRoots === undefined ? "" : `${args.appDir}/${ACME_CA_ROOTS_FILE}`,
     database: args.database ?? "container",
+    objects: args.objects ?? "minio",
   };
 }
 
@@ -66,6 +67,7 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         dataDir: args.dataDir,
         healthPath: args.healthPath,
         database: args.database ?? "container",
+        objects: args.objects ?? "minio",
       }),
     },
     {

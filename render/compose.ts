@@ -28,6 +28,8 @@ export interface ComposeArgs {
    * the backup's and restore's PostgreSQL commands against the cluster. Default: container.
    */
   database?: "container" | "managed";
+  /** "minio": MinIO is a service of the project. "spaces": a bucket off the host, no minio service. Default: minio. */
+  objects?: "minio" | "spaces";
 }
 
 const healthcheck = (test: string[]) => ({
@@ -46,6 +48,7 @@ export function composeObject(args: ComposeArgs) {
   });
   const appHealthUrl = `http://127.0.0.1:${args.appPort}${args.healthPath}`;
   const managed = args.database === "managed";
+  const spaces = args.objects === "spaces";
   // The cluster's CA, for the certificate checks of the app and of pgclient.
   const caVolume = `./${DB_CA_DIR}:${DB_CA_MOUNT}:ro`;
   const postgres = {
@@ -65,6 +68,14 @@ export function composeObject(args: ComposeArgs) {
     env_file: [SERVICE_ENV_FILES.postgres],
     volumes: [caVolume],
   };
+  const minio = {
+    image: SERVICE_IMAGES.minio,
+    ...common("minio"),
+    command: ["server", "/data", "--console-address", ":9001"],
+    env_file: [SERVICE_ENV_FILES.minio],
+    volumes: [`${args.dataDir}/minio:/data`],
+    healthcheck: healthcheck(["CMD", "mc", "ready", "local"]),
+  };
   return {
     name: COMPOSE_PROJECT,
     services: {
@@ -79,7 +90,7 @@ export function composeObject(args: ComposeArgs) {
         ...(managed ? { volumes: [caVolume] } : {}),
         depends_on: {
           ...(managed ? {} : { postgres: { condition: "service_healthy" } }),
-          minio: { condition: "service_healthy" },
+          ...(spaces ? {} : { minio: { condition: "service_healthy" } }),
         },
         healthcheck: healthcheck([
           "CMD",
@@ -89,14 +100,7 @@ export function composeObject(args: ComposeArgs) {
         ]),
       },
       ...(managed ? { pgclient } : { postgres }),
-      minio: {
-        image: SERVICE_IMAGES.minio,
-        ...common("minio"),
-        command: ["server", "/data", "--console-address", ":9001"],
-        env_file: [SERVICE_ENV_FILES.minio],
-        volumes: [`${args.dataDir}/minio:/data`],
-        healthcheck: healthcheck(["CMD", "mc", "ready", "local"]),
-      },
+      ...(spaces ? {} : { minio }),
       caddy: {
         image: SERVICE_IMAGES.caddy,
         ...common("caddy"),

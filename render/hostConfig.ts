@@ -33,6 +33,8 @@ export interface HostEnvArgs {
   healthCaRoots?: string;
   /** Where PostgreSQL runs: the compose project's container, or a managed cluster. Default: container. */
   database?: "container" | "managed";
+  /** Where the app's objects live: the compose project's MinIO, or a Spaces bucket. Default: minio. */
+  objects?: "minio" | "spaces";
 }
 
 /**
@@ -54,6 +56,8 @@ function hostEnvValues(args: HostEnvArgs): [string, string | number][] {
     ["DATA_DIR", args.dataDir],
     // "managed": the scripts reach PostgreSQL through the pgclient service (common.sh, pg).
     ["DATABASE", args.database ?? "container"],
+    // "spaces": no MinIO on the host; backups are of PostgreSQL alone (host/scripts/backup.sh).
+    ["OBJECTS", args.objects ?? "minio"],
     ["BACKUP_DIR", `${args.dataDir}/backups`],
     ["BACKUP_RETENTION_DAYS", args.backupRetentionDays],
     // The newest sets with data the retention keeps whatever their age (host/scripts/backup.sh).

@@ -258,6 +258,22 @@ describe("config: what only a real deploy needs (deployProblems)", () => {
     assert.deepEqual(deployProblems(config, spaces), []);
   });
 
+  it("objectStore spaces on DigitalOcean without a Spaces key, or with an endpoint the host cannot use, is refused by key", () => {
+    const config = sections({ objectStore: "spaces", appImage: "ghcr.io/acme/chitram:1" });
+    const [problem, ...rest] = deployProblems(config, { spacesKeys: false });
+    assert.deepEqual(rest, []);
+    assert.match(
+      problem,
+      /^chitram:objectStore: spaces creates a Spaces bucket.*or set objectStore to minio$/,
+    );
+    assert.deepEqual(deployProblems(config, spaces), []);
+    const [bad] = deployProblems(config, {
+      spacesKeys: true,
+      spacesEndpoint: "ftp://{{.Region}}.example.com",
+    });
+    assert.match(bad, /for the app's bucket, which the host cannot use/);
+  });
+
   it("the provider's Spaces endpoint, where the host copies backups, must be one the host can use; the key is named", () => {
     const config = sections({ offsiteBackups: "true", appImage: "ghcr.io/acme/chitram:1" });
     for (const ok of ["https://{{.Region}}.digitaloceanspaces.com", "http://172.31.7.2:9000", ""])
@@ -627,6 +643,17 @@ describe("config: one rule per key", () => {
     // The size keys are checked whichever the database, so a typo is never silent.
     rejects({ databaseSize: "s-2vcpu-2gb" }, "databaseSize", /db-s-1vcpu-1gb/);
     rejects({ database: "postgres" }, "database", /container, managed/);
+  });
+  it("objectStore: minio by default; spaces in the droplet's region, protected with the data; not on target existing", () => {
+    assert.deepEqual(sections({}).objects, { kind: "minio" });
+    assert.deepEqual(sections({ objectStore: "spaces", region: "fra1", protectData: "false" }).objects, {
+      kind: "spaces",
+      region: "fra1",
+      protect: false,
+      endpoint: "https://fra1.digitaloceanspaces.com",
+    });
+    rejects({ objectStore: "s3" }, "objectStore", /minio, spaces/);
+    rejects({ ...existing, objectStore: "spaces" }, "objectStore", /with target existing use minio/);
   });
   it("database: managed only on DigitalOcean; nodes 1-3; standbys need 2 GB or more", () => {
     rejects({ ...existing, database: "managed" }, "database", /with target existing use container/);

@@ -406,7 +406,7 @@ describe("program: a destroy of a protected stack deletes nothing", () => {
   for (const [stack, config, protect] of [
     ["prod", PROD, true],
     ["staging", STAGING, false],
-    ["prod", { ...PROD, database: "managed" }, true],
+    ["prod", { ...PROD, database: "managed", objectStore: "spaces" }, true],
   ] as const) {
     it(`${stack}: the destroy guard depends on every other resource, protected ${String(protect)} as the data`, async () => {
       const run = await runStack(stack, config);
@@ -627,6 +627,57 @@ describe("program: a managed database (database: managed)", async () => {
       plain.steps.some((s) => s.name === "app-database-grant"),
       false,
     );
+  });
+});
+
+describe("program: the app's objects in Spaces (objectStore: spaces)", async () => {
+  const run = await runStack("staging", { ...STAGING, objectStore: "spaces" }, "real");
+  const bucket = ofType(run, "digitalocean:index/spacesBucket:SpacesBucket").find(
+    (r) => r.name === "objects",
+  )!;
+  const key = named(run, "objects-key");
+
+  it("a private bucket that keeps versions, in the droplet's region, with no rule that expires anything", () => {
+    assert.ok(bucket, "no bucket named objects");
+    assert.equal(bucket.inputs.acl, "private");
+    assert.deepEqual(bucket.inputs.versioning, { enabled: true });
+    assert.equal(bucket.inputs.lifecycleRules, undefined);
+    assert.equal(bucket.inputs.forceDestroy, undefined);
+    assert.equal(bucket.inputs.region, named(run, "chitram-droplet").inputs.region);
+    // staging: protectData false
+    assert.equal(bucket.options.protect, false);
+  });
+
+  it("a key that may read and write that bucket only, its keys secret in the state", () => {
+    assert.deepEqual(key.inputs.grants, [{ bucket: bucket.state.name, permission: "readwrite" }]);
+    assert.ok(key.options.additionalSecretOutputs.includes("secretKey"));
+    assert.ok(key.options.additionalSecretOutputs.includes("accessKey"));
+  });
+
+  it("retro #1: the app's S3 settings come from that ONE key and bucket; no MinIO service; host.env says so", () => {
+    const files = decodeFiles(step(run, "app-env-file").stdin!);
+    const env = parseEnvFile(files.find((f) => f.path === "/opt/chitram/.env.production")!.content);
+    assert.equal(env.MINIO_ACCESS_KEY, key.state.accessKey);
+    assert.equal(env.MINIO_SECRET_KEY, key.state.secretKey);
+    assert.equal(env.MINIO_BUCKET, bucket.state.name);
+    assert.equal(env.MINIO_ENDPOINT, "https://nyc3.digitaloceanspaces.com");
+    assert.equal(env.MINIO_ROOT_USER, undefined);
+    const pushed = decodeFiles(step(run, "app-files").stdin!);
+    const compose = pushed.find((f) => f.path === "/opt/chitram/compose.yaml")!.content;
+    assert.doesNotMatch(compose, /^ {2}minio:/m);
+    assert.match(compose, /^ {2}postgres:/m);
+    assert.match(pushed.find((f) => f.path === "/opt/chitram/host.env")!.content, /^OBJECTS='spaces'$/m);
+  });
+
+  it("the Spaces key appears in no command string and no non-secret input", () => {
+    const secrets = [String(key.state.accessKey), String(key.state.secretKey)];
+    for (const r of run.resources) {
+      const visible = JSON.stringify(r.maskedInputs);
+      for (const s of secrets) assert.ok(!visible.includes(s), `${r.name} shows the Spaces key`);
+    }
+    for (const s of run.steps)
+      for (const secret of secrets)
+        assert.ok(!`${s.create ?? ""}${s.delete ?? ""}`.includes(secret), `${s.name}'s command has the key`);
   });
 });
 

@@ -360,7 +360,7 @@ describe("validators: compose file (docker compose config)", () => {
     });
     assert.ok("postgres" in obj.services);
     assert.deepEqual(obj.services.postgres.volumes, ["/var/lib/chitram/postgres:/var/lib/postgresql/data"]);
-    assert.deepEqual(obj.services.minio.volumes, ["/var/lib/chitram/minio:/data"]);
+    assert.deepEqual(obj.services.minio?.volumes, ["/var/lib/chitram/minio:/data"]);
     assert.equal(obj.services.app.image, "ghcr.io/example/chitram:1.0.0");
   });
 
@@ -404,6 +404,51 @@ describe("validators: compose file (docker compose config)", () => {
       );
     assert.equal(tools.services.pgclient.environment?.PGSSLMODE, "verify-full");
     assert.equal(tools.services.app.environment?.PGSSLROOTCERT, "/etc/chitram/db/ca.crt");
+  });
+
+  it("objects in Spaces: docker compose config passes; no minio; the app depends on nothing it does not run", () => {
+    for (const database of ["container", "managed"] as const) {
+      const name = `compose-spaces-${database}`;
+      const file = write(`${name}/compose.yaml`, renderCompose({ ...args, database, objects: "spaces" }));
+      const env = {
+        ...envArgs,
+        ...(database === "managed" && { managedDatabase: { host: "private-db.example.com", port: 25060 } }),
+        objectStore: {
+          endpoint: "https://nyc3.digitaloceanspaces.com",
+          bucket: "objects-a1b2c3d",
+          accessKey: "DO00ABCDEFGHIJKLMNOP",
+          secretKey: "abc+def/ghi=jklmnopqrstuvwxyz0123456789ABCD",
+        },
+      };
+      write(`${name}/.env.production`, renderEnvFile(env), 0o600);
+      const service = renderServiceEnvFiles(env);
+      write(`${name}/${SERVICE_ENV_FILES.postgres}`, service.postgres, 0o600);
+      write(`${name}/${SERVICE_ENV_FILES.minio}`, service.minio, 0o600);
+      const r = tool("docker", [
+        "compose",
+        "--project-directory",
+        path.join(tmp, name),
+        "-f",
+        file,
+        "config",
+        "--format",
+        "json",
+      ]);
+      assert.equal(r.code, 0, r.out);
+      const parsed = JSON.parse(r.out) as {
+        services: Record<
+          string,
+          { depends_on?: Record<string, unknown>; environment?: Record<string, string> }
+        >;
+      };
+      const want = database === "managed" ? ["app", "caddy"] : ["app", "caddy", "postgres"];
+      assert.deepEqual(Object.keys(parsed.services).sort(), want);
+      assert.deepEqual(
+        Object.keys(parsed.services.app.depends_on ?? {}),
+        database === "managed" ? [] : ["postgres"],
+      );
+      assert.equal(parsed.services.app.environment?.MINIO_SECRET_KEY, env.objectStore.secretKey);
+    }
   });
 
   it("a compose file with a bad key fails the same check (the check can fail)", () => {

@@ -200,7 +200,8 @@ describe("workflows: what each one does", () => {
       workflow_dispatch: {
         inputs: {
           allow_replace: {
-            description: "Apply a plan that replaces or deletes the droplet or the data volume",
+            description:
+              "Apply a plan that replaces or deletes the droplet, the data volume or the managed database",
             type: "boolean",
             default: false,
           },

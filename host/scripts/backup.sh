@@ -7,6 +7,10 @@
 #                        alembic_version) or MinIO an object (under no key starting with a dot),
 #                        "empty" when it has neither (a host rebuilt and not restored yet)
 # A set without a manifest is incomplete and is never restored from.
+# With the objects in a Spaces bucket (host.env's OBJECTS=spaces) there is no MinIO on the host: a
+# set is the dump and its manifest alone, and the bucket's versions keep the objects
+# (docs/RUNBOOK.md, "Recover a deleted object"). With a managed database (DATABASE=managed) the
+# dump is of the cluster, through the pgclient service (common.sh, pg).
 #
 # Run as root by /etc/cron.d/chitram-backup, or by hand: sudo /opt/chitram/scripts/backup.sh
 # Settings come from ../host.env next to this script (docs/HOST-LAYOUT.md); CHITRAM_HOST_ENV
@@ -243,13 +247,19 @@ fi
 # Not `docker compose ps` text (retro #5) nor its JSON (shape differs across compose versions):
 # the container id, then docker inspect.
 require_running_postgres log
-MINIO_DIR="$DATA_DIR/minio"
-[[ -d $MINIO_DIR ]] || die "MinIO data dir $MINIO_DIR does not exist"
-MINIO_CID="$(compose ps -q minio 2>"$ERR_FILE")" || die "cannot list the minio container (docker compose ps)"
-[[ -n $MINIO_CID ]] || die "the minio container is not running: the archive could not be consistent with the dump"
+MINIO_DIR=""
+MINIO_CID=""
+if [[ ${OBJECTS:-minio} == spaces ]]; then
+  log "the objects are in Spaces (OBJECTS=spaces): the set is the PostgreSQL dump alone"
+else
+  MINIO_DIR="$DATA_DIR/minio"
+  [[ -d $MINIO_DIR ]] || die "MinIO data dir $MINIO_DIR does not exist"
+  MINIO_CID="$(compose ps -q minio 2>"$ERR_FILE")" || die "cannot list the minio container (docker compose ps)"
+  [[ -n $MINIO_CID ]] || die "the minio container is not running: the archive could not be consistent with the dump"
+fi
 # A run killed while MinIO was paused (SIGKILL, the OOM killer) left it so; this run holds the
 # backup lock, so no other run paused it.
-if [[ $(docker inspect -f '{{.State.Paused}}' "$MINIO_CID" 2>"$ERR_FILE") == true ]]; then
+if [[ -n $MINIO_CID && $(docker inspect -f '{{.State.Paused}}' "$MINIO_CID" 2>"$ERR_FILE") == true ]]; then
   log "MinIO was left paused, by a run killed part-way: unpausing it"
   PAUSED_MINIO=$MINIO_CID
   unpause_minio
@@ -260,7 +270,10 @@ fi
 # shellcheck disable=SC2016 # expanded by sh inside the container
 db_bytes="$(pg sh -c 'psql -X -qtA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT pg_database_size(current_database())"' 2>"$ERR_FILE")" ||
   die "cannot read the database's size"
-minio_bytes="$(du -sb "$MINIO_DIR" 2>"$ERR_FILE" | cut -f1)" || die "cannot measure $MINIO_DIR"
+minio_bytes=0
+if [[ -n $MINIO_DIR ]]; then
+  minio_bytes="$(du -sb "$MINIO_DIR" 2>"$ERR_FILE" | cut -f1)" || die "cannot measure $MINIO_DIR"
+fi
 need_mb=$(((db_bytes + minio_bytes) / 1048576 + 1))
 free_mb=$(($(df --output=avail -B1 "$BACKUP_DIR" | tail -n 1) / 1048576))
 if ((free_mb < need_mb + BACKUP_MIN_FREE_MB)); then
@@ -271,11 +284,14 @@ log "free space: $free_mb MB in $BACKUP_DIR, the backup needs about $need_mb MB 
 # --- The pair: PostgreSQL dump and MinIO archive, with MinIO paused ------------------------------
 # Temp names start with a dot and end in .tmp: they never match the set's names.
 TMP_DUMP="$(mktemp "$BACKUP_DIR/.postgres-$STAMP.XXXXXX.tmp")"
-TMP_TAR="$(mktemp "$BACKUP_DIR/.minio-$STAMP.XXXXXX.tmp")"
+TMP_TAR=""
+if [[ -n $MINIO_DIR ]]; then TMP_TAR="$(mktemp "$BACKUP_DIR/.minio-$STAMP.XXXXXX.tmp")"; fi
 TMP_MANIFEST="$(mktemp "$BACKUP_DIR/.manifest-$STAMP.XXXXXX.tmp")"
-TMP_FILES=("$TMP_DUMP" "$TMP_TAR" "$TMP_MANIFEST")
-docker pause "$MINIO_CID" >/dev/null 2>"$ERR_FILE" || die "cannot pause MinIO for a consistent pair"
-PAUSED_MINIO=$MINIO_CID
+TMP_FILES=("$TMP_DUMP" ${TMP_TAR:+"$TMP_TAR"} "$TMP_MANIFEST")
+if [[ -n $MINIO_CID ]]; then
+  docker pause "$MINIO_CID" >/dev/null 2>"$ERR_FILE" || die "cannot pause MinIO for a consistent pair"
+  PAUSED_MINIO=$MINIO_CID
+fi
 paused_at=$SECONDS
 # What the host holds, in the same frozen state: tables with at least one row (an exact check,
 # not the statistics; a migration tool's bookkeeping table does not count), and objects (files
@@ -288,30 +304,40 @@ SELECT format('SELECT 1 FROM %I.%I LIMIT 1', schemaname, relname) FROM pg_stat_u
 SQL
 )" || die "cannot count the tables that hold rows"
 tables="$(grep -c '^1$' <<<"$tables" || true)"
-objects="$(find "$MINIO_DIR" -mindepth 1 -name '.*' -prune -o -type f -print 2>"$ERR_FILE" | wc -l)"
+objects=0
+if [[ -n $MINIO_DIR ]]; then
+  objects="$(find "$MINIO_DIR" -mindepth 1 -name '.*' -prune -o -type f -print 2>"$ERR_FILE" | wc -l)"
+fi
 # shellcheck disable=SC2016 # $POSTGRES_USER/$POSTGRES_DB are expanded by sh inside the container
 pg sh -c 'pg_dump -U "$POSTGRES_USER" -Fc "$POSTGRES_DB"' >"$TMP_DUMP" 2>"$ERR_FILE" ||
   die "pg_dump failed"
-tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE" ||
-  die "tar of $MINIO_DIR failed (exit $?; 1 is a file changed while it was read): the archive would not match the dump"
-unpause_minio
-((UNPAUSE_FAILED == 0)) || die "MinIO could not be unpaused after the dump and the archive: docker unpause $MINIO_CID"
-log "MinIO was paused for $((UNPAUSED_AT - paused_at)) s while the dump and the archive were taken, and healthy again $((SECONDS - UNPAUSED_AT)) s later"
+if [[ -n $MINIO_DIR ]]; then
+  tar -C "$MINIO_DIR" -czf "$TMP_TAR" . 2>"$ERR_FILE" ||
+    die "tar of $MINIO_DIR failed (exit $?; 1 is a file changed while it was read): the archive would not match the dump"
+  unpause_minio
+  ((UNPAUSE_FAILED == 0)) || die "MinIO could not be unpaused after the dump and the archive: docker unpause $MINIO_CID"
+  log "MinIO was paused for $((UNPAUSED_AT - paused_at)) s while the dump and the archive were taken, and healthy again $((SECONDS - UNPAUSED_AT)) s later"
+fi
 [[ -s $TMP_DUMP ]] || die "pg_dump produced an empty file"
 toc="$(pg pg_restore -l <"$TMP_DUMP" 2>"$ERR_FILE")" ||
   die "pg_restore -l cannot read the new dump"
 entries="$(grep -cv '^;' <<<"$toc" || true)"
 if [[ -n ${RELEASE_LOCK:-} ]]; then flock -u 7; fi
-tar -tzf "$TMP_TAR" >/dev/null 2>"$ERR_FILE" || die "the new MinIO archive does not read back"
-sync -- "$TMP_DUMP" "$TMP_TAR"
-log "postgres: dump complete ($(stat -c %s "$TMP_DUMP") bytes, $entries TOC entries); minio: archive complete ($(stat -c %s "$TMP_TAR") bytes)"
+if [[ -n $TMP_TAR ]]; then
+  tar -tzf "$TMP_TAR" >/dev/null 2>"$ERR_FILE" || die "the new MinIO archive does not read back"
+  sync -- "$TMP_TAR"
+fi
+sync -- "$TMP_DUMP"
+archived="none (the objects are in Spaces)"
+if [[ -n $TMP_TAR ]]; then archived="archive complete ($(stat -c %s "$TMP_TAR") bytes)"; fi
+log "postgres: dump complete ($(stat -c %s "$TMP_DUMP") bytes, $entries TOC entries); minio: $archived"
 
 kind=empty
 if ((tables > 0 || objects > 0)); then kind=data; fi
 {
   printf 'stamp=%s\n' "$STAMP"
   printf 'postgres=%s %s\n' "$(sha256sum <"$TMP_DUMP" | cut -d' ' -f1)" "$(stat -c %s "$TMP_DUMP")"
-  printf 'minio=%s %s\n' "$(sha256sum <"$TMP_TAR" | cut -d' ' -f1)" "$(stat -c %s "$TMP_TAR")"
+  if [[ -n $TMP_TAR ]]; then printf 'minio=%s %s\n' "$(sha256sum <"$TMP_TAR" | cut -d' ' -f1)" "$(stat -c %s "$TMP_TAR")"; fi
   printf 'tables_with_rows=%s\nobjects=%s\nholds=%s\n' "$tables" "$objects" "$kind"
 } >"$TMP_MANIFEST"
 sync -- "$TMP_MANIFEST"
@@ -321,20 +347,21 @@ sync -- "$TMP_MANIFEST"
 # instead of replacing a file of the same name; a link takes no space, so a full disk cannot stop
 # it half-way.
 DUMP="$BACKUP_DIR/postgres-$STAMP.dump"
-TARBALL="$BACKUP_DIR/minio-$STAMP.tar.gz"
+TARBALL=""
+if [[ -n $TMP_TAR ]]; then TARBALL="$BACKUP_DIR/minio-$STAMP.tar.gz"; fi
 MANIFEST="$BACKUP_DIR/manifest-$STAMP.$kind.txt"
 ln -- "$TMP_DUMP" "$DUMP" 2>"$ERR_FILE" || die "cannot publish $DUMP"
-ln -- "$TMP_TAR" "$TARBALL" 2>"$ERR_FILE" || {
+if [[ -n $TARBALL ]] && ! ln -- "$TMP_TAR" "$TARBALL" 2>"$ERR_FILE"; then
   rm -f -- "$DUMP"
   die "cannot publish $TARBALL"
-}
+fi
 ln -- "$TMP_MANIFEST" "$MANIFEST" 2>"$ERR_FILE" || {
-  rm -f -- "$DUMP" "$TARBALL"
+  rm -f -- "$DUMP" ${TARBALL:+"$TARBALL"}
   die "cannot publish $MANIFEST"
 }
 rm -f -- "${TMP_FILES[@]}"
 TMP_FILES=()
-log "published set $STAMP ($kind: $tables table(s) with rows, $objects object file(s)): $DUMP, $TARBALL, $MANIFEST"
+log "published set $STAMP ($kind: $tables table(s) with rows, $objects object file(s)): $DUMP, ${TARBALL:+$TARBALL, }$MANIFEST"
 if [[ $kind == empty ]]; then
   log "WARNING: this host holds no data (a new host not restored yet?): the set does not count as a good backup, and the retention keeps the newest $BACKUP_KEEP_GOOD sets that do"
 fi
@@ -342,7 +369,7 @@ fi
 # --- Off-box copies ------------------------------------------------------------------------------
 if [[ -n $OFFSITE_BUCKET ]]; then
   offsite_begin
-  for f in "$DUMP" "$TARBALL" "$MANIFEST"; do
+  for f in "$DUMP" ${TARBALL:+"$TARBALL"} "$MANIFEST"; do
     offsite_put "$f"
     log "off-box: $OFFSITE_ENDPOINT/$OFFSITE_BUCKET/$(basename "$f") uploaded and read back ($(stat -c %s "$f") bytes)"
   done

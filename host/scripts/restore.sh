@@ -160,6 +160,12 @@ if open_release_lock; then
   flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
 fi
 
+# With the objects in a Spaces bucket there is no MinIO here to restore into: the bucket's
+# versions are the objects' backup (docs/RUNBOOK.md, "Recover a deleted object").
+if [[ -n $minio_arg && ${OBJECTS:-minio} == spaces ]]; then
+  die "--minio: the app's objects are in a Spaces bucket (OBJECTS=spaces in host.env), not in MinIO on this host; restore PostgreSQL alone, and recover objects from the bucket's versions (docs/RUNBOOK.md, \"Recover a deleted object\"); nothing was changed"
+fi
+
 # --- Which set -----------------------------------------------------------------------------------
 if ((from_offsite)); then
   if [[ -n ${BACKUP_SECRETS:-} && -r $BACKUP_SECRETS ]]; then
@@ -183,6 +189,10 @@ fi
 STAMP=${BASH_REMATCH[1]}
 if [[ $minio_arg == latest ]]; then minio_arg="minio-$STAMP.tar.gz"; fi
 manifest="$(manifest_of "$STAMP" <<<"$names")"
+if [[ $minio_arg == "minio-$STAMP.tar.gz" && -n $manifest && -f $BACKUP_DIR/$manifest ]] &&
+  ! grep -q '^minio=' "$BACKUP_DIR/$manifest"; then
+  die "the set $STAMP has no MinIO archive (it was taken with the objects in Spaces): restore its dump without --minio; nothing was changed"
+fi
 
 if ((from_offsite)); then
   [[ -n $manifest ]] || die "the set $STAMP has no manifest in $where: it is incomplete (its upload or read-back failed); nothing was changed"

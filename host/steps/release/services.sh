@@ -2,14 +2,18 @@
 # to date, PostgreSQL's password set from its env file, Caddy reloaded, and a credential rotation
 # undone when its release does not go live. What fails is reported with the services' states
 # and their last log lines, secrets masked. With a managed database (host.env's DATABASE=managed)
-# the project has no postgres service: MinIO and Caddy only, and the cluster's password is
-# DigitalOcean's.
+# the project has no postgres service, and the cluster's password is DigitalOcean's; with the
+# objects in Spaces (OBJECTS=spaces) it has no minio service.
 
-# The services the release keeps up, into SERVICES: PostgreSQL's container only when the
-# database is not a managed cluster (host.env, sourced once these functions are defined).
+# The services the release keeps up, into SERVICES: PostgreSQL's container unless the database is
+# a managed cluster, MinIO's unless the objects are in Spaces (host.env, sourced once these
+# functions are defined).
 SERVICES=()
 release_services() {
-  if [[ ${DATABASE:-container} == managed ]]; then SERVICES=(minio caddy); else SERVICES=(postgres minio caddy); fi
+  SERVICES=()
+  if [[ ${DATABASE:-container} != managed ]]; then SERVICES+=(postgres); fi
+  if [[ ${OBJECTS:-minio} != spaces ]]; then SERVICES+=(minio); fi
+  SERVICES+=(caddy)
 }
 
 # The env files' secret values (passwords, keys, the MinIO user), each replaced by [secret] in
@@ -119,9 +123,9 @@ services_up() {
     PG_CHANGED=1
     set_postgres_password || fail_services "setting the PostgreSQL password from the env file failed"
   fi
-  MINIO_CHANGED=1
-  # --remove-orphans: after a switch to a managed database, the postgres container goes (its data
-  # directory stays on the disk, untouched).
+  if [[ " ${SERVICES[*]} " == *" minio "* ]]; then MINIO_CHANGED=1; fi
+  # --remove-orphans: after a switch to a managed database or to Spaces, the postgres or minio
+  # container goes (its data directory stays on the disk, untouched).
   if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" "${SERVICES[@]}" 2>"$ERR"; then
     fail_services "docker compose up did not get ${SERVICES[*]} healthy"
   fi
