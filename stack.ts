@@ -83,6 +83,7 @@ export function createStack(): StackOutputs {
           region: objects.region,
           endpoint: objects.endpoint,
           protect: objects.protect,
+          versionDays: backup.retentionDays + 30,
         })
       : undefined;
 

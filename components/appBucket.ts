@@ -11,6 +11,8 @@ export interface AppBucketArgs {
   endpoint: string;
   /** Protect the bucket from deletion (protectData). Plain: a resource option. */
   protect: boolean;
+  /** Days an overwritten or deleted object's version is kept (backupRetentionDays + 30). */
+  versionDays: number;
 }
 
 /** What the app's env file takes: the endpoint, the bucket and the key (secret). */
@@ -22,10 +24,11 @@ export interface AppObjectStore {
 }
 
 /**
- * The bucket keeps every version: an object the app overwrites or deletes stays as a noncurrent
- * version, which is how a deleted object is recovered (docs/RUNBOOK.md). No lifecycle rule expires
- * anything: nothing automated ever removes an object's last copy. The provider refuses to delete
- * a bucket that holds objects (no forceDestroy), with or without protectData.
+ * The bucket keeps versions: an object the app overwrites or deletes stays as a noncurrent
+ * version for `versionDays`, which is how a deleted object is recovered (docs/RUNBOOK.md, "Recover
+ * a deleted object"), as long as the host keeps its backups and a month more. No rule ever expires
+ * a current object. The provider refuses to delete a bucket that holds objects (no forceDestroy),
+ * with or without protectData.
  */
 export class AppBucket extends pulumi.ComponentResource {
   /** The bucket's name (the provider names it: the logical name and a random suffix). */
@@ -37,7 +40,20 @@ export class AppBucket extends pulumi.ComponentResource {
     super("chitram:digitalocean:AppBucket", name, {}, opts);
     const bucket = new digitalocean.SpacesBucket(
       name,
-      { region: args.region, acl: "private", versioning: { enabled: true } },
+      {
+        region: args.region,
+        acl: "private",
+        versioning: { enabled: true },
+        lifecycleRules: [
+          {
+            id: "chitram-object-versions",
+            enabled: true,
+            noncurrentVersionExpiration: { days: args.versionDays },
+            // a delete marker whose versions have all expired
+            expiration: { expiredObjectDeleteMarker: true },
+          },
+        ],
+      },
       { parent: this, protect: args.protect },
     );
     const key = new digitalocean.SpacesKey(

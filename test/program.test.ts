@@ -637,11 +637,18 @@ describe("program: the app's objects in Spaces (objectStore: spaces)", async () 
   )!;
   const key = named(run, "objects-key");
 
-  it("a private bucket that keeps versions, in the droplet's region, with no rule that expires anything", () => {
+  it("a private bucket that keeps versions, in the droplet's region; only noncurrent versions expire, after the backups' retention and a month", () => {
     assert.ok(bucket, "no bucket named objects");
     assert.equal(bucket.inputs.acl, "private");
     assert.deepEqual(bucket.inputs.versioning, { enabled: true });
-    assert.equal(bucket.inputs.lifecycleRules, undefined);
+    assert.deepEqual(bucket.inputs.lifecycleRules, [
+      {
+        id: "chitram-object-versions",
+        enabled: true,
+        noncurrentVersionExpiration: { days: 7 + 30 },
+        expiration: { expiredObjectDeleteMarker: true },
+      },
+    ]);
     assert.equal(bucket.inputs.forceDestroy, undefined);
     assert.equal(bucket.inputs.region, named(run, "chitram-droplet").inputs.region);
     // staging: protectData false

@@ -189,10 +189,6 @@ fi
 STAMP=${BASH_REMATCH[1]}
 if [[ $minio_arg == latest ]]; then minio_arg="minio-$STAMP.tar.gz"; fi
 manifest="$(manifest_of "$STAMP" <<<"$names")"
-if [[ $minio_arg == "minio-$STAMP.tar.gz" && -n $manifest && -f $BACKUP_DIR/$manifest ]] &&
-  ! grep -q '^minio=' "$BACKUP_DIR/$manifest"; then
-  die "the set $STAMP has no MinIO archive (it was taken with the objects in Spaces): restore its dump without --minio; nothing was changed"
-fi
 
 if ((from_offsite)); then
   [[ -n $manifest ]] || die "the set $STAMP has no manifest in $where: it is incomplete (its upload or read-back failed); nothing was changed"
