@@ -17,6 +17,7 @@ import {
   SERVICE_IMAGES,
 } from "../hostContract";
 import { shellQuote } from "../remote/script";
+import { MINIO_BUCKET } from "./envFile";
 
 export interface HostEnvArgs {
   /** The app directory. */
@@ -58,6 +59,8 @@ function hostEnvValues(args: HostEnvArgs): [string, string | number][] {
     ["DATABASE", args.database ?? "container"],
     // "spaces": no MinIO on the host; backups are of PostgreSQL alone (host/scripts/backup.sh).
     ["OBJECTS", args.objects ?? "minio"],
+    // The app's bucket in MinIO (bucket.sh copies it to and from Spaces).
+    ["MINIO_LOCAL_BUCKET", MINIO_BUCKET],
     ["BACKUP_DIR", `${args.dataDir}/backups`],
     ["BACKUP_RETENTION_DAYS", args.backupRetentionDays],
     // The newest sets with data the retention keeps whatever their age (host/scripts/backup.sh).

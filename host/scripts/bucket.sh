@@ -6,6 +6,17 @@
 #   sudo /opt/chitram/scripts/bucket.sh undelete <object key>  its delete undone: the delete marker
 #                                                               (its latest version) removed
 #   sudo /opt/chitram/scripts/bucket.sh ls --versions app/<bucket>/<object key>   (any mc command)
+#   sudo /opt/chitram/scripts/bucket.sh from-minio   MinIO's objects on this host's disk copied
+#                                                    into the bucket (the move to Spaces)
+#   sudo /opt/chitram/scripts/bucket.sh to-minio     the bucket's objects copied into MinIO's data
+#                                                    on this host's disk (before the move back)
+#
+# from-minio and to-minio run a MinIO server of their own on DATA_DIR/minio (there is none in the
+# compose project with the objects in Spaces), with the generated credentials of .env.minio, for
+# as long as the copy takes, holding the release step's lock so that no release starts the
+# project's MinIO on the same directory meanwhile. They copy the current version of each object,
+# overwrite what differs, and delete nothing on either side (docs/RUNBOOK.md, "Moving the
+# objects to Spaces, and back").
 #
 # The alias `app` is the bucket's endpoint with the app's key, read from the app's env file; the
 # key reaches mc in an env file (MC_HOST_app), never on a command line. mc is the MinIO image's
@@ -15,13 +26,14 @@ set -euo pipefail
 # shellcheck disable=SC1091 # common.sh sits beside this script and is checked on its own
 . "$(dirname "$(readlink -f "$0")")/common.sh"
 WORK=""
+MIRROR=chitram-objects-mirror
 die() {
   printf 'bucket: ERROR: %s\n' "$*" >&2
   exit 1
 }
-trap 'if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi' EXIT
+trap 'if [[ -n $WORK ]]; then rm -rf -- "$WORK"; docker rm -f "$MIRROR" >/dev/null 2>&1 || true; fi' EXIT
 
-(($# > 0)) || die "usage: bucket.sh name | undelete <object key> | <mc command and arguments, the bucket as app/<bucket>>"
+(($# > 0)) || die "usage: bucket.sh name | undelete <object key> | from-minio | to-minio | <mc command and arguments, the bucket as app/<bucket>>"
 [[ -r $HOST_ENV ]] || die "cannot read $HOST_ENV"
 # shellcheck source=/dev/null # host.env is rendered by the Pulumi program onto the host
 . "$HOST_ENV"
@@ -46,6 +58,47 @@ fi
 WORK=$(mktemp -d)
 printf 'MC_HOST_app=%s://%s:%s@%s\n' "${endpoint%%://*}" "$access" "$secret" "${endpoint#*://}" >"$WORK/mc.env"
 mc() { docker run --rm --env-file "$WORK/mc.env" --entrypoint mc "$MC_IMAGE" "$@"; }
+
+if [[ $1 == from-minio || $1 == to-minio ]]; then
+  (($# == 1)) || die "usage: bucket.sh $1"
+  MINIO_DIR="$DATA_DIR/minio"
+  [[ -d $MINIO_DIR ]] || die "MinIO's data directory $MINIO_DIR does not exist"
+  [[ -r $APP_DIR/.env.minio ]] || die "cannot read $APP_DIR/.env.minio (run as root)"
+  user=$(sed -n 's/^MINIO_ROOT_USER=//p' "$APP_DIR/.env.minio" | tail -n 1)
+  password=$(sed -n 's/^MINIO_ROOT_PASSWORD=//p' "$APP_DIR/.env.minio" | tail -n 1)
+  [[ $user =~ ^[A-Za-z0-9_-]+$ && $password =~ ^[A-Za-z0-9_-]+$ ]] || die "$APP_DIR/.env.minio holds no plain MinIO credentials"
+  if open_release_lock; then
+    flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
+  fi
+  [[ -z $(docker ps -q --filter "label=com.docker.compose.service=minio") ]] ||
+    die "the compose project's MinIO is running on $MINIO_DIR: stop it first; nothing was copied"
+  {
+    printf 'MINIO_ROOT_USER=%s\nMINIO_ROOT_PASSWORD=%s\n' "$user" "$password"
+    printf 'MC_HOST_local=http://%s:%s@127.0.0.1:9000\n' "$user" "$password"
+    cat "$WORK/mc.env"
+  } >"$WORK/mirror.env"
+  docker rm -f "$MIRROR" >/dev/null 2>&1 || true
+  docker run -d --name "$MIRROR" --env-file "$WORK/mirror.env" -v "$MINIO_DIR:/data" "$MC_IMAGE" server /data >/dev/null ||
+    die "cannot start a MinIO server on $MINIO_DIR"
+  for ((i = 0; ; i++)); do
+    docker exec "$MIRROR" mc ready local >/dev/null 2>&1 && break
+    ((i < 60)) || die "the MinIO server on $MINIO_DIR did not get ready in 60 s: docker logs $MIRROR"
+    sleep 1
+  done
+  if [[ $1 == from-minio ]]; then
+    from="local/$MINIO_LOCAL_BUCKET" to="app/$bucket"
+    docker exec "$MIRROR" mc stat "$from" >/dev/null 2>&1 || die "MinIO on $MINIO_DIR has no bucket $MINIO_LOCAL_BUCKET: nothing to copy"
+  else
+    from="app/$bucket" to="local/$MINIO_LOCAL_BUCKET"
+    docker exec "$MIRROR" mc mb --ignore-existing "$to" >/dev/null || die "cannot make the bucket $MINIO_LOCAL_BUCKET in MinIO"
+  fi
+  # Health probes' keys start with a dot (the backup's object count skips them too).
+  docker exec "$MIRROR" mc mirror --overwrite --exclude '.*' --exclude '*/.*' "$from" "$to" ||
+    die "copying $from to $to failed part-way; run it again (it copies what differs)"
+  count=$(docker exec "$MIRROR" mc ls --recursive "$to" | awk '$NF !~ /^\./' | wc -l)
+  printf 'bucket: copied %s to %s; %s now holds %s object(s)\n' "$from" "$to" "$to" "$count"
+  exit 0
+fi
 if [[ $1 != undelete ]]; then
   mc "$@"
   exit

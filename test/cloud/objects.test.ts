@@ -1,13 +1,14 @@
 // `objectStore: spaces` through the real engine and provider on the local DigitalOcean API and its
-// Spaces: the app's objects in a private, versioned bucket with a key scoped to it, no MinIO on
-// the host, backups of PostgreSQL alone, a deleted object and its row recovered as
-// docs/RUNBOOK.md says ("Recover a deleted object"), and a destroy that stops at a bucket holding
-// objects.
+// Spaces: a running stack's objects moved from MinIO into a private, versioned bucket with a key
+// scoped to it (docs/RUNBOOK.md, "Moving the objects to Spaces, and back"), no MinIO on the host,
+// backups of PostgreSQL alone, a deleted object and its row recovered as the runbook says
+// ("Recover a deleted object"), the way back to MinIO, and an up that stops at a bucket holding
+// objects rather than delete them.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv } from "../../harness/backupDrill";
 import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
-import { PulumiStack } from "../../harness/pulumiCli";
+import { plannedChanges, PulumiStack } from "../../harness/pulumiCli";
 import { get, request } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { parseEnvFile } from "../../render/envFile";
@@ -42,12 +43,7 @@ describe("cloud: the app's objects in a Spaces bucket, on the local DigitalOcean
     await buildImages();
     api = await startLocalDoApi({ spaces: true });
     stack = await PulumiStack.create("staging", { env: api.env });
-    await stack.configure({
-      appImage: SANDBOX_APP_IMAGE,
-      region: "nyc3",
-      protectData: "false",
-      objectStore: "spaces",
-    });
+    await stack.configure({ appImage: SANDBOX_APP_IMAGE, region: "nyc3", protectData: "false" });
   });
   after(async () => {
     try {
@@ -57,7 +53,24 @@ describe("cloud: the app's objects in a Spaces bucket, on the local DigitalOcean
     }
   });
 
-  it("up makes a private, versioned bucket and a key for it alone; the app keeps its objects there, with no MinIO on the host", async () => {
+  const read = async (key: string) => get(80, `/api/objects/${key}`, 10_000, only().address);
+
+  it("a running stack moved to objectStore: spaces: a private, versioned bucket and a key for it alone; MinIO's objects copied in; no MinIO on the host", async () => {
+    await stack.up([], { timeoutMs: 20 * 60_000 });
+    for (const [key, body] of [
+      ["photo", "the first photo"],
+      ["album/cover", "a cover"],
+    ]) {
+      const r = await request(80, "PUT", `/api/objects/${key}`, body, 10_000, only().address);
+      assert.equal(r.status, 201, r.body);
+    }
+    await stack.configure({ objectStore: "spaces" });
+    const plan = plannedChanges(await stack.previewJson());
+    // the component and the bucket, both named "objects"
+    assert.deepEqual(plan.objects, ["create", "create"], JSON.stringify(plan));
+    assert.deepEqual(plan["objects-key"], ["create"], JSON.stringify(plan));
+    for (const name of ["chitram-droplet", "chitram-firewall", "chitram-ssh-key"])
+      assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
     await stack.up([], { timeoutMs: 20 * 60_000 });
     assert.deepEqual(
       api.requests.filter((r) => r.status >= 400).map((r) => `${r.method} ${r.path} ${r.status}`),
@@ -85,9 +98,12 @@ describe("cloud: the app's objects in a Spaces bucket, on the local DigitalOcean
     const store = new URL(api.spaces!.endpoint);
     assert.equal((await get(Number(store.port), `/${bucket}/`, 10_000, store.hostname)).status, 403);
 
-    const put = await request(80, "PUT", "/api/objects/photo", "the first photo", 10_000, only().address);
-    assert.equal(put.status, 201, put.body);
-    assert.match(await mc("ls", "--recursive", `s3/${bucket}/`), /objects\/photo/);
+    // The rows are there, the objects not yet; docs/RUNBOOK.md's copy brings them.
+    assert.notEqual((await read("photo")).status, 200);
+    assert.match(await onHost(`${APP_DIR}/scripts/bucket.sh from-minio`), /now holds 2 object\(s\)/);
+    assert.equal((await read("photo")).body, "the first photo");
+    assert.equal((await read("album/cover")).body, "a cover");
+    assert.match(await mc("ls", "--recursive", `s3/${bucket}/`), /objects\/album\/cover/);
     await stack.up(["--expect-no-changes"]);
     // No secret of the key in the state in plain text.
     const state = await stack.exportState();
@@ -126,16 +142,34 @@ describe("cloud: the app's objects in a Spaces bucket, on the local DigitalOcean
     assert.equal(back.body, "the first photo");
   });
 
-  it("destroy stops at the bucket while it holds objects, and deletes nothing of them; emptied, nothing is left", async () => {
-    const failed = await stack.pulumi(["destroy", "--yes", "--skip-preview"], {
-      timeoutMs: 10 * 60_000,
+  it("and back to MinIO: the bucket's objects copied into MinIO's data, the app on MinIO; the up stops at the bucket while it holds objects; emptied, destroy leaves nothing", async () => {
+    const put = await request(80, "PUT", "/api/objects/later", "written in Spaces", 10_000, only().address);
+    assert.equal(put.status, 201, put.body);
+    assert.match(await onHost(`${APP_DIR}/scripts/bucket.sh to-minio`), /now holds 3 object\(s\)/);
+    await stack.configure({ objectStore: "minio" });
+    const failed = await stack.pulumi(["up", "--yes", "--skip-preview"], {
+      timeoutMs: 20 * 60_000,
       check: false,
     });
-    assert.notEqual(failed.code, 0, "destroy deleted a bucket that holds objects");
+    assert.notEqual(failed.code, 0, "the up deleted a bucket that holds objects");
     assert.match(failed.stdout + failed.stderr, /BucketNotEmpty/);
-    assert.match(await mc("ls", "--recursive", `s3/${bucket}/`), /objects\/photo/);
-    // The user's decision, by hand: every version of every object removed, then the destroy.
+    assert.match(await mc("ls", "--recursive", `s3/${bucket}/`), /objects\/later/);
+    // The app went back to MinIO before the delete was tried, with every object.
+    assert.notEqual(
+      (await onHost("docker ps -q --filter label=com.docker.compose.service=minio")).trim(),
+      "",
+      "no MinIO container on the host",
+    );
+    for (const [key, body] of [
+      ["photo", "the first photo"],
+      ["album/cover", "a cover"],
+      ["later", "written in Spaces"],
+    ])
+      assert.equal((await read(key)).body, body, key);
+    // The user's decision, by hand: every version of every object removed, then the up again.
     await mc("rm", "--recursive", "--force", "--versions", `s3/${bucket}`);
+    await stack.up([], { timeoutMs: 20 * 60_000 });
+    assert.equal((await mc("ls", "s3")).trim(), "");
     await destroyLeavesNothing(stack, api);
   });
 });
