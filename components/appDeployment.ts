@@ -114,8 +114,10 @@ export interface AppDatabase {
   connection: pulumi.Output<ManagedDatabaseConnection>;
   /** The admin user's password (secret), for the grant step. */
   adminPassword: pulumi.Output<string>;
-  /** The cluster's id: a new cluster re-runs the grant. */
-  clusterId: pulumi.Output<string>;
+  /** The ids of the cluster, the app's database and its user: a new one of any re-runs the grant. */
+  grantTriggers: pulumi.Output<string>[];
+  /** The database firewall: the grant connects once it admits the droplet alone. */
+  firewall: pulumi.Resource;
 }
 
 export interface AppDeploymentArgs {
@@ -261,9 +263,9 @@ export class AppDeployment extends pulumi.ComponentResource {
               params: { APP_DIR: appDir, ADMIN_USER: MANAGED_ADMIN_USER },
               stdin: managed.adminPassword,
               secret: true,
-              triggers: [managed.clusterId],
+              triggers: managed.grantTriggers,
               sudo: false,
-              dependsOn: [envFile, files],
+              dependsOn: [envFile, files, managed.firewall],
               timeout: "5m",
             }),
           ];

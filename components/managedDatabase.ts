@@ -36,6 +36,10 @@ export class ManagedDatabase extends pulumi.ComponentResource {
   public readonly adminPassword: pulumi.Output<string>;
   /** The cluster's id: a new cluster re-runs that step. */
   public readonly clusterId: pulumi.Output<string>;
+  /** The ids of the cluster, the app's database and its user: a new one of any re-runs the grant. */
+  public readonly grantTriggers: pulumi.Output<string>[];
+  /** The database firewall: nothing connects before it admits the droplet alone. */
+  public readonly firewall: pulumi.Resource;
 
   constructor(name: string, args: ManagedDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:digitalocean:ManagedDatabase", name, {}, opts);
@@ -67,13 +71,14 @@ export class ManagedDatabase extends pulumi.ComponentResource {
       { parent: this, dependsOn: [db] },
     );
     // Only the stack's droplet may connect: a new droplet replaces the rule.
-    new digitalocean.DatabaseFirewall(
+    this.firewall = new digitalocean.DatabaseFirewall(
       `${name}-firewall`,
       { clusterId: cluster.id, rules: [{ type: "droplet", value: args.dropletId }] },
       { parent: this },
     );
     const ca = digitalocean.getDatabaseCaOutput({ clusterId: cluster.id }, { parent: this });
     this.clusterId = cluster.id;
+    this.grantTriggers = [cluster.id, db.id, user.id];
     this.adminPassword = pulumi.secret(cluster.password);
     this.connection = pulumi.secret(
       pulumi

@@ -66,6 +66,9 @@ describe("preview gate", () => {
       assert.equal(gate(preview, false).code, 1, urn);
       assert.equal(gate(preview, true).code, 0, urn);
     }
+    const bucket =
+      "urn:pulumi:prod::chitram::chitram:digitalocean:AppBucket$digitalocean:index/spacesBucket:SpacesBucket::objects";
+    assert.equal(gate(JSON.stringify({ steps: [{ op: "replace", urn: bucket }] }), false).code, 1);
     // Its user (a new password) and its firewall (a new droplet) are no data.
     const user = cluster.replace(
       /databaseCluster:DatabaseCluster::chitram-db-cluster$/,

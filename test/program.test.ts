@@ -600,8 +600,17 @@ describe("program: a managed database (database: managed)", async () => {
     assert.ok(grant.secretPaths.includes("stdin"));
     assert.equal(grant.stdin, String(cluster.state.password));
     // (the first trigger is the script's hash: remote/step.ts)
-    assert.equal(grant.triggers.at(-1), "chitram-db-cluster-id");
+    assert.deepEqual(grant.triggers.slice(-3), [
+      "chitram-db-cluster-id",
+      "chitram-db-db-id",
+      "chitram-db-user-id",
+    ]);
     assert.ok(grant.dependsOn.includes("app-env-file") && grant.dependsOn.includes("app-files"));
+    // the database firewall admits the droplet alone before anything connects
+    assert.ok(
+      named(run, "app-database-grant").dependencies.includes(named(run, "chitram-db-firewall").urn),
+      "the grant does not wait for the database firewall",
+    );
     assert.ok(step(run, "app-compose-up").dependsOn.includes("app-database-grant"));
   });
 
@@ -1159,10 +1168,9 @@ describe("program: remote steps", async () => {
     const compose = step(run, "app-compose-up").create!;
     assert.match(compose, /\\getenv password POSTGRES_PASSWORD/);
     assert.match(compose, /ALTER ROLE CURRENT_USER WITH PASSWORD :'\\''password'\\''/);
-    assert.ok(
-      compose.indexOf("ALTER ROLE") < compose.indexOf("up -d --remove-orphans"),
-      "the password is set before the app starts",
-    );
+    const servicesUp = compose.indexOf('up -d --wait --wait-timeout "$WAIT_SECONDS" "${SERVICES[@]}"');
+    assert.ok(servicesUp > 0, "no compose up of the services");
+    assert.ok(compose.indexOf("ALTER ROLE") < servicesUp, "the password is set before the app starts");
   });
 
   it("a failing compose step prints only the failing services' last 40 lines, secrets masked", () => {

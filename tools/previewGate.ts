@@ -11,6 +11,8 @@ import * as fs from "fs";
 export const GUARDED_TYPES = [
   "digitalocean:index/droplet:Droplet",
   "digitalocean:index/volume:Volume",
+  // The Spaces buckets (the app's objects, the off-box backups): a new one is empty.
+  "digitalocean:index/spacesBucket:SpacesBucket",
   // A managed database and the app's database in it (`database: managed`).
   "digitalocean:index/databaseCluster:DatabaseCluster",
   "digitalocean:index/databaseDb:DatabaseDb",

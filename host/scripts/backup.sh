@@ -150,6 +150,7 @@ backup_status() {
 cleanup() {
   local rc=$? f
   unpause_minio
+  if [[ ${DATABASE:-container} == managed ]]; then remove_pgclient; fi
   for f in "${TMP_FILES[@]}"; do rm -f -- "$f"; done
   if [[ -n $ERR_FILE ]]; then rm -f -- "$ERR_FILE"; fi
   if [[ -n $OFFSITE_DIR ]]; then rm -rf -- "$OFFSITE_DIR"; fi
@@ -250,6 +251,10 @@ require_running_postgres log
 MINIO_DIR=""
 MINIO_CID=""
 if [[ ${OBJECTS:-minio} == spaces ]]; then
+  # host.env says Spaces from the moment the files step pushed it; until the release step has put
+  # the app on the bucket, the project's MinIO still runs and holds the live objects.
+  [[ -z $(running_in_project minio) ]] ||
+    die "host.env names a Spaces bucket, but the minio container still runs: the switch to Spaces has not gone live (run pulumi up); no backup was taken"
   log "the objects are in Spaces (OBJECTS=spaces): the set is the PostgreSQL dump alone"
 else
   MINIO_DIR="$DATA_DIR/minio"

@@ -70,7 +70,7 @@ if [[ $1 == from-minio || $1 == to-minio ]]; then
   if open_release_lock; then
     flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
   fi
-  [[ -z $(docker ps -q --filter "label=com.docker.compose.service=minio") ]] ||
+  [[ -z $(running_in_project minio) ]] ||
     die "the compose project's MinIO is running on $MINIO_DIR: stop it first; nothing was copied"
   {
     printf 'MINIO_ROOT_USER=%s\nMINIO_ROOT_PASSWORD=%s\n' "$user" "$password"

@@ -10,6 +10,13 @@ HOST_ENV="${CHITRAM_HOST_ENV:-$SCRIPT_DIR/../host.env}"
 
 compose() { docker compose --project-directory "$APP_DIR" -f "$APP_DIR/compose.yaml" "$@"; }
 
+# The running containers of service $1 of this compose project, also one the compose file no longer
+# has (by its labels: `compose ps` knows only the file's services).
+running_in_project() {
+  docker ps -q --filter "label=com.docker.compose.project.working_dir=$APP_DIR" \
+    --filter "label=com.docker.compose.service=$1"
+}
+
 # Opens the release step's lock (RELEASE_LOCK from host.env) on fd 7, readable by the deploy user
 # and root whichever makes it; the caller takes it with flock. Returns 1 on a host.env without it.
 open_release_lock() {
@@ -23,13 +30,17 @@ open_release_lock() {
 # pgclient container, whose libpq settings (.env.postgres: PGHOST, PGSSLMODE=verify-full, the
 # cluster's CA) reach the cluster. The commands name the database and user as "$POSTGRES_DB" and
 # "$POSTGRES_USER", set in both containers.
+# The one-off container is named after this process, so that a run stopped part-way (a timeout's
+# TERM) leaves none behind: remove_pgclient, from the caller's cleanup.
 pg() {
   if [[ ${DATABASE:-container} == managed ]]; then
-    compose --profile tools run --rm -T --no-deps pgclient "$@"
+    compose --profile tools run --rm -T --no-deps --name "chitram-pgclient-$$" pgclient "$@"
   else
     compose exec -T postgres "$@"
   fi
 }
+
+remove_pgclient() { docker rm -f "chitram-pgclient-$$" >/dev/null 2>&1 || true; }
 
 # Sets PG_CID to the running, healthy postgres container, or dies naming why not. With a managed
 # database: that the cluster answers a query over TLS, as the app's user (PG_CID empty).
@@ -40,6 +51,10 @@ require_running_postgres() {
   local note=$1 ids state pg_status pg_health waited
   if [[ ${DATABASE:-container} == managed ]]; then
     PG_CID=""
+    # host.env names the cluster from the moment the files step pushed it; until the release step
+    # has put the app on it, the project's postgres container still runs and holds the live data.
+    [[ -z $(running_in_project postgres) ]] ||
+      die "host.env names the managed database, but a postgres container still runs: the switch to the cluster has not gone live (run pulumi up); nothing was done"
     pg psql -X -qtA -c 'SELECT 1' >/dev/null 2>"$ERR_FILE" ||
       die "the managed database does not answer (pgclient, $(sed -n 's/^PGHOST=//p' "$APP_DIR/.env.postgres" 2>/dev/null))"
     "$note" "the managed database answers over TLS"

@@ -13,7 +13,8 @@
 # restored as below: the way back after the host is lost.
 #
 # PostgreSQL: pg_restore --clean --if-exists --no-owner into POSTGRES_DB, in one transaction
-# (a failed restore changes nothing). A bare file name is looked up in BACKUP_DIR.
+# (a failed restore changes nothing), the container's or, with DATABASE=managed, the cluster's
+# (common.sh, pg). A bare file name is looked up in BACKUP_DIR.
 # MinIO (--minio): stops minio, replaces the contents of DATA_DIR/minio with the archive, starts
 # minio again. The old contents are kept aside until the new ones are in place.
 #
@@ -38,7 +39,8 @@ usage: restore.sh [--offsite] <postgres-dump-file|latest> [--minio <minio-tar.gz
   Restores PostgreSQL from a pg_dump -Fc file made by backup.sh, and with --minio the MinIO data
   from a minio-*.tar.gz archive. latest = the newest backup set that holds data; --minio latest =
   the archive of the same set as the dump. With --offsite, the files are first downloaded from
-  the off-box bucket.
+  the off-box bucket. With a managed database (DATABASE=managed) the dump goes into the cluster;
+  with the objects in Spaces (OBJECTS=spaces) --minio is refused.
 USAGE
   exit 2
 }
@@ -53,6 +55,7 @@ die() {
 
 cleanup() {
   local rc=$?
+  if [[ ${DATABASE:-container} == managed ]]; then remove_pgclient; fi
   if [[ -n $STAGING ]]; then rm -rf -- "$STAGING"; fi
   if [[ -n $OFFSITE_DIR ]]; then rm -rf -- "$OFFSITE_DIR"; fi
   if ((MINIO_STOPPED)); then

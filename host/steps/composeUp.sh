@@ -50,5 +50,6 @@ if app_unchanged; then
 else
   release
 fi
+remove_orphans
 rm -f "$ERR"
 say "compose project healthy: $(docker compose ps --services --status running | tr '\n' ' ')"

@@ -11,10 +11,11 @@ cd "$APP_DIR"
 [[ ${DATABASE:-} == managed ]] || die "host.env does not name a managed database (DATABASE=${DATABASE:-}); nothing was granted"
 IFS= read -r admin_password || [[ -n ${admin_password:-} ]] || die "the admin password did not arrive on stdin; nothing was granted"
 err=$(mktemp)
-trap 'rm -f "$err"' EXIT
+# Named, so that a run stopped by the timeout leaves no container behind.
+trap 'rm -f "$err"; docker rm -f chitram-database-grant >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC2016 # expanded by sh inside the pgclient container
 if ! printf '%s\n' "$admin_password" |
-  timeout 120 docker compose --profile tools run --rm -T --no-deps -e "ADMIN_USER=$ADMIN_USER" pgclient sh -c \
+  timeout 120 docker compose --profile tools run --rm -T --no-deps --name chitram-database-grant -e "ADMIN_USER=$ADMIN_USER" pgclient sh -c \
     'IFS= read -r PGPASSWORD && export PGPASSWORD && exec psql -X -q -v ON_ERROR_STOP=1 -U "$ADMIN_USER" -d "$POSTGRES_DB" -c "GRANT CREATE, USAGE ON SCHEMA public TO \"$POSTGRES_USER\""' \
     >/dev/null 2>"$err"; then
   die "granting the app's user the public schema of its database failed; the app was not released:

@@ -6,14 +6,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv } from "../../harness/backupDrill";
-import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { APP_VARIANTS, buildAppVariants } from "../../harness/deployment";
+import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack } from "../../harness/pulumiCli";
 import { get, request } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { parseEnvFile } from "../../render/envFile";
 import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
 import { gate } from "../../tools/previewGate";
-import { destroyLeavesNothing } from "./support";
+import { destroyLeavesNothing, oneDroplet } from "./support";
 
 const log = (line: string) => console.log(`  ${line}`);
 /** The droplet and what is attached to it: a switch of the database must touch none of them. */
@@ -23,18 +24,7 @@ const ROWS = "SELECT key, sha256, size FROM sandbox_objects ORDER BY key";
 describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it and back, on the local DigitalOcean API", () => {
   let api: LocalDoApi;
   let stack: PulumiStack;
-  const only = () => {
-    assert.equal(api.droplets().length, 1);
-    const [droplet] = api.droplets();
-    const sandbox = api.sandbox(Number(droplet.id));
-    assert.ok(sandbox, "the droplet has no sandbox");
-    return { droplet, sandbox, address: dropletAddress(droplet) };
-  };
-  const onHost = async (cmd: string) => {
-    const r = await only().sandbox.exec(cmd);
-    assert.equal(r.code, 0, `${cmd}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const { only, onHost } = oneDroplet(() => api);
   const put = async (key: string, body: string) => {
     const r = await request(80, "PUT", `/api/objects/${key}`, body, 10_000, only().address);
     assert.equal(r.status, 201, r.body);
@@ -58,10 +48,18 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
   };
   const inContainer = (sql: string) =>
     onHost(`cd ${APP_DIR} && docker compose exec -T postgres psql -X -qtA -U chitram -d chitram -c '${sql}'`);
-  const restoreLatest = async () => {
-    // docs/RUNBOOK.md: the app stopped, the newest set restored, the app started again.
+  /** A backup as cron takes it; the name of its dump. */
+  const backupNow = async () => {
+    const backup = await backupUnderCronEnv((cmd) => only().sandbox.exec(cmd));
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    assert.ok(backup.dump, "the backup published no dump");
+    return backup.dump.split("/").pop()!;
+  };
+  const restore = async (dump: string) => {
+    // docs/RUNBOOK.md: the app stopped, the set taken before the switch restored by its name, the
+    // app started again.
     await onHost(`cd ${APP_DIR} && docker compose stop app`);
-    const out = await onHost(`${APP_DIR}/scripts/restore.sh latest 2>&1`);
+    const out = await onHost(`${APP_DIR}/scripts/restore.sh ${dump} 2>&1`);
     await onHost(`cd ${APP_DIR} && docker compose start app && ${APP_DIR}/scripts/healthcheck.sh`);
     return out;
   };
@@ -83,6 +81,7 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
   });
 
   let containerRows = "";
+  let clusterDump = "";
   it("from a running single-droplet stack to database: managed: the cluster is made, the droplet untouched, the dump restored into it; rows and objects identical", async () => {
     await stack.up([], { timeoutMs: 20 * 60_000 });
     assert.equal(api.databaseClusters().length, 0, "the default makes no cluster");
@@ -91,10 +90,33 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
     containerRows = await inContainer(ROWS);
     assert.equal(containerRows.trim().split("\n").length, 2, containerRows);
     const listing = await listed();
-    const backup = await backupUnderCronEnv((cmd) => only().sandbox.exec(cmd));
-    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    const dump = await backupNow();
 
-    await stack.configure({ database: "managed" });
+    // A switch whose release is abandoned (a new app version that never gets healthy): the live
+    // version keeps serving from the postgres container, and no backup pretends the empty cluster
+    // is the app's database.
+    await buildAppVariants(only().sandbox);
+    await stack.configure({
+      database: "managed",
+      appImage: APP_VARIANTS.noHealth,
+      releaseTimeoutSeconds: "20",
+    });
+    const abandoned = await stack.pulumi(["up", "--yes", "--skip-preview"], {
+      timeoutMs: 20 * 60_000,
+      check: false,
+    });
+    assert.notEqual(abandoned.code, 0, "a release that never got healthy went live");
+    assert.notEqual(
+      (await onHost("docker ps -q --filter label=com.docker.compose.service=postgres")).trim(),
+      "",
+      "the postgres container was removed before the new version passed its gate",
+    );
+    assert.equal(await listed(), listing, "the live version lost its rows");
+    const refused = await backupUnderCronEnv((cmd) => only().sandbox.exec(cmd));
+    assert.notEqual(refused.code, 0, "a backup of the cluster while the app still uses the container");
+    assert.match(refused.stdout + refused.stderr, /has not gone live/);
+
+    await stack.configure({ appImage: SANDBOX_APP_IMAGE, releaseTimeoutSeconds: "120" });
     const plan = plannedChanges(await stack.previewJson());
     for (const name of ["chitram-db-cluster", "chitram-db-db", "chitram-db-user", "chitram-db-firewall"])
       assert.deepEqual(plan[name], ["create"], `${name}: ${JSON.stringify(plan)}`);
@@ -120,7 +142,7 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
     await onHost("test -s /var/lib/chitram/postgres/PG_VERSION");
     assert.equal(await listed(), JSON.stringify({ objects: [] }));
 
-    const restored = await restoreLatest();
+    const restored = await restore(dump);
     assert.match(restored, /PostgreSQL restored from postgres-\w+\.dump/);
     assert.equal(await inCluster(ROWS), containerRows, "the cluster holds the container's rows");
     assert.equal(await listed(), listing);
@@ -136,11 +158,9 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
   it("on the cluster: a second up changes nothing, the host's backup dumps the cluster, no password is in the state in plain text", async () => {
     await stack.up(["--expect-no-changes"]);
     await put("third", "written on the cluster");
-    const backup = await backupUnderCronEnv((cmd) => only().sandbox.exec(cmd));
-    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
-    assert.ok(backup.dump, "the backup published no dump");
+    clusterDump = await backupNow();
     const toc = await onHost(
-      `cd ${APP_DIR} && docker compose run --rm -T pgclient pg_restore -l < ${backup.dump}`,
+      `cd ${APP_DIR} && docker compose run --rm -T pgclient pg_restore -l < /var/lib/chitram/backups/${clusterDump}`,
     );
     assert.match(toc, /TABLE DATA public sandbox_objects/);
     const env = parseEnvFile(await onHost(`cat ${APP_DIR}/.env.postgres`));
@@ -169,7 +189,7 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
     assert.equal(api.databaseClusters().length, 0);
     // The container's data directory held the rows of before the move, and now the cluster's.
     assert.equal(await inContainer(ROWS), containerRows);
-    await restoreLatest();
+    await restore(clusterDump);
     assert.equal(await inContainer(ROWS), clusterRows);
     assert.equal(await listed(), listing);
     assert.equal(await read("third"), "written on the cluster");

@@ -6,11 +6,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { backupUnderCronEnv } from "../../harness/backupDrill";
-import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack, stateResources } from "../../harness/pulumiCli";
 import { get, request, waitHealthy } from "../../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes, run } from "../../harness/sandbox";
 import { APP_DIR, SANDBOX_APP_IMAGE } from "../../hostContract";
+
+import { oneDroplet } from "./support";
 
 const log = (line: string) => console.log(`  ${line}`);
 
@@ -18,18 +20,7 @@ describe("cloud: off-box backups in Spaces and the rebuild of a lost host, on th
   let api: LocalDoApi;
   let stack: PulumiStack;
   let bucket = "";
-  const only = () => {
-    assert.equal(api.droplets().length, 1);
-    const [droplet] = api.droplets();
-    const sandbox = api.sandbox(Number(droplet.id));
-    assert.ok(sandbox, "the droplet has no sandbox");
-    return { droplet, sandbox, address: dropletAddress(droplet) };
-  };
-  const onHost = async (cmd: string) => {
-    const r = await only().sandbox.exec(cmd);
-    assert.equal(r.code, 0, `${cmd}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const { only, onHost } = oneDroplet(() => api);
   const bucketFiles = async () => {
     const r = await api.spaces!.mc(["ls", `s3/${bucket}/`]);
     assert.equal(r.code, 0, r.stderr);

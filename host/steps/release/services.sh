@@ -124,15 +124,24 @@ services_up() {
     set_postgres_password || fail_services "setting the PostgreSQL password from the env file failed"
   fi
   if [[ " ${SERVICES[*]} " == *" minio "* ]]; then MINIO_CHANGED=1; fi
-  # --remove-orphans: after a switch to a managed database or to Spaces, the postgres or minio
-  # container goes (its data directory stays on the disk, untouched).
-  if ! docker compose up -d --remove-orphans --wait --wait-timeout "$WAIT_SECONDS" "${SERVICES[@]}" 2>"$ERR"; then
+  # No --remove-orphans here: after a switch to a managed database or to Spaces, the postgres or
+  # minio container the project no longer has still serves the live version until the new one
+  # has passed its gate (remove_orphans).
+  if ! docker compose up -d --wait --wait-timeout "$WAIT_SECONDS" "${SERVICES[@]}" 2>"$ERR"; then
     fail_services "docker compose up did not get ${SERVICES[*]} healthy"
   fi
   CADDY_ID=$(docker compose ps -q caddy)
   # Compose does not see a changed Caddyfile (a bind mount): Caddy reloads it gracefully, with no
   # dropped connections. The reload fails, and so does the step, if the new Caddyfile is invalid.
   reload_caddy 2>"$ERR" || fail_services "Caddy did not accept the Caddyfile"
+}
+
+# Once the live version runs without them (a release went live, or the app was unchanged): the
+# postgres or minio container a switch to a managed database or to Spaces left behind is removed.
+# Its data directory stays on the disk, untouched.
+remove_orphans() {
+  docker compose up -d --no-recreate --no-deps --remove-orphans caddy 2>"$ERR" ||
+    fail "removing the services the project no longer has (postgres or minio after a switch) failed"
 }
 
 # A rotation that did not go live: PostgreSQL and MinIO back on the live release's credentials
