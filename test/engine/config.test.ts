@@ -28,6 +28,10 @@ describe("engine: bad config is refused before any resource", () => {
         offsiteBucket: "chitram-backups",
         offsiteAccessKey: "AKIAEXAMPLEKEY1",
         offsiteSecretKey: bucketKey, // plain text too
+        // the managed services are DigitalOcean's: refused on an SSH host
+        database: "managed",
+        databaseNodes: "9",
+        objectStore: "spaces",
       },
       { sshPrivateKey: ed25519KeyPair().private },
     );
@@ -53,6 +57,9 @@ describe("engine: bad config is refused before any resource", () => {
         out,
         /chitram:offsiteSecretKey: is set in plain text, .* pulumi config set --secret chitram:offsiteSecretKey/,
       );
+      assert.match(out, /chitram:database: "managed" is not allowed; with target existing use container/);
+      assert.match(out, /chitram:databaseNodes: "9" is not allowed; use a whole number from 1 to 3/);
+      assert.match(out, /chitram:objectStore: "spaces" is not allowed; with target existing use minio/);
       assert.ok(!out.includes(password), "the plain-text password is echoed");
       assert.ok(!out.includes(bucketKey), "the plain-text bucket key is echoed");
       // no stack trace: no frame of the program, the SDK or Node
@@ -78,6 +85,7 @@ describe("engine: a DigitalOcean stack with the example files' placeholders is r
       domain: "chitram.example.com",
       acmeEmail: "ops@example.com",
       offsiteBackups: "true",
+      objectStore: "spaces",
     });
   });
   after(() => stack?.remove());
@@ -91,6 +99,7 @@ describe("engine: a DigitalOcean stack with the example files' placeholders is r
     assert.match(out, /chitram:domain: "chitram\.example\.com" is a placeholder/);
     assert.match(out, /chitram:acmeEmail: "ops@example\.com" is a placeholder/);
     assert.match(out, /export SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY/);
+    assert.match(out, /chitram:objectStore: spaces creates a Spaces bucket, .*or set objectStore to minio/);
     assert.doesNotMatch(out, /\.ts:\d+/);
     assert.deepEqual(
       (await stateResources(stack)).filter((res) => res.type !== "pulumi:pulumi:Stack"),
