@@ -263,7 +263,15 @@ export class AppDeployment extends pulumi.ComponentResource {
               params: { APP_DIR: appDir, ADMIN_USER: MANAGED_ADMIN_USER },
               stdin: managed.adminPassword,
               secret: true,
-              triggers: managed.grantTriggers,
+              // DigitalOcean's ids of a database and a user are their names: one made again under
+              // the same name has a new password (hashed with a key: a trigger cannot be secret).
+              triggers: [
+                ...managed.grantTriggers,
+                keyedHash(
+                  triggerKey,
+                  managed.connection.apply((c) => c.password),
+                ),
+              ],
               sudo: false,
               dependsOn: [envFile, files, managed.firewall],
               timeout: "5m",

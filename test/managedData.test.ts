@@ -164,3 +164,54 @@ describe("env file: the managed services' values are checked before they reach a
       assert.throws(() => renderEnvFile({ ...base, objectStore: { ...store, ...bad } }), /not allowed/);
   });
 });
+
+describe("common.sh require_switch_live: backups and restores wait until a switch has gone live", () => {
+  const common = path.join(__dirname, "..", "host", "scripts", "common.sh");
+  // common.sh with docker as a function (it outranks PATH, which common.sh resets): one running
+  // app container whose environment is APP_ENV.
+  const check = (hostEnv: string, appEnv: string) => {
+    const script = [
+      `. ${JSON.stringify(common)}`,
+      'die() { echo "ERROR: $*"; exit 1; }',
+      'docker() { case $1 in ps) echo app1 ;; inspect) printf "%s\\n" "$APP_ENV" ;; esac; }',
+      "APP_DIR=/opt/chitram",
+      hostEnv,
+      "require_switch_live && echo live",
+    ].join("\n");
+    const r = spawnSync("bash", ["-c", script], {
+      env: { ...process.env, APP_ENV: appEnv },
+      encoding: "utf8",
+    });
+    return r.stdout + r.stderr;
+  };
+  const container = "DATABASE_URL=postgresql+asyncpg://chitram:pw@postgres:5432/chitram";
+  const managed =
+    "DATABASE_URL=postgresql+asyncpg://chitram:pw@private-db.example.com:25060/chitram?ssl=verify-full";
+  const minio = "MINIO_ENDPOINT=minio:9000";
+  const spaces = "MINIO_ENDPOINT=https://nyc3.digitaloceanspaces.com";
+
+  it("host.env and the running app agree: nothing to wait for, in every combination", () => {
+    for (const [env, app] of [
+      ["DATABASE=container OBJECTS=minio", `${container}\n${minio}`],
+      ["DATABASE=managed OBJECTS=minio", `${managed}\n${minio}`],
+      ["DATABASE=container OBJECTS=spaces", `${container}\n${spaces}`],
+      ["DATABASE=managed OBJECTS=spaces", `${managed}\n${spaces}`],
+      // an older host.env without the keys, an app with another database URL
+      ["", `DATABASE_URL=sqlite:///x.db\n${minio}`],
+    ])
+      assert.match(check(env, app), /^live$/m, `${env} / ${app}`);
+  });
+
+  it("each way of each switch that has not gone live is refused, naming what the app still uses", () => {
+    for (const [env, app, uses] of [
+      ["DATABASE=managed", `${container}\n${minio}`, "the postgres container"],
+      ["DATABASE=container", `${managed}\n${minio}`, "the managed database"],
+      ["OBJECTS=spaces", `${container}\n${minio}`, "MinIO on this host"],
+      ["OBJECTS=minio", `${container}\n${spaces}`, "the Spaces bucket"],
+    ]) {
+      const out = check(env, app);
+      assert.match(out, new RegExp(`still uses ${uses}: the switch has not gone live`), `${env} / ${app}`);
+      assert.doesNotMatch(out, /^live$/m);
+    }
+  });
+});

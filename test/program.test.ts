@@ -600,11 +600,15 @@ describe("program: a managed database (database: managed)", async () => {
     assert.ok(grant.secretPaths.includes("stdin"));
     assert.equal(grant.stdin, String(cluster.state.password));
     // (the first trigger is the script's hash: remote/step.ts)
-    assert.deepEqual(grant.triggers.slice(-3), [
+    assert.deepEqual(grant.triggers.slice(-4, -1), [
       "chitram-db-cluster-id",
       "chitram-db-db-id",
       "chitram-db-user-id",
     ]);
+    // a user made again under its name (the same id) has a new password: a keyed hash of it
+    const password = String(named(run, "chitram-db-user").state.password);
+    assert.match(String(grant.triggers.at(-1)), /^[0-9a-f]{64}$/);
+    assert.ok(!JSON.stringify(grant.triggers).includes(password));
     assert.ok(grant.dependsOn.includes("app-env-file") && grant.dependsOn.includes("app-files"));
     // the database firewall admits the droplet alone before anything connects
     assert.ok(

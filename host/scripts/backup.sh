@@ -244,6 +244,9 @@ if open_release_lock; then
   fi
 fi
 
+# --- What host.env names is what the app uses (not half-way through a switch) -------------------
+require_switch_live
+
 # --- PostgreSQL and MinIO must be running (and healthy when they have a healthcheck) -------------
 # Not `docker compose ps` text (retro #5) nor its JSON (shape differs across compose versions):
 # the container id, then docker inspect.
@@ -251,10 +254,6 @@ require_running_postgres log
 MINIO_DIR=""
 MINIO_CID=""
 if [[ ${OBJECTS:-minio} == spaces ]]; then
-  # host.env says Spaces from the moment the files step pushed it; until the release step has put
-  # the app on the bucket, the project's MinIO still runs and holds the live objects.
-  [[ -z $(running_in_project minio) ]] ||
-    die "host.env names a Spaces bucket, but the minio container still runs: the switch to Spaces has not gone live (run pulumi up); no backup was taken"
   log "the objects are in Spaces (OBJECTS=spaces): the set is the PostgreSQL dump alone"
 else
   MINIO_DIR="$DATA_DIR/minio"

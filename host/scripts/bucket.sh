@@ -27,11 +27,13 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/common.sh"
 WORK=""
 MIRROR=chitram-objects-mirror
+MIRROR_STARTED=0
 die() {
   printf 'bucket: ERROR: %s\n' "$*" >&2
   exit 1
 }
-trap 'if [[ -n $WORK ]]; then rm -rf -- "$WORK"; docker rm -f "$MIRROR" >/dev/null 2>&1 || true; fi' EXIT
+# Only this run's mirror: another run's (a second from-minio refused by the lock) is left alone.
+trap 'if [[ -n $WORK ]]; then rm -rf -- "$WORK"; fi; if ((MIRROR_STARTED)); then docker rm -f "$MIRROR" >/dev/null 2>&1 || true; fi' EXIT
 
 (($# > 0)) || die "usage: bucket.sh name | undelete <object key> | from-minio | to-minio | <mc command and arguments, the bucket as app/<bucket>>"
 [[ -r $HOST_ENV ]] || die "cannot read $HOST_ENV"
@@ -68,7 +70,7 @@ if [[ $1 == from-minio || $1 == to-minio ]]; then
   password=$(sed -n 's/^MINIO_ROOT_PASSWORD=//p' "$APP_DIR/.env.minio" | tail -n 1)
   [[ $user =~ ^[A-Za-z0-9_-]+$ && $password =~ ^[A-Za-z0-9_-]+$ ]] || die "$APP_DIR/.env.minio holds no plain MinIO credentials"
   if open_release_lock; then
-    flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
+    flock -n 7 || die "a release, a backup or a copy holds $RELEASE_LOCK; try again when it is done"
   fi
   [[ -z $(running_in_project minio) ]] ||
     die "the compose project's MinIO is running on $MINIO_DIR: stop it first; nothing was copied"
@@ -77,8 +79,11 @@ if [[ $1 == from-minio || $1 == to-minio ]]; then
     printf 'MC_HOST_local=http://%s:%s@127.0.0.1:9000\n' "$user" "$password"
     cat "$WORK/mc.env"
   } >"$WORK/mirror.env"
+  # One left by a run that was killed (this run holds the lock, so no other is copying).
   docker rm -f "$MIRROR" >/dev/null 2>&1 || true
-  docker run -d --name "$MIRROR" --env-file "$WORK/mirror.env" -v "$MINIO_DIR:/data" "$MC_IMAGE" server /data >/dev/null ||
+  # shellcheck disable=SC2034 # read by the EXIT trap
+  MIRROR_STARTED=1
+  docker run -d --name "$MIRROR" --memory 384m --env-file "$WORK/mirror.env" -v "$MINIO_DIR:/data" "$MC_IMAGE" server /data >/dev/null ||
     die "cannot start a MinIO server on $MINIO_DIR"
   for ((i = 0; ; i++)); do
     docker exec "$MIRROR" mc ready local >/dev/null 2>&1 && break
@@ -93,9 +98,10 @@ if [[ $1 == from-minio || $1 == to-minio ]]; then
     docker exec "$MIRROR" mc mb --ignore-existing "$to" >/dev/null || die "cannot make the bucket $MINIO_LOCAL_BUCKET in MinIO"
   fi
   # Health probes' keys start with a dot (the backup's object count skips them too).
-  docker exec "$MIRROR" mc mirror --overwrite --exclude '.*' --exclude '*/.*' "$from" "$to" ||
+  docker exec "$MIRROR" mc mirror --overwrite --exclude '.*' "$from" "$to" ||
     die "copying $from to $to failed part-way; run it again (it copies what differs)"
-  count=$(docker exec "$MIRROR" mc ls --recursive "$to" | awk '$NF !~ /^\./' | wc -l)
+  listing=$(docker exec "$MIRROR" mc ls --recursive "$to") || die "the copy is done, but $to cannot be listed"
+  count=$(awk '$NF !~ /^\./' <<<"$listing" | wc -l)
   printf 'bucket: copied %s to %s; %s now holds %s object(s)\n' "$from" "$to" "$to" "$count"
   exit 0
 fi

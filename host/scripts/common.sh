@@ -40,6 +40,32 @@ pg() {
   fi
 }
 
+# The value of $2 in the environment of container $1 (read here, never printed).
+container_env() {
+  docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n "s/^$2=//p" | head -n 1
+}
+
+# host.env names where the data is (DATABASE, OBJECTS) from the moment the files step pushed it;
+# the running app uses it only once the release step has put it there, and a release that is
+# abandoned leaves it on the other one. Until then a backup or a restore would use the wrong one
+# (dump the empty cluster, archive stale MinIO data): die, naming the switch that has not gone
+# live. What the app uses is read from its environment as the stack renders it: a managed
+# database's URL ends in ?ssl=verify-full, the compose project's MinIO is minio:9000.
+require_switch_live() {
+  local id url endpoint now
+  for id in $(running_in_project app); do
+    url=$(container_env "$id" DATABASE_URL)
+    endpoint=$(container_env "$id" MINIO_ENDPOINT)
+    now=""
+    if [[ ${DATABASE:-container} == managed && $url == *@postgres:5432/* ]]; then now="the postgres container"; fi
+    if [[ ${DATABASE:-container} != managed && $url == *'?ssl=verify-full' ]]; then now="the managed database"; fi
+    if [[ ${OBJECTS:-minio} == spaces && $endpoint == minio:9000 ]]; then now="MinIO on this host"; fi
+    if [[ ${OBJECTS:-minio} != spaces && $endpoint == http*://* ]]; then now="the Spaces bucket"; fi
+    [[ -z $now ]] ||
+      die "host.env names DATABASE=${DATABASE:-container} OBJECTS=${OBJECTS:-minio}, but the running app still uses $now: the switch has not gone live (run pulumi up); nothing was done"
+  done
+}
+
 remove_pgclient() { docker rm -f "chitram-pgclient-$$" >/dev/null 2>&1 || true; }
 
 # Sets PG_CID to the running, healthy postgres container, or dies naming why not. With a managed
@@ -53,8 +79,6 @@ require_running_postgres() {
     PG_CID=""
     # host.env names the cluster from the moment the files step pushed it; until the release step
     # has put the app on it, the project's postgres container still runs and holds the live data.
-    [[ -z $(running_in_project postgres) ]] ||
-      die "host.env names the managed database, but a postgres container still runs: the switch to the cluster has not gone live (run pulumi up); nothing was done"
     pg psql -X -qtA -c 'SELECT 1' >/dev/null 2>"$ERR_FILE" ||
       die "the managed database does not answer (pgclient, $(sed -n 's/^PGHOST=//p' "$APP_DIR/.env.postgres" 2>/dev/null))"
     "$note" "the managed database answers over TLS"

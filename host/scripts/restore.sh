@@ -163,6 +163,9 @@ if open_release_lock; then
   flock -n 7 || die "a release is running (it holds $RELEASE_LOCK); try again when pulumi up is done"
 fi
 
+# Not half-way through a switch of the database or the objects (common.sh).
+require_switch_live
+
 # With the objects in a Spaces bucket there is no MinIO here to restore into: the bucket's
 # versions are the objects' backup (docs/RUNBOOK.md, "Recover a deleted object").
 if [[ -n $minio_arg && ${OBJECTS:-minio} == spaces ]]; then

@@ -13,6 +13,7 @@ IFS= read -r admin_password || [[ -n ${admin_password:-} ]] || die "the admin pa
 err=$(mktemp)
 # Named, so that a run stopped by the timeout leaves no container behind.
 trap 'rm -f "$err"; docker rm -f chitram-database-grant >/dev/null 2>&1 || true' EXIT
+docker rm -f chitram-database-grant >/dev/null 2>&1 || true
 # shellcheck disable=SC2016 # expanded by sh inside the pgclient container
 if ! printf '%s\n' "$admin_password" |
   timeout 120 docker compose --profile tools run --rm -T --no-deps --name chitram-database-grant -e "ADMIN_USER=$ADMIN_USER" pgclient sh -c \

@@ -92,15 +92,18 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
     const listing = await listed();
     const dump = await backupNow();
 
+    await stack.configure({ database: "managed" });
+    const plan = plannedChanges(await stack.previewJson());
+    for (const name of ["chitram-db-cluster", "chitram-db-db", "chitram-db-user", "chitram-db-firewall"])
+      assert.deepEqual(plan[name], ["create"], `${name}: ${JSON.stringify(plan)}`);
+    assert.deepEqual(plan["app-database-grant"], ["create"], JSON.stringify(plan));
+    for (const name of DROPLET) assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
+
     // A switch whose release is abandoned (a new app version that never gets healthy): the live
     // version keeps serving from the postgres container, and no backup pretends the empty cluster
     // is the app's database.
     await buildAppVariants(only().sandbox);
-    await stack.configure({
-      database: "managed",
-      appImage: APP_VARIANTS.noHealth,
-      releaseTimeoutSeconds: "20",
-    });
+    await stack.configure({ appImage: APP_VARIANTS.noHealth, releaseTimeoutSeconds: "20" });
     const abandoned = await stack.pulumi(["up", "--yes", "--skip-preview"], {
       timeoutMs: 20 * 60_000,
       check: false,
@@ -117,11 +120,6 @@ describe("cloud: a managed PostgreSQL cluster, and a running stack moved to it a
     assert.match(refused.stdout + refused.stderr, /has not gone live/);
 
     await stack.configure({ appImage: SANDBOX_APP_IMAGE, releaseTimeoutSeconds: "120" });
-    const plan = plannedChanges(await stack.previewJson());
-    for (const name of ["chitram-db-cluster", "chitram-db-db", "chitram-db-user", "chitram-db-firewall"])
-      assert.deepEqual(plan[name], ["create"], `${name}: ${JSON.stringify(plan)}`);
-    assert.deepEqual(plan["app-database-grant"], ["create"], JSON.stringify(plan));
-    for (const name of DROPLET) assert.equal(plan[name], undefined, `${name}: ${JSON.stringify(plan)}`);
     const started = Date.now();
     await stack.up([], { timeoutMs: 20 * 60_000 });
     log(`up to the managed database: ${((Date.now() - started) / 1000).toFixed(1)} s`);
