@@ -34,8 +34,6 @@ export class ManagedDatabase extends pulumi.ComponentResource {
   public readonly connection: pulumi.Output<ManagedDatabaseConnection>;
   /** The admin user's password, for the step that lets the app user create tables (secret). */
   public readonly adminPassword: pulumi.Output<string>;
-  /** The cluster's id: a new cluster re-runs that step. */
-  public readonly clusterId: pulumi.Output<string>;
   /** The ids of the cluster, the app's database and its user: a new one of any re-runs the grant. */
   public readonly grantTriggers: pulumi.Output<string>[];
   /** The database firewall: nothing connects before it admits the droplet alone. */
@@ -77,7 +75,6 @@ export class ManagedDatabase extends pulumi.ComponentResource {
       { parent: this },
     );
     const ca = digitalocean.getDatabaseCaOutput({ clusterId: cluster.id }, { parent: this });
-    this.clusterId = cluster.id;
     this.grantTriggers = [cluster.id, db.id, user.id];
     this.adminPassword = pulumi.secret(cluster.password);
     this.connection = pulumi.secret(
@@ -85,6 +82,6 @@ export class ManagedDatabase extends pulumi.ComponentResource {
         .all([cluster.privateHost, cluster.port, user.password, ca.certificate])
         .apply(([host, port, password, caCert]) => ({ host, port, password, caCert })),
     );
-    this.registerOutputs({ clusterId: this.clusterId });
+    this.registerOutputs({});
   }
 }

@@ -138,21 +138,17 @@ export function loadConfig(): StackConfig {
   } else if (deploy.length > 0) {
     throw new ConfigError(deploy);
   }
-  const offsite = config.backup.offsite;
-  const objects = config.objects;
-  // The host copies to, and the app uses, the bucket where the provider made it.
+  const { offsite } = config.backup;
+  const { objects } = config;
+  // The host copies to, and the app uses, each bucket where the provider makes it (its endpoint
+  // template, DigitalOcean's when none is set).
+  const atProvider = <T extends { region: string }>(bucket: T): T => ({
+    ...bucket,
+    endpoint: spacesEndpointFor(environment.spacesEndpoint ?? "", bucket.region),
+  });
   return {
     ...config,
-    backup:
-      offsite?.kind === "spaces" && environment.spacesEndpoint
-        ? {
-            ...config.backup,
-            offsite: { ...offsite, endpoint: spacesEndpointFor(environment.spacesEndpoint, offsite.region) },
-          }
-        : config.backup,
-    objects:
-      objects.kind === "spaces" && environment.spacesEndpoint
-        ? { ...objects, endpoint: spacesEndpointFor(environment.spacesEndpoint, objects.region) }
-        : objects,
+    backup: offsite?.kind === "spaces" ? { ...config.backup, offsite: atProvider(offsite) } : config.backup,
+    objects: objects.kind === "spaces" ? atProvider(objects) : objects,
   };
 }
