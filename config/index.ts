@@ -16,6 +16,7 @@ import {
 } from "./keys";
 import { ConfigReader, KeyState, SecretSource } from "./read";
 import { releaseConfig, ReleaseConfig } from "./release";
+import { appHostsConfig } from "./scale";
 import { siteConfig, SiteConfig } from "./site";
 
 export { CONFIG_NAMESPACE, ConfigError, declaredConfig, nearestKey, withDefaults } from "./keys";
@@ -29,6 +30,7 @@ export { isPemCertificates, letsEncryptStagingRoots } from "./site";
 export type { SiteConfig } from "./site";
 export type { BackupConfig, OffsiteConfig } from "./backup";
 export { DATABASE_SIZES, MANAGED_PG_VERSION } from "./database";
+export { MAX_APP_HOSTS } from "./scale";
 export type { DatabaseConfig, ObjectStoreConfig } from "./database";
 export { deployProblems, UNDER_MOCKS_ENV } from "./deploy";
 export type { DeployEnvironment } from "./deploy";
@@ -50,6 +52,8 @@ export interface StackConfig {
   database: DatabaseConfig;
   /** The app's objects in MinIO on the host, or in a Spaces bucket. */
   objects: ObjectStoreConfig;
+  /** App droplets: 1, or more behind a DigitalOcean load balancer (config/scale.ts). */
+  appHosts: number;
 }
 
 /** The keys that must be secrets besides sshPrivateKey: set in plain text, each is refused. */
@@ -81,6 +85,8 @@ export function parseConfig(
   const target: Target = r.oneOf("target", TARGETS);
   const site = siteConfig(r);
   const host = hostConfig(r, target, stack, site, { state: sshPrivateKey, text: sshPrivateKeyText });
+  const database = databaseConfig(r, target);
+  const objects = objectStoreConfig(r, host);
   const config: StackConfig = {
     stack,
     host,
@@ -88,8 +94,9 @@ export function parseConfig(
     site,
     release: releaseConfig(r, target),
     backup: backupConfig(r, host),
-    database: databaseConfig(r, target),
-    objects: objectStoreConfig(r, host),
+    database,
+    objects,
+    appHosts: appHostsConfig(r, host, site, database, objects),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

@@ -661,6 +661,27 @@ describe("config: one rule per key", () => {
     rejects({ database: "managed", databaseNodes: "2" }, "databaseNodes", /2 GB or more/);
     assert.equal(sections({ databaseNodes: "2" }).database.kind, "container");
   });
+  it("appHosts: 1 by default; 2-10 with the managed database and Spaces, on DigitalOcean, without a volume; with a domain, its zone in DigitalOcean DNS and Let's Encrypt", () => {
+    assert.equal(sections({}).appHosts, 1);
+    const scaled = { database: "managed", objectStore: "spaces", dataVolumeSizeGb: "0" };
+    assert.equal(sections({ ...scaled, appHosts: "3" }).appHosts, 3);
+    rejects({ ...scaled, appHosts: "0" }, "appHosts", /1 to 10/);
+    rejects({ ...scaled, appHosts: "11" }, "appHosts", /1 to 10/);
+    rejects({ ...scaled, database: "container", appHosts: "2" }, "appHosts", /set database to managed/);
+    rejects({ ...scaled, objectStore: "minio", appHosts: "2" }, "appHosts", /set objectStore to spaces/);
+    rejects(
+      { ...scaled, dataVolumeSizeGb: "20", appHosts: "2" },
+      "dataVolumeSizeGb",
+      /use 0 with appHosts 2/,
+    );
+    rejects({ ...existing, appHosts: "2" }, "appHosts", /with target existing use 1/);
+    const domain = { ...scaled, appHosts: "2", domain: "chitram.app", acmeEmail: "ops@chitram.app" };
+    assert.equal(sections({ ...domain, manageDns: "true" }).appHosts, 2);
+    rejects({ ...domain, manageDns: "false" }, "manageDns", /zone in DigitalOcean DNS/);
+    rejects({ ...domain, manageDns: "true", acmeCa: "staging" }, "acmeCa", /use letsencrypt with appHosts 2/);
+    // One droplet keeps every choice it had.
+    assert.equal(sections({ dataVolumeSizeGb: "20", appHosts: "1" }).appHosts, 1);
+  });
   it("alertEmails: email addresses", () => {
     rejects({ alertEmails: '["ops@example.com", "pager"]' }, "alertEmails", /email address/);
     rejects({ alertEmails: "ops@example.com" }, "alertEmails", /list of strings/);

@@ -32,6 +32,7 @@ describe("engine: bad config is refused before any resource", () => {
         database: "managed",
         databaseNodes: "9",
         objectStore: "spaces",
+        appHosts: "3",
       },
       { sshPrivateKey: ed25519KeyPair().private },
     );
@@ -60,6 +61,7 @@ describe("engine: bad config is refused before any resource", () => {
       assert.match(out, /chitram:database: "managed" is not allowed; with target existing use container/);
       assert.match(out, /chitram:databaseNodes: "9" is not allowed; use a whole number from 1 to 3/);
       assert.match(out, /chitram:objectStore: "spaces" is not allowed; with target existing use minio/);
+      assert.match(out, /chitram:appHosts: "3" is not allowed; with target existing use 1/);
       assert.ok(!out.includes(password), "the plain-text password is echoed");
       assert.ok(!out.includes(bucketKey), "the plain-text bucket key is echoed");
       // no stack trace: no frame of the program, the SDK or Node
