@@ -42,6 +42,12 @@ export const BACKUP_LOG = "/var/log/chitram-backup.log";
 export const BACKUP_STATUS_URL_PATH = "/.well-known/chitram/backup-fresh";
 /** The file behind it, relative to the app directory (Caddy sees caddy/ as /etc/caddy). */
 export const BACKUP_STATUS_FILE = "caddy/status/backup-fresh";
+/**
+ * Behind a load balancer: while this file exists (a release is under way), Caddy answers the load
+ * balancer's health checks with 503 (render/caddyfile.ts). Relative to the app directory, in a
+ * directory the deploy user owns.
+ */
+export const LB_DRAIN_FILE = "caddy/lb/draining";
 /** The ACME CA's roots the health check trusts besides the host's store (relative to the app directory). */
 export const ACME_CA_ROOTS_FILE = "acme-ca-roots.pem";
 /** The credentials of the release that went live, for a rotation's rollback (relative to the app directory). */

@@ -3,7 +3,7 @@ import { createStack } from "./stack";
 
 const stack = createStack();
 
-/** The host's public IPv4 address. */
+/** Where users reach the site: the host's public IPv4 address, or the load balancer's with appHosts > 1. */
 export const publicIp = stack.publicIp;
 /** The URL users open: https://<domain> in domain mode, http://<ip> in IP mode. */
 export const url = stack.url;
@@ -17,3 +17,5 @@ export const deployUser = stack.deployUser;
 export const deployPrivateKey = stack.deployPrivateKey;
 /** The deploy key's public half. */
 export const deployPublicKey = stack.deployPublicKey;
+/** With appHosts > 1, each app droplet's address (sshCommand logs in to the first); absent with one. */
+export const appHostIps = stack.appHostIps;

@@ -22,11 +22,22 @@ export interface StackOutputs {
   deployUser: string;
   deployPrivateKey: pulumi.Output<string>;
   deployPublicKey: pulumi.Output<string>;
+  /** With several app droplets, each one's address (the first is sshCommand's); undefined = one droplet. */
+  appHostIps?: pulumi.Output<string[]>;
 }
 
 export function createStack(): StackOutputs {
   // Throws before any resource is registered when the config is bad.
-  const { host, provisioning: provisioningConfig, site, release, backup, database, objects } = loadConfig();
+  const {
+    host,
+    provisioning: provisioningConfig,
+    site,
+    release,
+    backup,
+    database,
+    objects,
+    appHosts,
+  } = loadConfig();
 
   // ED25519 in OpenSSH format: keys without a passphrase by construction (retro #3).
   // The deploy key is CI/CD's (a stack output, rotated at will); the stack key is the one the
@@ -49,14 +60,24 @@ export function createStack(): StackOutputs {
 
   // Where the host is and how the first connection logs in: a new droplet (root, seeded with the
   // admin key) or the SSH host from config.
+  // With appHosts > 1, several droplets behind a load balancer (config/ allows it on DigitalOcean
+  // only, with the database and the objects off the droplets).
   let droplet: DropletHost | undefined;
-  let target: HostTarget;
+  let targets: HostTarget[];
   if (host.target === "digitalocean") {
-    droplet = new DropletHost("chitram", { ...host.droplet, publicKey: adminKey.publicKeyOpenssh });
-    target = dropletTarget(droplet, adminKey.privateKeyOpenssh);
+    droplet = new DropletHost("chitram", {
+      ...host.droplet,
+      publicKey: adminKey.publicKeyOpenssh,
+      ...(appHosts > 1 && {
+        loadBalancer: { hosts: appHosts, healthPath: site.healthPath, domain: site.domain },
+      }),
+    });
+    const d = droplet;
+    targets = d.droplets.map((_, i) => dropletTarget(d, adminKey.privateKeyOpenssh, i));
   } else {
-    target = existingTarget(host.existing);
+    targets = [existingTarget(host.existing)];
   }
+  const [target] = targets;
 
   // Off-box backups: a bucket and scoped key the stack creates, or the ones from config.
   const bucket = backup.offsite?.kind === "spaces" ? new BackupBucket("backups", backup.offsite) : undefined;
@@ -71,7 +92,7 @@ export function createStack(): StackOutputs {
       region: host.droplet.region,
       size: database.size,
       nodes: database.nodes,
-      dropletId: droplet.dropletId,
+      dropletIds: droplet.droplets.map((d) => d.dropletId),
       protect: host.droplet.protect,
     });
   }
@@ -87,35 +108,54 @@ export function createStack(): StackOutputs {
         })
       : undefined;
 
-  const provisioning = new HostProvisioning("host", {
-    ...provisioningConfig,
-    target,
-    adminPublicKey: adminKey.publicKeyOpenssh,
-    adminPrivateKey: adminKey.privateKeyOpenssh,
-    stackPublicKey: stackKey.publicKeyOpenssh,
-    stackPrivateKey: stackKey.privateKeyOpenssh,
-    deployPublicKey: deployKey.publicKeyOpenssh,
-    deployPrivateKey: deployKey.privateKeyOpenssh,
-  });
-
-  const app = new AppDeployment("app", {
-    connection: provisioning.stackConnection,
-    deployUser: provisioningConfig.deployUser,
-    appDir: APP_DIR,
-    ...dataDirs(target),
-    release,
-    site,
-    backup: { ...backup, offsite },
-    database: managedDatabase,
-    objects: appBucket,
-    volumeAttachment: target.dataVolume?.attachment,
-    dependsOn: provisioning.lastSteps,
+  // Each droplet is provisioned at once; the app is released on one droplet at a time, the first
+  // one first, each waiting for the one before it to be healthy (and back in the load balancer).
+  // The first keeps the single droplet's names ("host", "app"), the others are numbered from 2.
+  const provisionings: HostProvisioning[] = [];
+  const apps: AppDeployment[] = [];
+  targets.forEach((t, i) => {
+    const suffix = i === 0 ? "" : `-${i + 1}`;
+    const provisioning = new HostProvisioning(`host${suffix}`, {
+      ...provisioningConfig,
+      target: t,
+      adminPublicKey: adminKey.publicKeyOpenssh,
+      adminPrivateKey: adminKey.privateKeyOpenssh,
+      stackPublicKey: stackKey.publicKeyOpenssh,
+      stackPrivateKey: stackKey.privateKeyOpenssh,
+      deployPublicKey: deployKey.publicKeyOpenssh,
+      deployPrivateKey: deployKey.privateKeyOpenssh,
+    });
+    const previous = apps[i - 1] as AppDeployment | undefined;
+    apps.push(
+      new AppDeployment(`app${suffix}`, {
+        connection: provisioning.stackConnection,
+        deployUser: provisioningConfig.deployUser,
+        appDir: APP_DIR,
+        ...dataDirs(t),
+        release,
+        site,
+        backup: { ...backup, offsite },
+        database: managedDatabase,
+        objects: appBucket,
+        volumeAttachment: t.dataVolume?.attachment,
+        dependsOn: provisioning.lastSteps,
+        ...(appHosts > 1 && { loadBalancer: { https: site.domain !== undefined } }),
+        ...(previous && {
+          shared: previous.shared,
+          releaseAfter: previous.healthy,
+          // The database and the objects are off the droplets: one backup of them is enough.
+          backupCron: false,
+        }),
+      }),
+    );
+    provisionings.push(provisioning);
   });
 
   // In domain mode the URLs are known before the droplet's IP (as `pulumi preview` shows them).
+  const publicIp = droplet ? droplet.publicIp : target.publicIp;
   const urls = site.domain
     ? pulumi.output(siteUrls(site, site.domain))
-    : target.publicIp.apply((ip) => siteUrls(site, ip));
+    : publicIp.apply((ip) => siteUrls(site, ip));
   // config/ allows alert emails only with target digitalocean: uptime checks are DigitalOcean's.
   let uptime: UptimeMonitor | undefined;
   if (site.alertEmails.length > 0) {
@@ -123,8 +163,10 @@ export function createStack(): StackOutputs {
       url: urls.healthUrl,
       type: site.domain ? "https" : "http",
       alertEmails: site.alertEmails,
-      backupStatusUrl: urls.url.apply((u) => `${u}${BACKUP_STATUS_URL_PATH}`),
-      dependsOn: [app.healthy],
+      // Behind a load balancer the status file is on the first droplet alone, and the check would
+      // reach the others too: the backups' heartbeat URL watches them there (docs/RUNBOOK.md).
+      ...(appHosts === 1 && { backupStatusUrl: urls.url.apply((u) => `${u}${BACKUP_STATUS_URL_PATH}`) }),
+      dependsOn: apps.map((a) => a.healthy),
     });
   }
   // `pulumi destroy` deletes every resource it may and stops only at a protected one: with the
@@ -144,8 +186,8 @@ export function createStack(): StackOutputs {
           stackKey,
           adminKey,
           droplet,
-          provisioning,
-          app,
+          ...provisionings,
+          ...apps,
           ...(bucket ? [bucket] : []),
           ...(uptime ? [uptime] : []),
           ...(managedDatabase ? [managedDatabase] : []),
@@ -157,12 +199,13 @@ export function createStack(): StackOutputs {
   const { deployUser } = provisioningConfig;
   const sshPort = target.port !== 22 ? ` -p ${target.port}` : "";
   return {
-    publicIp: target.publicIp,
+    publicIp,
     url: urls.url,
     healthUrl: urls.healthUrl,
     sshCommand: pulumi.interpolate`ssh${sshPort} ${deployUser}@${target.publicIp}`,
     deployUser,
     deployPrivateKey: pulumi.secret(deployKey.privateKeyOpenssh),
     deployPublicKey: deployKey.publicKeyOpenssh,
+    ...(targets.length > 1 && { appHostIps: pulumi.all(targets.map((t) => t.publicIp)) }),
   };
 }

@@ -8,6 +8,7 @@ import {
   DB_CA_DIR,
   DOCKER_MOUNT_DROPIN_PATH,
   ENV_FILE_NAME,
+  LB_DRAIN_FILE,
   SERVICE_ENV_FILES,
 } from "../hostContract";
 import { EnvFileArgs, renderEnvFile, renderServiceEnvFiles } from "../render/envFile";
@@ -22,6 +23,7 @@ import { encodeFiles, sha256 } from "../remote/transfer";
 import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
 import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "../remote/step";
 import { AppObjectStore } from "./appBucket";
+import { LB_DRAIN_SECONDS, LB_RETURN_SECONDS } from "./dropletHost";
 import { ManagedDatabaseConnection } from "./managedDatabase";
 
 /** DigitalOcean's admin user of a managed database cluster, the owner of the databases it makes. */
@@ -148,6 +150,28 @@ export interface AppDeploymentArgs {
   volumeAttachment?: pulumi.CustomResource;
   /** Provisioning steps that must have run first. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The droplet is one of several behind a load balancer: Caddy serves plain HTTP (the load
+   * balancer ends TLS when `https`), and each release takes the droplet out of the load balancer
+   * first and puts it back after. Undefined = users reach this host directly. Default: undefined.
+   */
+  loadBalancer?: { https: boolean };
+  /**
+   * The secrets another droplet's deployment generated (its `shared`): every droplet runs the
+   * app with the same ones. Undefined = generate them; this deployment also grants the managed
+   * database's schema to the app. Default: undefined.
+   */
+  shared?: AppShared;
+  /** A step the release waits for: the previous droplet's health, so droplets are released one at a time. Default: none. */
+  releaseAfter?: pulumi.Resource;
+  /** Install the backup cron (one droplet of several backs up the shared database). Default: true. */
+  backupCron?: boolean;
+}
+
+/** What every droplet's deployment shares: the generated secrets and the key of the keyed triggers. */
+export interface AppShared {
+  generated: pulumi.Output<EnvFileArgs>;
+  triggerKey: pulumi.Output<string>;
 }
 
 /**
@@ -161,12 +185,14 @@ export class AppDeployment extends pulumi.ComponentResource {
   public readonly releaseHash: pulumi.Output<string>;
   /** The step that proved the app answers through Caddy; what watches the app waits for it. */
   public readonly healthy: pulumi.Resource;
+  /** The secrets and trigger key, for the other droplets' deployments. */
+  public readonly shared: AppShared;
 
   constructor(name: string, args: AppDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chitram:app:AppDeployment", name, {}, opts);
     const { appDir, dataDir, release, site, backup } = args;
     const managed = args.database;
-    const generated = generatedSecrets(name, this);
+    const generated = args.shared?.generated ?? generatedSecrets(name, this);
     // With a managed database, the app's user and password are the cluster's (the generated
     // PostgreSQL password stays in the state unused, so a switch back needs no new resource).
     // With a Spaces bucket, the app's S3 settings are the bucket's and its key's (the generated
@@ -180,6 +206,7 @@ export class AppDeployment extends pulumi.ComponentResource {
       }));
     const caCert = managed?.connection.apply((db) => db.caCert);
 
+    const behindLb = args.loadBalancer;
     const bundleArgs: BundleArgs = {
       appDir,
       dataDir,
@@ -188,14 +215,17 @@ export class AppDeployment extends pulumi.ComponentResource {
       backupRetentionDays: backup.retentionDays,
       appImage: release.appImage,
       appPort: release.appPort,
-      ...site,
+      // Behind a load balancer, Caddy serves plain HTTP as in IP mode, and the host checks
+      // itself so; the load balancer holds the domain's certificate.
+      ...(behindLb ? { healthPath: site.healthPath, behindLoadBalancer: { https: behindLb.https } } : site),
     };
     const bundle = encodeFiles(bundleManifest(bundleArgs));
     const envBundle = pulumi.secret(
       pulumi.all([envArgs, caCert]).apply(([env, ca]) => envFiles(appDir, env, ca)),
     );
     // Keyed: the env file is secret, and a trigger cannot be (remote/step.ts, keyedHash).
-    const triggerKey = randomSecret(name, "trigger-key", 64, this);
+    const triggerKey = args.shared?.triggerKey ?? randomSecret(name, "trigger-key", 64, this);
+    this.shared = { generated, triggerKey };
     this.releaseHash = keyedHash(
       triggerKey,
       envBundle.apply((env) => bundle + env),
@@ -237,6 +267,9 @@ export class AppDeployment extends pulumi.ComponentResource {
       });
     }
     const afterLogin = registryLogin === undefined ? [] : [registryLogin];
+    // One droplet of several gets the new files only once the one before it is released: a
+    // release that fails leaves the later droplets as they were.
+    const afterPrevious = args.releaseAfter ? [args.releaseAfter] : [];
     // Pushed as the deploy user into the directory it owns: no sudo, so its files are its own.
     const envFile = step(`${name}-env-file`, {
       script: "pushFiles",
@@ -244,18 +277,20 @@ export class AppDeployment extends pulumi.ComponentResource {
       stdin: envBundle,
       secret: true,
       sudo: false,
-      dependsOn: [appDirs, ...afterLogin],
+      dependsOn: [appDirs, ...afterLogin, ...afterPrevious],
     });
     const files = step(`${name}-files`, {
       script: "pushFiles",
       params: { APP_DIR: appDir, PRUNE_SCRIPTS: true },
       stdin: bundle,
       sudo: false,
-      dependsOn: [appDirs, ...afterLogin],
+      dependsOn: [appDirs, ...afterLogin, ...afterPrevious],
     });
     // With a managed database: the app's user may create its tables before the app first starts.
+    // One deployment grants, the one that generated the secrets; the others' releases wait for
+    // it (releaseAfter).
     const databaseGrant =
-      managed === undefined
+      managed === undefined || args.shared !== undefined
         ? []
         : [
             step(`${name}-database-grant`, {
@@ -277,22 +312,34 @@ export class AppDeployment extends pulumi.ComponentResource {
               timeout: "5m",
             }),
           ];
+    const releaseParams = {
+      APP_DIR: appDir,
+      WAIT_SECONDS: RELEASE_WAITS.servicesSeconds,
+      LOG_LINES: 40,
+      APP_IMAGE: release.appImage,
+      APP_PORT: release.appPort,
+      HEALTH_PATH: site.healthPath,
+      RELEASE_TIMEOUT: release.releaseTimeoutSeconds,
+      DRAIN_SECONDS: RELEASE_WAITS.drainSeconds,
+    };
     const composeUp = step(`${name}-compose-up`, {
-      script: "composeUp",
-      params: {
-        APP_DIR: appDir,
-        WAIT_SECONDS: RELEASE_WAITS.servicesSeconds,
-        LOG_LINES: 40,
-        APP_IMAGE: release.appImage,
-        APP_PORT: release.appPort,
-        HEALTH_PATH: site.healthPath,
-        RELEASE_TIMEOUT: release.releaseTimeoutSeconds,
-        DRAIN_SECONDS: RELEASE_WAITS.drainSeconds,
-      },
+      ...(behindLb
+        ? {
+            script: "lbRelease",
+            params: {
+              ...releaseParams,
+              DRAIN_FILE: `${appDir}/${LB_DRAIN_FILE}`,
+              LB_DRAIN_SECONDS,
+              LB_RETURN_SECONDS,
+            },
+          }
+        : { script: "composeUp", params: releaseParams }),
       triggers: [this.releaseHash],
       sudo: false,
-      dependsOn: [envFile, files, ...afterLogin, ...databaseGrant],
-      timeout: releaseStepLimit(release.releaseTimeoutSeconds),
+      dependsOn: [envFile, files, ...afterLogin, ...databaseGrant, ...afterPrevious],
+      timeout: releaseStepLimit(
+        release.releaseTimeoutSeconds + (behindLb ? LB_DRAIN_SECONDS + LB_RETURN_SECONDS : 0),
+      ),
       killAfterSeconds: RELEASE_KILL_AFTER_SECONDS,
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.
@@ -305,16 +352,17 @@ export class AppDeployment extends pulumi.ComponentResource {
     });
     // The cron entry and the backup's secrets file (root only) travel together; the step is
     // silenced when the secrets file holds anything.
-    step(`${name}-backup-cron`, {
-      script: "backupCron",
-      params: { APP_DIR: appDir },
-      stdin: backupFiles(appDir, backup),
-      // It also reads paths from host.env (pushed by the files step): their lines re-run it.
-      triggers: [sha256(hostEnvSettings(hostEnvArgs(bundleArgs), BACKUP_CRON_HOST_ENV))],
-      secret: backup.heartbeatUrl !== undefined || backup.offsite !== undefined,
-      sudo: true,
-      dependsOn: [files],
-    });
+    if (args.backupCron ?? true)
+      step(`${name}-backup-cron`, {
+        script: "backupCron",
+        params: { APP_DIR: appDir },
+        stdin: backupFiles(appDir, backup),
+        // It also reads paths from host.env (pushed by the files step): their lines re-run it.
+        triggers: [sha256(hostEnvSettings(hostEnvArgs(bundleArgs), BACKUP_CRON_HOST_ENV))],
+        secret: backup.heartbeatUrl !== undefined || backup.offsite !== undefined,
+        sudo: true,
+        dependsOn: [files],
+      });
 
     if (args.volumeAttachment !== undefined) {
       // Nothing on create. Replaced with the attachment (its id is the trigger), so the engine

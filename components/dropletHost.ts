@@ -22,18 +22,72 @@ export interface DropletHostArgs {
   dns?: { zone: string; recordName: string };
   /** DigitalOcean project environment label. */
   environment: pulumi.Input<string>;
+  /**
+   * App droplets behind a load balancer; undefined = one droplet that users reach directly.
+   * Plain: it decides which resources exist. Default: undefined.
+   */
+  loadBalancer?: LoadBalancerArgs;
+}
+
+/** How the load balancer in front of several app droplets checks them and serves the site. */
+export interface LoadBalancerArgs {
+  /** App droplets: 2 or more. */
+  hosts: number;
+  /** Path of the app's health check (through Caddy on port 80). */
+  healthPath: string;
+  /** Domain served over HTTPS with DigitalOcean's Let's Encrypt certificate; undefined = IP mode, plain HTTP. */
+  domain?: string;
+}
+
+/**
+ * The load balancer's health check. A droplet taken out (its health path answers 503 while a
+ * release drains it, host/steps/release/drain.sh) gets no new requests after at most
+ * unhealthyThreshold checks, and one put back gets them again after healthyThreshold checks:
+ * DigitalOcean's shortest interval and thresholds, so a release waits as little as it can.
+ */
+export const LB_HEALTH_CHECK = {
+  checkIntervalSeconds: 3,
+  responseTimeoutSeconds: 3,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+};
+
+/**
+ * Seconds a release waits after taking its droplet out of the load balancer (the checks that
+ * notice, a late one timing out, and a second for requests already on their way), and after
+ * putting it back (the checks that readmit it), before it goes on.
+ */
+export const LB_DRAIN_SECONDS =
+  LB_HEALTH_CHECK.unhealthyThreshold * LB_HEALTH_CHECK.checkIntervalSeconds +
+  LB_HEALTH_CHECK.responseTimeoutSeconds +
+  1;
+export const LB_RETURN_SECONDS =
+  LB_HEALTH_CHECK.healthyThreshold * LB_HEALTH_CHECK.checkIntervalSeconds +
+  LB_HEALTH_CHECK.responseTimeoutSeconds +
+  1;
+
+/** One app droplet: its address and id. */
+export interface AppDroplet {
+  ipv4Address: pulumi.Output<string>;
+  dropletId: pulumi.Output<string>;
 }
 
 /**
  * A DigitalOcean droplet for the stack, with what a production host needs around it: the admin
  * key as a DigitalOcean SSH key (root's login on first boot), a cloud firewall, an optional data volume, the domain's A record and a DigitalOcean
  * project that groups them. The uptime check is not here: it must wait for the app (UptimeMonitor).
+ * With `loadBalancer`: several app droplets behind a DigitalOcean load balancer, the only source
+ * their firewall admits on port 80, which ends TLS in domain mode.
  */
 export class DropletHost extends pulumi.ComponentResource {
-  /** Public IPv4 address of the droplet. */
+  /** Public IPv4 address of the (first) droplet. */
   public readonly ipv4Address: pulumi.Output<string>;
-  /** The droplet's id (what a database firewall rule names). */
+  /** The (first) droplet's id. */
   public readonly dropletId: pulumi.Output<string>;
+  /** Every app droplet, the first one first (what a database firewall admits). */
+  public readonly droplets: AppDroplet[];
+  /** Where users reach the site: the load balancer's address, or the droplet's. */
+  public readonly publicIp: pulumi.Output<string>;
   /**
    * The data volume: its name and size, the volume itself (a resize must finish before the host
    * grows the filesystem) and the attachment the host steps wait for; undefined without one.
@@ -59,29 +113,35 @@ export class DropletHost extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const droplet = new digitalocean.Droplet(
-      `${name}-droplet`,
-      {
-        name: `${name}-${stack}`,
-        region: args.region,
-        size: args.size,
-        image: args.image,
-        monitoring: true,
-        ipv6: false,
-        sshKeys: [sshKey.fingerprint],
-        // Constant for every stack and config: a change here would replace the droplet.
-        userData: CLOUD_CONFIG,
-        tags: ["chitram", `chitram-${stack}`],
-      },
-      {
-        parent: this,
-        protect,
-        // No ignoreChanges on sshKeys: the admin key seeds root and is never rotated, so they never
-        // change, and a replaced droplet must get the key the stack logs in with, not a stored old
-        // one. A replacement deletes the old droplet before it creates the new one: the provider
-        // asks for that of a resource whose name stays the same (test/cloud/staging.test.ts).
-      },
-    );
+    // The first droplet keeps the single droplet's names: a stack that grows keeps it.
+    const lbArgs = args.loadBalancer;
+    const droplets = Array.from({ length: lbArgs?.hosts ?? 1 }, (_, i) => {
+      const suffix = i === 0 ? "" : `-${i + 1}`;
+      return new digitalocean.Droplet(
+        `${name}-droplet${suffix}`,
+        {
+          name: `${name}-${stack}${suffix}`,
+          region: args.region,
+          size: args.size,
+          image: args.image,
+          monitoring: true,
+          ipv6: false,
+          sshKeys: [sshKey.fingerprint],
+          // Constant for every stack and config: a change here would replace the droplet.
+          userData: CLOUD_CONFIG,
+          tags: ["chitram", `chitram-${stack}`],
+        },
+        {
+          parent: this,
+          protect,
+          // No ignoreChanges on sshKeys: the admin key seeds root and is never rotated, so they never
+          // change, and a replaced droplet must get the key the stack logs in with, not a stored old
+          // one. A replacement deletes the old droplet before it creates the new one: the provider
+          // asks for that of a resource whose name stays the same (test/cloud/staging.test.ts).
+        },
+      );
+    });
+    const [droplet] = droplets;
 
     let volume: digitalocean.Volume | undefined;
     if (args.dataVolumeSizeGb > 0) {
@@ -107,16 +167,23 @@ export class DropletHost extends pulumi.ComponentResource {
       this.volume = { name: volumeName, sizeGb: args.dataVolumeSizeGb, volume, attachment };
     }
 
+    const lb = lbArgs && loadBalancer(name, stack, args.region, lbArgs, droplets, this);
+
     const anywhere = ["0.0.0.0/0", "::/0"];
     new digitalocean.Firewall(
       `${name}-firewall`,
       {
         name: `${name}-${stack}`,
-        dropletIds: [droplet.id.apply(Number)],
+        dropletIds: droplets.map((d) => d.id.apply(Number)),
         inboundRules: [
           { protocol: "tcp", portRange: "22", sourceAddresses: args.sshAllowedCidrs },
-          { protocol: "tcp", portRange: "80", sourceAddresses: anywhere },
-          { protocol: "tcp", portRange: "443", sourceAddresses: anywhere },
+          // Behind the load balancer: port 80 from it alone (it ends TLS, so 443 stays closed).
+          ...(lb
+            ? [{ protocol: "tcp", portRange: "80", sourceLoadBalancerUids: [lb.id] }]
+            : [
+                { protocol: "tcp", portRange: "80", sourceAddresses: anywhere },
+                { protocol: "tcp", portRange: "443", sourceAddresses: anywhere },
+              ]),
         ],
         outboundRules: [
           { protocol: "tcp", portRange: "1-65535", destinationAddresses: anywhere },
@@ -127,10 +194,11 @@ export class DropletHost extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const publicIp = lb ? lb.ip : droplet.ipv4Address;
     if (args.dns !== undefined) {
       new digitalocean.DnsRecord(
         `${name}-a-record`,
-        { domain: args.dns.zone, name: args.dns.recordName, type: "A", value: droplet.ipv4Address, ttl: 300 },
+        { domain: args.dns.zone, name: args.dns.recordName, type: "A", value: publicIp, ttl: 300 },
         { parent: this },
       );
     }
@@ -142,13 +210,66 @@ export class DropletHost extends pulumi.ComponentResource {
         description: `chitram web app, stack ${pulumi.getStack()}`,
         purpose: "Web Application",
         environment: args.environment,
-        resources: volume ? [droplet.dropletUrn, volume.volumeUrn] : [droplet.dropletUrn],
+        resources: [
+          ...droplets.map((d) => d.dropletUrn),
+          ...(volume ? [volume.volumeUrn] : []),
+          ...(lb ? [lb.loadBalancerUrn] : []),
+        ],
       },
       { parent: this },
     );
 
     this.ipv4Address = droplet.ipv4Address;
     this.dropletId = droplet.id;
+    this.droplets = droplets.map((d) => ({ ipv4Address: d.ipv4Address, dropletId: d.id }));
+    this.publicIp = publicIp;
     this.registerOutputs({ ipv4Address: this.ipv4Address });
   }
+}
+
+/**
+ * The load balancer: HTTP to each droplet's Caddy on port 80, to the droplets whose health path
+ * answers. In IP mode it forwards port 80; in domain mode it ends HTTPS on 443 with a Let's
+ * Encrypt certificate DigitalOcean obtains and renews for the domain (its zone in DigitalOcean's
+ * DNS) and redirects HTTP to HTTPS.
+ */
+function loadBalancer(
+  name: string,
+  stack: string,
+  region: pulumi.Input<string>,
+  args: LoadBalancerArgs,
+  droplets: digitalocean.Droplet[],
+  parent: pulumi.Resource,
+): digitalocean.LoadBalancer {
+  const http = { entryProtocol: "http", entryPort: 80, targetProtocol: "http", targetPort: 80 };
+  let forwardingRules: digitalocean.types.input.LoadBalancerForwardingRule[] = [http];
+  if (args.domain !== undefined) {
+    const certificate = new digitalocean.Certificate(
+      `${name}-certificate`,
+      { name: `${name}-${stack}`, type: "lets_encrypt", domains: [args.domain] },
+      { parent },
+    );
+    forwardingRules = [
+      { ...http, entryProtocol: "https", entryPort: 443, certificateName: certificate.name },
+      http,
+    ];
+  }
+  return new digitalocean.LoadBalancer(
+    `${name}-lb`,
+    {
+      name: `${name}-${stack}`,
+      region,
+      sizeUnit: 1,
+      dropletIds: droplets.map((d) => d.id.apply(Number)),
+      forwardingRules,
+      redirectHttpToHttps: args.domain !== undefined,
+      healthcheck: {
+        protocol: "http",
+        port: 80,
+        path: args.healthPath,
+        ...LB_HEALTH_CHECK,
+      },
+    },
+    { parent },
+  );
 }

@@ -32,15 +32,23 @@ export interface HostTarget {
   dependsOn?: pulumi.Resource[];
 }
 
-/** A new droplet: root logs in with the key the droplet was created with (its admin key). */
-export function dropletTarget(droplet: DropletHost, rootPrivateKey: pulumi.Input<string>): HostTarget {
+/**
+ * A new droplet (the `index`th of the stack's app droplets, the first by default): root logs in
+ * with the key the droplet was created with (its admin key). The data volume is the first's.
+ */
+export function dropletTarget(
+  droplet: DropletHost,
+  rootPrivateKey: pulumi.Input<string>,
+  index = 0,
+): HostTarget {
+  const { ipv4Address } = droplet.droplets[index];
   return {
-    publicIp: droplet.ipv4Address,
-    host: droplet.ipv4Address,
+    publicIp: ipv4Address,
+    host: ipv4Address,
     port: 22,
     bootstrapUser: "root",
     bootstrapPrivateKey: rootPrivateKey,
-    dataVolume: droplet.volume && { ...droplet.volume, mountPoint: VOLUME_MOUNT },
+    dataVolume: index === 0 && droplet.volume ? { ...droplet.volume, mountPoint: VOLUME_MOUNT } : undefined,
     // SSH is possible only once the droplet and its firewall exist.
     dependsOn: [droplet],
   };

@@ -15,8 +15,8 @@ export interface ManagedDatabaseArgs {
   size: pulumi.Input<string>;
   /** Nodes: the primary and its standbys. */
   nodes: pulumi.Input<number>;
-  /** The droplet the database firewall admits. */
-  dropletId: pulumi.Input<string>;
+  /** The droplets the database firewall admits: the stack's app droplets. */
+  dropletIds: pulumi.Input<string>[];
   /** Protect the cluster and the app's database from deletion and replacement (protectData). Plain: a resource option. */
   protect: boolean;
 }
@@ -71,7 +71,7 @@ export class ManagedDatabase extends pulumi.ComponentResource {
     // Only the stack's droplet may connect: a new droplet replaces the rule.
     this.firewall = new digitalocean.DatabaseFirewall(
       `${name}-firewall`,
-      { clusterId: cluster.id, rules: [{ type: "droplet", value: args.dropletId }] },
+      { clusterId: cluster.id, rules: args.dropletIds.map((value) => ({ type: "droplet", value })) },
       { parent: this },
     );
     const ca = digitalocean.getDatabaseCaOutput({ clusterId: cluster.id }, { parent: this });

@@ -32,6 +32,8 @@ export const HOST_KEY_PLACEHOLDER = /^ssh-ed25519 PLACEHOLDER-host-key-of-(\S+)$
 
 /** The droplet id the mocks hand out: numeric, as DigitalOcean's are (the firewall needs a number). */
 export const MOCK_DROPLET_ID = 331296101;
+/** The address the mocks give a load balancer (TEST-NET-3). */
+export const MOCK_LB_IP = "203.0.113.80";
 
 export interface RecordedResource {
   urn: string;
@@ -167,6 +169,8 @@ function mockState(
       return { fingerprint: `fingerprint-of-${args.name}` };
     case "digitalocean:index/volume:Volume":
       return { volumeUrn: `do:volume:${args.name}` };
+    case "digitalocean:index/loadBalancer:LoadBalancer":
+      return { ip: MOCK_LB_IP, loadBalancerUrn: `do:loadbalancer:${args.name}-id` };
     case "digitalocean:index/spacesBucket:SpacesBucket":
       // The provider auto-names a bucket without a name: the logical name and a random suffix.
       return {

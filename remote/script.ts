@@ -20,6 +20,7 @@ export const STEP_SCRIPTS = [
   "registryLogout",
   "databaseGrant",
   "composeUp",
+  "lbRelease",
   "healthCheck",
   "backupCron",
   "volumeRelease",
@@ -28,14 +29,33 @@ export type StepScript = (typeof STEP_SCRIPTS)[number];
 
 /** The files of host/steps/ a step's script is made of, after lib.sh: its parts, then its own. */
 export function stepFiles(step: StepScript): string[] {
-  return [...(STEP_PARTS[step] ?? []), `${step}.sh`];
+  const within = STEP_WITHIN[step];
+  return [...(within ? stepFiles(within.step) : []), ...(STEP_PARTS[step] ?? []), `${step}.sh`];
 }
 
 // The release step is long enough to read as three files: its two parts define the functions
 // that composeUp.sh runs.
 const STEP_PARTS: Partial<Record<StepScript, string[]>> = {
   composeUp: ["release/services.sh", "release/app.sh"],
+  lbRelease: ["release/drain.sh"],
 };
+
+// A step that runs another one whole, as a function whose body is a subshell (its traps, exits
+// and `cd` stay inside): the release behind a load balancer runs composeUp.sh between taking its
+// droplet out and putting it back.
+const STEP_WITHIN: Partial<Record<StepScript, { step: StepScript; fn: string }>> = {
+  lbRelease: { step: "composeUp", fn: "release_step" },
+};
+
+function stepBody(step: StepScript): string {
+  const read = (f: string) => readRepoText(path.join(STEPS_DIR, f));
+  const within = STEP_WITHIN[step];
+  // shellcheck does not follow a trap set inside the subshell to its handler (on_term).
+  const inner = within
+    ? `# shellcheck disable=SC2317\n${within.fn}() (\n${stepFiles(within.step).map(read).join("")})\n`
+    : "";
+  return inner + [...(STEP_PARTS[step] ?? []), `${step}.sh`].map(read).join("");
+}
 
 export const STEPS_DIR = path.join(__dirname, "..", "host", "steps");
 
@@ -54,9 +74,7 @@ export function shellQuote(value: string): string {
 /** The complete script for a step: strict bash, its parameters, the shared helpers, its body. */
 export function renderStepScript(step: StepScript, params: StepParams = {}): string {
   const lib = readRepoText(path.join(STEPS_DIR, "lib.sh"));
-  const body = stepFiles(step)
-    .map((f) => readRepoText(path.join(STEPS_DIR, f)))
-    .join("");
+  const body = stepBody(step);
   return [
     "#!/usr/bin/env bash",
     `# chitram step: ${step}`,

@@ -26,6 +26,8 @@ export interface BundleArgs extends Omit<HostEnvArgs, "healthUrl" | "healthHost"
   acmeCa?: string;
   /** PEM roots the health check trusts besides the host's store; undefined = none. */
   acmeCaRoots?: string;
+  /** One of several droplets behind a load balancer (render/caddyfile.ts); undefined = none. */
+  behindLoadBalancer?: { https: boolean };
 }
 
 /** Every script in host/scripts/, executable. */
@@ -77,6 +79,9 @@ export function bundleManifest(args: BundleArgs): HostFile[] {
         domain: args.domain,
         acmeEmail: args.acmeEmail,
         acmeCa: args.acmeCa,
+        ...(args.behindLoadBalancer && {
+          behindLoadBalancer: { ...args.behindLoadBalancer, healthPath: args.healthPath },
+        }),
       }),
     },
     {

@@ -10,7 +10,12 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { APP_UPSTREAM_FILE, BACKUP_STATUS_FILE, BACKUP_STATUS_URL_PATH } from "../hostContract";
+import {
+  APP_UPSTREAM_FILE,
+  BACKUP_STATUS_FILE,
+  BACKUP_STATUS_URL_PATH,
+  LB_DRAIN_FILE,
+} from "../hostContract";
 import { renderCaddyfile } from "../render/caddyfile";
 
 const RETRO_CADDYFILE = `{$DOMAIN:localhost} {
@@ -40,10 +45,11 @@ function get(
   port: number,
   host: string,
   urlPath = "/health",
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; location?: string; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: "127.0.0.1", port, path: urlPath, headers: { host }, timeout: 5000 },
+      { host: "127.0.0.1", port, path: urlPath, headers: { host, ...headers }, timeout: 5000 },
       (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
@@ -160,6 +166,30 @@ describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
       fs.writeFileSync(path.join(path.dirname(file), "other"), "x");
       assert.equal((await get(caddy.httpPort, "203.0.113.10", "/.well-known/chitram/other")).body, "ok");
       assert.equal((await get(caddy.httpPort, "203.0.113.10", "/health")).body, "ok");
+    } finally {
+      await caddy.stop();
+    }
+  });
+
+  it("behind a load balancer: while the drain file exists the load balancer's checks of the health path get 503; the requests it forwards (X-Forwarded-For) and other paths still reach the app", async () => {
+    const caddy = await runCaddy(
+      renderCaddyfile({ behindLoadBalancer: { healthPath: "/health?full=1", https: false } }),
+      appPort,
+    );
+    const forwarded = { "X-Forwarded-For": "198.51.100.7" };
+    try {
+      const check = () => get(caddy.httpPort, "10.10.0.5", "/health?full=1");
+      assert.equal((await check()).status, 200);
+      const file = path.join(caddy.dir, LB_DRAIN_FILE.slice("caddy/".length));
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, "");
+      const drained = await check();
+      assert.equal(drained.status, 503);
+      assert.equal(drained.body, "draining");
+      assert.equal((await get(caddy.httpPort, "203.0.113.80", "/health", forwarded)).body, "ok");
+      assert.equal((await get(caddy.httpPort, "10.10.0.5", "/")).body, "ok");
+      fs.rmSync(file);
+      assert.equal((await check()).status, 200);
     } finally {
       await caddy.stop();
     }

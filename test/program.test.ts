@@ -18,6 +18,7 @@ import { RELEASE_TIMEOUT_MAX_SECONDS } from "../config/release";
 import {
   MOCK_DROPLET_ID,
   MOCK_DROPLET_IP,
+  MOCK_LB_IP,
   RecordedResource,
   replaceRealValue,
   runProgram,
@@ -1447,5 +1448,134 @@ describe("program: a private registry for the app image", async () => {
     for (const s of run.steps)
       assert.ok(!(s.create ?? "").includes(token), `${s.name}'s command holds the token`);
     assert.ok(step(run, "app-compose-up").dependsOn.includes("app-registry-login"));
+  });
+});
+
+const LB = "digitalocean:index/loadBalancer:LoadBalancer";
+describe("program: several app droplets behind a load balancer (appHosts)", async () => {
+  const scaled = { database: "managed", objectStore: "spaces", appHosts: "3" };
+  const run = await runStack("staging", { ...STAGING, ...scaled }, "real");
+  const domain = await runStack("prod", { ...PROD, ...scaled, dataVolumeSizeGb: "0" }, "real");
+  const lb = named(run, "chitram-lb");
+
+  it("three droplets, the first under the single droplet's names, all in the load balancer, its health check on the health path", () => {
+    assert.deepEqual(
+      ofType(run, DROPLET).map((d) => [d.name, d.inputs.name]),
+      [
+        ["chitram-droplet", "chitram-staging"],
+        ["chitram-droplet-2", "chitram-staging-2"],
+        ["chitram-droplet-3", "chitram-staging-3"],
+      ],
+    );
+    // One admin key for all: DigitalOcean refuses the same public key twice.
+    assert.equal(ofType(run, "digitalocean:index/sshKey:SshKey").length, 1);
+    assert.equal(lb.type, LB);
+    assert.deepEqual(lb.inputs.dropletIds, [MOCK_DROPLET_ID, MOCK_DROPLET_ID, MOCK_DROPLET_ID]);
+    assert.deepEqual(lb.inputs.healthcheck, {
+      protocol: "http",
+      port: 80,
+      path: "/health",
+      checkIntervalSeconds: 3,
+      responseTimeoutSeconds: 3,
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+    });
+    assert.deepEqual(lb.inputs.forwardingRules, [
+      { entryProtocol: "http", entryPort: 80, targetProtocol: "http", targetPort: 80 },
+    ]);
+    assert.equal(lb.inputs.redirectHttpToHttps, false);
+    assert.equal(lb.inputs.region, named(run, "chitram-droplet").inputs.region);
+    assert.deepEqual(named(run, "chitram-project").inputs.resources, [
+      "do:droplet:chitram-droplet",
+      "do:droplet:chitram-droplet-2",
+      "do:droplet:chitram-droplet-3",
+      `do:loadbalancer:chitram-lb-id`,
+    ]);
+  });
+
+  it("the droplets' firewall admits port 80 from the load balancer alone, and 443 not at all", () => {
+    const fw = named(run, "chitram-firewall");
+    assert.equal((fw.inputs.dropletIds as number[]).length, 3);
+    const inbound = fw.inputs.inboundRules as Record<string, unknown>[];
+    assert.deepEqual(
+      inbound.filter((r) => r.portRange !== "22"),
+      [{ protocol: "tcp", portRange: "80", sourceLoadBalancerUids: ["chitram-lb-id"] }],
+    );
+  });
+
+  it("the database firewall admits each droplet", () => {
+    assert.equal((named(run, "chitram-db-firewall").inputs.rules as unknown[]).length, 3);
+  });
+
+  it("domain mode: the load balancer ends HTTPS with DigitalOcean's Let's Encrypt certificate and redirects HTTP; the A record is the load balancer's", () => {
+    const cert = named(domain, "chitram-certificate");
+    assert.equal(cert.inputs.type, "lets_encrypt");
+    assert.deepEqual(cert.inputs.domains, [PROD.domain]);
+    const balancer = named(domain, "chitram-lb");
+    assert.deepEqual(balancer.inputs.forwardingRules, [
+      {
+        entryProtocol: "https",
+        entryPort: 443,
+        targetProtocol: "http",
+        targetPort: 80,
+        certificateName: cert.inputs.name,
+      },
+      { entryProtocol: "http", entryPort: 80, targetProtocol: "http", targetPort: 80 },
+    ]);
+    assert.equal(balancer.inputs.redirectHttpToHttps, true);
+    assert.equal(named(domain, "chitram-a-record").inputs.value, balancer.state.ip);
+    // Caddy serves plain HTTP from the load balancer, with HSTS: users are on HTTPS.
+    const caddyfile = decodeFiles(step(domain, "app-2-files").stdin!).find((f) =>
+      f.path.endsWith("/Caddyfile"),
+    )!.content;
+    assert.match(caddyfile, /^:80 \{$/m);
+    assert.match(caddyfile, /Strict-Transport-Security/);
+    assert.ok(!caddyfile.includes(PROD.domain), "Caddy would get a certificate of its own");
+    assert.match(caddyfile, /not header X-Forwarded-For \*/);
+  });
+
+  it("a release goes one droplet at a time: each droplet's files and release wait for the one before it to be healthy; each release drains its droplet", () => {
+    for (const [later, before] of [
+      ["app-2", "app"],
+      ["app-3", "app-2"],
+    ]) {
+      for (const s of ["env-file", "files", "compose-up"])
+        assert.ok(
+          step(run, `${later}-${s}`).dependsOn.includes(`${before}-health`),
+          `${later}-${s} does not wait for ${before}-health`,
+        );
+    }
+    assert.equal(dependsOnStep(run, "app-compose-up", "app-2-health"), false);
+    for (const name of ["app", "app-2", "app-3"]) {
+      const release = step(run, `${name}-compose-up`);
+      assert.match(release.create!, /# chitram step: lbRelease/);
+      assert.match(release.create!, /DRAIN_FILE=\W+\/opt\/chitram\/caddy\/lb\/draining\W/);
+    }
+  });
+
+  it("the droplets share the app's secrets (one set generated) and one grant; the backup cron on the first droplet only; no backup uptime check", () => {
+    const envs = ["app", "app-2", "app-3"].map(
+      (n) => decodeFiles(step(run, `${n}-env-file`).stdin!)[0].content,
+    );
+    assert.equal(new Set(envs).size, 1);
+    assert.equal(
+      ofType(run, "random:index/randomPassword:RandomPassword").filter((r) => /^app-\d/.test(r.name)).length,
+      0,
+    );
+    assert.deepEqual(
+      run.steps
+        .filter((s) => /database-grant|backup-cron/.test(s.name))
+        .map((s) => s.name)
+        .sort(),
+      ["app-backup-cron", "app-database-grant"],
+    );
+    const checks = ofType(domain, UPTIME).map((c) => c.name);
+    assert.ok(checks.length > 0 || PROD.alertEmails === undefined);
+    assert.ok(!checks.some((n) => n.includes("backups")), checks.join(", "));
+  });
+
+  it("the outputs: the load balancer's address for users, each droplet's for SSH", () => {
+    assert.equal(run.outputs.publicIp.value, MOCK_LB_IP);
+    assert.deepEqual(run.outputs.appHostIps.value, [MOCK_DROPLET_IP, MOCK_DROPLET_IP, MOCK_DROPLET_IP]);
   });
 });

@@ -49,10 +49,13 @@ describe("validators: Caddyfile (caddy validate)", () => {
   // What the release step writes beside the Caddyfile (host/steps/composeUp.sh).
   write(APP_UPSTREAM_FILE, "to chitram-app-3:8000\n");
 
-  it("both modes pass caddy validate", () => {
+  const behindLb = renderCaddyfile({ behindLoadBalancer: { healthPath: "/health", https: true } });
+
+  it("every mode passes caddy validate (IP, domain, behind a load balancer)", () => {
     for (const [name, text] of [
       ["ip", ip],
       ["domain", domain],
+      ["behind-lb", behindLb],
     ]) {
       const r = tool("caddy", [
         "validate",

@@ -1,0 +1,12 @@
+# The release step of a droplet behind a load balancer: out of the load balancer, the release
+# (composeUp.sh, run whole in the subshell release_step), back in. A release that failed was
+# rolled back by composeUp.sh, so the droplet goes back in with the version it had; the step
+# still fails, and the engine releases no later droplet (each one's release waits for the one
+# before it: components/appDeployment.ts). At the step's time limit the TERM reaches both shells:
+# the release rolls back, and this one waits for it, then puts the droplet back.
+trap ':' TERM
+drain_from_lb
+rc=0
+release_step || rc=$?
+return_to_lb
+((rc == 0)) || exit "$rc"
