@@ -238,7 +238,9 @@ export async function startLocalDoApi(
       registry = started(await startDoRegistry(`${containerPrefix}registry`, SANDBOX_APP_IMAGE));
     if (opts.databases) databases = started(await databaseService(ctx, containerPrefix, droplets));
     if (opts.loadBalancers)
-      loadBalancers = started(await loadBalancerService(ctx, containerPrefix, droplets, takeAddress));
+      loadBalancers = started(
+        await loadBalancerService(ctx, containerPrefix, droplets, takeAddress, (urn) => assigned.delete(urn)),
+      );
     registries = started(
       await registryService(ctx, opts.registries ?? [], registry, (method, path, status, body) =>
         requests.push({ method, path, status, body }),
@@ -643,6 +645,7 @@ export async function startLocalDoApi(
         for (const urn of urns) {
           const droplet = /^do:droplet:(\d+)$/.exec(urn);
           const volume = /^do:volume:([\w-]+)$/.exec(urn);
+          const balancer = /^do:loadbalancer:([\w-]+)$/.exec(urn);
           // The provider moves the URNs a project no longer lists to the default project, a
           // deleted droplet's too (after a replacement): those are taken and dropped; one never
           // made is refused.
@@ -651,7 +654,9 @@ export async function startLocalDoApi(
             ? droplets.has(Number(droplet[1]))
             : volume
               ? volumes.volumes.has(volume[1])
-              : false;
+              : balancer
+                ? (loadBalancers?.balancers.has(balancer[1]) ?? false)
+                : false;
           if (!exists) throw new ApiError(422, "unprocessable_entity", `no resource ${urn} on this account`);
           assigned.set(urn, id);
         }

@@ -164,7 +164,7 @@ export async function liveApp(droplet: Droplet): Promise<{ name: string; image: 
 }
 
 /**
- * GETs /health on the published port every 100 ms (10 Hz) while `work` runs, and on until at least
+ * GETs /health on the published port (of loopback, or `host`) every 100 ms (10 Hz) while `work` runs, and on until at least
  * `minRequests` were sent; counts answers other than 200. A request fails after 10 s without an
  * answer: on a loaded 2-core machine the stand-in's health check (a database query and an S3
  * round trip) can take a few seconds, which is slow, not dropped.
@@ -173,6 +173,8 @@ export async function probeDuring(
   port: number,
   work: () => Promise<unknown>,
   minRequests = 0,
+  /** The address probed (a load balancer's). Default: loopback. */
+  host = "127.0.0.1",
 ): Promise<ProbeResult & { error?: unknown }> {
   let working = true;
   const result: ProbeResult = { total: 0, failed: 0, failures: [], slowestMs: 0 };
@@ -181,7 +183,7 @@ export async function probeDuring(
     while (working || result.total < minRequests) {
       const tick = Date.now();
       result.total++;
-      const r = await get(port, "/health", 10_000).catch((e: Error) => e);
+      const r = await get(port, "/health", 10_000, host).catch((e: Error) => e);
       result.slowestMs = Math.max(result.slowestMs, Date.now() - tick);
       if (r instanceof Error || r.status !== 200) {
         result.failed++;

@@ -42,6 +42,8 @@ export async function loadBalancerService(
   prefix: string,
   droplets: Map<number, DropletRecord>,
   nextAddress: () => string,
+  /** Told a deleted load balancer's URN, which no project holds any more. */
+  onDeleted: (urn: string) => void = () => undefined,
 ): Promise<LoadBalancerService> {
   const balancers = new Map<string, Balancer>();
   const network = `${prefix}lb-net`;
@@ -241,6 +243,7 @@ export async function loadBalancerService(
       async ([, id]) => {
         const lb = get(balancers, id);
         balancers.delete(id);
+        onDeleted(`do:loadbalancer:${id}`);
         await run("docker", ["rm", "-fv", lb.container], { check: false });
         return [204, undefined];
       },
