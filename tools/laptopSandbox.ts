@@ -4,10 +4,12 @@
 //
 //   npm run sandbox [-- --base IMAGE] [--stand-ins] [--engine E] [--dry-run]   build, start the droplet, pulumi up
 //   npm run sandbox:down [-- --engine E] [--dry-run]   pulumi destroy (best effort), remove the droplet
-//   npm run sandbox -- --target digitalocean [--engine E] [--dry-run]   the DigitalOcean path:
+//   npm run sandbox -- --target digitalocean [--scale] [--engine E] [--dry-run]   the DigitalOcean path:
 //     the stack as users deploy it (target digitalocean, the real DigitalOcean provider) against a
 //     local DigitalOcean API (harness/doApi.ts) that starts sandbox droplets; it runs in the
-//     foreground, and Ctrl-C destroys the stack and stops the API.
+//     foreground, and Ctrl-C destroys the stack and stops the API. --scale deploys the scaled
+//     shape: three app droplets behind a load balancer (appHosts 3), a managed PostgreSQL
+//     cluster and a Spaces bucket, each a container of the local API.
 //
 // --base is the droplet's base image: ubuntu:22.04 (default, what the droplets run; when it cannot
 // be pulled, local/bookworm:base, the debootstrap base sandbox/build.sh builds).
@@ -404,6 +406,9 @@ function upActions(args: Args, droplet: DropletState): Action[] {
   return actions;
 }
 
+/** App droplets of `--target digitalocean --scale`. */
+const SCALE_APP_HOSTS = 3;
+
 /** The stack of `--target digitalocean`, beside the `sandbox` stack of the SSH-host sandbox. */
 const DO_STACK = "sandbox-do";
 const DO_CONFIG_FILE = `${PROJECT_DIR}/Pulumi.${DO_STACK}.yaml`;
@@ -433,7 +438,9 @@ function digitalOceanUpActions(args: Args): Action[] {
       show: () =>
         "# the local DigitalOcean API (harness/doApi.ts) on 127.0.0.1; its URL and token go to the pulumi commands below",
       run: async () => {
-        api = await startLocalDoApi();
+        api = await startLocalDoApi(
+          args.scale ? { databases: true, spaces: true, loadBalancers: true } : undefined,
+        );
         const env = api.env;
         console.log(
           `export ${Object.keys(env)
@@ -447,6 +454,13 @@ function digitalOceanUpActions(args: Args): Action[] {
     pulumi(["config", "set", ...withDoConfig, "chitram:appImage", SANDBOX_APP_IMAGE]),
     pulumi(["config", "set", ...withDoConfig, "chitram:region", "nyc3"]),
     pulumi(["config", "set", ...withDoConfig, "chitram:protectData", "false"]),
+    ...(args.scale
+      ? [
+          pulumi(["config", "set", ...withDoConfig, "chitram:database", "managed"]),
+          pulumi(["config", "set", ...withDoConfig, "chitram:objectStore", "spaces"]),
+          pulumi(["config", "set", ...withDoConfig, "chitram:appHosts", String(SCALE_APP_HOSTS)]),
+        ]
+      : []),
     pulumi(["up", "--yes", ...withDoConfig]),
   ];
 }
@@ -483,6 +497,8 @@ export interface Args {
   command: "up" | "down";
   /** existing: an SSH host (the default); digitalocean: the local DigitalOcean API, in the foreground. */
   target: "existing" | "digitalocean";
+  /** With target digitalocean: the scaled shape (appHosts 3, the managed database, Spaces). */
+  scale: boolean;
   base: string;
   /** Which pulumi runs the commands (pickEngine). */
   engine: "auto" | "launcher" | "built";
@@ -493,7 +509,7 @@ export interface Args {
 
 const usage =
   "usage: tsx tools/laptopSandbox.ts up [--base IMAGE] [--stand-ins] [--engine auto|launcher|built] [--dry-run]" +
-  " | up --target digitalocean [--engine auto|launcher|built] [--dry-run]" +
+  " | up --target digitalocean [--scale] [--engine auto|launcher|built] [--dry-run]" +
   " | down [--engine auto|launcher|built] [--dry-run]";
 
 export function parseArgs(argv: string[]): Args {
@@ -502,6 +518,7 @@ export function parseArgs(argv: string[]): Args {
   const args: Args = {
     command: cmd,
     target: "existing",
+    scale: false,
     base: DEFAULT_BASE,
     engine: "auto",
     standIns: false,
@@ -519,7 +536,8 @@ export function parseArgs(argv: string[]): Args {
       if (target !== "existing" && target !== "digitalocean")
         throw new Error(`--target takes existing or digitalocean\n${usage}`);
       args.target = target;
-    } else if (rest[i] === "--stand-ins" && cmd === "up") args.standIns = true;
+    } else if (rest[i] === "--scale" && cmd === "up") args.scale = true;
+    else if (rest[i] === "--stand-ins" && cmd === "up") args.standIns = true;
     else if (rest[i] === "--base" && cmd === "up") {
       if (!rest[i + 1]) throw new Error(`--base needs an image, e.g. ${DEFAULT_BASE}\n${usage}`);
       args.base = rest[++i];
@@ -529,6 +547,8 @@ export function parseArgs(argv: string[]): Args {
     throw new Error(
       `--target digitalocean runs the droplets of the local DigitalOcean API (stand-in images on ${DEBOOTSTRAP_BASE}): no --base or --stand-ins\n${usage}`,
     );
+  if (args.scale && args.target !== "digitalocean")
+    throw new Error(`--scale deploys to the local DigitalOcean API: add --target digitalocean\n${usage}`);
   return args;
 }
 
@@ -567,13 +587,15 @@ async function mainDigitalOcean(args: Args): Promise<void> {
   try {
     await runActions(digitalOceanUpActions(args), ports, args.dryRun, started);
     if (!args.dryRun) {
-      const [droplet] = api!.droplets();
-      const address = dropletAddress(droplet);
-      console.log(`\nThe app: http://${address}`);
-      console.log(
-        `The droplet: ${String(droplet.name)} (${String((droplet.size as { slug: string }).slug)}, ${String((droplet.region as { slug: string }).slug)}), ` +
-          `the container ${api!.sandbox(Number(droplet.id))?.name ?? "?"} on this machine`,
-      );
+      const droplets = api!.droplets().sort((a, b) => String(a.name).localeCompare(String(b.name)));
+      const address = dropletAddress(droplets[0]);
+      const [lb] = api!.loadBalancers();
+      console.log(`\nThe app: http://${lb ? `${String(lb.ip)} (the load balancer)` : address}`);
+      for (const droplet of droplets)
+        console.log(
+          `The droplet: ${String(droplet.name)} ${dropletAddress(droplet)} (${String((droplet.size as { slug: string }).slug)}, ${String((droplet.region as { slug: string }).slug)}), ` +
+            `the container ${api!.sandbox(Number(droplet.id))?.name ?? "?"} on this machine`,
+        );
       console.log(
         `The deploy user: ${engine.argv.join(" ")} stack output --stack ${DO_STACK} --show-secrets deployPrivateKey > ${WORK}/deploy_key && ` +
           `chmod 600 ${WORK}/deploy_key && ssh -i ${WORK}/deploy_key chitram@${address}`,
