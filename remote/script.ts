@@ -52,7 +52,7 @@ function stepBody(step: StepScript): string {
   const within = STEP_WITHIN[step];
   // shellcheck does not follow a trap set inside the subshell to its handler (on_term).
   const inner = within
-    ? `# shellcheck disable=SC2317\n${within.fn}() (\n${stepFiles(within.step).map(read).join("")})\n`
+    ? `# shellcheck disable=SC2317\n${within.fn}() (\nset -e\n${stepFiles(within.step).map(read).join("")})\n`
     : "";
   return inner + [...(STEP_PARTS[step] ?? []), `${step}.sh`].map(read).join("");
 }

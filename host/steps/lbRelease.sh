@@ -6,7 +6,11 @@
 # the release rolls back, and this one waits for it, then puts the droplet back.
 trap ':' TERM
 drain_from_lb
-rc=0
-release_step || rc=$?
+# Not `release_step || rc=$?`: bash ignores errexit in a function called where a failure is
+# handled, and composeUp.sh relies on it (release_step sets it again first thing).
+set +e
+release_step
+rc=$?
+set -e
 return_to_lb
 ((rc == 0)) || exit "$rc"
