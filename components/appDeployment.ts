@@ -23,7 +23,7 @@ import { encodeFiles, sha256 } from "../remote/transfer";
 import { dockerAuthKey, renderRegistryLogin } from "../render/registryLogin";
 import { Connection, keyedHash, remoteStep, RemoteStepOptions } from "../remote/step";
 import { AppObjectStore } from "./appBucket";
-import { LB_DRAIN_SECONDS, LB_RETURN_SECONDS } from "./dropletHost";
+import { LB_HEALTH_CHECK, LB_WAIT_SECONDS } from "./dropletHost";
 import { ManagedDatabaseConnection } from "./managedDatabase";
 
 /** DigitalOcean's admin user of a managed database cluster, the owner of the databases it makes. */
@@ -329,17 +329,16 @@ export class AppDeployment extends pulumi.ComponentResource {
             params: {
               ...releaseParams,
               DRAIN_FILE: `${appDir}/${LB_DRAIN_FILE}`,
-              LB_DRAIN_SECONDS,
-              LB_RETURN_SECONDS,
+              LB_UNHEALTHY: LB_HEALTH_CHECK.unhealthyThreshold,
+              LB_HEALTHY: LB_HEALTH_CHECK.healthyThreshold,
+              LB_WAIT_SECONDS,
             },
           }
         : { script: "composeUp", params: releaseParams }),
       triggers: [this.releaseHash],
       sudo: false,
       dependsOn: [envFile, files, ...afterLogin, ...databaseGrant, ...afterPrevious],
-      timeout: releaseStepLimit(
-        release.releaseTimeoutSeconds + (behindLb ? LB_DRAIN_SECONDS + LB_RETURN_SECONDS : 0),
-      ),
+      timeout: releaseStepLimit(release.releaseTimeoutSeconds + (behindLb ? 2 * (LB_WAIT_SECONDS + 1) : 0)),
       killAfterSeconds: RELEASE_KILL_AFTER_SECONDS,
     });
     // Domain mode waits longer: the first certificate comes from Let's Encrypt.

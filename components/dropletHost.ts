@@ -53,18 +53,12 @@ export const LB_HEALTH_CHECK = {
 };
 
 /**
- * Seconds a release waits after taking its droplet out of the load balancer (the checks that
- * notice, a late one timing out, and a second for requests already on their way), and after
- * putting it back (the checks that readmit it), before it goes on.
+ * The longest a release waits for the load balancer's checks to take its droplet out (to see
+ * unhealthyThreshold 503s), and again to put it back (healthyThreshold passes): about 10 s each
+ * with the check above; a load balancer that does not check the droplet fails the step
+ * (host/steps/release/drain.sh).
  */
-export const LB_DRAIN_SECONDS =
-  LB_HEALTH_CHECK.unhealthyThreshold * LB_HEALTH_CHECK.checkIntervalSeconds +
-  LB_HEALTH_CHECK.responseTimeoutSeconds +
-  1;
-export const LB_RETURN_SECONDS =
-  LB_HEALTH_CHECK.healthyThreshold * LB_HEALTH_CHECK.checkIntervalSeconds +
-  LB_HEALTH_CHECK.responseTimeoutSeconds +
-  1;
+export const LB_WAIT_SECONDS = 60;
 
 /** One app droplet: its address and id. */
 export interface AppDroplet {
@@ -133,7 +127,8 @@ export class DropletHost extends pulumi.ComponentResource {
         },
         {
           parent: this,
-          protect,
+          // The other app droplets hold no data (config/scale.ts): going back to fewer deletes them.
+          protect: protect && i === 0,
           // No ignoreChanges on sshKeys: the admin key seeds root and is never rotated, so they never
           // change, and a replaced droplet must get the key the stack logs in with, not a stored old
           // one. A replacement deletes the old droplet before it creates the new one: the provider
@@ -244,9 +239,11 @@ function loadBalancer(
   const http = { entryProtocol: "http", entryPort: 80, targetProtocol: "http", targetPort: 80 };
   let forwardingRules: digitalocean.types.input.LoadBalancerForwardingRule[] = [http];
   if (args.domain !== undefined) {
+    // No fixed name: a new domain's certificate is made before the old one goes (the load
+    // balancer is moved to it in between), so the two must not share a name.
     const certificate = new digitalocean.Certificate(
       `${name}-certificate`,
-      { name: `${name}-${stack}`, type: "lets_encrypt", domains: [args.domain] },
+      { type: "lets_encrypt", domains: [args.domain] },
       { parent },
     );
     forwardingRules = [

@@ -48,6 +48,14 @@ export function appHostsConfig(
       "false",
       `set it to true with appHosts ${n} and a domain: the load balancer's certificate is DigitalOcean's Let's Encrypt certificate, which needs the domain's zone in DigitalOcean DNS`,
     );
+  // The backup uptime check reads a status file on the droplet that backs up (the first), and
+  // through the load balancer would reach any: the heartbeat URL reports backups instead.
+  if (site.alertEmails.length > 0 && r.str("backupHeartbeatUrl") === "")
+    r.bad(
+      "backupHeartbeatUrl",
+      "",
+      `set it with appHosts ${n} and alertEmails (pulumi config set --secret chitram:backupHeartbeatUrl <url>): the backup uptime check cannot watch one droplet of several`,
+    );
   if (site.domain !== undefined && site.acmeCa !== undefined)
     r.bad(
       "acmeCa",

@@ -169,6 +169,9 @@ function mockState(
       return { fingerprint: `fingerprint-of-${args.name}` };
     case "digitalocean:index/volume:Volume":
       return { volumeUrn: `do:volume:${args.name}` };
+    case "digitalocean:index/certificate:Certificate":
+      // Auto-named: the logical name and a random suffix.
+      return { name: `${args.name}-a1b2c3d` };
     case "digitalocean:index/loadBalancer:LoadBalancer":
       return { ip: MOCK_LB_IP, loadBalancerUrn: `do:loadbalancer:${args.name}-id` };
     case "digitalocean:index/spacesBucket:SpacesBucket":

@@ -82,6 +82,7 @@ export function renderCaddyfile(args: CaddyfileArgs): string {
     `\t\treverse_proxy {`,
     // Relative to the Caddyfile's directory: /etc/caddy in the container.
     `\t\t\timport ${APP_UPSTREAM_FILE}`,
+    ...(lb ? forwardedLines(lb.https) : []),
     `\t\t}`,
     `\t}`,
     `\theader {`,
@@ -116,5 +117,18 @@ function drainLines(healthPath: string): string[] {
     `\thandle @drained {`,
     `\t\trespond "draining" 503`,
     `\t}`,
+  ];
+}
+
+/**
+ * Behind the load balancer the app is told what the load balancer saw: the user's address (its
+ * X-Forwarded-For: only the load balancer reaches port 80, by the droplets' firewall) and, when
+ * it ends HTTPS (and redirects all HTTP), that users are on HTTPS. Caddy would otherwise put the
+ * load balancer's address and its own plain HTTP there.
+ */
+function forwardedLines(https: boolean): string[] {
+  return [
+    `\t\t\theader_up X-Forwarded-For {http.request.header.X-Forwarded-For}`,
+    ...(https ? [`\t\t\theader_up X-Forwarded-Proto https`] : []),
   ];
 }

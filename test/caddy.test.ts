@@ -116,8 +116,13 @@ async function runCaddy(caddyfile: string, appPort: number): Promise<RunningCadd
 describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
   let app: http.Server;
   let appPort = 0;
+  /** The headers of the last request the app got. */
+  let seen: http.IncomingHttpHeaders = {};
   before(async () => {
-    app = http.createServer((_req, res) => res.writeHead(200).end("ok"));
+    app = http.createServer((req, res) => {
+      seen = req.headers;
+      res.writeHead(200).end("ok");
+    });
     await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
     appPort = (app.address() as net.AddressInfo).port;
   });
@@ -187,9 +192,30 @@ describe("retro #8: Caddyfiles served by real Caddy on an IP address", () => {
       assert.equal(drained.status, 503);
       assert.equal(drained.body, "draining");
       assert.equal((await get(caddy.httpPort, "203.0.113.80", "/health", forwarded)).body, "ok");
+      // The app is told the user's address, as the load balancer saw it.
+      assert.equal(seen["x-forwarded-for"], "198.51.100.7");
       assert.equal((await get(caddy.httpPort, "10.10.0.5", "/")).body, "ok");
       fs.rmSync(file);
       assert.equal((await check()).status, 200);
+    } finally {
+      await caddy.stop();
+    }
+  });
+
+  it("behind a load balancer that ends HTTPS: the app is told users are on HTTPS, and the user's address", async () => {
+    const caddy = await runCaddy(
+      renderCaddyfile({ behindLoadBalancer: { healthPath: "/health", https: true } }),
+      appPort,
+    );
+    try {
+      const r = await get(caddy.httpPort, "chitram.example.com", "/", {
+        "X-Forwarded-For": "198.51.100.7",
+        "X-Forwarded-Proto": "https",
+      });
+      assert.equal(r.body, "ok");
+      assert.equal(seen["x-forwarded-proto"], "https");
+      assert.equal(seen["x-forwarded-for"], "198.51.100.7");
+      assert.match((await get(caddy.httpPort, "chitram.example.com", "/")).body, /ok/);
     } finally {
       await caddy.stop();
     }

@@ -679,6 +679,9 @@ describe("config: one rule per key", () => {
     assert.equal(sections({ ...domain, manageDns: "true" }).appHosts, 2);
     rejects({ ...domain, manageDns: "false" }, "manageDns", /zone in DigitalOcean DNS/);
     rejects({ ...domain, manageDns: "true", acmeCa: "staging" }, "acmeCa", /use letsencrypt with appHosts 2/);
+    // The backup uptime check watches one droplet: with several, alerts need the heartbeat URL.
+    const alerts = { ...scaled, appHosts: "2", alertEmails: '["ops@chitram.app"]' };
+    rejects(alerts, "backupHeartbeatUrl", /set it with appHosts 2 and alertEmails/);
     // One droplet keeps every choice it had.
     assert.equal(sections({ dataVolumeSizeGb: "20", appHosts: "1" }).appHosts, 1);
   });

@@ -1455,7 +1455,12 @@ const LB = "digitalocean:index/loadBalancer:LoadBalancer";
 describe("program: several app droplets behind a load balancer (appHosts)", async () => {
   const scaled = { database: "managed", objectStore: "spaces", appHosts: "3" };
   const run = await runStack("staging", { ...STAGING, ...scaled }, "real");
-  const domain = await runStack("prod", { ...PROD, ...scaled, dataVolumeSizeGb: "0" }, "real");
+  const heartbeat = "https://hc-ping.com/0b8c4f1e-7d2a-4c55-9e3b-5a1f2d3c4b5a";
+  const domain = await runStack(
+    "prod",
+    { ...PROD, ...scaled, dataVolumeSizeGb: "0", backupHeartbeatUrl: heartbeat },
+    "real",
+  );
   const lb = named(run, "chitram-lb");
 
   it("three droplets, the first under the single droplet's names, all in the load balancer, its health check on the health path", () => {
@@ -1470,6 +1475,13 @@ describe("program: several app droplets behind a load balancer (appHosts)", asyn
     // One admin key for all: DigitalOcean refuses the same public key twice.
     assert.equal(ofType(run, "digitalocean:index/sshKey:SshKey").length, 1);
     assert.equal(lb.type, LB);
+    // The first droplet is protected as ever; the others hold no data, so fewer deletes them.
+    const protectedRun = ofType(domain, DROPLET).map((d) => [d.name, d.options.protect]);
+    assert.deepEqual(protectedRun, [
+      ["chitram-droplet", true],
+      ["chitram-droplet-2", false],
+      ["chitram-droplet-3", false],
+    ]);
     assert.deepEqual(lb.inputs.dropletIds, [MOCK_DROPLET_ID, MOCK_DROPLET_ID, MOCK_DROPLET_ID]);
     assert.deepEqual(lb.inputs.healthcheck, {
       protocol: "http",
@@ -1511,6 +1523,11 @@ describe("program: several app droplets behind a load balancer (appHosts)", asyn
     const cert = named(domain, "chitram-certificate");
     assert.equal(cert.inputs.type, "lets_encrypt");
     assert.deepEqual(cert.inputs.domains, [PROD.domain]);
+    assert.equal(
+      cert.inputs.name,
+      undefined,
+      "a fixed name: a new domain's certificate could not be made beside the old",
+    );
     const balancer = named(domain, "chitram-lb");
     assert.deepEqual(balancer.inputs.forwardingRules, [
       {
@@ -1518,7 +1535,7 @@ describe("program: several app droplets behind a load balancer (appHosts)", asyn
         entryPort: 443,
         targetProtocol: "http",
         targetPort: 80,
-        certificateName: cert.inputs.name,
+        certificateName: cert.state.name,
       },
       { entryProtocol: "http", entryPort: 80, targetProtocol: "http", targetPort: 80 },
     ]);

@@ -1,19 +1,70 @@
 # Behind a load balancer (appHosts > 1), the release step takes its droplet out of the load
 # balancer first. The drain file makes Caddy answer the load balancer's health checks with 503
 # (render/caddyfile.ts: the requests the load balancer forwards carry X-Forwarded-For, its checks
-# do not), so after LB_DRAIN_SECONDS it sends this droplet no new request. Whatever the release's
-# outcome, a new version live or the old one kept, the droplet goes back in, and the step waits
-# LB_RETURN_SECONDS for the load balancer to readmit it before the next droplet is released.
+# do not). The step goes on once Caddy's log shows the load balancer has seen LB_UNHEALTHY such
+# answers in a row, plus a second for requests already on their way; and after the release,
+# whatever its outcome (a new version live or the old one kept), the droplet goes back in and the
+# step waits for LB_HEALTHY passing checks, so the next droplet is released only once this one
+# serves again. Neither waits longer than LB_WAIT_SECONDS: a load balancer that does not check
+# this droplet fails the step (before the release, or after it, with the droplet back in).
+
+DRAINED=0
+
+# Whether the running Caddy answers by the drain file: not on the droplet's first release behind
+# the load balancer (Caddy still runs the Caddyfile of before, or none yet), when there is nothing
+# to take out (the load balancer had no healthy answer from it).
+caddy_drains() {
+  # Read whole, then matched: `| grep -q` would stop reading at the match, and under pipefail the
+  # writer's SIGPIPE would fail the pipeline.
+  local config
+  config=$(docker compose exec -T caddy wget -qO- http://127.0.0.1:2019/config/ 2>/dev/null) || return 1
+  [[ $config == *'"/draining"'* ]]
+}
+
+# How many of the load balancer's checks of the health path Caddy answered with `status` since
+# `since` (its checks carry no X-Forwarded-For; the requests it forwards do).
+lb_checks() {
+  local since=$1 status=$2 path=${HEALTH_PATH%%\?*}
+  docker compose logs --since "$since" --no-log-prefix caddy 2>/dev/null |
+    grep -F -e "\"uri\":\"$path\"" -e "\"uri\":\"$path?" |
+    grep -F "\"status\":$status," | grep -vc X-Forwarded-For || true
+}
+
+# Waits until the load balancer has made `count` checks answered `status` since `since`.
+wait_for_checks() {
+  local since=$1 status=$2 count=$3 waited=0
+  until (($(lb_checks "$since" "$status") >= count)); do
+    ((waited < LB_WAIT_SECONDS)) || return 1
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
 
 drain_from_lb() {
+  if ! caddy_drains; then
+    say "Caddy does not answer by the drain file yet (this droplet's first release behind the load balancer): nothing to take out"
+    return 0
+  fi
+  local since
+  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   mkdir -p "$(dirname "$DRAIN_FILE")"
   : >"$DRAIN_FILE"
-  say "out of the load balancer: waiting ${LB_DRAIN_SECONDS}s until its health checks have noticed"
-  sleep "$LB_DRAIN_SECONDS"
+  DRAINED=1
+  say "out of the load balancer: waiting for ${LB_UNHEALTHY} of its health checks to get 503"
+  wait_for_checks "$since" 503 "$LB_UNHEALTHY" ||
+    die "the load balancer's health checks did not reach this droplet's Caddy in ${LB_WAIT_SECONDS}s (none answered 503 while draining): nothing was released; see docs/RUNBOOK.md, \"Several app droplets\""
+  sleep 1
+  say "out of the load balancer"
 }
 
 return_to_lb() {
+  ((DRAINED)) || return 0
+  local since
+  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   rm -f "$DRAIN_FILE"
-  say "back in the load balancer: waiting ${LB_RETURN_SECONDS}s until its health checks have readmitted this droplet"
-  sleep "$LB_RETURN_SECONDS"
+  DRAINED=0
+  say "back in the load balancer: waiting for ${LB_HEALTHY} of its health checks to pass"
+  wait_for_checks "$since" 200 "$LB_HEALTHY" ||
+    die "the load balancer's health checks did not pass on this droplet in ${LB_WAIT_SECONDS}s after it was put back: the rollout stops here; see docs/RUNBOOK.md, \"Several app droplets\""
+  say "back in the load balancer"
 }
