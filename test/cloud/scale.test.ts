@@ -40,6 +40,17 @@ describe("cloud: three app droplets behind a load balancer, released one at a ti
       ),
     );
 
+  /** What each droplet's release step printed in the last up (from the state). */
+  const releaseOutputs = async () => {
+    const state = JSON.parse(await stack.exportState()) as {
+      deployment: { resources: { urn: string; outputs?: { stdout?: unknown } }[] };
+    };
+    return state.deployment.resources
+      .filter((r) => /::app(-\d)?-compose-up$/.test(r.urn))
+      .map((r) => `${r.urn.split("::").pop()}: ${JSON.stringify(r.outputs?.stdout)}`)
+      .join("\n");
+  };
+
   before(async () => {
     await ensureDockerd();
     await removeAllSandboxes();
@@ -187,15 +198,16 @@ describe("cloud: three app droplets behind a load balancer, released one at a ti
     hosts.forEach((d, i) => assert.equal(after[i].length, before[i].length + 1, d.name));
     const windows: [number, number][] = [];
     for (const d of hosts) {
-      const drained = (await onHost(d, `cd ${APP_DIR} && docker compose logs --no-log-prefix caddy`))
+      const lines = (
+        await onHost(d, `cd ${APP_DIR} && docker compose logs --no-log-prefix caddy | grep -F '"status":503'`)
+      )
         .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as { ts: number; status?: number; request?: { uri?: string } })
-        .filter((e) => e.status === 503 && e.request?.uri === "/health")
-        .map((e) => e.ts);
+        .filter((l) => l.includes('"uri":"/health"'));
+      const drained = lines.map((l) => Number(/"ts":([0-9.]+)/.exec(l)?.[1]));
       assert.ok(
         drained.length >= LB_HEALTH_CHECK.unhealthyThreshold,
-        `${d.name} was never taken out of the load balancer`,
+        `${d.name} was never taken out of the load balancer; its Caddy logged ${lines.length} answers 503 ` +
+          `(${lines.slice(0, 2).join(" ").slice(0, 600)}); the release steps said:\n${await releaseOutputs()}`,
       );
       windows.push([Math.min(...drained), Math.max(...drained)]);
     }
