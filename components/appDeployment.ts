@@ -331,6 +331,7 @@ export class AppDeployment extends pulumi.ComponentResource {
               DRAIN_FILE: `${appDir}/${LB_DRAIN_FILE}`,
               LB_UNHEALTHY: LB_HEALTH_CHECK.unhealthyThreshold,
               LB_HEALTHY: LB_HEALTH_CHECK.healthyThreshold,
+              LB_CHECK_SECONDS: LB_HEALTH_CHECK.checkIntervalSeconds,
               LB_WAIT_SECONDS,
             },
           }

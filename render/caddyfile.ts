@@ -121,10 +121,11 @@ function drainLines(healthPath: string): string[] {
 }
 
 /**
- * Behind the load balancer the app is told what the load balancer saw: the user's address (its
- * X-Forwarded-For: only the load balancer reaches port 80, by the droplets' firewall) and, when
- * it ends HTTPS (and redirects all HTTP), that users are on HTTPS. Caddy would otherwise put the
- * load balancer's address and its own plain HTTP there.
+ * Behind the load balancer the app is told what the load balancer saw: its X-Forwarded-For (only
+ * the load balancer reaches port 80, by the droplets' firewall; it appends the user's address, so
+ * the rightmost entry is the one to trust) and, when it ends HTTPS (and redirects all HTTP), that
+ * users are on HTTPS. Caddy would otherwise put the load balancer's address and its own plain
+ * HTTP there.
  */
 function forwardedLines(https: boolean): string[] {
   return [

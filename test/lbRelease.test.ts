@@ -13,24 +13,38 @@ import { renderStepScript } from "../remote/script";
 
 const DOCKER = `#!/bin/bash
 case "$*" in
+  "compose ps -q caddy")
+    [[ $FAKE_CADDY == none ]] || echo 4f2a9c1e ;;
   *"exec -T caddy wget"*)
+    # No container to exec in, or a Caddy whose admin API does not answer.
+    [[ $FAKE_CADDY == none || $FAKE_CADDY == mute ]] && exit 1
     # Caddy's config is long: a reader that stops at the match must not fail the check.
-    if [[ $FAKE_CADDY == drains ]]; then echo '{"match":[{"file":{"try_files":["/draining"]}}],'; fi
+    case $FAKE_CADDY in
+      drains) echo '{"match":[{"file":{"try_files":["/draining"]},"path":["/health"]}],' ;;
+      old-path) echo '{"match":[{"file":{"try_files":["/draining"]},"path":["/healthz"]}],' ;;
+    esac
     head -c 1000000 /dev/zero | tr '\\0' x
     echo '}' ;;
-  *"logs --since"*)
-    [[ $FAKE_LB == checks ]] || exit 0
+  "compose logs --since "*" --no-log-prefix caddy")
+    [[ $4 =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] || { echo "bad --since $4" >&2; exit 1; }
     if [[ -e $FAKE_DRAIN_FILE ]]; then status=503; else status=200; fi
     for _ in 1 2 3; do
-      echo "{\\"request\\":{\\"uri\\":\\"/health\\",\\"headers\\":{\\"User-Agent\\":[\\"lb\\"]}},\\"status\\":$status,\\"size\\":8}"
-      echo "{\\"request\\":{\\"uri\\":\\"/health\\",\\"headers\\":{\\"X-Forwarded-For\\":[\\"198.51.100.7\\"]}},\\"status\\":200,\\"size\\":2}"
+      # The load balancer's checks (none with FAKE_LB silent), and requests it forwards, which
+      # are never its checks (a 503 among them, as a user's request could get elsewhere).
+      [[ $FAKE_LB == silent ]] ||
+        echo "{\\"request\\":{\\"uri\\":\\"/health\\",\\"headers\\":{\\"User-Agent\\":[\\"lb\\"]}},\\"status\\":$status,\\"size\\":8}"
+      echo "{\\"request\\":{\\"uri\\":\\"/health\\",\\"headers\\":{\\"X-Forwarded-For\\":[\\"198.51.100.7\\"]}},\\"status\\":$status,\\"size\\":2}"
     done ;;
   *) echo "unexpected: docker $*" >&2; exit 1 ;;
 esac
 `;
 
 /** Runs the rendered step in a scratch app directory; `release` is host.env's content. */
-function runStep(opts: { caddy: "drains" | "plain"; lb: "checks" | "silent"; release: string[] }) {
+function runStep(opts: {
+  caddy: "drains" | "plain" | "old-path" | "none" | "mute";
+  lb: "checks" | "silent";
+  release: string[];
+}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chitram-lbrelease-"));
   try {
     const bin = path.join(dir, "bin");
@@ -44,7 +58,8 @@ function runStep(opts: { caddy: "drains" | "plain"; lb: "checks" | "silent"; rel
       DRAIN_FILE: drainFile,
       LB_UNHEALTHY: 2,
       LB_HEALTHY: 2,
-      LB_WAIT_SECONDS: 2,
+      LB_WAIT_SECONDS: 3,
+      LB_CHECK_SECONDS: 0,
     });
     const r = spawnSync("bash", ["-c", script], {
       encoding: "utf8",
@@ -80,19 +95,28 @@ describe("lbRelease: out of the load balancer, the release, back in", () => {
     assert.equal(r.drainLeft, false, "the droplet stayed out of the load balancer");
   });
 
-  it("a load balancer whose checks never reach the droplet: the step fails before the release, the droplet back in", () => {
+  it("a load balancer whose checks never reach the droplet (forwarded requests' 503s do not count): the step fails before the release, the droplet back in", () => {
     const r = runStep({ caddy: "drains", lb: "silent", release: FAILING() });
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /the load balancer's health checks did not reach this droplet's Caddy in 2s/);
+    assert.match(r.stderr, /the load balancer's health checks did not reach this droplet's Caddy in 3s/);
     assert.doesNotMatch(r.stderr, /the release ran/);
     assert.equal(r.drainLeft, false, "the droplet stayed out of the load balancer");
   });
 
-  it("a Caddy that does not drain yet (the droplet's first release behind the load balancer): nothing taken out, the release runs", () => {
-    const r = runStep({ caddy: "plain", lb: "checks", release: FAILING() });
-    assert.match(r.stdout, /nothing to take out/);
-    assert.match(r.stderr, /the release ran/);
-    assert.doesNotMatch(r.stderr, /drained during the release/);
+  for (const caddy of ["plain", "old-path", "none"] as const)
+    it(`a Caddy that cannot drain on this health path (${caddy}: its first release behind the load balancer, after a healthPath change, no Caddy yet): released without a drain`, () => {
+      const r = runStep({ caddy, lb: "checks", release: FAILING() });
+      assert.match(r.stdout, /released without a drain/);
+      assert.match(r.stderr, /the release ran/);
+      assert.doesNotMatch(r.stderr, /drained during the release/);
+      assert.notEqual(r.status, 0);
+    });
+
+  it("a Caddy that runs but whose config cannot be read: the step fails before the release, nothing drained", () => {
+    const r = runStep({ caddy: "mute", lb: "checks", release: FAILING() });
     assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /cannot read the running Caddy's config/);
+    assert.doesNotMatch(r.stderr, /the release ran/);
+    assert.equal(r.drainLeft, false);
   });
 });

@@ -10,15 +10,20 @@
 
 DRAINED=0
 
-# Whether the running Caddy answers by the drain file: not on the droplet's first release behind
-# the load balancer (Caddy still runs the Caddyfile of before, or none yet), when there is nothing
-# to take out (the load balancer had no healthy answer from it).
+# Whether the running Caddy answers the load balancer's checks of this health path by the drain
+# file. Not when no Caddy runs yet (a new droplet), nor when it still runs the Caddyfile of
+# before: the droplet's first release behind the load balancer, or the first after a change of
+# healthPath (the load balancer already checks the new path). Such a release runs without a
+# drain, as on a single droplet (with no failed request there either). A Caddy that runs but does
+# not answer fails the step: nothing is released blind.
 caddy_drains() {
+  local config path=${HEALTH_PATH%%\?*}
+  [[ -n $(docker compose ps -q caddy 2>/dev/null) ]] || return 1
   # Read whole, then matched: `| grep -q` would stop reading at the match, and under pipefail the
   # writer's SIGPIPE would fail the pipeline.
-  local config
-  config=$(docker compose exec -T caddy wget -qO- http://127.0.0.1:2019/config/ 2>/dev/null) || return 1
-  [[ $config == *'"/draining"'* ]]
+  config=$(docker compose exec -T caddy wget -qO- http://127.0.0.1:2019/config/) ||
+    die "cannot read the running Caddy's config (its admin API), so this droplet cannot be taken out of the load balancer: nothing was released; run pulumi up again once Caddy answers"
+  [[ $config == *"\"/${DRAIN_FILE##*/}\""* && $config == *"\"path\":[\"$path\"]"* ]]
 }
 
 # How many of the load balancer's checks of the health path Caddy answered with `status` since
@@ -30,19 +35,20 @@ lb_checks() {
     grep -F "\"status\":$status," | grep -vc X-Forwarded-For || true
 }
 
-# Waits until the load balancer has made `count` checks answered `status` since `since`.
+# Waits until the load balancer has made `count` checks answered `status` since `since`, and at
+# least `count` check intervals have passed (a load balancer may check from more than one place:
+# each has then had the time to see as many); at most LB_WAIT_SECONDS.
 wait_for_checks() {
-  local since=$1 status=$2 count=$3 waited=0
-  until (($(lb_checks "$since" "$status") >= count)); do
-    ((waited < LB_WAIT_SECONDS)) || return 1
+  local since=$1 status=$2 count=$3 started=$SECONDS
+  until (($(lb_checks "$since" "$status") >= count && SECONDS - started >= count * LB_CHECK_SECONDS)); do
+    ((SECONDS - started < LB_WAIT_SECONDS)) || return 1
     sleep 1
-    waited=$((waited + 1))
   done
 }
 
 drain_from_lb() {
   if ! caddy_drains; then
-    say "Caddy does not answer by the drain file yet (this droplet's first release behind the load balancer): nothing to take out"
+    say "Caddy does not drain on ${HEALTH_PATH%%\?*} yet (no Caddy yet, or its first release behind the load balancer or since a change of healthPath): released without a drain, as on a single droplet"
     return 0
   fi
   local since
