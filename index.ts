@@ -17,5 +17,7 @@ export const deployUser = stack.deployUser;
 export const deployPrivateKey = stack.deployPrivateKey;
 /** The deploy key's public half. */
 export const deployPublicKey = stack.deployPublicKey;
-/** With appHosts > 1, each app droplet's address (sshCommand logs in to the first); absent with one. */
-export const appHostIps = stack.appHostIps;
+// With appHosts > 1, each app droplet's address (sshCommand logs in to the first). Exported only
+// then: an export whose value is undefined makes the engine warn on every up of a stack with one
+// droplet, and a new output would change the plan of every existing stack.
+if (stack.appHostIps !== undefined) (exports as Record<string, unknown>).appHostIps = stack.appHostIps;

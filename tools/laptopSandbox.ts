@@ -593,7 +593,8 @@ async function mainDigitalOcean(args: Args): Promise<void> {
       console.log(`\nThe app: http://${lb ? `${String(lb.ip)} (the load balancer)` : address}`);
       for (const droplet of droplets)
         console.log(
-          `The droplet: ${String(droplet.name)} ${dropletAddress(droplet)} (${String((droplet.size as { slug: string }).slug)}, ${String((droplet.region as { slug: string }).slug)}), ` +
+          `The droplet: ${String(droplet.name)} (${String((droplet.size as { slug: string }).slug)}, ${String((droplet.region as { slug: string }).slug)})` +
+            `${droplets.length > 1 ? ` at ${dropletAddress(droplet)}` : ""}, ` +
             `the container ${api!.sandbox(Number(droplet.id))?.name ?? "?"} on this machine`,
         );
       console.log(

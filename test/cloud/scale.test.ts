@@ -74,7 +74,10 @@ describe("cloud: three app droplets behind a load balancer, released one at a ti
   });
 
   it("one droplet grows to three behind a load balancer that checks the health path, the first kept; port 80 from the load balancer alone; one database and one bucket for all; one backup cron", async () => {
-    await stack.up([], { timeoutMs: 25 * 60_000 });
+    const single = await stack.up([], { timeoutMs: 25 * 60_000 });
+    // One droplet: no appHostIps output, and no warning about one.
+    assert.doesNotMatch(single.stdout + single.stderr, /appHostIps|Undefined value/);
+    assert.equal((await stack.outputs()).appHostIps, undefined);
     const [first] = api.droplets();
     const written = await request(
       80,
