@@ -48,5 +48,10 @@ describe("npm run sandbox: --scale", () => {
       { cwd: ROOT, encoding: "utf8", timeout: 60_000 },
     );
     assert.doesNotMatch(plain.stdout, /appHosts/);
+    // Ctrl-C: the apps stopped and the bucket emptied before the destroy (the stack never deletes
+    // a bucket that holds objects); only with --scale.
+    const emptied = at(/^# --scale: each droplet's app stopped/);
+    assert.ok(emptied !== -1 && emptied < at(/ pulumi destroy --yes --stack sandbox-do /), r.stdout);
+    assert.doesNotMatch(plain.stdout, /--scale: each droplet/);
   });
 });

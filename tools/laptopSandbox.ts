@@ -36,7 +36,7 @@ import {
   startDroplet,
 } from "../harness/sandbox";
 import { dropletAddress, LocalDoApi, startLocalDoApi } from "../harness/doApi";
-import { SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
+import { APP_DIR, SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
 import { shellQuote } from "../remote/script";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -466,8 +466,28 @@ function digitalOceanUpActions(args: Args): Action[] {
 }
 
 /** What Ctrl-C runs after `--target digitalocean`: the stack destroyed, then the API stopped. */
-function digitalOceanDownActions(): Action[] {
+function digitalOceanDownActions(args: Args): Action[] {
   return [
+    // The stack never deletes a bucket that holds objects, and the apps' health checks leave
+    // versions in it: with --scale (objectStore spaces) they are stopped and it is emptied first.
+    ...(args.scale
+      ? [
+          {
+            show: () =>
+              `# --scale: each droplet's app stopped (cd ${APP_DIR} && docker compose stop app), the app's bucket emptied (mc rm --recursive --force --versions)`,
+            run: async () => {
+              if (!api) return;
+              for (const d of api.droplets())
+                await api.sandbox(Number(d.id))?.exec(`cd ${APP_DIR} && docker compose stop app`);
+              const buckets = (await api.spaces?.mc(["ls", "s3"]))?.stdout.trim() ?? "";
+              for (const line of buckets.split("\n").filter(Boolean)) {
+                const bucket = line.trim().split(/\s+/).pop()!.replace(/\/$/, "");
+                await api.spaces?.mc(["rm", "--recursive", "--force", "--versions", `s3/${bucket}`]);
+              }
+            },
+          },
+        ]
+      : []),
     // In a process group of their own: a second Ctrl-C in the terminal does not cancel them.
     pulumi(["destroy", "--yes", ...withDoConfig], { check: false, detached: true }),
     pulumi(["--cwd", PROJECT_DIR, "stack", "rm", DO_STACK, "--force", "--yes"], {
@@ -610,7 +630,7 @@ async function mainDigitalOcean(args: Args): Promise<void> {
     }
   } finally {
     // Also after a failed up: the API's droplets live only as long as this process.
-    await runActions(digitalOceanDownActions(), ports, args.dryRun, started);
+    await runActions(digitalOceanDownActions(args), ports, args.dryRun, started);
   }
 }
 
