@@ -6,6 +6,7 @@ import * as tls from "@pulumi/tls";
 import { AppBucket } from "./components/appBucket";
 import { AppDeployment } from "./components/appDeployment";
 import { BackupBucket, offsiteTarget } from "./components/backupBucket";
+import { appHostSuffix } from "./components/doNames";
 import { DropletHost } from "./components/dropletHost";
 import { HostProvisioning } from "./components/hostProvisioning";
 import { ManagedDatabase } from "./components/managedDatabase";
@@ -114,7 +115,7 @@ export function createStack(): StackOutputs {
   const provisionings: HostProvisioning[] = [];
   const apps: AppDeployment[] = [];
   targets.forEach((t, i) => {
-    const suffix = i === 0 ? "" : `-${i + 1}`;
+    const suffix = appHostSuffix(i);
     const provisioning = new HostProvisioning(`host${suffix}`, {
       ...provisioningConfig,
       target: t,

@@ -19,3 +19,11 @@ export function doStackName(stack: string): string {
   const hash = sha256(stack).slice(0, 6);
   return plain === "" ? hash : `${plain}-${hash}`;
 }
+
+/**
+ * What the `index`th app droplet adds to its resources' names (and its provisioning's and app's):
+ * nothing for the first, which keeps the single droplet's names, `-2`, `-3`, ... for the others.
+ */
+export function appHostSuffix(index: number): string {
+  return index === 0 ? "" : `-${index + 1}`;
+}

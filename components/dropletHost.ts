@@ -1,7 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { CLOUD_CONFIG } from "../render/cloudConfig";
-import { doStackName } from "./doNames";
+import { appHostSuffix, doStackName } from "./doNames";
 
 export interface DropletHostArgs {
   /** Region slug of the droplet, volume and project resources. */
@@ -76,8 +76,6 @@ export interface AppDroplet {
 export class DropletHost extends pulumi.ComponentResource {
   /** Public IPv4 address of the (first) droplet. */
   public readonly ipv4Address: pulumi.Output<string>;
-  /** The (first) droplet's id. */
-  public readonly dropletId: pulumi.Output<string>;
   /** Every app droplet, the first one first (what a database firewall admits). */
   public readonly droplets: AppDroplet[];
   /** Where users reach the site: the load balancer's address, or the droplet's. */
@@ -110,7 +108,7 @@ export class DropletHost extends pulumi.ComponentResource {
     // The first droplet keeps the single droplet's names: a stack that grows keeps it.
     const lbArgs = args.loadBalancer;
     const droplets = Array.from({ length: lbArgs?.hosts ?? 1 }, (_, i) => {
-      const suffix = i === 0 ? "" : `-${i + 1}`;
+      const suffix = appHostSuffix(i);
       return new digitalocean.Droplet(
         `${name}-droplet${suffix}`,
         {
@@ -215,7 +213,6 @@ export class DropletHost extends pulumi.ComponentResource {
     );
 
     this.ipv4Address = droplet.ipv4Address;
-    this.dropletId = droplet.id;
     this.droplets = droplets.map((d) => ({ ipv4Address: d.ipv4Address, dropletId: d.id }));
     this.publicIp = publicIp;
     this.registerOutputs({ ipv4Address: this.ipv4Address });

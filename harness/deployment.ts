@@ -20,6 +20,19 @@ export const APP_VARIANTS = {
   missing: "127.0.0.1:5999/chitram-app:missing",
 } as const;
 
+/**
+ * A throw-away stack on the local DigitalOcean API with the data off its droplets (the managed
+ * database and a Spaces bucket), as `appHosts` needs: test/cloud/scale.test.ts grows it,
+ * tools/benchScale.ts starts with several droplets.
+ */
+export const DATA_OFF_DROPLET_CONFIG = {
+  appImage: SANDBOX_APP_IMAGE,
+  region: "nyc3",
+  protectData: "false",
+  database: "managed",
+  objectStore: "spaces",
+};
+
 const VARIANT_DOCKERFILES: Record<string, string> = {
   [APP_VARIANTS.v2]: `FROM ${SANDBOX_APP_IMAGE}\nENV CHITRAM_SANDBOX_RELEASE=v2\n`,
   [APP_VARIANTS.noHealth]: `FROM ${SANDBOX_APP_IMAGE}\nCMD ["python3", "-m", "http.server", "8000"]\n`,

@@ -4,7 +4,7 @@
 // while it changes) the seconds it took and the failed requests out of those sent at 10 Hz on
 // /health through the load balancer, the slowest answer, and a release that fails (an image that
 // exits on start). N is 3, or the first argument.
-import { APP_VARIANTS, buildAppVariants } from "../harness/deployment";
+import { APP_VARIANTS, buildAppVariants, DATA_OFF_DROPLET_CONFIG } from "../harness/deployment";
 import { startLocalDoApi } from "../harness/doApi";
 import { PulumiStack } from "../harness/pulumiCli";
 import { probeDuring } from "../harness/probes";
@@ -20,14 +20,7 @@ async function main(hosts: number): Promise<void> {
   const api = await startLocalDoApi({ databases: true, spaces: true, loadBalancers: true });
   const stack = await PulumiStack.create("staging", { env: api.env });
   try {
-    await stack.configure({
-      appImage: SANDBOX_APP_IMAGE,
-      region: "nyc3",
-      protectData: "false",
-      database: "managed",
-      objectStore: "spaces",
-      appHosts: String(hosts),
-    });
+    await stack.configure({ ...DATA_OFF_DROPLET_CONFIG, appHosts: String(hosts) });
     let t = Date.now();
     await stack.up([], { timeoutMs: 30 * 60_000 });
     console.log(`first up, ${hosts} app droplets, the cluster and the bucket: ${seconds(t)} s`);

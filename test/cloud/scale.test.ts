@@ -8,13 +8,13 @@
 // back and back in, the later droplets untouched. Back to one droplet, then destroy leaves nothing.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { APP_VARIANTS, buildAppVariants } from "../../harness/deployment";
+import { APP_VARIANTS, buildAppVariants, DATA_OFF_DROPLET_CONFIG } from "../../harness/deployment";
 import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack } from "../../harness/pulumiCli";
 import { get, liveApp, probeDuring, request } from "../../harness/probes";
 import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
 import { LB_HEALTH_CHECK } from "../../components/dropletHost";
-import { APP_DIR, CRON_PATH, LB_DRAIN_FILE, RELEASES_LOG_NAME, SANDBOX_APP_IMAGE } from "../../hostContract";
+import { APP_DIR, CRON_PATH, LB_DRAIN_FILE, RELEASES_LOG_NAME } from "../../hostContract";
 import { destroyLeavesNothing } from "./support";
 
 const HOSTS = 3;
@@ -57,13 +57,7 @@ describe("cloud: three app droplets behind a load balancer, released one at a ti
     await buildImages();
     api = await startLocalDoApi({ databases: true, spaces: true, loadBalancers: true });
     stack = await PulumiStack.create("staging", { env: api.env });
-    await stack.configure({
-      appImage: SANDBOX_APP_IMAGE,
-      region: "nyc3",
-      protectData: "false",
-      database: "managed",
-      objectStore: "spaces",
-    });
+    await stack.configure(DATA_OFF_DROPLET_CONFIG);
   });
   after(async () => {
     try {
