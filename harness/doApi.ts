@@ -25,7 +25,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { SANDBOX_APP_IMAGE } from "../hostContract";
+import { APP_DIR, SANDBOX_APP_IMAGE } from "../hostContract";
 import { apiContext, ApiError, DropletRecord, get, Json, notFound, Route } from "./doApi/common";
 import { DatabaseService, databaseService } from "./doApi/databases";
 import { ARecordHook, dnsService } from "./doApi/dns";
@@ -799,4 +799,24 @@ export async function startLocalDoApi(
       }
     },
   };
+}
+
+/**
+ * Makes the local API's Spaces buckets deletable: the app stopped on every droplet (its health
+ * checks' round trips leave versions in its bucket), then every version of every bucket removed.
+ * The stack never deletes a bucket that holds objects (BucketNotEmpty). Throws when a step fails.
+ */
+export async function emptyAppBuckets(api: LocalDoApi): Promise<void> {
+  if (!api.spaces) throw new Error("the local API runs no Spaces");
+  for (const d of api.droplets()) {
+    const r = await api.sandbox(Number(d.id))?.exec(`cd ${APP_DIR} && docker compose stop app`);
+    if (r && r.code !== 0) throw new Error(`stopping the app on ${String(d.name)}: ${r.stderr}`);
+  }
+  const listing = await api.spaces.mc(["ls", "s3"]);
+  if (listing.code !== 0) throw new Error(`listing the buckets: ${listing.stderr}`);
+  for (const line of listing.stdout.trim().split("\n").filter(Boolean)) {
+    const bucket = line.trim().split(/\s+/).pop()!.replace(/\/$/, "");
+    const r = await api.spaces.mc(["rm", "--recursive", "--force", "--versions", `s3/${bucket}`]);
+    if (r.code !== 0) throw new Error(`emptying ${bucket}: ${r.stderr}`);
+  }
 }

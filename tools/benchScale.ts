@@ -5,11 +5,11 @@
 // /health through the load balancer, the slowest answer, and a release that fails (an image that
 // exits on start). N is 3, or the first argument.
 import { APP_VARIANTS, buildAppVariants, DATA_OFF_DROPLET_CONFIG } from "../harness/deployment";
-import { startLocalDoApi } from "../harness/doApi";
+import { emptyAppBuckets, startLocalDoApi } from "../harness/doApi";
 import { PulumiStack } from "../harness/pulumiCli";
 import { probeDuring } from "../harness/probes";
 import { buildImages, ensureDockerd, removeAllSandboxes } from "../harness/sandbox";
-import { APP_DIR, SANDBOX_APP_IMAGE } from "../hostContract";
+import { SANDBOX_APP_IMAGE } from "../hostContract";
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
@@ -48,10 +48,7 @@ async function main(hosts: number): Promise<void> {
     await stack.up([], { timeoutMs: 30 * 60_000 });
     // The stack never deletes a bucket that holds objects, and the app's health checks leave
     // versions in it: the apps stopped, the bucket emptied, then destroy.
-    for (const d of api.droplets())
-      await api.sandbox(Number(d.id))!.exec(`cd ${APP_DIR} && docker compose stop app`);
-    const bucket = (await api.spaces!.mc(["ls", "s3"])).stdout.trim().split(/\s+/).pop()!.replace(/\/$/, "");
-    await api.spaces!.mc(["rm", "--recursive", "--force", "--versions", `s3/${bucket}`]);
+    await emptyAppBuckets(api);
     await stack.pulumi(["destroy", "--yes", "--skip-preview"], { timeoutMs: 20 * 60_000 });
   } finally {
     stack.remove();

@@ -35,7 +35,7 @@ import {
   SANDBOX_LABEL,
   startDroplet,
 } from "../harness/sandbox";
-import { dropletAddress, LocalDoApi, startLocalDoApi } from "../harness/doApi";
+import { dropletAddress, emptyAppBuckets, LocalDoApi, startLocalDoApi } from "../harness/doApi";
 import { APP_DIR, SANDBOX_APP_IMAGE, SERVICE_IMAGES } from "../hostContract";
 import { shellQuote } from "../remote/script";
 
@@ -475,15 +475,9 @@ function digitalOceanDownActions(args: Args): Action[] {
           {
             show: () =>
               `# --scale: each droplet's app stopped (cd ${APP_DIR} && docker compose stop app), the app's bucket emptied (mc rm --recursive --force --versions)`,
+            // Best effort: the destroy below runs whatever happens here.
             run: async () => {
-              if (!api) return;
-              for (const d of api.droplets())
-                await api.sandbox(Number(d.id))?.exec(`cd ${APP_DIR} && docker compose stop app`);
-              const buckets = (await api.spaces?.mc(["ls", "s3"]))?.stdout.trim() ?? "";
-              for (const line of buckets.split("\n").filter(Boolean)) {
-                const bucket = line.trim().split(/\s+/).pop()!.replace(/\/$/, "");
-                await api.spaces?.mc(["rm", "--recursive", "--force", "--versions", `s3/${bucket}`]);
-              }
+              if (api) await emptyAppBuckets(api).catch((e: Error) => console.log(`# ${e.message}`));
             },
           },
         ]

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { APP_VARIANTS, buildAppVariants, DATA_OFF_DROPLET_CONFIG } from "../../harness/deployment";
-import { dropletAddress, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
+import { dropletAddress, emptyAppBuckets, LocalDoApi, startLocalDoApi } from "../../harness/doApi";
 import { plannedChanges, PulumiStack } from "../../harness/pulumiCli";
 import { get, liveApp, probeDuring, request } from "../../harness/probes";
 import { buildImages, Droplet, ensureDockerd, removeAllSandboxes } from "../../harness/sandbox";
@@ -275,10 +275,7 @@ describe("cloud: three app droplets behind a load balancer, released one at a ti
     await stack.up(["--expect-no-changes"]);
     // The bucket holds the app's objects: the stack never deletes them (BucketNotEmpty). The app
     // is stopped first: its health check's round trip through the bucket leaves versions behind.
-    await onHost(api.sandbox(Number(first.id))!, `cd ${APP_DIR} && docker compose stop app`);
-    const bucket = (await api.spaces!.mc(["ls", "s3"])).stdout.trim().split(/\s+/).pop()!.replace(/\/$/, "");
-    const emptied = await api.spaces!.mc(["rm", "--recursive", "--force", "--versions", `s3/${bucket}`]);
-    assert.equal(emptied.code, 0, emptied.stderr);
+    await emptyAppBuckets(api);
     await destroyLeavesNothing(stack, api);
   });
 });
